@@ -1,0 +1,173 @@
+//! Postgres in a container, started through testcontainers and published on 127.0.0.1 only.
+//! Containers are marked for reuse, so they outlive the process; teardown removes them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::models::PortBinding;
+use testcontainers::bollard::query_parameters::RemoveContainerOptionsBuilder;
+use testcontainers::core::client::ClientError;
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{GenericImage, ImageExt, ReuseDirective, TestcontainersError};
+
+use crate::error::{HarnessError, Result};
+use crate::target::PgTarget;
+
+/// The official image; CI without a registry passes a locally built one with --image.
+pub const DEFAULT_IMAGE: &str = "postgres:15";
+
+/// Label on every container this harness starts, so they can be found and told apart.
+pub const LABEL: &str = "dev.insforge-rls.managed";
+
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+fn client() -> Result<Docker> {
+    Docker::connect_with_defaults()
+        .map_err(|e| HarnessError::DockerUnreachable { endpoint: endpoint(), reason: e.to_string() })
+}
+
+/// Whether a Docker engine answers, with the reason when it does not.
+pub async fn ping() -> Result<()> {
+    let docker = client()?;
+    match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(HarnessError::DockerUnreachable { endpoint: endpoint(), reason: e.to_string() }),
+        Err(_) => Err(HarnessError::DockerUnreachable {
+            endpoint: endpoint(),
+            reason: format!("no answer within {} s", PING_TIMEOUT.as_secs()),
+        }),
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub image: String,
+    pub name: String,
+    pub superuser_password: String,
+}
+
+/// A started (or reused) container.
+#[derive(Debug, Clone)]
+pub struct StartedContainer {
+    pub id: String,
+    pub admin: PgTarget,
+}
+
+/// `name:tag`, where a registry host may carry a port (`host:5000/pg:15`).
+fn split_image(image: &str) -> (String, String) {
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') && !name.is_empty() => (name.to_owned(), tag.to_owned()),
+        _ => (image.to_owned(), "latest".to_owned()),
+    }
+}
+
+/// Starts the container, or finds the running one with the same name, and returns its address.
+/// Readiness is left to the caller (a bounded connection poll), because the official image
+/// prints "ready to accept connections" once for its init server and again for the real one.
+pub async fn start(spec: &ContainerSpec) -> Result<StartedContainer> {
+    ping().await?;
+    let (name, tag) = split_image(&spec.image);
+    let request = GenericImage::new(name, tag)
+        .with_exposed_port(5432.tcp())
+        .with_wait_for(WaitFor::Nothing)
+        .with_env_var("POSTGRES_PASSWORD", &spec.superuser_password)
+        .with_cmd([
+            "postgres",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
+        ])
+        .with_container_name(&spec.name)
+        .with_label(LABEL, "true")
+        .with_reuse(ReuseDirective::Always)
+        .with_startup_timeout(Duration::from_secs(120))
+        .with_host_config_modifier(|host| {
+            // Publish on loopback only: the server has a password, but it is a test server.
+            host.publish_all_ports = Some(false);
+            host.port_bindings = Some(HashMap::from([(
+                "5432/tcp".to_owned(),
+                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+            )]));
+        });
+
+    let container = request.start().await.map_err(|e| map_start_error(&spec.image, e))?;
+    let port = container
+        .get_host_port_ipv4(5432)
+        .await
+        .map_err(|e| HarnessError::Container { reason: format!("no published port: {e}") })?;
+    let id = container.id().to_owned();
+    // Marked for reuse, so dropping the handle leaves the container running.
+    drop(container);
+    Ok(StartedContainer {
+        id,
+        admin: PgTarget {
+            host: "127.0.0.1".into(),
+            port,
+            user: "postgres".into(),
+            password: spec.superuser_password.clone(),
+            database: "postgres".into(),
+        },
+    })
+}
+
+fn map_start_error(image: &str, e: TestcontainersError) -> HarnessError {
+    match e {
+        TestcontainersError::Client(ClientError::PullImage { err, .. }) => {
+            HarnessError::ImageUnavailable { image: image.to_owned(), reason: one_line(&err.to_string()) }
+        }
+        TestcontainersError::Client(ClientError::Init(err)) => {
+            HarnessError::DockerUnreachable { endpoint: endpoint(), reason: one_line(&err.to_string()) }
+        }
+        other => HarnessError::Container { reason: one_line(&other.to_string()) },
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Removes the container and its anonymous volumes; a container already gone is fine.
+pub async fn remove(id_or_name: &str) -> Result<bool> {
+    let docker = client()?;
+    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    match docker.remove_container(id_or_name, Some(options)).await {
+        Ok(()) => Ok(true),
+        Err(testcontainers::bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+        Err(e) => Err(HarnessError::Container { reason: format!("cannot remove {id_or_name}: {}", one_line(&e.to_string())) }),
+    }
+}
+
+/// Whether the container exists and runs.
+pub async fn is_running(id: &str) -> Result<bool> {
+    let docker = client()?;
+    match docker.inspect_container(id, None).await {
+        Ok(info) => Ok(info.state.and_then(|s| s.running).unwrap_or(false)),
+        Err(testcontainers::bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+        Err(e) => Err(HarnessError::Container { reason: one_line(&e.to_string()) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image;
+
+    #[test]
+    fn splits_image_references() {
+        assert_eq!(split_image("postgres:15"), ("postgres".into(), "15".into()));
+        assert_eq!(split_image("postgres"), ("postgres".into(), "latest".into()));
+        assert_eq!(split_image("reg:5000/pg"), ("reg:5000/pg".into(), "latest".into()));
+        assert_eq!(split_image("reg:5000/pg:15-debian"), ("reg:5000/pg".into(), "15-debian".into()));
+    }
+}

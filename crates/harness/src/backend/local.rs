@@ -1,0 +1,283 @@
+//! A throwaway cluster from the machine's PostgreSQL binaries, kept under the state folder.
+//! As root it runs as the `postgres` user (initdb refuses root); fsync is off, it is a test server.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::error::{HarnessError, Result};
+use crate::target::PgTarget;
+
+const SUPERUSER: &str = "postgres";
+const PASSWORD_FILE: &str = "superuser.pw";
+
+/// Who runs the server: ourselves, or (as root) the `postgres` user.
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl RunAs {
+    /// `None` when we are not root and can run the server ourselves.
+    pub fn detect() -> Result<Option<RunAs>> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(None);
+        }
+        Self::named(SUPERUSER).map(Some)
+    }
+
+    pub fn named(name: &str) -> Result<RunAs> {
+        match nix::unistd::User::from_name(name) {
+            Ok(Some(user)) => Ok(RunAs { name: name.to_owned(), uid: user.uid.as_raw(), gid: user.gid.as_raw() }),
+            _ => Err(HarnessError::NoPostgresUser),
+        }
+    }
+
+    fn chown(&self, path: &Path) -> Result<()> {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
+            .map_err(HarnessError::io("cannot hand the folder to the postgres user", path))
+    }
+}
+
+/// The folder with `initdb`, `pg_ctl` and `postgres`.
+pub fn find_bin_dir() -> Result<PathBuf> {
+    let has_all = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
+    let mut searched = Vec::new();
+    if let Some(dir) = std::env::var_os("INSFORGE_RLS_PG_BINDIR").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if has_all(&dir) {
+            return Ok(dir);
+        }
+        return Err(HarnessError::NoPostgresBinaries {
+            searched: format!("INSFORGE_RLS_PG_BINDIR={} lacks initdb, pg_ctl or postgres", dir.display()),
+        });
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_all(&dir) {
+            return Ok(dir);
+        }
+        searched.push(format!("pg_config --bindir ({})", dir.display()));
+    } else {
+        searched.push("pg_config (not on PATH)".into());
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_all(dir))
+        .collect();
+    candidates.sort();
+    if let Some((_, dir)) = candidates.pop() {
+        return Ok(dir);
+    }
+    searched.push("/usr/lib/postgresql/*/bin".into());
+    Err(HarnessError::NoPostgresBinaries { searched: searched.join(", ") })
+}
+
+/// A cluster folder: `pgdata/`, `run/` (socket), `postgres.log`, the superuser's password file.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub bin_dir: PathBuf,
+    pub run_as: Option<RunAs>,
+}
+
+impl Cluster {
+    pub fn new(dir: PathBuf, bin_dir: PathBuf, run_as: Option<RunAs>) -> Self {
+        Self { dir, bin_dir, run_as }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("pgdata")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join(program));
+        if let Some(user) = &self.run_as {
+            cmd.uid(user.uid).gid(user.gid);
+        }
+        cmd.env("LC_ALL", "C").env_remove("PGDATA").stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, mut cmd: Command, what: &str) -> Result<Output> {
+        let output = cmd.output().map_err(|e| HarnessError::Command { command: what.into(), detail: e.to_string() })?;
+        if output.status.success() {
+            Ok(output)
+        } else {
+            let mut detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+            if detail.is_empty() {
+                detail = format!("exit status {}", output.status);
+            }
+            Err(HarnessError::Command { command: what.into(), detail })
+        }
+    }
+
+    /// The superuser password, made once per cluster and kept beside it (mode 0600), so an
+    /// interrupted setup can still log in when it runs again.
+    fn superuser_password(&self) -> Result<String> {
+        let path = self.dir.join(PASSWORD_FILE);
+        match fs::read_to_string(&path) {
+            Ok(pw) if !pw.trim().is_empty() => Ok(pw.trim().to_owned()),
+            _ => {
+                let pw = crate::random_token(32);
+                crate::state::write_private(&path, pw.as_bytes())?;
+                if let Some(user) = &self.run_as {
+                    user.chown(&path)?;
+                }
+                Ok(pw)
+            }
+        }
+    }
+
+    /// initdb into a scratch folder and rename it into place, so a setup interrupted during
+    /// initdb leaves nothing that looks like a cluster.
+    fn init_if_needed(&self) -> Result<()> {
+        if self.data_dir().join("PG_VERSION").is_file() {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir).map_err(HarnessError::io("cannot create the cluster folder", &self.dir))?;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+            .map_err(HarnessError::io("cannot set permissions", &self.dir))?;
+        if let Some(user) = &self.run_as {
+            user.chown(&self.dir)?;
+        }
+        let scratch = self.dir.join("pgdata.partial");
+        if scratch.exists() {
+            fs::remove_dir_all(&scratch).map_err(HarnessError::io("cannot clear an interrupted initdb", &scratch))?;
+        }
+        self.superuser_password()?;
+        let mut cmd = self.command("initdb");
+        cmd.arg("-D")
+            .arg(&scratch)
+            .args(["-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", self.dir.join(PASSWORD_FILE).display()));
+        self.run(cmd, "initdb")?;
+        fs::rename(&scratch, self.data_dir()).map_err(HarnessError::io("cannot move the new cluster into place", self.data_dir()))
+    }
+
+    /// The port of the running server, or `None` when it is not running.
+    pub fn running_port(&self) -> Option<u16> {
+        let mut status = self.command("pg_ctl");
+        status.arg("status").arg("-D").arg(self.data_dir()).stdout(Stdio::null()).stderr(Stdio::null());
+        if !status.status().is_ok_and(|s| s.success()) {
+            return None;
+        }
+        // postmaster.pid line 4 is the port.
+        let pid_file = fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        pid_file.lines().nth(3)?.trim().parse().ok()
+    }
+
+    /// Starts (or finds running) the cluster on `port`, else on a free port (or `previous_port`
+    /// when it is still free), and returns the superuser's address.
+    pub fn start(&self, port: Option<u16>, previous_port: Option<u16>) -> Result<PgTarget> {
+        self.init_if_needed()?;
+        let password = self.superuser_password()?;
+        let target = |port| PgTarget {
+            host: "127.0.0.1".into(),
+            port,
+            user: SUPERUSER.into(),
+            password: password.clone(),
+            database: "postgres".into(),
+        };
+        if let Some(running) = self.running_port() {
+            if port.is_none_or(|p| p == running) {
+                return Ok(target(running));
+            }
+            return Err(HarnessError::Invalid(format!(
+                "the local cluster already runs on port {running}; `cargo xtask teardown` first to move it to {}",
+                port.unwrap_or(running)
+            )));
+        }
+        let port = match port {
+            Some(p) if !port_is_free(p) => return Err(HarnessError::PortInUse { port: p }),
+            Some(p) => p,
+            None => previous_port.filter(|p| port_is_free(*p)).map_or_else(free_port, Ok)?,
+        };
+        let run_dir = self.dir.join("run");
+        fs::create_dir_all(&run_dir).map_err(HarnessError::io("cannot create the socket folder", &run_dir))?;
+        if let Some(user) = &self.run_as {
+            user.chown(&run_dir)?;
+        }
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            run_dir.display()
+        );
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("start")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.log_file())
+            .args(["-w", "-t", "60", "-s", "-o", &options])
+            // Own process group: a Ctrl-C meant for the caller must not stop the server.
+            .process_group(0);
+        if let Some(user) = &self.run_as {
+            // pg_ctl opens the log as the server's user, inside a folder root owns.
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.log_file())
+                .map_err(HarnessError::io("cannot create the server log", self.log_file()))?;
+            user.chown(&self.log_file())?;
+        }
+        if let Err(e) = self.run(cmd, "pg_ctl start") {
+            let log = fs::read_to_string(self.log_file()).unwrap_or_default();
+            if log.contains("could not bind") || log.contains("Address already in use") {
+                return Err(HarnessError::PortInUse { port });
+            }
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            return Err(HarnessError::Command {
+                command: "pg_ctl start".into(),
+                detail: format!("{e}; log {}: {}", self.log_file().display(), tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
+            });
+        }
+        Ok(target(port))
+    }
+
+    /// Stops the server (fast shutdown, bounded wait) and deletes the cluster folder.
+    pub fn destroy(&self) -> Result<()> {
+        if self.running_port().is_some() {
+            let mut cmd = self.command("pg_ctl");
+            cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w", "-t", "30", "-s"]);
+            self.run(cmd, "pg_ctl stop")?;
+        }
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(HarnessError::io("cannot delete the cluster folder", &self.dir)(e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn free_port() -> Result<u16> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| HarnessError::Invalid(format!("cannot find a free port on 127.0.0.1: {e}")))
+}
+
+/// How long `pg_ctl -w` may wait; also the bound callers use when polling.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);

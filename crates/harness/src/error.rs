@@ -1,0 +1,133 @@
+//! Every way provisioning can fail, each with what happened and what to do next.
+//! Messages never carry a password, a secret or a full connection URL with credentials.
+
+use std::path::PathBuf;
+
+/// Result alias for the harness.
+pub type Result<T, E = HarnessError> = std::result::Result<T, E>;
+
+/// What went wrong while provisioning, migrating or opening a test database.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error(
+        "Docker is not reachable at {endpoint} ({reason}) — start the Docker engine, \
+         or run with --backend local (PostgreSQL binaries) or --backend url --database-url …"
+    )]
+    DockerUnreachable { endpoint: String, reason: String },
+
+    #[error(
+        "image `{image}` is not on this machine and could not be pulled ({reason}) — \
+         pull or build it first (this repository's .ci/postgres-image.sh builds one from Debian \
+         packages), pass another with --image / INSFORGE_RLS_IMAGE, or run with --backend local"
+    )]
+    ImageUnavailable { image: String, reason: String },
+
+    #[error("the Postgres container could not be started: {reason}")]
+    Container { reason: String },
+
+    #[error(
+        "a container named `{name}` from an earlier setup exists, but its state file is gone, so \
+         its password is unknown — remove it with `docker rm -f {name}` (its data is lost) and \
+         run setup again"
+    )]
+    OrphanContainer { name: String },
+
+    #[error(
+        "no PostgreSQL server binaries found ({searched}) — install them \
+         (Debian: `apt-get install postgresql-15`), point INSFORGE_RLS_PG_BINDIR at the folder \
+         holding `initdb` and `postgres`, or run with --backend docker"
+    )]
+    NoPostgresBinaries { searched: String },
+
+    #[error(
+        "initdb refuses to run as root and this machine has no `postgres` user to run the server \
+         as — create one (`useradd --system --home-dir /var/lib/postgresql postgres`), run setup \
+         as a normal user, or use --backend docker"
+    )]
+    NoPostgresUser,
+
+    #[error(
+        "port {port} on 127.0.0.1 is already in use — stop what listens there, choose another \
+         with --port, or leave --port out to pick a free one"
+    )]
+    PortInUse { port: u16 },
+
+    #[error("`{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+
+    #[error(
+        "cannot connect to the database at {target}: {reason} — check that the server is \
+         running and the URL (host, port, user, password, database) is right"
+    )]
+    Connect { target: String, reason: String },
+
+    #[error("the database URL is not valid: {0} — expected postgres://user:password@host:port/database")]
+    BadUrl(String),
+
+    #[error(
+        "migration `{file}` has already been applied, but the file has changed since — \
+         never edit an applied migration: restore the file and add a new V{{n}}__name.sql instead \
+         (or `cargo xtask teardown` and set up afresh)"
+    )]
+    MigrationChanged { file: String },
+
+    #[error(
+        "migration `{file}` failed: {reason} — nothing after it was applied; fix the file and \
+         run again"
+    )]
+    MigrationFailed { file: String, reason: String },
+
+    #[error(
+        "the database has migration `{file}` applied that this checkout does not have — are you \
+         on an older checkout?"
+    )]
+    MigrationMissing { file: String },
+
+    #[error("migrations could not run: {0}")]
+    Migrations(String),
+
+    #[error("{context}: {source}")]
+    Sql {
+        context: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error("{context} ({path}): {source}")]
+    Io {
+        context: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("state file {path} is unreadable: {reason} — fix or delete it, then run setup again")]
+    BadState { path: PathBuf, reason: String },
+
+    #[error(
+        "nothing is set up here ({path} is missing) — run `cargo xtask setup` first"
+    )]
+    NotSetUp { path: PathBuf },
+
+    #[error(
+        "{path} exists and was not written by `cargo xtask setup`, so it is left alone — \
+         the settings are in {state_env} instead"
+    )]
+    WontClobber { path: PathBuf, state_env: PathBuf },
+
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl HarnessError {
+    pub(crate) fn sql(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Self {
+        let context = context.into();
+        move |source| HarnessError::Sql { context, source }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        let path = path.into();
+        move |source| HarnessError::Io { context, path, source }
+    }
+}

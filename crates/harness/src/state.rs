@@ -1,0 +1,282 @@
+//! What `setup` made and how to reach it, kept in `target/insforge-rls/` for tests, the app
+//! and `teardown`. Files holding passwords are written atomically with mode 0600.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HarnessError, Result};
+use crate::target::PgTarget;
+
+/// First line of every env file setup writes; a file without it belongs to the user.
+pub const ENV_MARKER: &str = "# Written by `cargo xtask setup` (insforge-rls). Safe to delete; rewritten by setup.";
+
+const STATE_FILE: &str = "state.json";
+const ENV_FILE: &str = "env";
+
+/// How the server was provisioned, and what teardown must remove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum Server {
+    /// A container started through testcontainers; teardown removes it.
+    Docker { container_id: String, container_name: String, image: String },
+    /// A cluster from the machine's PostgreSQL binaries under the state folder.
+    Local { data_dir: PathBuf, bin_dir: PathBuf, port: u16, run_as: Option<String> },
+    /// A database someone else runs; teardown leaves it alone.
+    Url,
+}
+
+impl Server {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Server::Docker { .. } => "docker",
+            Server::Local { .. } => "local",
+            Server::Url => "url",
+        }
+    }
+}
+
+/// Everything setup made. Serialized as JSON; contains secrets, so mode 0600.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub format: u32,
+    pub server: Server,
+    /// A superuser (or the URL backend's given user) on the app database.
+    pub admin: PgTarget,
+    /// The app's login role on the app database.
+    pub app: PgTarget,
+    /// The migrated template each test clones, when the server lets us create databases.
+    pub template: Option<String>,
+    pub jwt_secret: String,
+    pub created_at: String,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("server", &self.server)
+            .field("admin", &self.admin)
+            .field("app", &self.app)
+            .field("template", &self.template)
+            .field("jwt_secret", &"***")
+            .finish()
+    }
+}
+
+impl State {
+    pub const FORMAT: u32 = 1;
+
+    /// `KEY=value` lines for the app, psql and shell scripts.
+    pub fn env_lines(&self) -> Vec<(String, String)> {
+        let mut lines = vec![
+            ("DATABASE_URL".into(), self.app.url()),
+            ("INSFORGE_ADMIN_DATABASE_URL".into(), self.admin.url()),
+            ("INSFORGE_JWT_SECRET".into(), self.jwt_secret.clone()),
+            ("INSFORGE_RLS_APP_ROLE".into(), self.app.user.clone()),
+            ("INSFORGE_RLS_BACKEND".into(), self.server.kind().into()),
+        ];
+        if let Some(t) = &self.template {
+            lines.push(("INSFORGE_RLS_TEMPLATE_DB".into(), t.clone()));
+        }
+        lines
+    }
+}
+
+/// The folder setup writes into, and the files in it.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// `INSFORGE_RLS_STATE_DIR`, else `<workspace>/target/insforge-rls`.
+    pub fn discover() -> Self {
+        match std::env::var_os("INSFORGE_RLS_STATE_DIR") {
+            Some(dir) if !dir.is_empty() => Self::at(PathBuf::from(dir)),
+            _ => Self::at(workspace_root().join("target").join("insforge-rls")),
+        }
+    }
+
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.root.join(STATE_FILE)
+    }
+
+    pub fn env_file(&self) -> PathBuf {
+        self.root.join(ENV_FILE)
+    }
+
+    pub fn local_dir(&self) -> PathBuf {
+        self.root.join("local")
+    }
+
+    pub fn create(&self) -> Result<()> {
+        fs::create_dir_all(&self.root).map_err(HarnessError::io("cannot create the state folder", &self.root))
+    }
+
+    /// The saved state, `None` when setup has not run (or teardown removed it).
+    pub fn load(&self) -> Result<Option<State>> {
+        let path = self.state_file();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(HarnessError::io("cannot read the state file", &path)(e)),
+        };
+        let state: State = serde_json::from_str(&text)
+            .map_err(|e| HarnessError::BadState { path: path.clone(), reason: e.to_string() })?;
+        if state.format != State::FORMAT {
+            return Err(HarnessError::BadState {
+                path,
+                reason: format!("format {} is not the supported {}", state.format, State::FORMAT),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    pub fn require(&self) -> Result<State> {
+        self.load()?.ok_or_else(|| HarnessError::NotSetUp { path: self.state_file() })
+    }
+
+    /// Writes the state and its env file (both 0600, atomically).
+    pub fn save(&self, state: &State) -> Result<()> {
+        self.create()?;
+        let json = serde_json::to_string_pretty(state)
+            .map_err(|e| HarnessError::Invalid(format!("state does not serialize: {e}")))?;
+        write_private(&self.state_file(), json.as_bytes())?;
+        write_private(&self.env_file(), render_env(state).as_bytes())
+    }
+
+    /// Writes the env file to `path` too (e.g. the workspace `.env` the app reads), unless a
+    /// file is there that setup did not write.
+    pub fn export_env(&self, state: &State, path: &Path) -> Result<()> {
+        match fs::read_to_string(path) {
+            Ok(existing) if !existing.starts_with(ENV_MARKER) => {
+                return Err(HarnessError::WontClobber { path: path.to_owned(), state_env: self.env_file() });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(HarnessError::io("cannot read", path)(e)),
+        }
+        write_private(path, render_env(state).as_bytes())
+    }
+
+    /// Removes the state and env files, and `env_export` if setup wrote it.
+    pub fn forget(&self, env_export: Option<&Path>) -> Result<()> {
+        if let Some(path) = env_export {
+            if fs::read_to_string(path).is_ok_and(|s| s.starts_with(ENV_MARKER)) {
+                remove_if_exists(path)?;
+            }
+        }
+        remove_if_exists(&self.env_file())?;
+        remove_if_exists(&self.state_file())?;
+        // Only remove the folder when nothing else (a user's file, a log) is in it.
+        let _ = fs::remove_dir(&self.root);
+        Ok(())
+    }
+}
+
+fn render_env(state: &State) -> String {
+    let mut out = String::from(ENV_MARKER);
+    out.push('\n');
+    for (k, v) in state.env_lines() {
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    out
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HarnessError::io("cannot remove", path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Write-then-rename, so an interrupted setup never leaves half a file behind.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(HarnessError::io("cannot write", &tmp))?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| file.sync_all())
+        .map_err(HarnessError::io("cannot write", &tmp))?;
+    fs::rename(&tmp, path).map_err(HarnessError::io("cannot write", path))
+}
+
+/// The Cargo workspace this crate was built in.
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().nth(2).unwrap_or(manifest).to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> State {
+        let admin = PgTarget::parse("postgres://postgres:adminpw@127.0.0.1:5999/insforge").unwrap();
+        State {
+            format: State::FORMAT,
+            server: Server::Url,
+            app: admin.with_login("rls_app", "apppw"),
+            admin,
+            template: Some("insforge_rls_template".into()),
+            jwt_secret: "s".repeat(40),
+            created_at: "now".into(),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::at(dir.path().join("st"));
+        assert_eq!(sd.load().unwrap(), None);
+        sd.save(&sample()).unwrap();
+        assert_eq!(sd.load().unwrap(), Some(sample()));
+        let mode = fs::metadata(sd.state_file()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let env = fs::read_to_string(sd.env_file()).unwrap();
+        assert!(env.starts_with(ENV_MARKER));
+        assert!(env.contains("DATABASE_URL=postgres://rls_app:apppw@127.0.0.1:5999/insforge"));
+    }
+
+    #[test]
+    fn never_clobbers_a_users_env_file_but_rewrites_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::at(dir.path().join("st"));
+        let users = dir.path().join(".env");
+        fs::write(&users, "MY_SETTING=1\n").unwrap();
+        let err = sd.export_env(&sample(), &users).unwrap_err();
+        assert!(matches!(err, HarnessError::WontClobber { .. }));
+        assert_eq!(fs::read_to_string(&users).unwrap(), "MY_SETTING=1\n");
+
+        let ours = dir.path().join(".env.ours");
+        sd.export_env(&sample(), &ours).unwrap();
+        sd.export_env(&sample(), &ours).unwrap();
+        sd.forget(Some(&users)).unwrap();
+        assert!(users.exists(), "a user's file survives forget");
+        sd.forget(Some(&ours)).unwrap();
+        assert!(!ours.exists());
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let shown = format!("{:?}", sample());
+        assert!(!shown.contains("adminpw") && !shown.contains("apppw") && !shown.contains(&"s".repeat(40)));
+    }
+}

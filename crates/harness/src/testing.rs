@@ -1,0 +1,186 @@
+//! Test support: the server tests share (from `setup`, or an ephemeral one made on first use
+//! and cleaned up at exit) and a fresh database per test, cloned from the migrated template.
+
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use tokio::sync::OnceCell;
+
+use crate::backend::BackendChoice;
+use crate::error::{HarnessError, Result};
+use crate::provision::{setup, SetupOptions};
+use crate::state::{Server, State, StateDir};
+use crate::target::{quote_ident, PgTarget};
+
+static SHARED: OnceCell<State> = OnceCell::const_new();
+
+/// The server every test in this process uses: the one `cargo xtask setup` recorded, or — when
+/// nothing is set up — an ephemeral one (backend from `INSFORGE_RLS_BACKEND`, default auto)
+/// that a guardian removes when the process exits.
+pub async fn shared_state() -> Result<&'static State> {
+    SHARED.get_or_try_init(init_shared).await
+}
+
+async fn init_shared() -> Result<State> {
+    let dir = StateDir::discover();
+    if let Some(state) = dir.load()? {
+        if state.template.is_none() {
+            return Err(HarnessError::Invalid(
+                "the server from setup has no template database (the URL's role cannot create \
+                 databases) — give setup a role with CREATEDB, or set up another backend"
+                    .into(),
+            ));
+        }
+        state.admin.connect().await.map_err(|e| {
+            HarnessError::Invalid(format!(
+                "{e} — the server from `cargo xtask setup` is not answering: run setup again \
+                 (it restarts a stopped server) or `cargo xtask teardown`"
+            ))
+        })?;
+        return Ok(state);
+    }
+
+    let backend = match std::env::var("INSFORGE_RLS_BACKEND") {
+        Ok(b) if !b.is_empty() => b.parse().map_err(HarnessError::Invalid)?,
+        _ => BackendChoice::Auto,
+    };
+    if backend == BackendChoice::Url {
+        return Err(HarnessError::Invalid(
+            "tests cannot make an ephemeral server with the url backend — run `cargo xtask setup \
+             --backend url --database-url …` first"
+                .into(),
+        ));
+    }
+    let suffix = format!("{}-{}", std::process::id(), crate::random_lower(6));
+    let eph = StateDir::at(dir.root().join(format!("ephemeral-{suffix}")));
+    eph.create()?;
+    let mut opts = SetupOptions { backend, container_name: format!("insforge-rls-test-{suffix}"), ..Default::default() };
+    if let Ok(image) = std::env::var("INSFORGE_RLS_IMAGE") {
+        if !image.is_empty() {
+            opts.image = image;
+        }
+    }
+    let resolved = match backend {
+        BackendChoice::Auto => crate::provision::auto_backend().await?,
+        other => other,
+    };
+    opts.backend = resolved;
+    // The guardian is watching before anything exists, so no exit path leaks a server.
+    let container = (resolved == BackendChoice::Docker).then_some(opts.container_name.as_str());
+    crate::guardian::watch(eph.root(), container)?;
+    tracing::info!(backend = %resolved, "no setup found: starting an ephemeral server for this test run");
+    Ok(setup(&eph, &opts).await?.state)
+}
+
+/// A database of its own for one test, cloned from the template. Dropped (forcefully) when
+/// the value is dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    admin: PgTarget,
+    app: PgTarget,
+}
+
+impl TestDatabase {
+    /// Clones the template into a fresh database.
+    pub async fn create() -> Result<Self> {
+        let state = shared_state().await?;
+        let template = state
+            .template
+            .as_deref()
+            .ok_or_else(|| HarnessError::Invalid("no template database".into()))?;
+        let name = format!("rls_test_{}", crate::random_lower(12));
+        clone_database(&state.admin, template, &name).await?;
+        Ok(Self { admin: state.admin.with_database(&name), app: state.app.with_database(&name), name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The app's login role on this database (no privileges until it switches role).
+    pub fn app_target(&self) -> &PgTarget {
+        &self.app
+    }
+
+    /// A superuser on this database: for seeding and inspection, never for identity checks.
+    pub fn admin_target(&self) -> &PgTarget {
+        &self.admin
+    }
+
+    pub async fn app_connection(&self) -> Result<PgConnection> {
+        self.app.connect().await
+    }
+
+    pub async fn admin_connection(&self) -> Result<PgConnection> {
+        self.admin.connect().await
+    }
+
+    /// A pool on the app role with at most `max` connections.
+    pub async fn app_pool(&self, max: u32) -> Result<PgPool> {
+        PgPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(self.app.connect_options())
+            .await
+            .map_err(HarnessError::sql(format!("cannot open a pool on {}", self.app.redacted())))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin.with_database(&self.admin_database());
+        let name = self.name.clone();
+        // Drop runs inside a test's runtime; a thread with its own runtime can block on it.
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = admin.connect().await {
+                    let sql = format!("drop database if exists {} with (force)", quote_ident(&name));
+                    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+                        tracing::warn!(database = %name, error = %e, "could not drop test database");
+                    }
+                    conn.close().await.ok();
+                }
+            });
+        });
+        let _ = handle.join();
+    }
+}
+
+impl TestDatabase {
+    /// The database the admin connects to for dropping this one: the server's app database.
+    fn admin_database(&self) -> String {
+        SHARED.get().map_or_else(|| "postgres".into(), |s| s.admin.database.clone())
+    }
+}
+
+/// `CREATE DATABASE … TEMPLATE`, retried while something still holds the template open.
+pub async fn clone_database(admin: &PgTarget, template: &str, name: &str) -> Result<Duration> {
+    let mut conn = admin.connect().await?;
+    let sql = format!("create database {} template {}", quote_ident(name), quote_ident(template));
+    let started = Instant::now();
+    loop {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(&mut conn).await {
+            Ok(_) => break,
+            // 55006: "source database is being accessed by other users" — a just-closed
+            // connection may take a moment to go away.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55006") && started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(HarnessError::sql(format!("cannot clone {template} into {name}"))(e)),
+        }
+    }
+    let took = started.elapsed();
+    conn.close().await.ok();
+    Ok(took)
+}
+
+/// Whether the shared server is an ephemeral one this process made.
+pub fn is_ephemeral(state: &State) -> bool {
+    matches!(&state.server, Server::Docker { container_name, .. } if container_name.starts_with("insforge-rls-test-"))
+        || matches!(&state.server, Server::Local { data_dir, .. } if data_dir.to_string_lossy().contains("/ephemeral-"))
+}

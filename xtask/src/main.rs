@@ -1,0 +1,214 @@
+//! `cargo xtask …`: the project's command line — provision, migrate, inspect and tear down
+//! the Postgres that the RLS checks run against.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use harness::{BackendChoice, Migrations, PgTarget, SetupOptions, StateDir};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Prove a Clerk + InsForge app keeps every user's rows their own")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start (or reuse) Postgres, apply the migrations, create the app role and test template.
+    Setup(SetupArgs),
+    /// Stop and delete what setup made, and nothing else.
+    Teardown,
+    /// Show what setup made and whether it answers.
+    Status,
+    /// Apply the migrations to a database (default: the one from setup, and its template).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SetupArgs {
+    /// auto (docker if an engine answers, else local), docker, local, or url.
+    #[arg(long, env = "INSFORGE_RLS_BACKEND", default_value = "auto")]
+    backend: BackendChoice,
+    /// Postgres image for the docker backend.
+    #[arg(long, env = "INSFORGE_RLS_IMAGE", default_value = harness::backend::docker::DEFAULT_IMAGE)]
+    image: String,
+    /// An existing database for the url backend (a role that can create roles and databases).
+    #[arg(long, env = "INSFORGE_RLS_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The InsForge project's JWT secret (≥ 32 characters); generated when left out.
+    #[arg(long, env = "INSFORGE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Local backend: listen on this port instead of a free one.
+    #[arg(long, env = "INSFORGE_RLS_PORT")]
+    port: Option<u16>,
+    /// The app's login role.
+    #[arg(long, env = "INSFORGE_RLS_APP_ROLE", default_value = "rls_app")]
+    app_role: String,
+    /// Also write the settings to this env file (skipped if a file there was not written by setup).
+    #[arg(long, default_value = ".env")]
+    env_file: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    /// Database to migrate, as a role that owns the schema.
+    #[arg(long, env = "INSFORGE_RLS_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Read migrations from this folder instead of the ones built in.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    // Layering: flags > environment > the workspace's .env > defaults. dotenvy never
+    // overrides a variable that is already set.
+    let root = harness::state::workspace_root();
+    let _ = dotenvy::from_path(root.join(".env"));
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("XTASK_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, root)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, root: PathBuf) -> Result<ExitCode> {
+    let dir = StateDir::discover();
+    match cli.command {
+        Cmd::Setup(args) => setup(&dir, &root, args).await,
+        Cmd::Teardown => teardown(&dir, &root).await,
+        Cmd::Status => status(&dir).await,
+        Cmd::Migrate(args) => migrate(&dir, args).await,
+    }
+}
+
+async fn setup(dir: &StateDir, root: &std::path::Path, args: SetupArgs) -> Result<ExitCode> {
+    let opts = SetupOptions {
+        backend: args.backend,
+        image: args.image,
+        database_url: args.database_url,
+        jwt_secret: args.jwt_secret,
+        port: args.port,
+        app_role: args.app_role,
+        ..SetupOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let report = harness::setup(dir, &opts).await.context("setup failed")?;
+    let state = &report.state;
+    println!(
+        "insforge-rls: {} backend, {}",
+        state.server.kind(),
+        if report.reused_server { "server reused" } else { "server started" }
+    );
+    match &state.server {
+        harness::Server::Docker { container_name, image, .. } => println!("  container   {container_name} ({image})"),
+        harness::Server::Local { data_dir, .. } => println!("  cluster     {}", data_dir.display()),
+        harness::Server::Url => {}
+    }
+    println!("  database    {}", state.admin.redacted());
+    println!("  app role    {} (LOGIN NOINHERIT, member of anon and authenticated, no privileges of its own)", state.app.user);
+    println!("  migrations  {}", describe(&report.migrations));
+    match (&state.template, &report.template_migrations) {
+        (Some(t), Some(m)) => println!("  template    {t} ({})", describe(m)),
+        _ => println!("  template    none"),
+    }
+    println!("  state       {}", dir.env_file().display());
+    let env_path = if args.env_file.is_absolute() { args.env_file } else { root.join(args.env_file) };
+    match dir.export_env(state, &env_path) {
+        Ok(()) => println!("  env file    {} (DATABASE_URL, INSFORGE_JWT_SECRET, …)", env_path.display()),
+        Err(e) => println!("  env file    not written: {e}"),
+    }
+    for warning in &report.warnings {
+        println!("  warning     {warning}");
+    }
+    let steps: Vec<String> = report.steps.iter().map(|(name, d)| format!("{name} {}", ms(*d))).collect();
+    println!("  took        {} ({})", ms(started.elapsed()), steps.join(" · "));
+    println!("next: cargo test");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(m: &harness::MigrationReport) -> String {
+    if m.applied.is_empty() {
+        format!("up to date ({} applied before)", m.already_applied)
+    } else {
+        format!("applied {} ({} before)", m.applied.join(", "), m.already_applied)
+    }
+}
+
+fn ms(d: Duration) -> String {
+    if d.as_millis() >= 1000 { format!("{:.1} s", d.as_secs_f64()) } else { format!("{} ms", d.as_millis()) }
+}
+
+async fn teardown(dir: &StateDir, root: &std::path::Path) -> Result<ExitCode> {
+    let report = harness::teardown(dir, Some(root.join(".env"))).await.context("teardown failed")?;
+    for r in &report.removed {
+        println!("removed {r}");
+    }
+    for k in &report.kept {
+        println!("kept    {k}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(dir: &StateDir) -> Result<ExitCode> {
+    let status = harness::status(dir).await?;
+    let s = &status.state;
+    println!("backend     {}", s.server.kind());
+    println!("database    {}", s.admin.redacted());
+    println!("app role    {}", s.app.user);
+    println!("template    {}", s.template.as_deref().unwrap_or("none"));
+    match &status.reachable {
+        Ok(version) => {
+            println!("server      answering ({version})");
+            println!("migrations  {}", status.migrations.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("server      NOT answering: {e}");
+            println!("            run `cargo xtask setup` to start it again");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn migrate(dir: &StateDir, args: MigrateArgs) -> Result<ExitCode> {
+    let migrations = match &args.dir {
+        Some(path) => Migrations::from_dir(path)?,
+        None => Migrations::embedded(),
+    };
+    let targets: Vec<PgTarget> = match args.database_url {
+        Some(url) => vec![PgTarget::parse(&url)?],
+        None => {
+            let state = dir.require()?;
+            let mut t = vec![state.admin.clone()];
+            if let Some(template) = &state.template {
+                t.push(state.admin.with_database(template));
+            }
+            t
+        }
+    };
+    for target in targets {
+        let report = migrations.apply(&target).await.with_context(|| format!("migrating {}", target.redacted()))?;
+        println!("{}: {}", target.redacted(), describe(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
