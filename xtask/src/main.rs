@@ -1,7 +1,7 @@
 //! `cargo xtask …`: the project's command line — provision, migrate, inspect and tear down
 //! the Postgres that the RLS checks run against.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand};
 use harness::{BackendChoice, Migrations, PgTarget, SetupOptions, StateDir};
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", about = "Prove a Clerk + InsForge app keeps every user's rows their own")]
+#[command(
+    name = "cargo xtask",
+    about = "Prove a Clerk + InsForge app keeps every user's rows their own"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -70,7 +73,8 @@ fn main() -> ExitCode {
     let _ = dotenvy::from_path(root.join(".env"));
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("XTASK_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("XTASK_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -95,13 +99,13 @@ async fn run(cli: Cli, root: PathBuf) -> Result<ExitCode> {
     let dir = StateDir::discover();
     match cli.command {
         Cmd::Setup(args) => setup(&dir, &root, args).await,
-        Cmd::Teardown => teardown(&dir, &root).await,
+        Cmd::Teardown => teardown(&dir).await,
         Cmd::Status => status(&dir).await,
         Cmd::Migrate(args) => migrate(&dir, args).await,
     }
 }
 
-async fn setup(dir: &StateDir, root: &std::path::Path, args: SetupArgs) -> Result<ExitCode> {
+async fn setup(dir: &StateDir, root: &Path, args: SetupArgs) -> Result<ExitCode> {
     let opts = SetupOptions {
         backend: args.backend,
         image: args.image,
@@ -109,6 +113,11 @@ async fn setup(dir: &StateDir, root: &std::path::Path, args: SetupArgs) -> Resul
         jwt_secret: args.jwt_secret,
         port: args.port,
         app_role: args.app_role,
+        env_export: Some(if args.env_file.is_absolute() {
+            args.env_file
+        } else {
+            root.join(args.env_file)
+        }),
         ..SetupOptions::default()
     };
     let started = std::time::Instant::now();
@@ -117,31 +126,51 @@ async fn setup(dir: &StateDir, root: &std::path::Path, args: SetupArgs) -> Resul
     println!(
         "insforge-rls: {} backend, {}",
         state.server.kind(),
-        if report.reused_server { "server reused" } else { "server started" }
+        if report.reused_server {
+            "server reused"
+        } else {
+            "server started"
+        }
     );
     match &state.server {
-        harness::Server::Docker { container_name, image, .. } => println!("  container   {container_name} ({image})"),
+        harness::Server::Docker {
+            container_name,
+            image,
+            ..
+        } => println!("  container   {container_name} ({image})"),
         harness::Server::Local { data_dir, .. } => println!("  cluster     {}", data_dir.display()),
         harness::Server::Url => {}
     }
     println!("  database    {}", state.admin.redacted());
-    println!("  app role    {} (LOGIN NOINHERIT, member of anon and authenticated, no privileges of its own)", state.app.user);
+    println!(
+        "  app role    {} (LOGIN NOINHERIT, member of anon and authenticated, no privileges of its own)",
+        state.app.user
+    );
     println!("  migrations  {}", describe(&report.migrations));
     match (&state.template, &report.template_migrations) {
         (Some(t), Some(m)) => println!("  template    {t} ({})", describe(m)),
         _ => println!("  template    none"),
     }
     println!("  state       {}", dir.env_file().display());
-    let env_path = if args.env_file.is_absolute() { args.env_file } else { root.join(args.env_file) };
-    match dir.export_env(state, &env_path) {
-        Ok(()) => println!("  env file    {} (DATABASE_URL, INSFORGE_JWT_SECRET, …)", env_path.display()),
-        Err(e) => println!("  env file    not written: {e}"),
+    if let Some(path) = &state.env_export {
+        println!(
+            "  env file    {} (DATABASE_URL, INSFORGE_JWT_SECRET, …)",
+            path.display()
+        );
     }
     for warning in &report.warnings {
         println!("  warning     {warning}");
     }
-    let steps: Vec<String> = report.steps.iter().map(|(name, d)| format!("{name} {}", ms(*d))).collect();
-    println!("  took        {} ({})", ms(started.elapsed()), steps.join(" · "));
+    let steps: Vec<String> = report
+        .steps
+        .iter()
+        .map(|(name, d)| format!("{name} {}", ms(*d)))
+        .collect();
+    println!(
+        "  took        {} ({})",
+        ms(started.elapsed()),
+        steps.join(" · ")
+    );
     println!("next: cargo test");
     Ok(ExitCode::SUCCESS)
 }
@@ -150,16 +179,24 @@ fn describe(m: &harness::MigrationReport) -> String {
     if m.applied.is_empty() {
         format!("up to date ({} applied before)", m.already_applied)
     } else {
-        format!("applied {} ({} before)", m.applied.join(", "), m.already_applied)
+        format!(
+            "applied {} ({} before)",
+            m.applied.join(", "),
+            m.already_applied
+        )
     }
 }
 
 fn ms(d: Duration) -> String {
-    if d.as_millis() >= 1000 { format!("{:.1} s", d.as_secs_f64()) } else { format!("{} ms", d.as_millis()) }
+    if d.as_millis() >= 1000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
 
-async fn teardown(dir: &StateDir, root: &std::path::Path) -> Result<ExitCode> {
-    let report = harness::teardown(dir, Some(root.join(".env"))).await.context("teardown failed")?;
+async fn teardown(dir: &StateDir) -> Result<ExitCode> {
+    let report = harness::teardown(dir).await.context("teardown failed")?;
     for r in &report.removed {
         println!("removed {r}");
     }
@@ -207,7 +244,10 @@ async fn migrate(dir: &StateDir, args: MigrateArgs) -> Result<ExitCode> {
         }
     };
     for target in targets {
-        let report = migrations.apply(&target).await.with_context(|| format!("migrating {}", target.redacted()))?;
+        let report = migrations
+            .apply(&target)
+            .await
+            .with_context(|| format!("migrating {}", target.redacted()))?;
         println!("{}: {}", target.redacted(), describe(&report));
     }
     Ok(ExitCode::SUCCESS)

@@ -61,7 +61,9 @@ pub enum HarnessError {
     )]
     Connect { target: String, reason: String },
 
-    #[error("the database URL is not valid: {0} — expected postgres://user:password@host:port/database")]
+    #[error(
+        "the database URL is not valid: {0} — expected postgres://user:password@host:port/database"
+    )]
     BadUrl(String),
 
     #[error(
@@ -104,9 +106,7 @@ pub enum HarnessError {
     #[error("state file {path} is unreadable: {reason} — fix or delete it, then run setup again")]
     BadState { path: PathBuf, reason: String },
 
-    #[error(
-        "nothing is set up here ({path} is missing) — run `cargo xtask setup` first"
-    )]
+    #[error("nothing is set up here ({path} is missing) — run `cargo xtask setup` first")]
     NotSetUp { path: PathBuf },
 
     #[error(
@@ -125,9 +125,16 @@ impl HarnessError {
         move |source| HarnessError::Sql { context, source }
     }
 
-    pub(crate) fn io(context: impl Into<String>, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        context: impl Into<String>,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         let path = path.into();
-        move |source| HarnessError::Io { context, path, source }
+        move |source| HarnessError::Io {
+            context,
+            path,
+            source,
+        }
     }
 }

@@ -39,7 +39,10 @@ pub fn watch(state_root: &Path, container: Option<&str>) -> Result<()> {
         // Its own process group, so a Ctrl-C to the tests does not kill it before it cleans up.
         .process_group(0)
         .spawn()
-        .map_err(|e| HarnessError::Command { command: "sh (cleanup guardian)".into(), detail: e.to_string() })?;
+        .map_err(|e| HarnessError::Command {
+            command: "sh (cleanup guardian)".into(),
+            detail: e.to_string(),
+        })?;
     let stdin = child.stdin.take().ok_or_else(|| HarnessError::Command {
         command: "sh (cleanup guardian)".into(),
         detail: "no stdin pipe".into(),

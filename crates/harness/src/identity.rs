@@ -17,29 +17,47 @@ pub struct DbIdentity {
 impl DbIdentity {
     /// A signed-in user: role `authenticated` with these claims (must include `sub`).
     pub fn authenticated(claims: &serde_json::Value) -> Self {
-        Self { role: "authenticated".into(), claims: Some(claims.to_string()) }
+        Self {
+            role: "authenticated".into(),
+            claims: Some(claims.to_string()),
+        }
     }
 
     /// A signed-in role with no claims at all.
     pub fn authenticated_without_claims() -> Self {
-        Self { role: "authenticated".into(), claims: None }
+        Self {
+            role: "authenticated".into(),
+            claims: None,
+        }
     }
 
     /// A request without a token.
     pub fn anon() -> Self {
-        Self { role: "anon".into(), claims: None }
+        Self {
+            role: "anon".into(),
+            claims: None,
+        }
     }
 
     /// Any role and raw claims text, for hostile cases.
     pub fn raw(role: &str, claims: Option<&str>) -> Self {
-        Self { role: role.into(), claims: claims.map(str::to_owned) }
+        Self {
+            role: role.into(),
+            claims: claims.map(str::to_owned),
+        }
     }
 }
 
 /// Begins a transaction and switches identity inside it. Everything is `is_local`, so the
 /// connection carries no identity once the transaction ends, commit or rollback.
-pub async fn begin_as<'c>(conn: &'c mut PgConnection, identity: &DbIdentity) -> Result<Transaction<'c, Postgres>> {
-    let mut tx = conn.begin().await.map_err(HarnessError::sql("cannot begin a transaction"))?;
+pub async fn begin_as<'c>(
+    conn: &'c mut PgConnection,
+    identity: &DbIdentity,
+) -> Result<Transaction<'c, Postgres>> {
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(HarnessError::sql("cannot begin a transaction"))?;
     sqlx::query(
         "select set_config('role', $1, true), \
                 case when $2::text is null then null else set_config('request.jwt.claims', $2, true) end",

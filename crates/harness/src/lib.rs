@@ -15,12 +15,12 @@ pub mod testing;
 
 pub use backend::BackendChoice;
 pub use error::{HarnessError, Result};
-pub use identity::{begin_as, DbIdentity};
+pub use identity::{DbIdentity, begin_as};
 pub use migrate::{MigrationReport, Migrations};
-pub use provision::{setup, status, teardown, SetupOptions, SetupReport};
+pub use provision::{SetupOptions, SetupReport, setup, status, teardown};
 pub use state::{Server, State, StateDir};
 pub use target::PgTarget;
-pub use testing::{shared_state, TestDatabase};
+pub use testing::{TestDatabase, shared_state};
 
 use rand::RngExt as _;
 
@@ -28,12 +28,16 @@ use rand::RngExt as _;
 pub fn random_token(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// A random lowercase string, for database and container names.
 pub(crate) fn random_lower(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }

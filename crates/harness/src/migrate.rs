@@ -36,7 +36,9 @@ pub struct MigrationReport {
 impl Migrations {
     /// The repository's `migrations/` as they were when this crate was built.
     pub fn embedded() -> Self {
-        Self { list: embedded::migrations::runner().get_migrations().clone() }
+        Self {
+            list: embedded::migrations::runner().get_migrations().clone(),
+        }
     }
 
     /// Reads `V{n}__name.sql` files from a folder (for `migrate --dir` and fault tests).
@@ -90,10 +92,16 @@ impl Migrations {
 
         let outcome = runner.run_async(&mut client).await;
         // Session-level lock: released explicitly, and in any case when the client drops.
-        let _ = client.batch_execute("select pg_advisory_unlock_all()").await;
+        let _ = client
+            .batch_execute("select pg_advisory_unlock_all()")
+            .await;
         match outcome {
             Ok(report) => Ok(MigrationReport {
-                applied: report.applied_migrations().iter().map(|m| m.to_string()).collect(),
+                applied: report
+                    .applied_migrations()
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect(),
                 already_applied: applied_before.len(),
             }),
             Err(e) => Err(map_refinery_error(&e, &pending)),
@@ -105,15 +113,22 @@ fn map_refinery_error(e: &refinery::Error, pending: &[&Migration]) -> HarnessErr
     use refinery::error::Kind;
     let file = |m: &Migration| format!("migrations/{m}.sql");
     match e.kind() {
-        Kind::DivergentVersion(_, on_disk) => HarnessError::MigrationChanged { file: file(on_disk) },
-        Kind::MissingVersion(applied) => HarnessError::MigrationMissing { file: file(applied) },
+        Kind::DivergentVersion(_, on_disk) => HarnessError::MigrationChanged {
+            file: file(on_disk),
+        },
+        Kind::MissingVersion(applied) => HarnessError::MigrationMissing {
+            file: file(applied),
+        },
         Kind::Connection(_, source) => {
             let done = e.report().map_or(0, |r| r.applied_migrations().len());
             let reason = source
                 .downcast_ref::<tokio_postgres::Error>()
                 .map_or_else(|| source.to_string(), pg_reason);
             match pending.get(done) {
-                Some(m) => HarnessError::MigrationFailed { file: file(m), reason },
+                Some(m) => HarnessError::MigrationFailed {
+                    file: file(m),
+                    reason,
+                },
                 None => HarnessError::Migrations(reason),
             }
         }
@@ -144,10 +159,13 @@ async fn connect(target: &PgTarget) -> Result<tokio_postgres::Client> {
         .password(&target.password)
         .dbname(&target.database)
         .application_name("insforge-rls-migrate");
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| HarnessError::Connect {
-        target: target.redacted(),
-        reason: pg_reason(&e),
-    })?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| HarnessError::Connect {
+            target: target.redacted(),
+            reason: pg_reason(&e),
+        })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "migration connection closed");

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
+use crate::backend::BackendChoice;
 use crate::backend::docker::{self, ContainerSpec};
 use crate::backend::local::{self, Cluster, RunAs};
-use crate::backend::BackendChoice;
 use crate::error::{HarnessError, Result};
 use crate::migrate::{MigrationReport, Migrations};
 use crate::state::{Server, State, StateDir};
-use crate::target::{quote_ident, quote_literal, PgTarget};
+use crate::target::{PgTarget, quote_ident, quote_literal};
 
 /// InsForge refuses JWT secrets shorter than this.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
@@ -33,6 +33,8 @@ pub struct SetupOptions {
     pub app_role: String,
     /// Container name for the docker backend.
     pub container_name: String,
+    /// Also write the env file here (unless a file there was not written by setup).
+    pub env_export: Option<PathBuf>,
     pub migrations: Migrations,
 }
 
@@ -48,6 +50,7 @@ impl Default for SetupOptions {
             template: "insforge_rls_template".into(),
             app_role: "rls_app".into(),
             container_name: default_container_name(),
+            env_export: None,
             migrations: Migrations::embedded(),
         }
     }
@@ -56,9 +59,12 @@ impl Default for SetupOptions {
 /// One container per checkout: the name carries a hash of the workspace path.
 pub fn default_container_name() -> String {
     let root = crate::state::workspace_root();
-    let hash = root.to_string_lossy().bytes().fold(0xcbf29ce484222325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
+    let hash = root
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf29ce484222325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
     format!("insforge-rls-{:08x}", hash as u32)
 }
 
@@ -100,13 +106,17 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
     // 1. A server and a superuser (or the given user) on it.
     let (server, admin, reused_server) = match backend {
         BackendChoice::Docker => {
-            let password = previous.as_ref().map_or_else(|| crate::random_token(32), |s| s.admin.password.clone());
+            let password = previous
+                .as_ref()
+                .map_or_else(|| crate::random_token(32), |s| s.admin.password.clone());
             let image = match previous.as_ref().map(|s| &s.server) {
                 Some(Server::Docker { image, .. }) => image.clone(),
                 _ => opts.image.clone(),
             };
             let was_running = match previous.as_ref().map(|s| &s.server) {
-                Some(Server::Docker { container_id, .. }) => docker::is_running(container_id).await.unwrap_or(false),
+                Some(Server::Docker { container_id, .. }) => {
+                    docker::is_running(container_id).await.unwrap_or(false)
+                }
                 _ => false,
             };
             let started = docker::start(&ContainerSpec {
@@ -115,13 +125,21 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
                 superuser_password: password,
             })
             .await?;
-            let server = Server::Docker { container_id: started.id.clone(), container_name: opts.container_name.clone(), image };
+            let server = Server::Docker {
+                container_id: started.id.clone(),
+                container_name: opts.container_name.clone(),
+                image,
+            };
             // Recorded before waiting, so an interrupted setup finds its container next time.
             save_early(dir, previous.as_ref(), &server, &started.admin, opts)?;
             steps.done("start container");
             match started.admin.connect_within(Duration::from_secs(90)).await {
-                Err(HarnessError::Connect { reason, .. }) if previous.is_none() && reason.contains("password") => {
-                    return Err(HarnessError::OrphanContainer { name: opts.container_name.clone() });
+                Err(HarnessError::Connect { reason, .. })
+                    if previous.is_none() && reason.contains("password") =>
+                {
+                    return Err(HarnessError::OrphanContainer {
+                        name: opts.container_name.clone(),
+                    });
                 }
                 other => other?.close().await.ok(),
             };
@@ -149,7 +167,12 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
             };
             save_early(dir, previous.as_ref(), &server, &admin, opts)?;
             steps.done("start local cluster");
-            admin.connect_within(local::START_TIMEOUT).await?.close().await.ok();
+            admin
+                .connect_within(local::START_TIMEOUT)
+                .await?
+                .close()
+                .await
+                .ok();
             (server, admin, was_running)
         }
         BackendChoice::Url => {
@@ -157,10 +180,18 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
                 .database_url
                 .clone()
                 .or_else(|| match previous.as_ref() {
-                    Some(State { server: Server::Url, admin, .. }) => Some(admin.url()),
+                    Some(State {
+                        server: Server::Url,
+                        admin,
+                        ..
+                    }) => Some(admin.url()),
                     _ => None,
                 })
-                .ok_or_else(|| HarnessError::Invalid("--backend url needs --database-url (or INSFORGE_RLS_DATABASE_URL)".into()))?;
+                .ok_or_else(|| {
+                    HarnessError::Invalid(
+                        "--backend url needs --database-url (or INSFORGE_RLS_DATABASE_URL)".into(),
+                    )
+                })?;
             let admin = PgTarget::parse(&url)?;
             admin.connect().await?.close().await.ok();
             steps.done("connect");
@@ -190,14 +221,17 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
     steps.done("app role");
 
     // 4. The template each test clones.
-    let (template, template_migrations) = match ensure_template(&admin, &opts.template, &opts.migrations).await {
-        Ok(report) => (Some(opts.template.clone()), Some(report)),
-        Err(e) if matches!(server, Server::Url) => {
-            warnings.push(format!("no template database, so `cargo test` cannot use this server: {e}"));
-            (None, None)
-        }
-        Err(e) => return Err(e),
-    };
+    let (template, template_migrations) =
+        match ensure_template(&admin, &opts.template, &opts.migrations).await {
+            Ok(report) => (Some(opts.template.clone()), Some(report)),
+            Err(e) if matches!(server, Server::Url) => {
+                warnings.push(format!(
+                    "no template database, so `cargo test` cannot use this server: {e}"
+                ));
+                (None, None)
+            }
+            Err(e) => return Err(e),
+        };
     steps.done("template database");
 
     let jwt_secret = opts
@@ -205,31 +239,64 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
         .clone()
         .or_else(|| previous.as_ref().map(|s| s.jwt_secret.clone()))
         .unwrap_or_else(|| crate::random_token(48));
-    let state = State {
+    let mut state = State {
         format: State::FORMAT,
         server,
         app: app_admin.with_login(&opts.app_role, &app_password),
         admin: app_admin,
         template,
         jwt_secret,
-        created_at: previous.as_ref().map_or_else(now_rfc3339, |s| s.created_at.clone()),
+        created_at: previous
+            .as_ref()
+            .map_or_else(now_rfc3339, |s| s.created_at.clone()),
+        env_export: None,
     };
+    if let Some(path) = &opts.env_export {
+        match dir.export_env(&state, path) {
+            Ok(()) => state.env_export = Some(path.clone()),
+            Err(e) => warnings.push(e.to_string()),
+        }
+    }
     dir.save(&state)?;
     steps.done("write state");
-    Ok(SetupReport { state, reused_server, migrations, template_migrations, steps: steps.0, warnings })
+    Ok(SetupReport {
+        state,
+        reused_server,
+        migrations,
+        template_migrations,
+        steps: steps.0,
+        warnings,
+    })
 }
 
 /// Writes a provisional state as soon as a server exists, so a rerun after an interruption
 /// reuses it instead of orphaning it.
-fn save_early(dir: &StateDir, previous: Option<&State>, server: &Server, admin: &PgTarget, opts: &SetupOptions) -> Result<()> {
+fn save_early(
+    dir: &StateDir,
+    previous: Option<&State>,
+    server: &Server,
+    admin: &PgTarget,
+    opts: &SetupOptions,
+) -> Result<()> {
     let state = State {
         format: State::FORMAT,
         server: server.clone(),
         admin: admin.clone(),
-        app: previous.map_or_else(|| admin.with_login(&opts.app_role, &crate::random_token(32)), |s| s.app.clone()),
+        app: previous.map_or_else(
+            || admin.with_login(&opts.app_role, &crate::random_token(32)),
+            |s| s.app.clone(),
+        ),
         template: previous.and_then(|s| s.template.clone()),
-        jwt_secret: previous.map_or_else(|| opts.jwt_secret.clone().unwrap_or_else(|| crate::random_token(48)), |s| s.jwt_secret.clone()),
+        jwt_secret: previous.map_or_else(
+            || {
+                opts.jwt_secret
+                    .clone()
+                    .unwrap_or_else(|| crate::random_token(48))
+            },
+            |s| s.jwt_secret.clone(),
+        ),
         created_at: previous.map_or_else(now_rfc3339, |s| s.created_at.clone()),
+        env_export: previous.and_then(|s| s.env_export.clone()),
     };
     dir.save(&state)
 }
@@ -279,18 +346,26 @@ pub fn check_jwt_secret(secret: &str) -> Result<()> {
 
 async fn ensure_database(admin: &PgTarget, name: &str) -> Result<()> {
     let mut conn = admin.connect().await?;
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(HarnessError::sql("cannot list databases"))?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(HarnessError::sql("cannot list databases"))?;
     if !exists {
         let sql = format!("create database {}", quote_ident(name));
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
             Ok(_) => {}
             // Another setup made it in the meantime.
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
-            Err(e) => return Err(HarnessError::sql(format!("cannot create database {name}"))(e)),
+            Err(e) => {
+                return Err(HarnessError::sql(format!("cannot create database {name}"))(
+                    e,
+                ));
+            }
         }
     }
     conn.close().await.ok();
@@ -301,11 +376,12 @@ async fn ensure_database(admin: &PgTarget, name: &str) -> Result<()> {
 /// so a request that forgets to switch role has no privileges at all.
 async fn ensure_app_role(admin: &PgTarget, role: &str, password: &str) -> Result<()> {
     let mut conn = admin.connect().await?;
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_roles where rolname = $1)")
-        .bind(role)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(HarnessError::sql("cannot list roles"))?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_roles where rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(HarnessError::sql("cannot list roles"))?;
     let ident = quote_ident(role);
     let verb = if exists { "alter" } else { "create" };
     let sql = format!(
@@ -316,20 +392,29 @@ async fn ensure_app_role(admin: &PgTarget, role: &str, password: &str) -> Result
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(&mut conn)
         .await
-        .map_err(HarnessError::sql(format!("cannot create or update the app role {role}")))?;
+        .map_err(HarnessError::sql(format!(
+            "cannot create or update the app role {role}"
+        )))?;
     conn.close().await.ok();
     Ok(())
 }
 
 /// Creates (when missing) and migrates the template database, then marks it a template.
-async fn ensure_template(admin: &PgTarget, template: &str, migrations: &Migrations) -> Result<MigrationReport> {
+async fn ensure_template(
+    admin: &PgTarget,
+    template: &str,
+    migrations: &Migrations,
+) -> Result<MigrationReport> {
     ensure_database(admin, template).await?;
     let report = migrations.apply(&admin.with_database(template)).await?;
     let mut conn = admin.connect().await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("alter database {} with is_template true", quote_ident(template))))
-        .execute(&mut conn)
-        .await
-        .map_err(HarnessError::sql("cannot mark the template database"))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "alter database {} with is_template true",
+        quote_ident(template)
+    )))
+    .execute(&mut conn)
+    .await
+    .map_err(HarnessError::sql("cannot mark the template database"))?;
     conn.close().await.ok();
     Ok(report)
 }
@@ -342,24 +427,35 @@ pub struct TeardownReport {
 }
 
 /// Stops and deletes what setup made, and nothing else.
-pub async fn teardown(dir: &StateDir, env_export: Option<PathBuf>) -> Result<TeardownReport> {
+pub async fn teardown(dir: &StateDir) -> Result<TeardownReport> {
     let Some(state) = dir.load()? else {
-        return Ok(TeardownReport { removed: vec![], kept: vec!["nothing was set up".into()] });
+        return Ok(TeardownReport {
+            removed: vec![],
+            kept: vec!["nothing was set up".into()],
+        });
     };
     let mut report = TeardownReport::default();
     match &state.server {
-        Server::Docker { container_id, container_name, .. } => {
+        Server::Docker {
+            container_id,
+            container_name,
+            ..
+        } => {
             if docker::remove(container_id).await? {
                 report.removed.push(format!("container {container_name}"));
             }
         }
-        Server::Local { bin_dir, run_as, .. } => {
+        Server::Local {
+            bin_dir, run_as, ..
+        } => {
             let run_as = run_as.as_deref().map(RunAs::named).transpose()?;
             let cluster = Cluster::new(dir.local_dir(), bin_dir.clone(), run_as);
             tokio::task::spawn_blocking(move || cluster.destroy())
                 .await
                 .map_err(|e| HarnessError::Invalid(format!("local teardown panicked: {e}")))??;
-            report.removed.push(format!("local cluster in {}", dir.local_dir().display()));
+            report
+                .removed
+                .push(format!("local cluster in {}", dir.local_dir().display()));
         }
         Server::Url => {
             if let Some(template) = &state.template {
@@ -380,8 +476,13 @@ pub async fn teardown(dir: &StateDir, env_export: Option<PathBuf>) -> Result<Tea
             ));
         }
     }
-    dir.forget(env_export.as_deref())?;
-    report.removed.push(format!("state in {}", dir.root().display()));
+    dir.forget(state.env_export.as_deref())?;
+    if let Some(path) = &state.env_export {
+        report.removed.push(format!("env file {}", path.display()));
+    }
+    report
+        .removed
+        .push(format!("state in {}", dir.root().display()));
     Ok(report)
 }
 
@@ -407,7 +508,11 @@ pub async fn status(dir: &StateDir) -> Result<Status> {
         }
         Err(e) => (Err(e.to_string()), vec![]),
     };
-    Ok(Status { state, reachable, migrations })
+    Ok(Status {
+        state,
+        reachable,
+        migrations,
+    })
 }
 
 async fn applied_migrations(admin: &PgTarget) -> Result<Vec<String>> {
@@ -418,7 +523,10 @@ async fn applied_migrations(admin: &PgTarget) -> Result<Vec<String>> {
     .fetch_all(&mut conn)
     .await
     .map_err(HarnessError::sql("cannot read the migration history"))?;
-    Ok(rows.into_iter().map(|(v, n)| format!("V{v}__{n}")).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(v, n)| format!("V{v}__{n}"))
+        .collect())
 }
 
 fn now_rfc3339() -> String {

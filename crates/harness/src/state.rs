@@ -12,7 +12,8 @@ use crate::error::{HarnessError, Result};
 use crate::target::PgTarget;
 
 /// First line of every env file setup writes; a file without it belongs to the user.
-pub const ENV_MARKER: &str = "# Written by `cargo xtask setup` (insforge-rls). Safe to delete; rewritten by setup.";
+pub const ENV_MARKER: &str =
+    "# Written by `cargo xtask setup` (insforge-rls). Safe to delete; rewritten by setup.";
 
 const STATE_FILE: &str = "state.json";
 const ENV_FILE: &str = "env";
@@ -22,9 +23,18 @@ const ENV_FILE: &str = "env";
 #[serde(tag = "backend", rename_all = "lowercase")]
 pub enum Server {
     /// A container started through testcontainers; teardown removes it.
-    Docker { container_id: String, container_name: String, image: String },
+    Docker {
+        container_id: String,
+        container_name: String,
+        image: String,
+    },
     /// A cluster from the machine's PostgreSQL binaries under the state folder.
-    Local { data_dir: PathBuf, bin_dir: PathBuf, port: u16, run_as: Option<String> },
+    Local {
+        data_dir: PathBuf,
+        bin_dir: PathBuf,
+        port: u16,
+        run_as: Option<String>,
+    },
     /// A database someone else runs; teardown leaves it alone.
     Url,
 }
@@ -52,6 +62,9 @@ pub struct State {
     pub template: Option<String>,
     pub jwt_secret: String,
     pub created_at: String,
+    /// The extra env file setup wrote (e.g. the workspace `.env`), which teardown removes.
+    #[serde(default)]
+    pub env_export: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for State {
@@ -121,7 +134,10 @@ impl StateDir {
     }
 
     pub fn create(&self) -> Result<()> {
-        fs::create_dir_all(&self.root).map_err(HarnessError::io("cannot create the state folder", &self.root))
+        fs::create_dir_all(&self.root).map_err(HarnessError::io(
+            "cannot create the state folder",
+            &self.root,
+        ))
     }
 
     /// The saved state, `None` when setup has not run (or teardown removed it).
@@ -132,19 +148,27 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(HarnessError::io("cannot read the state file", &path)(e)),
         };
-        let state: State = serde_json::from_str(&text)
-            .map_err(|e| HarnessError::BadState { path: path.clone(), reason: e.to_string() })?;
+        let state: State = serde_json::from_str(&text).map_err(|e| HarnessError::BadState {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         if state.format != State::FORMAT {
             return Err(HarnessError::BadState {
                 path,
-                reason: format!("format {} is not the supported {}", state.format, State::FORMAT),
+                reason: format!(
+                    "format {} is not the supported {}",
+                    state.format,
+                    State::FORMAT
+                ),
             });
         }
         Ok(Some(state))
     }
 
     pub fn require(&self) -> Result<State> {
-        self.load()?.ok_or_else(|| HarnessError::NotSetUp { path: self.state_file() })
+        self.load()?.ok_or_else(|| HarnessError::NotSetUp {
+            path: self.state_file(),
+        })
     }
 
     /// Writes the state and its env file (both 0600, atomically).
@@ -161,7 +185,10 @@ impl StateDir {
     pub fn export_env(&self, state: &State, path: &Path) -> Result<()> {
         match fs::read_to_string(path) {
             Ok(existing) if !existing.starts_with(ENV_MARKER) => {
-                return Err(HarnessError::WontClobber { path: path.to_owned(), state_env: self.env_file() });
+                return Err(HarnessError::WontClobber {
+                    path: path.to_owned(),
+                    state_env: self.env_file(),
+                });
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -196,7 +223,9 @@ fn render_env(state: &State) -> String {
 
 fn remove_if_exists(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HarnessError::io("cannot remove", path)(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(HarnessError::io("cannot remove", path)(e))
+        }
         _ => Ok(()),
     }
 }
@@ -221,7 +250,11 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The Cargo workspace this crate was built in.
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).unwrap_or(manifest).to_path_buf()
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .to_path_buf()
 }
 
 #[cfg(test)]
@@ -238,6 +271,7 @@ mod tests {
             template: Some("insforge_rls_template".into()),
             jwt_secret: "s".repeat(40),
             created_at: "now".into(),
+            env_export: None,
         }
     }
 
@@ -277,6 +311,10 @@ mod tests {
     #[test]
     fn debug_hides_secrets() {
         let shown = format!("{:?}", sample());
-        assert!(!shown.contains("adminpw") && !shown.contains("apppw") && !shown.contains(&"s".repeat(40)));
+        assert!(
+            !shown.contains("adminpw")
+                && !shown.contains("apppw")
+                && !shown.contains(&"s".repeat(40))
+        );
     }
 }

@@ -34,7 +34,11 @@ impl PgTarget {
                 parsed.scheme()
             )));
         }
-        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         let host = parsed
             .host_str()
             .ok_or_else(|| HarnessError::BadUrl("no host".into()))?
@@ -51,7 +55,11 @@ impl PgTarget {
             port: parsed.port().unwrap_or(5432),
             user,
             password: parsed.password().map(decode).unwrap_or_default(),
-            database: if database.is_empty() { "postgres".into() } else { database },
+            database: if database.is_empty() {
+                "postgres".into()
+            } else {
+                database
+            },
         })
     }
 
@@ -71,15 +79,25 @@ impl PgTarget {
     /// The URL with the password replaced: safe for messages and logs.
     pub fn redacted(&self) -> String {
         let pw = if self.password.is_empty() { "" } else { ":***" };
-        format!("postgres://{}{pw}@{}:{}/{}", self.user, self.host, self.port, self.database)
+        format!(
+            "postgres://{}{pw}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
     }
 
     pub fn with_database(&self, database: &str) -> Self {
-        Self { database: database.to_owned(), ..self.clone() }
+        Self {
+            database: database.to_owned(),
+            ..self.clone()
+        }
     }
 
     pub fn with_login(&self, user: &str, password: &str) -> Self {
-        Self { user: user.to_owned(), password: password.to_owned(), ..self.clone() }
+        Self {
+            user: user.to_owned(),
+            password: password.to_owned(),
+            ..self.clone()
+        }
     }
 
     pub fn connect_options(&self) -> PgConnectOptions {
@@ -97,7 +115,10 @@ impl PgTarget {
     pub async fn connect(&self) -> Result<PgConnection> {
         PgConnection::connect_with(&self.connect_options())
             .await
-            .map_err(|e| HarnessError::Connect { target: self.redacted(), reason: short_reason(&e) })
+            .map_err(|e| HarnessError::Connect {
+                target: self.redacted(),
+                reason: short_reason(&e),
+            })
     }
 
     /// Connects, retrying while the server is still starting, for at most `bound`.
@@ -179,8 +200,14 @@ mod tests {
 
     #[test]
     fn rejects_other_schemes_and_missing_user() {
-        assert!(matches!(PgTarget::parse("mysql://a:b@h/d"), Err(HarnessError::BadUrl(_))));
-        assert!(matches!(PgTarget::parse("postgres://h/d"), Err(HarnessError::BadUrl(_))));
+        assert!(matches!(
+            PgTarget::parse("mysql://a:b@h/d"),
+            Err(HarnessError::BadUrl(_))
+        ));
+        assert!(matches!(
+            PgTarget::parse("postgres://h/d"),
+            Err(HarnessError::BadUrl(_))
+        ));
     }
 
     #[test]

@@ -3,15 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use tokio::sync::OnceCell;
 
 use crate::backend::BackendChoice;
 use crate::error::{HarnessError, Result};
-use crate::provision::{setup, SetupOptions};
+use crate::provision::{SetupOptions, setup};
 use crate::state::{Server, State, StateDir};
-use crate::target::{quote_ident, PgTarget};
+use crate::target::{PgTarget, quote_ident};
 
 static SHARED: OnceCell<State> = OnceCell::const_new();
 
@@ -55,7 +55,11 @@ async fn init_shared() -> Result<State> {
     let suffix = format!("{}-{}", std::process::id(), crate::random_lower(6));
     let eph = StateDir::at(dir.root().join(format!("ephemeral-{suffix}")));
     eph.create()?;
-    let mut opts = SetupOptions { backend, container_name: format!("insforge-rls-test-{suffix}"), ..Default::default() };
+    let mut opts = SetupOptions {
+        backend,
+        container_name: format!("insforge-rls-test-{suffix}"),
+        ..Default::default()
+    };
     if let Ok(image) = std::env::var("INSFORGE_RLS_IMAGE") {
         if !image.is_empty() {
             opts.image = image;
@@ -92,7 +96,11 @@ impl TestDatabase {
             .ok_or_else(|| HarnessError::Invalid("no template database".into()))?;
         let name = format!("rls_test_{}", crate::random_lower(12));
         clone_database(&state.admin, template, &name).await?;
-        Ok(Self { admin: state.admin.with_database(&name), app: state.app.with_database(&name), name })
+        Ok(Self {
+            admin: state.admin.with_database(&name),
+            app: state.app.with_database(&name),
+            name,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -124,7 +132,10 @@ impl TestDatabase {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(self.app.connect_options())
             .await
-            .map_err(HarnessError::sql(format!("cannot open a pool on {}", self.app.redacted())))
+            .map_err(HarnessError::sql(format!(
+                "cannot open a pool on {}",
+                self.app.redacted()
+            )))
     }
 }
 
@@ -134,7 +145,10 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop runs inside a test's runtime; a thread with its own runtime can block on it.
         let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
@@ -154,24 +168,40 @@ impl Drop for TestDatabase {
 impl TestDatabase {
     /// The database the admin connects to for dropping this one: the server's app database.
     fn admin_database(&self) -> String {
-        SHARED.get().map_or_else(|| "postgres".into(), |s| s.admin.database.clone())
+        SHARED
+            .get()
+            .map_or_else(|| "postgres".into(), |s| s.admin.database.clone())
     }
 }
 
 /// `CREATE DATABASE … TEMPLATE`, retried while something still holds the template open.
 pub async fn clone_database(admin: &PgTarget, template: &str, name: &str) -> Result<Duration> {
     let mut conn = admin.connect().await?;
-    let sql = format!("create database {} template {}", quote_ident(name), quote_ident(template));
+    let sql = format!(
+        "create database {} template {}",
+        quote_ident(name),
+        quote_ident(template)
+    );
     let started = Instant::now();
     loop {
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(&mut conn).await {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&mut conn)
+            .await
+        {
             Ok(_) => break,
             // 55006: "source database is being accessed by other users" — a just-closed
             // connection may take a moment to go away.
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55006") && started.elapsed() < Duration::from_secs(10) => {
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some("55006")
+                    && started.elapsed() < Duration::from_secs(10) =>
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Err(e) => return Err(HarnessError::sql(format!("cannot clone {template} into {name}"))(e)),
+            Err(e) => {
+                return Err(HarnessError::sql(format!(
+                    "cannot clone {template} into {name}"
+                ))(e));
+            }
         }
     }
     let took = started.elapsed();

@@ -28,8 +28,10 @@ fn endpoint() -> String {
 }
 
 fn client() -> Result<Docker> {
-    Docker::connect_with_defaults()
-        .map_err(|e| HarnessError::DockerUnreachable { endpoint: endpoint(), reason: e.to_string() })
+    Docker::connect_with_defaults().map_err(|e| HarnessError::DockerUnreachable {
+        endpoint: endpoint(),
+        reason: e.to_string(),
+    })
 }
 
 /// Whether a Docker engine answers, with the reason when it does not.
@@ -37,7 +39,10 @@ pub async fn ping() -> Result<()> {
     let docker = client()?;
     match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(HarnessError::DockerUnreachable { endpoint: endpoint(), reason: e.to_string() }),
+        Ok(Err(e)) => Err(HarnessError::DockerUnreachable {
+            endpoint: endpoint(),
+            reason: e.to_string(),
+        }),
         Err(_) => Err(HarnessError::DockerUnreachable {
             endpoint: endpoint(),
             reason: format!("no answer within {} s", PING_TIMEOUT.as_secs()),
@@ -63,7 +68,9 @@ pub struct StartedContainer {
 /// `name:tag`, where a registry host may carry a port (`host:5000/pg:15`).
 fn split_image(image: &str) -> (String, String) {
     match image.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') && !name.is_empty() => (name.to_owned(), tag.to_owned()),
+        Some((name, tag)) if !tag.contains('/') && !name.is_empty() => {
+            (name.to_owned(), tag.to_owned())
+        }
         _ => (image.to_owned(), "latest".to_owned()),
     }
 }
@@ -98,15 +105,23 @@ pub async fn start(spec: &ContainerSpec) -> Result<StartedContainer> {
             host.publish_all_ports = Some(false);
             host.port_bindings = Some(HashMap::from([(
                 "5432/tcp".to_owned(),
-                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
             )]));
         });
 
-    let container = request.start().await.map_err(|e| map_start_error(&spec.image, e))?;
+    let container = request
+        .start()
+        .await
+        .map_err(|e| map_start_error(&spec.image, e))?;
     let port = container
         .get_host_port_ipv4(5432)
         .await
-        .map_err(|e| HarnessError::Container { reason: format!("no published port: {e}") })?;
+        .map_err(|e| HarnessError::Container {
+            reason: format!("no published port: {e}"),
+        })?;
     let id = container.id().to_owned();
     // Marked for reuse, so dropping the handle leaves the container running.
     drop(container);
@@ -125,12 +140,18 @@ pub async fn start(spec: &ContainerSpec) -> Result<StartedContainer> {
 fn map_start_error(image: &str, e: TestcontainersError) -> HarnessError {
     match e {
         TestcontainersError::Client(ClientError::PullImage { err, .. }) => {
-            HarnessError::ImageUnavailable { image: image.to_owned(), reason: one_line(&err.to_string()) }
+            HarnessError::ImageUnavailable {
+                image: image.to_owned(),
+                reason: one_line(&err.to_string()),
+            }
         }
-        TestcontainersError::Client(ClientError::Init(err)) => {
-            HarnessError::DockerUnreachable { endpoint: endpoint(), reason: one_line(&err.to_string()) }
-        }
-        other => HarnessError::Container { reason: one_line(&other.to_string()) },
+        TestcontainersError::Client(ClientError::Init(err)) => HarnessError::DockerUnreachable {
+            endpoint: endpoint(),
+            reason: one_line(&err.to_string()),
+        },
+        other => HarnessError::Container {
+            reason: one_line(&other.to_string()),
+        },
     }
 }
 
@@ -141,11 +162,19 @@ fn one_line(s: &str) -> String {
 /// Removes the container and its anonymous volumes; a container already gone is fine.
 pub async fn remove(id_or_name: &str) -> Result<bool> {
     let docker = client()?;
-    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     match docker.remove_container(id_or_name, Some(options)).await {
         Ok(()) => Ok(true),
-        Err(testcontainers::bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
-        Err(e) => Err(HarnessError::Container { reason: format!("cannot remove {id_or_name}: {}", one_line(&e.to_string())) }),
+        Err(testcontainers::bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }) => Ok(false),
+        Err(e) => Err(HarnessError::Container {
+            reason: format!("cannot remove {id_or_name}: {}", one_line(&e.to_string())),
+        }),
     }
 }
 
@@ -154,8 +183,13 @@ pub async fn is_running(id: &str) -> Result<bool> {
     let docker = client()?;
     match docker.inspect_container(id, None).await {
         Ok(info) => Ok(info.state.and_then(|s| s.running).unwrap_or(false)),
-        Err(testcontainers::bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
-        Err(e) => Err(HarnessError::Container { reason: one_line(&e.to_string()) }),
+        Err(testcontainers::bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }) => Ok(false),
+        Err(e) => Err(HarnessError::Container {
+            reason: one_line(&e.to_string()),
+        }),
     }
 }
 
@@ -166,8 +200,17 @@ mod tests {
     #[test]
     fn splits_image_references() {
         assert_eq!(split_image("postgres:15"), ("postgres".into(), "15".into()));
-        assert_eq!(split_image("postgres"), ("postgres".into(), "latest".into()));
-        assert_eq!(split_image("reg:5000/pg"), ("reg:5000/pg".into(), "latest".into()));
-        assert_eq!(split_image("reg:5000/pg:15-debian"), ("reg:5000/pg".into(), "15-debian".into()));
+        assert_eq!(
+            split_image("postgres"),
+            ("postgres".into(), "latest".into())
+        );
+        assert_eq!(
+            split_image("reg:5000/pg"),
+            ("reg:5000/pg".into(), "latest".into())
+        );
+        assert_eq!(
+            split_image("reg:5000/pg:15-debian"),
+            ("reg:5000/pg".into(), "15-debian".into())
+        );
     }
 }

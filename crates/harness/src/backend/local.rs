@@ -34,20 +34,30 @@ impl RunAs {
 
     pub fn named(name: &str) -> Result<RunAs> {
         match nix::unistd::User::from_name(name) {
-            Ok(Some(user)) => Ok(RunAs { name: name.to_owned(), uid: user.uid.as_raw(), gid: user.gid.as_raw() }),
+            Ok(Some(user)) => Ok(RunAs {
+                name: name.to_owned(),
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+            }),
             _ => Err(HarnessError::NoPostgresUser),
         }
     }
 
     fn chown(&self, path: &Path) -> Result<()> {
-        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
-            .map_err(HarnessError::io("cannot hand the folder to the postgres user", path))
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).map_err(HarnessError::io(
+            "cannot hand the folder to the postgres user",
+            path,
+        ))
     }
 }
 
 /// The folder with `initdb`, `pg_ctl` and `postgres`.
 pub fn find_bin_dir() -> Result<PathBuf> {
-    let has_all = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
+    let has_all = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
     let mut searched = Vec::new();
     if let Some(dir) = std::env::var_os("INSFORGE_RLS_PG_BINDIR").filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
@@ -55,7 +65,10 @@ pub fn find_bin_dir() -> Result<PathBuf> {
             return Ok(dir);
         }
         return Err(HarnessError::NoPostgresBinaries {
-            searched: format!("INSFORGE_RLS_PG_BINDIR={} lacks initdb, pg_ctl or postgres", dir.display()),
+            searched: format!(
+                "INSFORGE_RLS_PG_BINDIR={} lacks initdb, pg_ctl or postgres",
+                dir.display()
+            ),
         });
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
@@ -82,7 +95,9 @@ pub fn find_bin_dir() -> Result<PathBuf> {
         return Ok(dir);
     }
     searched.push("/usr/lib/postgresql/*/bin".into());
-    Err(HarnessError::NoPostgresBinaries { searched: searched.join(", ") })
+    Err(HarnessError::NoPostgresBinaries {
+        searched: searched.join(", "),
+    })
 }
 
 /// A cluster folder: `pgdata/`, `run/` (socket), `postgres.log`, the superuser's password file.
@@ -95,7 +110,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(dir: PathBuf, bin_dir: PathBuf, run_as: Option<RunAs>) -> Self {
-        Self { dir, bin_dir, run_as }
+        Self {
+            dir,
+            bin_dir,
+            run_as,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -111,12 +130,17 @@ impl Cluster {
         if let Some(user) = &self.run_as {
             cmd.uid(user.uid).gid(user.gid);
         }
-        cmd.env("LC_ALL", "C").env_remove("PGDATA").stdin(Stdio::null());
+        cmd.env("LC_ALL", "C")
+            .env_remove("PGDATA")
+            .stdin(Stdio::null());
         cmd
     }
 
     fn run(&self, mut cmd: Command, what: &str) -> Result<Output> {
-        let output = cmd.output().map_err(|e| HarnessError::Command { command: what.into(), detail: e.to_string() })?;
+        let output = cmd.output().map_err(|e| HarnessError::Command {
+            command: what.into(),
+            detail: e.to_string(),
+        })?;
         if output.status.success() {
             Ok(output)
         } else {
@@ -124,7 +148,10 @@ impl Cluster {
             if detail.is_empty() {
                 detail = format!("exit status {}", output.status);
             }
-            Err(HarnessError::Command { command: what.into(), detail })
+            Err(HarnessError::Command {
+                command: what.into(),
+                detail,
+            })
         }
     }
 
@@ -151,7 +178,10 @@ impl Cluster {
         if self.data_dir().join("PG_VERSION").is_file() {
             return Ok(());
         }
-        fs::create_dir_all(&self.dir).map_err(HarnessError::io("cannot create the cluster folder", &self.dir))?;
+        fs::create_dir_all(&self.dir).map_err(HarnessError::io(
+            "cannot create the cluster folder",
+            &self.dir,
+        ))?;
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
             .map_err(HarnessError::io("cannot set permissions", &self.dir))?;
         if let Some(user) = &self.run_as {
@@ -159,23 +189,45 @@ impl Cluster {
         }
         let scratch = self.dir.join("pgdata.partial");
         if scratch.exists() {
-            fs::remove_dir_all(&scratch).map_err(HarnessError::io("cannot clear an interrupted initdb", &scratch))?;
+            fs::remove_dir_all(&scratch).map_err(HarnessError::io(
+                "cannot clear an interrupted initdb",
+                &scratch,
+            ))?;
         }
         self.superuser_password()?;
         let mut cmd = self.command("initdb");
         cmd.arg("-D")
             .arg(&scratch)
-            .args(["-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ])
             .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
-            .arg(format!("--pwfile={}", self.dir.join(PASSWORD_FILE).display()));
+            .arg(format!(
+                "--pwfile={}",
+                self.dir.join(PASSWORD_FILE).display()
+            ));
         self.run(cmd, "initdb")?;
-        fs::rename(&scratch, self.data_dir()).map_err(HarnessError::io("cannot move the new cluster into place", self.data_dir()))
+        fs::rename(&scratch, self.data_dir()).map_err(HarnessError::io(
+            "cannot move the new cluster into place",
+            self.data_dir(),
+        ))
     }
 
     /// The port of the running server, or `None` when it is not running.
     pub fn running_port(&self) -> Option<u16> {
         let mut status = self.command("pg_ctl");
-        status.arg("status").arg("-D").arg(self.data_dir()).stdout(Stdio::null()).stderr(Stdio::null());
+        status
+            .arg("status")
+            .arg("-D")
+            .arg(self.data_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if !status.status().is_ok_and(|s| s.success()) {
             return None;
         }
@@ -214,10 +266,15 @@ impl Cluster {
         let port = match port {
             Some(p) if !port_is_free(p) => return Err(HarnessError::PortInUse { port: p }),
             Some(p) => p,
-            None => previous_port.filter(|p| port_is_free(*p)).map_or_else(free_port, Ok)?,
+            None => previous_port
+                .filter(|p| port_is_free(*p))
+                .map_or_else(free_port, Ok)?,
         };
         let run_dir = self.dir.join("run");
-        fs::create_dir_all(&run_dir).map_err(HarnessError::io("cannot create the socket folder", &run_dir))?;
+        fs::create_dir_all(&run_dir).map_err(HarnessError::io(
+            "cannot create the socket folder",
+            &run_dir,
+        ))?;
         if let Some(user) = &self.run_as {
             user.chown(&run_dir)?;
         }
@@ -241,7 +298,10 @@ impl Cluster {
                 .create(true)
                 .append(true)
                 .open(self.log_file())
-                .map_err(HarnessError::io("cannot create the server log", self.log_file()))?;
+                .map_err(HarnessError::io(
+                    "cannot create the server log",
+                    self.log_file(),
+                ))?;
             user.chown(&self.log_file())?;
         }
         if let Err(e) = self.run(cmd, "pg_ctl start") {
@@ -252,7 +312,11 @@ impl Cluster {
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
             return Err(HarnessError::Command {
                 command: "pg_ctl start".into(),
-                detail: format!("{e}; log {}: {}", self.log_file().display(), tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
+                detail: format!(
+                    "{e}; log {}: {}",
+                    self.log_file().display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ),
             });
         }
         Ok(target(port))
@@ -262,13 +326,17 @@ impl Cluster {
     pub fn destroy(&self) -> Result<()> {
         if self.running_port().is_some() {
             let mut cmd = self.command("pg_ctl");
-            cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w", "-t", "30", "-s"]);
+            cmd.arg("stop")
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "fast", "-w", "-t", "30", "-s"]);
             self.run(cmd, "pg_ctl stop")?;
         }
         match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(HarnessError::io("cannot delete the cluster folder", &self.dir)(e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HarnessError::io(
+                "cannot delete the cluster folder",
+                &self.dir,
+            )(e)),
             _ => Ok(()),
         }
     }

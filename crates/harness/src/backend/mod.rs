@@ -23,7 +23,9 @@ impl std::str::FromStr for BackendChoice {
             "docker" => Ok(Self::Docker),
             "local" => Ok(Self::Local),
             "url" => Ok(Self::Url),
-            other => Err(format!("unknown backend `{other}`: use auto, docker, local or url")),
+            other => Err(format!(
+                "unknown backend `{other}`: use auto, docker, local or url"
+            )),
         }
     }
 }

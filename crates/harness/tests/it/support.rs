@@ -1,6 +1,6 @@
 //! Shared test helpers: fixture users and small SQL conveniences.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// A Clerk-shaped user from `fixtures/users.json`.
 #[derive(Debug, Clone)]
@@ -34,7 +34,10 @@ pub fn user(key: &str) -> User {
         .and_then(|users| users.iter().find(|u| u["key"] == key))
         .unwrap_or_else(|| panic!("no fixture user {key}"));
     User {
-        id: found["id"].as_str().expect("fixture id is a string").to_owned(),
+        id: found["id"]
+            .as_str()
+            .expect("fixture id is a string")
+            .to_owned(),
         email: found["email"].as_str().map(str::to_owned),
     }
 }

@@ -1,0 +1,344 @@
+//! `cargo xtask` as a user runs it: each fault gives the promised error and leaves nothing
+//! half-made; setup survives an interruption; teardown leaves no process or folder.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn xtask(state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(args)
+        .env("INSFORGE_RLS_STATE_DIR", state_dir)
+        // A user's own settings must not steer these runs.
+        .env_remove("INSFORGE_RLS_BACKEND")
+        .env_remove("INSFORGE_RLS_DATABASE_URL")
+        .env_remove("INSFORGE_JWT_SECRET")
+        .env_remove("INSFORGE_RLS_PORT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("xtask runs");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+fn have_local_postgres() -> bool {
+    Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `--env-file` inside the temp dir, so these runs never touch the workspace `.env`.
+fn env_file(dir: &Path) -> String {
+    dir.join("env-export").display().to_string()
+}
+
+#[test]
+fn docker_unreachable_says_so_and_names_the_ways_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = xtask(
+        dir.path(),
+        &[
+            "setup",
+            "--backend",
+            "docker",
+            "--env-file",
+            &env_file(dir.path()),
+        ],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Docker is not reachable at unix:///nonexistent/docker.sock"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--backend local"), "{}", r.stderr);
+    assert!(!dir.path().join("state.json").exists(), "nothing recorded");
+}
+
+#[test]
+fn missing_postgres_binaries_say_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = xtask(
+        dir.path(),
+        &[
+            "setup",
+            "--backend",
+            "local",
+            "--env-file",
+            &env_file(dir.path()),
+        ],
+        &[("INSFORGE_RLS_PG_BINDIR", "/nonexistent/bin")],
+    );
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("no PostgreSQL server binaries found"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("apt-get install postgresql-15"),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.path().join("local").exists(), "no cluster folder made");
+}
+
+#[test]
+fn a_url_that_refuses_connections_is_reported_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind, read it, release.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://someone:sup3rs3cretpw@127.0.0.1:{port}/app");
+    let r = xtask(
+        dir.path(),
+        &[
+            "setup",
+            "--backend",
+            "url",
+            "--database-url",
+            &url,
+            "--env-file",
+            &env_file(dir.path()),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot connect to the database at postgres://someone:***@127.0.0.1:{port}/app"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("sup3rs3cretpw") && !r.stdout.contains("sup3rs3cretpw"));
+    assert!(!dir.path().join("state.json").exists());
+}
+
+#[test]
+fn a_short_jwt_secret_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = xtask(
+        dir.path(),
+        &["setup", "--backend", "local", "--jwt-secret", "too-short"],
+        &[],
+    );
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("at least 32"), "{}", r.stderr);
+    assert!(!r.stderr.contains("too-short"));
+    assert!(!dir.path().join("local").exists());
+}
+
+#[test]
+fn status_and_teardown_before_setup_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = xtask(dir.path(), &["status"], &[]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("run `cargo xtask setup` first"),
+        "{}",
+        r.stderr
+    );
+    let r = xtask(dir.path(), &["teardown"], &[]);
+    assert_eq!(r.code, Some(0));
+    assert!(r.stdout.contains("nothing was set up"));
+}
+
+#[test]
+fn a_taken_port_is_refused_and_nothing_is_made() {
+    if !have_local_postgres() {
+        eprintln!("skipped: no local PostgreSQL binaries on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let r = xtask(
+        dir.path(),
+        &[
+            "setup",
+            "--backend",
+            "local",
+            "--port",
+            &port,
+            "--env-file",
+            &env_file(dir.path()),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr
+            .contains(&format!("port {port} on 127.0.0.1 is already in use")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !dir.path().join("local").exists(),
+        "no cluster was initialised"
+    );
+}
+
+/// The whole local life cycle, including a server that stopped behind setup's back and an
+/// initdb that was interrupted: setup recovers both, keeps the data, and teardown leaves nothing.
+#[test]
+fn local_setup_recovers_from_interruptions_and_teardown_leaves_nothing() {
+    if !have_local_postgres() {
+        eprintln!("skipped: no local PostgreSQL binaries on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let env_export = env_file(dir.path());
+    // Leftovers of an initdb killed half-way.
+    std::fs::create_dir_all(dir.path().join("local/pgdata.partial/base")).unwrap();
+
+    let first = xtask(
+        dir.path(),
+        &["setup", "--backend", "local", "--env-file", &env_export],
+        &[],
+    );
+    assert_eq!(first.code, Some(0), "{}{}", first.stdout, first.stderr);
+    assert!(first.stdout.contains("server started"));
+    assert!(
+        first
+            .stdout
+            .contains("applied V1__insforge_roles, V2__requesting_user_id, V3__todos")
+    );
+    assert!(!dir.path().join("local/pgdata.partial").exists());
+    assert!(
+        std::fs::read_to_string(&env_export)
+            .unwrap()
+            .contains("DATABASE_URL=postgres://rls_app:")
+    );
+
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap())
+            .unwrap();
+    let admin_url = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/insforge",
+        state["admin"]["password"].as_str().unwrap(),
+        state["admin"]["port"]
+    );
+    psql(
+        &admin_url,
+        "insert into todos (user_id, title) values ('user_2x', 'survives')",
+    );
+
+    // The server stops (a reboot, a kill): status says so, setup starts it again.
+    let data_dir = dir.path().join("local/pgdata");
+    stop_cluster(&data_dir);
+    let status = xtask(dir.path(), &["status"], &[]);
+    assert_eq!(status.code, Some(1));
+    assert!(status.stdout.contains("NOT answering"), "{}", status.stdout);
+
+    let second = xtask(dir.path(), &["setup", "--env-file", &env_export], &[]);
+    assert_eq!(second.code, Some(0), "{}{}", second.stdout, second.stderr);
+    assert!(
+        second
+            .stdout
+            .contains("migrations  up to date (3 applied before)"),
+        "{}",
+        second.stdout
+    );
+    let status = xtask(dir.path(), &["status"], &[]);
+    assert_eq!(status.code, Some(0), "{}", status.stdout);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap())
+            .unwrap();
+    let admin_url = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/insforge",
+        state["admin"]["password"].as_str().unwrap(),
+        state["admin"]["port"]
+    );
+    assert_eq!(psql(&admin_url, "select title from todos"), "survives");
+
+    // Switching backend without teardown is refused.
+    let switch = xtask(
+        dir.path(),
+        &["setup", "--backend", "docker", "--env-file", &env_export],
+        &[],
+    );
+    assert_eq!(switch.code, Some(1));
+    assert!(
+        switch
+            .stderr
+            .contains("already set up with the local backend"),
+        "{}",
+        switch.stderr
+    );
+
+    let down = xtask(dir.path(), &["teardown"], &[]);
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    assert!(!data_dir.exists());
+    assert!(!dir.path().join("state.json").exists());
+    assert!(!Path::new(&env_export).exists());
+    assert!(!postgres_running_in(&data_dir), "no server left running");
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-XAtqc", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn stop_cluster(data_dir: &Path) {
+    let pid: i32 = std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SIGINT: fast shutdown, as a service manager would.
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "postgres did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn postgres_running_in(data_dir: &Path) -> bool {
+    let needle = data_dir.display().to_string();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        std::fs::read(p.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+            .unwrap_or(false)
+    })
+}
