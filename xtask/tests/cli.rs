@@ -1,6 +1,8 @@
 //! `cargo xtask` as a user runs it: each fault gives the promised error and leaves nothing
 //! half-made; setup survives an interruption; teardown leaves no process or folder.
 
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};

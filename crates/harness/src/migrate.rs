@@ -78,10 +78,22 @@ impl Migrations {
             .set_abort_divergent(true)
             .set_abort_missing(true);
         runner.set_migration_table_name(HISTORY_TABLE);
-        let applied_before = match runner.get_applied_migrations_async(&mut client).await {
-            Ok(list) => list,
-            // The history table appears with the first run.
-            Err(_) => Vec::new(),
+        // The history table appears with the first run.
+        let has_history: bool = client
+            .query_one(
+                &format!("select to_regclass('{HISTORY_TABLE}') is not null"),
+                &[],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| HarnessError::Migrations(pg_reason(&e)))?;
+        let applied_before = if has_history {
+            runner
+                .get_applied_migrations_async(&mut client)
+                .await
+                .map_err(|e| HarnessError::Migrations(e.to_string()))?
+        } else {
+            Vec::new()
         };
         let mut pending: Vec<&Migration> = self
             .list

@@ -89,7 +89,6 @@ impl State {
             ("INSFORGE_ADMIN_DATABASE_URL".into(), self.admin.url()),
             ("INSFORGE_JWT_SECRET".into(), self.jwt_secret.clone()),
             ("INSFORGE_RLS_APP_ROLE".into(), self.app.user.clone()),
-            ("INSFORGE_RLS_BACKEND".into(), self.server.kind().into()),
         ];
         if let Some(t) = &self.template {
             lines.push(("INSFORGE_RLS_TEMPLATE_DB".into(), t.clone()));
@@ -199,10 +198,10 @@ impl StateDir {
 
     /// Removes the state and env files, and `env_export` if setup wrote it.
     pub fn forget(&self, env_export: Option<&Path>) -> Result<()> {
-        if let Some(path) = env_export {
-            if fs::read_to_string(path).is_ok_and(|s| s.starts_with(ENV_MARKER)) {
-                remove_if_exists(path)?;
-            }
+        if let Some(path) = env_export
+            && fs::read_to_string(path).is_ok_and(|s| s.starts_with(ENV_MARKER))
+        {
+            remove_if_exists(path)?;
         }
         remove_if_exists(&self.env_file())?;
         remove_if_exists(&self.state_file())?;

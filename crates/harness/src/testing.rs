@@ -60,10 +60,10 @@ async fn init_shared() -> Result<State> {
         container_name: format!("insforge-rls-test-{suffix}"),
         ..Default::default()
     };
-    if let Ok(image) = std::env::var("INSFORGE_RLS_IMAGE") {
-        if !image.is_empty() {
-            opts.image = image;
-        }
+    if let Ok(image) = std::env::var("INSFORGE_RLS_IMAGE")
+        && !image.is_empty()
+    {
+        opts.image = image;
     }
     let resolved = match backend {
         BackendChoice::Auto => crate::provision::auto_backend().await?,

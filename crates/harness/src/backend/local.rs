@@ -240,10 +240,11 @@ impl Cluster {
     /// when it is still free), and returns the superuser's address.
     pub fn start(&self, port: Option<u16>, previous_port: Option<u16>) -> Result<PgTarget> {
         // A port someone else holds is refused before anything is made.
-        if let Some(p) = port {
-            if self.running_port() != Some(p) && !port_is_free(p) {
-                return Err(HarnessError::PortInUse { port: p });
-            }
+        if let Some(p) = port
+            && self.running_port() != Some(p)
+            && !port_is_free(p)
+        {
+            return Err(HarnessError::PortInUse { port: p });
         }
         self.init_if_needed()?;
         let password = self.superuser_password()?;

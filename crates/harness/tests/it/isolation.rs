@@ -119,7 +119,7 @@ async fn a_user_cannot_insert_for_or_hand_a_row_to_another() {
         .fetch_all(&mut admin)
         .await
         .unwrap();
-    assert_eq!(owners, [alice.id.clone()]);
+    assert_eq!(owners, std::slice::from_ref(&alice.id));
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! Harness integration tests: one binary, one shared server (from setup, or ephemeral).
 
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
 mod isolation;
 mod migrations;
 mod support;
