@@ -29,6 +29,27 @@ enum Cmd {
     Status,
     /// Apply the migrations to a database (default: the one from setup, and its template).
     Migrate(MigrateArgs),
+    /// Print a Clerk-shaped `insforge` template token signed with the JWT secret from setup.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The Clerk user id (`sub`); a new `user_3…` id when left out.
+    #[arg(long)]
+    user: Option<String>,
+    /// Adds an `email` claim.
+    #[arg(long)]
+    email: Option<String>,
+    /// Lifetime in seconds (Clerk's default is 60).
+    #[arg(long, default_value_t = 60)]
+    ttl: u32,
+    /// Extra claims as a JSON object, merged in (reserved Clerk claims are refused).
+    #[arg(long)]
+    claims: Option<String>,
+    /// Sign with this secret instead of the one from setup.
+    #[arg(long, env = "INSFORGE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +123,7 @@ async fn run(cli: Cli, root: PathBuf) -> Result<ExitCode> {
         Cmd::Teardown => teardown(&dir).await,
         Cmd::Status => status(&dir).await,
         Cmd::Migrate(args) => migrate(&dir, args).await,
+        Cmd::Token(args) => token(&dir, args),
     }
 }
 
@@ -250,5 +272,41 @@ async fn migrate(dir: &StateDir, args: MigrateArgs) -> Result<ExitCode> {
             .with_context(|| format!("migrating {}", target.redacted()))?;
         println!("{}: {}", target.redacted(), describe(&report));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(dir: &StateDir, args: TokenArgs) -> Result<ExitCode> {
+    // Layering as everywhere: --jwt-secret / INSFORGE_JWT_SECRET, else the secret from setup.
+    let secret = match (dir.load()?, args.jwt_secret) {
+        (Some(state), None) => state.jwt_secret,
+        (_, Some(secret)) => secret,
+        (None, None) => anyhow::bail!(
+            "no JWT secret: run `cargo xtask setup` first, or pass --jwt-secret / INSFORGE_JWT_SECRET"
+        ),
+    };
+    let secret = clerk_token::Secret::new(secret)?;
+    let mut user = match args.user {
+        Some(id) => clerk_token::ClerkUser::new(id),
+        None => {
+            let user = clerk_token::ClerkUser::generate();
+            eprintln!("user: {}", user.id);
+            user
+        }
+    };
+    if let Some(email) = args.email {
+        user = user.with_email(email);
+    }
+    if let Some(claims) = args.claims {
+        let claims: serde_json::Value =
+            serde_json::from_str(&claims).context("--claims is not JSON")?;
+        let serde_json::Value::Object(map) = claims else {
+            anyhow::bail!("--claims must be a JSON object, e.g. '{{\"org_id\":\"org_2…\"}}'");
+        };
+        for (name, value) in map {
+            user = user.with_claim(name, value);
+        }
+    }
+    let template = clerk_token::ClerkTemplate::insforge(secret).with_lifetime_secs(args.ttl);
+    println!("{}", template.mint(&user)?);
     Ok(ExitCode::SUCCESS)
 }

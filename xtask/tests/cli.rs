@@ -75,6 +75,82 @@ fn docker_unreachable_says_so_and_names_the_ways_out() {
 }
 
 #[test]
+fn an_image_that_cannot_be_pulled_is_named_with_the_way_out() {
+    let docker_up = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !docker_up {
+        eprintln!("skipped: no Docker engine answers on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = "insforge-rls/does-not-exist:0";
+    let r = xtask(
+        dir.path(),
+        &[
+            "setup",
+            "--backend",
+            "docker",
+            "--image",
+            image,
+            "--env-file",
+            &env_file(dir.path()),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "image `{image}` is not on this machine and could not be pulled"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--backend local"), "{}", r.stderr);
+    assert!(!dir.path().join("state.json").exists(), "nothing recorded");
+}
+
+#[test]
+fn token_prints_a_clerk_shaped_token_signed_with_the_given_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-test-secret-that-is-long-enough-000000";
+    let r = xtask(
+        dir.path(),
+        &[
+            "token",
+            "--user",
+            "user_2GIpXOEpVyJw51rkZn9Kmnc6Sxr",
+            "--email",
+            "a@example.com",
+            "--jwt-secret",
+            secret,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let token = r.stdout.trim();
+    let identity = clerk_token::Verifier::new(clerk_token::Secret::new(secret).unwrap())
+        .verify(token)
+        .unwrap();
+    assert_eq!(identity.sub, "user_2GIpXOEpVyJw51rkZn9Kmnc6Sxr");
+    assert_eq!(identity.role, "authenticated");
+    assert_eq!(identity.email.as_deref(), Some("a@example.com"));
+
+    let r = xtask(
+        dir.path(),
+        &["token", "--jwt-secret", "short-secret-value"],
+        &[],
+    );
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("32"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("short-secret-value"),
+        "the secret is not echoed"
+    );
+}
+
+#[test]
 fn missing_postgres_binaries_say_what_to_install() {
     let dir = tempfile::tempdir().unwrap();
     let r = xtask(
