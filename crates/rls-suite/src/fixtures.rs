@@ -1,0 +1,151 @@
+//! The data the suites read from `fixtures/`: Clerk-shaped users, seed todos, policy mutants.
+//! Data, not code, so a reviewer can change a case without touching Rust.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::SuiteError;
+
+/// `fixtures/` of this workspace.
+pub fn dir() -> PathBuf {
+    harness::state::workspace_root().join("fixtures")
+}
+
+/// A Clerk-shaped user.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct User {
+    pub key: String,
+    pub id: String,
+    pub email: Option<String>,
+}
+
+/// One seeded todo, owned by a fixture user (by key).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SeedTodo {
+    pub owner: String,
+    pub title: String,
+    pub is_complete: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fixtures {
+    pub users: Vec<User>,
+    pub todos: Vec<SeedTodo>,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SuiteError> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| SuiteError::Fixture(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| SuiteError::Fixture(format!("{}: {e}", path.display())))
+}
+
+impl Fixtures {
+    pub fn load() -> Result<Self, SuiteError> {
+        #[derive(Deserialize)]
+        struct Users {
+            users: Vec<User>,
+        }
+        #[derive(Deserialize)]
+        struct Todos {
+            todos: Vec<SeedTodo>,
+        }
+        let users: Users = read_json(&dir().join("users.json"))?;
+        let todos: Todos = read_json(&dir().join("todos.json"))?;
+        for todo in &todos.todos {
+            if !users.users.iter().any(|u| u.key == todo.owner) {
+                return Err(SuiteError::Fixture(format!(
+                    "todos.json names unknown user {}",
+                    todo.owner
+                )));
+            }
+        }
+        Ok(Self {
+            users: users.users,
+            todos: todos.todos,
+        })
+    }
+
+    pub fn user(&self, key: &str) -> Result<&User, SuiteError> {
+        self.users
+            .iter()
+            .find(|u| u.key == key)
+            .ok_or_else(|| SuiteError::Fixture(format!("no fixture user `{key}`")))
+    }
+
+    /// How many seed rows a user owns.
+    pub fn seeded_for(&self, key: &str) -> usize {
+        self.todos.iter().filter(|t| t.owner == key).count()
+    }
+}
+
+/// What a mutant is expected to cost: a leak between users, or users losing their own access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Leak,
+    LostAccess,
+}
+
+/// One weakened schema from `fixtures/mutants/`, applied on top of the migrations.
+#[derive(Debug, Clone)]
+pub struct Mutant {
+    pub id: String,
+    pub breaks: String,
+    pub expect: Expect,
+    pub lint: Vec<String>,
+    pub sql: String,
+    pub path: PathBuf,
+}
+
+/// All mutants, sorted by file name. Each file starts with `-- mutant:`, `-- breaks:`,
+/// `-- expect: leak|lost_access` and `-- lint:` header lines.
+pub fn mutants() -> Result<Vec<Mutant>, SuiteError> {
+    let folder = dir().join("mutants");
+    let mut paths: Vec<PathBuf> = fs::read_dir(&folder)
+        .map_err(|e| SuiteError::Fixture(format!("{}: {e}", folder.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    paths.sort();
+    paths.into_iter().map(|p| parse_mutant(&p)).collect()
+}
+
+fn parse_mutant(path: &Path) -> Result<Mutant, SuiteError> {
+    let sql = fs::read_to_string(path)
+        .map_err(|e| SuiteError::Fixture(format!("{}: {e}", path.display())))?;
+    let header = |key: &str| {
+        sql.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("--")
+                    .map(str::trim)
+                    .and_then(|l| l.strip_prefix(key))
+            })
+            .map(|v| v.trim().to_owned())
+            .ok_or_else(|| SuiteError::Fixture(format!("{}: no `-- {key}` header", path.display())))
+    };
+    let expect = match header("expect:")?.as_str() {
+        "leak" => Expect::Leak,
+        "lost_access" => Expect::LostAccess,
+        other => {
+            return Err(SuiteError::Fixture(format!(
+                "{}: expect `{other}`",
+                path.display()
+            )));
+        }
+    };
+    Ok(Mutant {
+        id: header("mutant:")?,
+        breaks: header("breaks:")?,
+        expect,
+        lint: header("lint:")?
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        path: path.to_owned(),
+        sql,
+    })
+}

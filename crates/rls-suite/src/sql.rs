@@ -1,0 +1,290 @@
+//! The matrix in SQL: each cell is one identity transaction on the app's login role, judged by
+//! diffing the table as a superuser before and after — the policies, not the query, decide.
+
+use std::collections::HashMap;
+
+use harness::{DbIdentity, PgTarget, begin_as};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::fixtures::Fixtures;
+use crate::matrix::{AccessMatrix, Actor, Cell, Observation, Op, Owner, Row, judge};
+use crate::{Identities, SuiteError};
+
+const INSERTED: &str = "matrix: inserted";
+const UPDATED: &str = "matrix: updated";
+
+/// Seeded row ids: the first row of each owner, for "own" and "other's" operations.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    pub first_row: HashMap<Owner, Uuid>,
+}
+
+/// Maps `user_id` values to the matrix's owners.
+#[derive(Debug, Clone)]
+pub struct Owners {
+    by_id: HashMap<String, Owner>,
+    pub a: String,
+    pub b: String,
+}
+
+impl Owners {
+    pub fn new(fixtures: &Fixtures) -> Result<Self, SuiteError> {
+        let a = fixtures.user("alice")?.id.clone();
+        let b = fixtures.user("bob")?.id.clone();
+        let mut by_id = HashMap::from([(a.clone(), Owner::A), (b.clone(), Owner::B)]);
+        by_id.insert(fixtures.user("mallory")?.id.clone(), Owner::Bystander);
+        Ok(Self { by_id, a, b })
+    }
+
+    pub fn of(&self, user_id: Option<&str>) -> Owner {
+        user_id
+            .and_then(|id| self.by_id.get(id).copied())
+            .unwrap_or(Owner::Unknown)
+    }
+
+    pub fn id(&self, owner: Owner) -> &str {
+        if owner == Owner::A { &self.a } else { &self.b }
+    }
+}
+
+fn sql_err(context: &str) -> impl FnOnce(sqlx::Error) -> SuiteError + '_ {
+    move |e| SuiteError::Sql(format!("{context}: {e}"))
+}
+
+/// Replaces the table's rows with the fixtures' seed (as a superuser, so RLS does not apply).
+pub async fn reseed(
+    admin: &mut PgConnection,
+    fixtures: &Fixtures,
+    owners: &Owners,
+) -> Result<Seeded, SuiteError> {
+    sqlx::query("delete from public.todos")
+        .execute(&mut *admin)
+        .await
+        .map_err(sql_err("clear todos"))?;
+    let mut first_row = HashMap::new();
+    for todo in &fixtures.todos {
+        let user = fixtures.user(&todo.owner)?;
+        let id: Uuid = sqlx::query_scalar(
+            "insert into public.todos (user_id, title, is_complete) values ($1, $2, $3) returning id",
+        )
+        .bind(&user.id)
+        .bind(&todo.title)
+        .bind(todo.is_complete)
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(sql_err("seed todos"))?;
+        first_row.entry(owners.of(Some(&user.id))).or_insert(id);
+    }
+    Ok(Seeded { first_row })
+}
+
+/// Every row, as a superuser sees it.
+pub async fn snapshot(admin: &mut PgConnection, owners: &Owners) -> Result<Vec<Row>, SuiteError> {
+    let rows: Vec<(Uuid, Option<String>, String, bool)> =
+        sqlx::query_as("select id, user_id, title, is_complete from public.todos order by id")
+            .fetch_all(&mut *admin)
+            .await
+            .map_err(sql_err("snapshot todos"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, user_id, title, is_complete)| Row {
+            id,
+            owner: owners.of(user_id.as_deref()),
+            title,
+            is_complete,
+        })
+        .collect())
+}
+
+/// Relations besides `todos` in `public` that carry a `user_id` and that `authenticated` may
+/// read: views over todos and the like, each probed with a select.
+pub async fn extra_targets(admin: &mut PgConnection) -> Result<Vec<String>, SuiteError> {
+    sqlx::query_scalar(
+        "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+         where n.nspname = 'public' and c.relkind in ('r','v','m','p','f') and c.relname <> 'todos' \
+           and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'user_id' and not a.attisdropped) \
+           and has_table_privilege('authenticated', c.oid, 'SELECT') \
+         order by 1",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("list targets"))
+}
+
+fn identity(actor: Actor, ids: &Identities) -> Option<DbIdentity> {
+    match actor {
+        Actor::UserA => Some(DbIdentity::raw("authenticated", Some(&ids.a_claims))),
+        Actor::UserB => Some(DbIdentity::raw("authenticated", Some(&ids.b_claims))),
+        Actor::NoClaims => Some(DbIdentity::authenticated_without_claims()),
+        Actor::Anon => Some(DbIdentity::anon()),
+        Actor::Expired | Actor::ForeignSecret => None,
+    }
+}
+
+/// Runs the SQL matrix against one database: `admin` a superuser there, `app` the login role.
+pub async fn run(
+    admin: &PgTarget,
+    app: &PgTarget,
+    fixtures: &Fixtures,
+    ids: &Identities,
+) -> Result<AccessMatrix, SuiteError> {
+    let owners = Owners::new(fixtures)?;
+    let mut admin = admin
+        .connect()
+        .await
+        .map_err(|e| SuiteError::Sql(e.to_string()))?;
+    // One connection for the whole matrix, as a pool of one: every cell after the first runs
+    // on a connection an earlier identity used.
+    let mut conn = app
+        .connect()
+        .await
+        .map_err(|e| SuiteError::Sql(e.to_string()))?;
+    let targets = extra_targets(&mut admin).await?;
+    let ops = Op::all(&targets);
+    let actors = Actor::SQL.to_vec();
+    let mut cells = Vec::new();
+    for op in &ops {
+        let mut row = Vec::new();
+        for &actor in &actors {
+            let seeded = reseed(&mut admin, fixtures, &owners).await?;
+            let observation = match identity(actor, ids) {
+                Some(who) => {
+                    probe(&mut conn, &mut admin, &owners, &seeded, actor, op, &who).await?
+                }
+                None => Observation::not_applicable(),
+            };
+            let own = actor.own().map_or(0, |o| {
+                if o == Owner::A {
+                    fixtures.seeded_for("alice")
+                } else {
+                    fixtures.seeded_for("bob")
+                }
+            });
+            let verdict = judge(actor, op, &observation, own);
+            row.push(Cell {
+                observation,
+                verdict,
+            });
+        }
+        cells.push(row);
+    }
+    conn.close().await.ok();
+    admin.close().await.ok();
+    Ok(AccessMatrix {
+        layer: "SQL".into(),
+        actors,
+        ops,
+        cells,
+    })
+}
+
+async fn probe(
+    conn: &mut PgConnection,
+    admin: &mut PgConnection,
+    owners: &Owners,
+    seeded: &Seeded,
+    actor: Actor,
+    op: &Op,
+    who: &DbIdentity,
+) -> Result<Observation, SuiteError> {
+    let own_row = actor.own().and_then(|o| seeded.first_row.get(&o).copied());
+    if op.needs_own_row() && own_row.is_none() {
+        return Ok(Observation::not_applicable());
+    }
+    let victim = actor.victim();
+    let victim_id = owners.id(victim).to_owned();
+    let victim_row = seeded.first_row.get(&victim).copied();
+    let before = snapshot(admin, owners).await?;
+
+    let mut tx = begin_as(conn, who)
+        .await
+        .map_err(|e| SuiteError::Sql(e.to_string()))?;
+    let result: Result<Vec<Option<String>>, sqlx::Error> = match op {
+        Op::Select { target } => {
+            let sql = format!(
+                "select user_id::text from public.{}",
+                harness::target::quote_ident(target)
+            );
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *tx)
+                .await
+        }
+        Op::InsertOwn => sqlx::query("insert into public.todos (title) values ($1)")
+            .bind(INSERTED)
+            .execute(&mut *tx)
+            .await
+            .map(|_| vec![]),
+        Op::InsertAsOther => {
+            sqlx::query("insert into public.todos (user_id, title) values ($1, $2)")
+                .bind(&victim_id)
+                .bind(INSERTED)
+                .execute(&mut *tx)
+                .await
+                .map(|_| vec![])
+        }
+        Op::UpdateOwn | Op::UpdateOthers => {
+            let row = if *op == Op::UpdateOwn {
+                own_row
+            } else {
+                victim_row
+            };
+            sqlx::query("update public.todos set title = $1 where id = $2")
+                .bind(UPDATED)
+                .bind(row)
+                .execute(&mut *tx)
+                .await
+                .map(|_| vec![])
+        }
+        Op::UpdateOwnToOther => sqlx::query("update public.todos set user_id = $1 where id = $2")
+            .bind(&victim_id)
+            .bind(own_row)
+            .execute(&mut *tx)
+            .await
+            .map(|_| vec![]),
+        Op::UpdateUnfiltered => sqlx::query("update public.todos set title = $1")
+            .bind(UPDATED)
+            .execute(&mut *tx)
+            .await
+            .map(|_| vec![]),
+        Op::DeleteOwn | Op::DeleteOthers => {
+            let row = if *op == Op::DeleteOwn {
+                own_row
+            } else {
+                victim_row
+            };
+            sqlx::query("delete from public.todos where id = $1")
+                .bind(row)
+                .execute(&mut *tx)
+                .await
+                .map(|_| vec![])
+        }
+        Op::DeleteUnfiltered => sqlx::query("delete from public.todos")
+            .execute(&mut *tx)
+            .await
+            .map(|_| vec![]),
+    };
+    match result {
+        Ok(seen) => {
+            tx.commit().await.map_err(sql_err("commit"))?;
+            let after = snapshot(admin, owners).await?;
+            let mut o = Observation::from_diff(&before, &after);
+            if matches!(op, Op::Select { .. }) {
+                o.seen = seen.iter().map(|id| owners.of(id.as_deref())).collect();
+                o.seen.sort();
+            }
+            Ok(o)
+        }
+        Err(e) => {
+            tx.rollback().await.ok();
+            let code = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .map_or_else(|| "error".to_owned(), |c| c.into_owned());
+            Ok(Observation {
+                refused: Some(code),
+                ..Default::default()
+            })
+        }
+    }
+}

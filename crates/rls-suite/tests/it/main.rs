@@ -1,0 +1,6 @@
+//! The RLS verification suite, one integration binary: access matrices, negative controls.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+mod matrix_sql;
+mod support;
