@@ -13,9 +13,5 @@ pub fn world() -> World {
     let fixtures = Fixtures::load().unwrap();
     let secret = Secret::generate();
     let ids = Identities::mint(&secret, &fixtures).unwrap();
-    World {
-        fixtures,
-        secret,
-        ids,
-    }
+    World { fixtures, ids }
 }
