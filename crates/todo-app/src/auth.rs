@@ -1,0 +1,177 @@
+//! The [`Identity`] extractor: verifies `Authorization: Bearer …` as InsForge does and hands
+//! the handler who the database should believe is asking.
+//!
+//! Differences from InsForge 2.3.x, on purpose:
+//!
+//! - only the `authenticated` role is served. InsForge treats a signed `role: project_admin`
+//!   as an admin that **bypasses RLS**, and opaque `anon_…` / `ik_…` keys as anonymous or
+//!   admin callers. This app has no admin surface, so any other role gets 403 and opaque keys
+//!   are invalid tokens (401): RLS always applies;
+//! - by default `aud` must be `insforge-api` (the `insforge` template sets it; InsForge does not
+//!   check it). `--audience ""` turns the check off.
+//!
+//! Failure bodies never say which check failed; the reason is logged at debug level by its
+//! stable code, never with the token.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use clerk_token::{BearerError, parse_bearer};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The only role this app lets through to the database.
+pub const ALLOWED_ROLE: &str = "authenticated";
+
+/// A verified caller with the `authenticated` role.
+#[derive(Clone)]
+pub struct Identity {
+    sub: String,
+    claims_json: String,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Claims may hold an email address: keep them out of debug output.
+        f.debug_struct("Identity")
+            .field("sub", &self.sub)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// The token's `sub` (a Clerk user id).
+    pub fn sub(&self) -> &str {
+        &self.sub
+    }
+
+    /// All claims as JSON, for `request.jwt.claims`.
+    pub fn claims_json(&self) -> &str {
+        &self.claims_json
+    }
+
+    /// Checks an `Authorization` header value with `verifier`.
+    pub fn from_header(
+        value: Option<&str>,
+        verifier: &clerk_token::Verifier,
+    ) -> Result<Self, ApiError> {
+        let Some(value) = value else {
+            tracing::debug!(reason = "missing_authorization", "request refused");
+            return Err(ApiError::MissingToken);
+        };
+        let token = parse_bearer(value).map_err(|e| {
+            tracing::debug!(reason = e.code(), "request refused");
+            match e {
+                // InsForge answers "No token provided" whenever there is no Bearer token.
+                BearerError::Empty | BearerError::NotBearer | BearerError::MissingToken => {
+                    ApiError::MissingToken
+                }
+                BearerError::InvalidToken => ApiError::InvalidToken,
+            }
+        })?;
+        let identity = verifier.verify(token).map_err(|e| {
+            tracing::debug!(reason = e.code(), "token refused");
+            ApiError::InvalidToken
+        })?;
+        if identity.role != ALLOWED_ROLE {
+            tracing::debug!(reason = "role_not_allowed", "request refused");
+            return Err(ApiError::RoleNotAllowed);
+        }
+        Ok(Self {
+            claims_json: identity.claims_json(),
+            sub: identity.sub,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Identity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let mut values = parts.headers.get_all(AUTHORIZATION).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            // Two credentials: which one is meant is ambiguous, so neither is used.
+            tracing::debug!(reason = "repeated_authorization", "request refused");
+            return Err(ApiError::InvalidToken);
+        }
+        let value = match first {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| {
+                tracing::debug!(reason = "non_ascii_authorization", "request refused");
+                ApiError::InvalidToken
+            })?),
+        };
+        Self::from_header(value, state.verifier())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clerk_token::{ClerkTemplate, ClerkUser, Secret, Verifier};
+    use serde_json::json;
+
+    fn setup() -> (ClerkTemplate, Verifier) {
+        let secret = Secret::generate();
+        (
+            ClerkTemplate::insforge(secret.clone()),
+            Verifier::new(secret),
+        )
+    }
+
+    #[test]
+    fn accepts_an_insforge_template_token() {
+        let (template, verifier) = setup();
+        let token = template.mint(&ClerkUser::new("user_2abc")).unwrap();
+        let id = Identity::from_header(Some(&format!("Bearer {token}")), &verifier).unwrap();
+        assert_eq!(id.sub(), "user_2abc");
+        let claims: serde_json::Value = serde_json::from_str(id.claims_json()).unwrap();
+        assert_eq!(claims["role"], "authenticated");
+        assert!(!format!("{id:?}").contains("role"));
+    }
+
+    #[test]
+    fn refusals() {
+        let (template, verifier) = setup();
+        let user = ClerkUser::new("user_2abc");
+        let check = |header: Option<&str>| Identity::from_header(header, &verifier).unwrap_err();
+        assert!(matches!(check(None), ApiError::MissingToken));
+        assert!(matches!(check(Some("")), ApiError::MissingToken));
+        assert!(matches!(
+            check(Some("Basic dXNlcg==")),
+            ApiError::MissingToken
+        ));
+        assert!(matches!(check(Some("Bearer ")), ApiError::MissingToken));
+        assert!(matches!(check(Some("Bearer a b")), ApiError::InvalidToken));
+        assert!(matches!(
+            check(Some("Bearer x.y.z")),
+            ApiError::InvalidToken
+        ));
+        assert!(matches!(
+            check(Some("Bearer anon_abc")),
+            ApiError::InvalidToken
+        ));
+
+        let other = ClerkTemplate::insforge(Secret::generate())
+            .mint(&user)
+            .unwrap();
+        assert!(matches!(
+            check(Some(&format!("Bearer {other}"))),
+            ApiError::InvalidToken
+        ));
+        for role in ["project_admin", "anon", "service_role"] {
+            let mut overrides = serde_json::Map::new();
+            overrides.insert("role".into(), json!(role));
+            let token = template.mint_with_overrides(&user, overrides).unwrap();
+            assert!(
+                matches!(
+                    check(Some(&format!("Bearer {token}"))),
+                    ApiError::RoleNotAllowed
+                ),
+                "{role}"
+            );
+        }
+    }
+}

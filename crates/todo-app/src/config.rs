@@ -1,0 +1,395 @@
+//! The app's configuration: one typed [`AppConfig`], read once at start.
+//! Layers, highest first: command-line flags, the environment, the workspace `.env`, defaults.
+//!
+//! The `.env` file is read into a map, never into the process environment, so loading it has
+//! no effect on anything else in the process and the layering is a pure function
+//! ([`AppConfig::from_layers`]) that tests can call directly.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use clerk_token::{INSFORGE_AUDIENCE, Secret, SecretError};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:7130";
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_ACQUIRE_TIMEOUT_MS: u64 = 5_000;
+
+const ENV_DATABASE_URL: &str = "DATABASE_URL";
+const ENV_JWT_SECRET: &str = "INSFORGE_JWT_SECRET";
+const ENV_BIND: &str = "TODO_APP_BIND";
+const ENV_AUDIENCE: &str = "TODO_APP_AUDIENCE";
+const ENV_MAX_CONNECTIONS: &str = "TODO_APP_MAX_CONNECTIONS";
+const ENV_STATEMENT_TIMEOUT_MS: &str = "TODO_APP_STATEMENT_TIMEOUT_MS";
+const ENV_ACQUIRE_TIMEOUT_MS: &str = "TODO_APP_ACQUIRE_TIMEOUT_MS";
+
+/// Command-line flags (each also read from its environment variable by clap). Every field is
+/// optional here so that the `.env` file can sit between the environment and the defaults.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "todo-app",
+    version,
+    about = "Sample InsForge records API (PostgREST wire format) for the todos table; RLS decides who sees what"
+)]
+pub struct Cli {
+    /// Postgres URL of the app's login role (`cargo xtask setup` writes it to .env).
+    #[arg(long, env = ENV_DATABASE_URL, hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// HS256 secret shared with the Clerk `insforge` template (at least 32 characters).
+    /// Prefer the environment: command lines are visible to other local users.
+    #[arg(long, env = ENV_JWT_SECRET, hide_env_values = true, value_name = "SECRET")]
+    pub jwt_secret: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:7130].
+    #[arg(long, env = ENV_BIND, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Required `aud` claim; an empty value disables the check [default: insforge-api].
+    #[arg(long, env = ENV_AUDIENCE, value_name = "AUD")]
+    pub audience: Option<String>,
+    /// Most Postgres connections the pool opens [default: 10].
+    #[arg(long, env = ENV_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: Option<String>,
+    /// `statement_timeout` set for each request, in milliseconds; 0 disables [default: 5000].
+    #[arg(long, env = ENV_STATEMENT_TIMEOUT_MS, value_name = "MS")]
+    pub statement_timeout_ms: Option<String>,
+    /// How long a request waits for a database connection, in milliseconds [default: 5000].
+    #[arg(long, env = ENV_ACQUIRE_TIMEOUT_MS, value_name = "MS")]
+    pub acquire_timeout_ms: Option<String>,
+}
+
+/// Why the configuration is unusable. Messages never contain a secret or a password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "{var} is not set: run `cargo xtask setup` (it writes the workspace .env), \
+         or set {var} / pass --{flag}"
+    )]
+    Missing {
+        var: &'static str,
+        flag: &'static str,
+    },
+    #[error("{var}: {source}")]
+    Secret {
+        var: &'static str,
+        #[source]
+        source: SecretError,
+    },
+    #[error("{var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    #[error("cannot read {path}: {reason}")]
+    EnvFile { path: PathBuf, reason: String },
+}
+
+/// Everything the app needs to run.
+#[derive(Clone)]
+pub struct AppConfig {
+    /// Contains a password: never log it (the `Debug` impl redacts it).
+    pub database_url: String,
+    pub jwt_secret: Secret,
+    pub bind: SocketAddr,
+    /// `None` disables the audience check.
+    pub audience: Option<String>,
+    pub max_connections: u32,
+    /// 0 disables it, as in Postgres.
+    pub statement_timeout: Duration,
+    pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("jwt_secret", &self.jwt_secret)
+            .field("bind", &self.bind)
+            .field("audience", &self.audience)
+            .field("max_connections", &self.max_connections)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced, for logs; unparsable URLs are hidden entirely.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+impl AppConfig {
+    /// The defaults around the two settings that have none.
+    pub fn new(database_url: impl Into<String>, jwt_secret: Secret) -> Self {
+        Self {
+            database_url: database_url.into(),
+            jwt_secret,
+            bind: SocketAddr::from(([127, 0, 0, 1], 7130)),
+            audience: Some(INSFORGE_AUDIENCE.to_owned()),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            statement_timeout: Duration::from_millis(DEFAULT_STATEMENT_TIMEOUT_MS),
+            acquire_timeout: Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
+        }
+    }
+
+    /// Parses the process's arguments and environment and the workspace `.env`. Exits the
+    /// process on `--help`, `--version` and bad flags, as clap does.
+    pub fn load() -> Result<Self, ConfigError> {
+        let cli = Cli::parse();
+        let dotenv = match find_env_file() {
+            Some(path) => read_env_file(&path)?,
+            None => HashMap::new(),
+        };
+        Self::from_layers(cli, &dotenv)
+    }
+
+    /// Combines flags-and-environment (`cli`, as clap filled it) with the `.env` values, then
+    /// the defaults.
+    pub fn from_layers(cli: Cli, dotenv: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let pick = |value: Option<String>, var: &str| value.or_else(|| dotenv.get(var).cloned());
+        let database_url = pick(cli.database_url, ENV_DATABASE_URL)
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::Missing {
+                var: ENV_DATABASE_URL,
+                flag: "database-url",
+            })?;
+        let secret = pick(cli.jwt_secret, ENV_JWT_SECRET)
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::Missing {
+                var: ENV_JWT_SECRET,
+                flag: "jwt-secret",
+            })?;
+        let jwt_secret = Secret::new(secret).map_err(|source| ConfigError::Secret {
+            var: ENV_JWT_SECRET,
+            source,
+        })?;
+
+        let mut config = Self::new(database_url, jwt_secret);
+        if let Some(bind) = pick(cli.bind, ENV_BIND) {
+            config.bind = parse(ENV_BIND, &bind)?;
+        }
+        if let Some(audience) = pick(cli.audience, ENV_AUDIENCE) {
+            config.audience = (!audience.is_empty()).then_some(audience);
+        }
+        if let Some(n) = pick(cli.max_connections, ENV_MAX_CONNECTIONS) {
+            config.max_connections = parse(ENV_MAX_CONNECTIONS, &n)?;
+            if config.max_connections == 0 {
+                return Err(ConfigError::Invalid {
+                    var: ENV_MAX_CONNECTIONS,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if let Some(ms) = pick(cli.statement_timeout_ms, ENV_STATEMENT_TIMEOUT_MS) {
+            config.statement_timeout = Duration::from_millis(parse(ENV_STATEMENT_TIMEOUT_MS, &ms)?);
+        }
+        if let Some(ms) = pick(cli.acquire_timeout_ms, ENV_ACQUIRE_TIMEOUT_MS) {
+            config.acquire_timeout = Duration::from_millis(parse(ENV_ACQUIRE_TIMEOUT_MS, &ms)?);
+        }
+        Ok(config)
+    }
+}
+
+fn parse<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| ConfigError::Invalid {
+            var,
+            reason: e.to_string(),
+        })
+}
+
+/// `.env` in the working directory or the nearest ancestor holding one, else the workspace
+/// root this crate was built in (so `cargo run -p todo-app` works from any folder inside it).
+pub fn find_env_file() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok();
+    let from_cwd = cwd
+        .iter()
+        .flat_map(|d| d.ancestors())
+        .map(|d| d.join(".env"))
+        .find(|p| p.is_file());
+    from_cwd.or_else(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2)?;
+        Some(workspace.join(".env")).filter(|p| p.is_file())
+    })
+}
+
+/// The `KEY=value` pairs of an env file. A malformed line is reported by number only: its
+/// text may be a secret.
+pub fn read_env_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let fail = |reason: String| ConfigError::EnvFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let iter = dotenvy::from_path_iter(path).map_err(|e| fail(env_error(&e)))?;
+    let mut out = HashMap::new();
+    for item in iter {
+        let (key, value) = item.map_err(|e| fail(env_error(&e)))?;
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+fn env_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(_, index) => format!("malformed line near character {index}"),
+        dotenvy::Error::Io(io) => io.to_string(),
+        dotenvy::Error::EnvVar(var) => var.to_string(),
+        // Unknown future variants might quote the file: say nothing specific.
+        _ => "unreadable".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+
+    fn dotenv(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_fill_what_no_layer_sets() {
+        let cfg = AppConfig::from_layers(
+            Cli::default(),
+            &dotenv(&[
+                (ENV_DATABASE_URL, "postgres://a:pw@h/db"),
+                (ENV_JWT_SECRET, SECRET),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(cfg.audience.as_deref(), Some("insforge-api"));
+        assert_eq!(cfg.max_connections, 10);
+        assert_eq!(cfg.statement_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.database_url, "postgres://a:pw@h/db");
+    }
+
+    #[test]
+    fn flags_and_environment_beat_the_env_file() {
+        let cli = Cli::try_parse_from([
+            "todo-app",
+            "--database-url",
+            "postgres://flag@h/db",
+            "--jwt-secret",
+            SECRET,
+            "--bind",
+            "127.0.0.1:0",
+            "--audience",
+            "",
+            "--max-connections",
+            "3",
+            "--statement-timeout-ms",
+            "250",
+        ])
+        .unwrap();
+        let file = dotenv(&[
+            (ENV_DATABASE_URL, "postgres://file@h/db"),
+            (ENV_JWT_SECRET, "file-secret-file-secret-file-secret-42"),
+            (ENV_BIND, "0.0.0.0:1"),
+            (ENV_MAX_CONNECTIONS, "7"),
+        ]);
+        let cfg = AppConfig::from_layers(cli, &file).unwrap();
+        assert_eq!(cfg.database_url, "postgres://flag@h/db");
+        assert_eq!(cfg.bind.port(), 0);
+        assert_eq!(cfg.audience, None);
+        assert_eq!(cfg.max_connections, 3);
+        assert_eq!(cfg.statement_timeout, Duration::from_millis(250));
+        assert_eq!(cfg.jwt_secret.expose(), SECRET);
+    }
+
+    #[test]
+    fn missing_settings_say_how_to_fix_them() {
+        let err = AppConfig::from_layers(Cli::default(), &HashMap::new()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("DATABASE_URL") && msg.contains("cargo xtask setup"),
+            "{msg}"
+        );
+
+        let err = AppConfig::from_layers(
+            Cli::default(),
+            &dotenv(&[(ENV_DATABASE_URL, "postgres://a@h/db")]),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("INSFORGE_JWT_SECRET") && msg.contains("cargo xtask setup"),
+            "{msg}"
+        );
+
+        let err = AppConfig::from_layers(
+            Cli::default(),
+            &dotenv(&[
+                (ENV_DATABASE_URL, "postgres://a@h/db"),
+                (ENV_JWT_SECRET, "short-secret"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let file = dotenv(&[
+            (ENV_DATABASE_URL, "postgres://a@h/db"),
+            (ENV_JWT_SECRET, SECRET),
+            (ENV_MAX_CONNECTIONS, "0"),
+        ]);
+        let err = AppConfig::from_layers(Cli::default(), &file).unwrap_err();
+        assert!(err.to_string().contains(ENV_MAX_CONNECTIONS), "{err}");
+        let mut file = file;
+        file.insert(ENV_MAX_CONNECTIONS.into(), "2".into());
+        file.insert(ENV_BIND.into(), "localhost".into());
+        let err = AppConfig::from_layers(Cli::default(), &file).unwrap_err();
+        assert!(err.to_string().contains(ENV_BIND), "{err}");
+    }
+
+    #[test]
+    fn debug_and_redaction_hide_secrets() {
+        let cfg = AppConfig::new(
+            "postgres://app:hunter2hunter2@db:5432/x",
+            Secret::new(SECRET).unwrap(),
+        );
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains(SECRET),
+            "{shown}"
+        );
+        assert_eq!(redact_url("not a url hunter2"), "<unparsable URL>");
+    }
+
+    #[test]
+    fn env_files_are_read_without_touching_the_environment() {
+        let dir = std::env::temp_dir().join(format!("todo-app-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".env");
+        std::fs::write(
+            &path,
+            "# comment\nDATABASE_URL=postgres://x@h/db\nTODO_APP_TEST_ONLY_KEY=1\n",
+        )
+        .unwrap();
+        let map = read_env_file(&path).unwrap();
+        assert_eq!(map["DATABASE_URL"], "postgres://x@h/db");
+        assert!(std::env::var("TODO_APP_TEST_ONLY_KEY").is_err());
+        std::fs::write(&path, "GOOD=1\nthis is 'not valid sup3rsecret\n").unwrap();
+        let err = read_env_file(&path).unwrap_err().to_string();
+        assert!(!err.contains("sup3rsecret"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

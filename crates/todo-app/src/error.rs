@@ -1,0 +1,334 @@
+//! Every way a request can fail, and the one place each becomes an HTTP response.
+//! Auth failures use InsForge's body shape; everything else PostgREST's `{code,details,hint,message}`.
+//!
+//! Status codes follow PostgREST 12 (facts.md §5) with these choices of our own:
+//!
+//! - database unreachable, pool exhausted or a connection lost mid-request: 503, code
+//!   `PGRST000`, message "Database connection error" and nothing else (PostgREST uses 504
+//!   `PGRST003` for a pool timeout; one code keeps clients simple and says "retry later");
+//! - statement timeout (`57014`): 500, as PostgREST maps every class-57 error. The request
+//!   was well-formed and may succeed later, but a 504 would claim a gateway timed out;
+//! - codes PostgREST does not have are prefixed `APP`: `APP413` (body over the limit),
+//!   `APP404` / `APP405` (no such route / method) and `APP500` (an unexpected failure whose
+//!   details are only logged).
+//!
+//! Bodies never contain SQL text, connection strings, tokens or secrets: Postgres errors carry
+//! only their SQLSTATE, message, detail and hint (not the query, position or context).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::query::{ParseError, echo};
+
+/// A Postgres error as the client may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgError {
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `Authorization: Bearer …` at all (or another scheme).
+    #[error("no token provided")]
+    MissingToken,
+    /// A token that failed verification; which check failed is only logged.
+    #[error("invalid token")]
+    InvalidToken,
+    /// A valid token whose role is not `authenticated`.
+    #[error("token role not allowed")]
+    RoleNotAllowed,
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A table other than `todos`.
+    #[error("unknown table")]
+    UnknownTable(String),
+    /// A POST/PATCH body that is not JSON by its `Content-Type`.
+    #[error("unsupported content type")]
+    UnsupportedMediaType(String),
+    #[error("request body too large")]
+    PayloadTooLarge { limit: usize },
+    /// The body could not be read (client went away, bad chunking).
+    #[error("request body could not be read")]
+    BodyUnreadable,
+    /// `count=exact` with an offset past the last row.
+    #[error("requested range not satisfiable")]
+    RangeNotSatisfiable { offset: i64, total: i64 },
+    /// `Accept: application/vnd.pgrst.object+json` and not exactly one row.
+    #[error("singular response requested but {rows} rows matched")]
+    NotSingular { rows: i64 },
+    /// An error Postgres raised for the statement.
+    #[error("database error {}", .0.code)]
+    Database(PgError),
+    /// Postgres cannot be reached, or no connection became free in time.
+    #[error("database unavailable")]
+    Unavailable,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Something that should not happen; the cause is logged where it is detected.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Database(db) => {
+                let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                if is_connection_failure(&code) {
+                    tracing::warn!(sqlstate = %code, "database unavailable");
+                    return Self::Unavailable;
+                }
+                Self::Database(PgError {
+                    message: db.message().to_owned(),
+                    detail: pg.and_then(|e| e.detail()).map(str::to_owned),
+                    hint: pg.and_then(|e| e.hint()).map(str::to_owned),
+                    code,
+                })
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => {
+                // sqlx's messages name the failure, not the server or its credentials.
+                tracing::warn!(error = %error, "database unavailable");
+                Self::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, "unexpected database driver error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+/// SQLSTATEs that mean "no usable database" rather than "your request is wrong": connection
+/// exceptions (08), a login refused (28: the app's own credentials), a missing database
+/// (3D000), too many connections (53300) and a server shutting down (57P01–57P03).
+fn is_connection_failure(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("28")
+        || matches!(code, "3D000" | "53300" | "57P01" | "57P02" | "57P03")
+}
+
+/// PostgREST 12's status for a SQLSTATE raised while serving a signed-in user.
+pub fn pg_status(code: &str) -> StatusCode {
+    let class = code.get(..2).unwrap_or("");
+    match code {
+        "23503" | "23505" => StatusCode::CONFLICT,
+        "25006" => StatusCode::METHOD_NOT_ALLOWED,
+        // PostgREST also sends 42883 (undefined function) as 404, for RPC; with no RPC here it
+        // can only mean an operator that does not fit the column (`like` on a uuid): 400.
+        "42P01" => StatusCode::NOT_FOUND,
+        "42P17" | "53400" => StatusCode::INTERNAL_SERVER_ERROR,
+        // Signed in: a privilege error (including a failed RLS WITH CHECK) is 403, not 401.
+        "42501" => StatusCode::FORBIDDEN,
+        "57P01" => StatusCode::SERVICE_UNAVAILABLE,
+        "P0001" => StatusCode::BAD_REQUEST,
+        _ => match class {
+            "08" | "53" => StatusCode::SERVICE_UNAVAILABLE,
+            "0L" | "0P" | "28" => StatusCode::FORBIDDEN,
+            "09" | "25" | "2D" | "38" | "39" | "3B" | "40" | "54" | "55" | "57" | "58" | "F0"
+            | "HV" | "P0" | "XX" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        },
+    }
+}
+
+fn pgrst(status: StatusCode, code: &str, message: &str, details: Option<&str>) -> Response {
+    pgrst_hint(status, code, message, details, None)
+}
+
+fn pgrst_hint(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    details: Option<&str>,
+    hint: Option<&str>,
+) -> Response {
+    let body = json!({ "code": code, "details": details, "hint": hint, "message": message });
+    json_response(status, &body)
+}
+
+fn insforge(status: StatusCode, error: &str, message: &str, challenge: &'static str) -> Response {
+    let body = json!({ "error": error, "message": message, "statusCode": status.as_u16() });
+    let mut response = json_response(status, &body);
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::MissingToken => insforge(
+                StatusCode::UNAUTHORIZED,
+                "AUTH_INVALID_CREDENTIALS",
+                "No token provided",
+                "Bearer",
+            ),
+            Self::InvalidToken => insforge(
+                StatusCode::UNAUTHORIZED,
+                "AUTH_UNAUTHORIZED",
+                "Invalid token",
+                "Bearer error=\"invalid_token\"",
+            ),
+            // Stricter than InsForge, which lets `project_admin` through (bypassing RLS):
+            // this API serves end users only, and RLS must always apply.
+            Self::RoleNotAllowed => insforge(
+                StatusCode::FORBIDDEN,
+                "AUTH_FORBIDDEN",
+                "Token role not allowed: only the authenticated role may use the records API",
+                "",
+            ),
+            Self::Parse(ParseError::Syntax { message, details }) => pgrst(
+                StatusCode::BAD_REQUEST,
+                "PGRST100",
+                &message,
+                Some(&details),
+            ),
+            Self::Parse(e @ ParseError::UnknownColumn(_)) => {
+                pgrst(StatusCode::BAD_REQUEST, "42703", &e.to_string(), None)
+            }
+            Self::Parse(e @ ParseError::UnknownWriteColumn(_)) => {
+                pgrst(StatusCode::BAD_REQUEST, "PGRST204", &e.to_string(), None)
+            }
+            Self::Parse(ParseError::InvalidBody { message, details }) => pgrst(
+                StatusCode::BAD_REQUEST,
+                "PGRST102",
+                message,
+                details.as_deref(),
+            ),
+            Self::UnknownTable(name) => pgrst(
+                StatusCode::NOT_FOUND,
+                "42P01",
+                &format!("relation \"public.{}\" does not exist", echo(&name)),
+                None,
+            ),
+            Self::UnsupportedMediaType(content_type) => pgrst(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "PGRST107",
+                &format!(
+                    "The request's Content-Type is not acceptable: {}",
+                    echo(&content_type)
+                ),
+                None,
+            ),
+            Self::PayloadTooLarge { limit } => pgrst(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "APP413",
+                "Request body is too large",
+                Some(&format!("the limit is {limit} bytes")),
+            ),
+            Self::BodyUnreadable => pgrst(
+                StatusCode::BAD_REQUEST,
+                "PGRST102",
+                "Empty or invalid json",
+                Some("the request body could not be read"),
+            ),
+            Self::RangeNotSatisfiable { offset, total } => pgrst(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "PGRST103",
+                "Requested range not satisfiable",
+                Some(&format!(
+                    "An offset of {offset} was requested, but there are only {total} rows."
+                )),
+            ),
+            Self::NotSingular { rows } => pgrst(
+                StatusCode::NOT_ACCEPTABLE,
+                "PGRST116",
+                "JSON object requested, multiple (or no) rows returned",
+                Some(&format!("The result contains {rows} rows")),
+            ),
+            Self::Database(e) => pgrst_hint(
+                pg_status(&e.code),
+                &e.code,
+                &e.message,
+                e.detail.as_deref(),
+                e.hint.as_deref(),
+            ),
+            Self::Unavailable => pgrst(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PGRST000",
+                "Database connection error",
+                None,
+            ),
+            Self::RouteNotFound => pgrst(StatusCode::NOT_FOUND, "APP404", "Not found", None),
+            Self::MethodNotAllowed => pgrst(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "APP405",
+                "Method not allowed",
+                None,
+            ),
+            Self::Internal => pgrst(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "APP500",
+                "Internal server error",
+                None,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_postgrest() {
+        for (code, status) in [
+            ("22P02", 400),
+            ("23502", 400),
+            ("23514", 400),
+            ("42703", 400),
+            ("23505", 409),
+            ("23503", 409),
+            ("42501", 403),
+            ("57014", 500),
+            ("42P01", 404),
+            ("42883", 400),
+            ("08006", 503),
+            ("53300", 503),
+            ("40001", 500),
+            ("", 400),
+        ] {
+            assert_eq!(pg_status(code).as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn connection_failures_are_unavailable() {
+        for code in [
+            "08006", "08001", "28P01", "28000", "3D000", "53300", "57P01",
+        ] {
+            assert!(is_connection_failure(code), "{code}");
+        }
+        for code in ["57014", "42501", "22P02", "23505"] {
+            assert!(!is_connection_failure(code), "{code}");
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! A minimal sample app that speaks InsForge's records API (PostgREST's wire format) for one
+//! table, `todos`, and lets Postgres Row Level Security decide who sees what.
+//!
+//! Each request is verified ([`Identity`]), parsed ([`query`]), turned into one SQL statement
+//! from an allowlist of identifiers with every value bound ([`sql`]), and run in one
+//! transaction as the `authenticated` role with the token's claims ([`db`]). The app never
+//! filters by user: the policies on `public.todos` do.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = todo_app::AppConfig::load()?;
+//! let app = todo_app::spawn(config).await?;
+//! println!("listening on http://{}", app.addr);
+//! app.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod query;
+pub mod routes;
+pub mod schema;
+pub mod sql;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use auth::Identity;
+pub use config::{AppConfig, Cli, ConfigError};
+pub use error::ApiError;
+pub use state::AppState;
+
+/// Why the app could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("the server task panicked or was cancelled")]
+    Task,
+}
+
+/// Longest request id the logs repeat; a client may send any `x-request-id`.
+const MAX_LOGGED_REQUEST_ID: usize = 128;
+
+/// All routes, with request ids, request logs and the body limit.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let records = get(routes::records)
+        .post(routes::records)
+        .patch(routes::records)
+        .delete(routes::records)
+        .fallback(routes::method_not_allowed);
+    Router::new()
+        .route("/api/database/records/{table}", records)
+        .route(
+            "/health",
+            get(routes::health).fallback(routes::method_not_allowed),
+        )
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(routes::BODY_LIMIT_BYTES))
+        // Layers run outermost-last: the id is set before the trace span reads it, and copied
+        // onto the response on the way out.
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // One line per request at info: status and latency, inside the span above.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The span every request's logs sit in: method, path and request id. Never headers (the
+/// `Authorization` header is a credential) and never the query string (it holds user data).
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(MAX_LOGGED_REQUEST_ID).collect::<String>())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id,
+    )
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests
+/// and closes the pool.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let pool = state.pool().clone();
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    pool.close().await;
+    result.map_err(StartError::Serve)
+}
+
+/// Binds `config.bind` (use `127.0.0.1:0` for a free port).
+pub async fn bind(config: &AppConfig) -> Result<TcpListener, StartError> {
+    TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })
+}
+
+/// A server running in a background task. Dropping it starts a graceful shutdown;
+/// [`RunningApp::shutdown`] also waits for it to finish.
+#[derive(Debug)]
+pub struct RunningApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), StartError>>>,
+}
+
+impl RunningApp {
+    /// `http://127.0.0.1:port`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, closes the pool.
+    pub async fn shutdown(mut self) -> Result<(), StartError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(|_| StartError::Task)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningApp {
+    fn drop(&mut self) {
+        // The task watches the receiver: sending (or dropping the sender) starts the graceful
+        // shutdown; the task then finishes on its own.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the app in a background task on `config.bind`.
+pub async fn spawn(config: AppConfig) -> Result<RunningApp, StartError> {
+    let state = AppState::new(&config)?;
+    let listener = bind(&config).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    tracing::info!(%addr, "todo-app listening");
+    Ok(RunningApp {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}

@@ -1,0 +1,1260 @@
+//! Parses the PostgREST subset this app speaks — query string, `Prefer` header, JSON bodies —
+//! into typed values. Pure: no I/O, no SQL; every identifier is resolved against [`crate::schema`].
+//!
+//! Supported query parameters:
+//!
+//! - `select=col1,col2` or `select=*` (plain column names, optionally double-quoted);
+//! - filters `col=[not.]op.value` with `eq neq gt gte lt lte like ilike in is`. `like`/`ilike`
+//!   take `*` as the `%` wildcard (as PostgREST does, since `%` is awkward in URLs);
+//!   `in.(a,"b,c")` takes a list with PostgREST's quoting (`\"` and `\\` escape inside quotes);
+//!   `is.null|true|false|unknown`. A column may be filtered several times (the filters AND);
+//! - `order=col[.asc|.desc][.nullsfirst|.nullslast],…`;
+//! - `limit`, `offset`: non-negative integers; a limit beyond `i64::MAX` means "no limit";
+//! - `columns=a,b` on POST: the columns to take from each object, as postgrest-js sends for
+//!   arrays.
+//!
+//! `select`, `order`, `limit`, `offset` and `columns` may appear once each: PostgREST's
+//! handling of repeats is unspecified, and guessing would silently change a result.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::schema::{Column, Table};
+
+/// Longest piece of client input an error message repeats. Enough to recognise it, bounded so
+/// a hostile 60 KiB query string does not come back in the body.
+const MAX_ECHO_CHARS: usize = 100;
+
+/// Why a request could not be understood. Each variant is one PostgREST error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// `PGRST100`: a parameter that does not follow the grammar.
+    #[error("{message}")]
+    Syntax { message: String, details: String },
+    /// `42703`: a column the table does not have, in `select`, a filter or `order`.
+    #[error("column todos.{0} does not exist")]
+    UnknownColumn(String),
+    /// `PGRST204`: a column the table does not have, in a body or `columns`.
+    #[error("Could not find the '{0}' column of 'todos' in the schema cache")]
+    UnknownWriteColumn(String),
+    /// `PGRST102`: a body that is not JSON of the expected shape.
+    #[error("{message}")]
+    InvalidBody {
+        message: &'static str,
+        details: Option<String>,
+    },
+}
+
+impl ParseError {
+    fn syntax(what: &str, input: &str, details: impl Into<String>) -> Self {
+        Self::Syntax {
+            message: format!("failed to parse {what} ({})", echo(input)),
+            details: details.into(),
+        }
+    }
+
+    fn unknown_column(name: &str) -> Self {
+        Self::UnknownColumn(echo(name))
+    }
+
+    fn unknown_write_column(name: &str) -> Self {
+        Self::UnknownWriteColumn(echo(name))
+    }
+}
+
+/// Client text made safe to repeat in an error body: bounded in length. (JSON encoding of the
+/// body takes care of quotes and control characters.)
+pub fn echo(input: &str) -> String {
+    let mut chars = input.chars();
+    let mut out: String = chars.by_ref().take(MAX_ECHO_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A comparison that takes one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl CmpOp {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Self::Eq => "=",
+            Self::Neq => "<>",
+            Self::Gt => ">",
+            Self::Gte => ">=",
+            Self::Lt => "<",
+            Self::Lte => "<=",
+        }
+    }
+}
+
+/// The right-hand side of `IS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsValue {
+    Null,
+    True,
+    False,
+    Unknown,
+}
+
+impl IsValue {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::True => "true",
+            Self::False => "false",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a filter tests. Values stay text: SQL casts them to the column's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Cmp(CmpOp, String),
+    /// `pattern` already has `*` turned into `%`.
+    Like {
+        case_insensitive: bool,
+        pattern: String,
+    },
+    In(Vec<String>),
+    Is(IsValue),
+}
+
+/// One `col=[not.]op.value` parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub column: Column,
+    pub negated: bool,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nulls {
+    First,
+    Last,
+}
+
+/// One `col[.asc|.desc][.nullsfirst|.nullslast]` term; unset parts are Postgres's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderTerm {
+    pub column: Column,
+    pub direction: Option<Direction>,
+    pub nulls: Option<Nulls>,
+}
+
+/// Everything the query string said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// The columns to return, in order, without repeats. `select=*` (or no `select`) is every
+    /// column in table order.
+    pub select: Vec<Column>,
+    pub filters: Vec<Filter>,
+    pub order: Vec<OrderTerm>,
+    /// Already clamped to `i64::MAX`, the most Postgres accepts.
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    /// `columns=…`: which keys to insert from each body object.
+    pub columns: Option<Vec<Column>>,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Self {
+            select: Column::ALL.to_vec(),
+            filters: Vec::new(),
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+            columns: None,
+        }
+    }
+}
+
+/// Parses a raw (still percent-encoded) query string. `None` and `""` mean "no parameters".
+pub fn parse_query(raw: Option<&str>) -> Result<Query, ParseError> {
+    let mut query = Query::default();
+    let mut seen_select = false;
+    let mut seen_order = false;
+    let mut seen_columns = false;
+
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "select" => {
+                once(&mut seen_select, "select")?;
+                query.select = parse_select(&value)?;
+            }
+            "order" => {
+                once(&mut seen_order, "order")?;
+                query.order = parse_order(&value)?;
+            }
+            "limit" => {
+                if query.limit.is_some() {
+                    return Err(duplicate("limit"));
+                }
+                query.limit = Some(parse_count("limit", &value)?);
+            }
+            "offset" => {
+                if query.offset.is_some() {
+                    return Err(duplicate("offset"));
+                }
+                query.offset = Some(parse_count("offset", &value)?);
+            }
+            "columns" => {
+                once(&mut seen_columns, "columns")?;
+                query.columns = Some(parse_columns(&value)?);
+            }
+            "on_conflict" | "and" | "or" | "not.and" | "not.or" => {
+                return Err(ParseError::Syntax {
+                    message: format!("\"{key}\" is not supported by this API"),
+                    details: "supported: select, order, limit, offset, columns and column filters"
+                        .into(),
+                });
+            }
+            "" => {
+                return Err(ParseError::syntax(
+                    "filter",
+                    &value,
+                    "the column name is empty",
+                ));
+            }
+            name => {
+                let column =
+                    Column::from_name(name).ok_or_else(|| ParseError::unknown_column(name))?;
+                query.filters.push(parse_filter(column, &value)?);
+            }
+        }
+    }
+    Ok(query)
+}
+
+fn once(seen: &mut bool, name: &str) -> Result<(), ParseError> {
+    if std::mem::replace(seen, true) {
+        Err(duplicate(name))
+    } else {
+        Ok(())
+    }
+}
+
+fn duplicate(name: &str) -> ParseError {
+    ParseError::Syntax {
+        message: format!("\"{name}\" is given more than once"),
+        details: "each of select, order, limit, offset and columns may appear once".into(),
+    }
+}
+
+/// `*` or a comma-separated list of column names.
+pub fn parse_select(value: &str) -> Result<Vec<Column>, ParseError> {
+    let items = split_list(value).map_err(|d| ParseError::syntax("select", value, d))?;
+    let mut out = Vec::new();
+    for item in items {
+        let name = item.trim_matches(' ');
+        if name.is_empty() {
+            return Err(ParseError::syntax("select", value, "an item is empty"));
+        }
+        if name == "*" {
+            extend_unique(&mut out, &Column::ALL);
+            continue;
+        }
+        let column = resolve_column("select", value, name, ParseError::unknown_column)?;
+        extend_unique(&mut out, &[column]);
+    }
+    Ok(out)
+}
+
+/// The comma-separated list of `columns=`.
+pub fn parse_columns(value: &str) -> Result<Vec<Column>, ParseError> {
+    let items = split_list(value).map_err(|d| ParseError::syntax("columns", value, d))?;
+    let mut out = Vec::new();
+    for item in items {
+        let name = item.trim_matches(' ');
+        if name.is_empty() {
+            return Err(ParseError::syntax("columns", value, "an item is empty"));
+        }
+        let column = resolve_column("columns", value, name, ParseError::unknown_write_column)?;
+        extend_unique(&mut out, &[column]);
+    }
+    Ok(out)
+}
+
+fn extend_unique(out: &mut Vec<Column>, columns: &[Column]) {
+    for c in columns {
+        if !out.contains(c) {
+            out.push(*c);
+        }
+    }
+}
+
+/// A possibly double-quoted name to a column. Names carrying PostgREST syntax we do not
+/// support (aliases, casts, embedding, JSON paths) are syntax errors rather than "unknown
+/// column", so the message says what is actually wrong.
+fn resolve_column(
+    what: &str,
+    whole: &str,
+    item: &str,
+    unknown: fn(&str) -> ParseError,
+) -> Result<Column, ParseError> {
+    let name = match unquote(item) {
+        Some(Ok(name)) => name,
+        Some(Err(details)) => return Err(ParseError::syntax(what, whole, details)),
+        None => {
+            if item.contains([':', '(', ')', '!', '-', '>']) {
+                return Err(ParseError::syntax(
+                    what,
+                    whole,
+                    "only plain column names are supported (no aliases, casts, embedding or JSON paths)",
+                ));
+            }
+            Cow::Borrowed(item)
+        }
+    };
+    Column::from_name(&name).ok_or_else(|| unknown(&name))
+}
+
+/// `Some` when `item` is a double-quoted name: its content with `\"` and `\\` unescaped.
+fn unquote(item: &str) -> Option<Result<Cow<'_, str>, &'static str>> {
+    let inner = item.strip_prefix('"')?;
+    let Some(inner) = inner.strip_suffix('"') else {
+        return Some(Err("a quoted name is not closed"));
+    };
+    if !inner.contains('\\') && !inner.contains('"') {
+        return Some(Ok(Cow::Borrowed(inner)));
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped) => out.push(escaped),
+                None => return Some(Err("a quoted name ends in a lone backslash")),
+            },
+            '"' => return Some(Err("a quote inside a quoted name must be escaped")),
+            c => out.push(c),
+        }
+    }
+    Some(Ok(Cow::Owned(out)))
+}
+
+/// Splits on commas outside double quotes, keeping quotes and escapes in the items.
+fn split_list(value: &str) -> Result<Vec<&str>, &'static str> {
+    let mut items = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => {
+                items.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if in_quotes {
+        return Err("a quote is not closed");
+    }
+    items.push(&value[start..]);
+    Ok(items)
+}
+
+/// `col[.asc|.desc][.nullsfirst|.nullslast]`, comma-separated.
+pub fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
+    let items = split_list(value).map_err(|d| ParseError::syntax("order", value, d))?;
+    let mut terms = Vec::with_capacity(items.len());
+    for item in items {
+        let item = item.trim_matches(' ');
+        let (name, modifiers) = split_order_item(item)
+            .ok_or_else(|| ParseError::syntax("order", value, "a quoted name is not closed"))?;
+        if name.is_empty() {
+            return Err(ParseError::syntax("order", value, "a column name is empty"));
+        }
+        let column = resolve_column("order", value, name, ParseError::unknown_column)?;
+        let mut term = OrderTerm {
+            column,
+            direction: None,
+            nulls: None,
+        };
+        for (i, modifier) in modifiers.into_iter().enumerate() {
+            match modifier {
+                "asc" | "desc" if i == 0 => {
+                    term.direction = Some(if modifier == "asc" {
+                        Direction::Asc
+                    } else {
+                        Direction::Desc
+                    });
+                }
+                "nullsfirst" | "nullslast" if term.nulls.is_none() => {
+                    term.nulls = Some(if modifier == "nullsfirst" {
+                        Nulls::First
+                    } else {
+                        Nulls::Last
+                    });
+                }
+                _ => {
+                    return Err(ParseError::syntax(
+                        "order",
+                        value,
+                        format!(
+                            "unexpected \"{}\", expecting \"asc\", \"desc\", \"nullsfirst\" or \"nullslast\"",
+                            echo(modifier)
+                        ),
+                    ));
+                }
+            }
+        }
+        terms.push(term);
+    }
+    Ok(terms)
+}
+
+/// The name part (quotes kept) and the `.`-separated modifiers of one order item.
+fn split_order_item(item: &str) -> Option<(&str, Vec<&str>)> {
+    let (name, rest) = if item.starts_with('"') {
+        // The closing quote is the first `"` not preceded by a backslash.
+        let bytes = item.as_bytes();
+        let mut i = 1;
+        loop {
+            match bytes.get(i)? {
+                b'\\' => i += 2,
+                b'"' => break,
+                _ => i += 1,
+            }
+        }
+        item.split_at(i + 1)
+    } else {
+        match item.find('.') {
+            Some(i) => item.split_at(i),
+            None => (item, ""),
+        }
+    };
+    let modifiers = match rest.strip_prefix('.') {
+        Some(rest) => rest.split('.').collect(),
+        None if rest.is_empty() => Vec::new(),
+        // Text glued to a closing quote, as in `"title"x`.
+        None => vec![rest],
+    };
+    Some((name, modifiers))
+}
+
+/// `limit` and `offset`: ASCII digits only (no sign, no spaces), saturating at `i64::MAX`.
+pub fn parse_count(what: &str, value: &str) -> Result<i64, ParseError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::syntax(
+            what,
+            value,
+            "expecting a non-negative integer",
+        ));
+    }
+    // All digits, so the only possible failure is overflow.
+    Ok(value.parse::<i64>().unwrap_or(i64::MAX))
+}
+
+/// The value of a filter parameter for `column`: `[not.]op.operand`.
+pub fn parse_filter(column: Column, value: &str) -> Result<Filter, ParseError> {
+    let (negated, rest) = match value.strip_prefix("not.") {
+        Some(rest) => (true, rest),
+        None => (false, value),
+    };
+    let Some((op, operand)) = rest.split_once('.') else {
+        return Err(ParseError::syntax(
+            "filter",
+            value,
+            "expecting an operator and a value, as in eq.1",
+        ));
+    };
+    let op = match op {
+        "eq" => Op::Cmp(CmpOp::Eq, operand.to_owned()),
+        "neq" => Op::Cmp(CmpOp::Neq, operand.to_owned()),
+        "gt" => Op::Cmp(CmpOp::Gt, operand.to_owned()),
+        "gte" => Op::Cmp(CmpOp::Gte, operand.to_owned()),
+        "lt" => Op::Cmp(CmpOp::Lt, operand.to_owned()),
+        "lte" => Op::Cmp(CmpOp::Lte, operand.to_owned()),
+        "like" | "ilike" => Op::Like {
+            case_insensitive: op == "ilike",
+            pattern: operand.replace('*', "%"),
+        },
+        "in" => Op::In(parse_in_list(operand).map_err(|d| ParseError::syntax("filter", value, d))?),
+        "is" => Op::Is(match operand.to_ascii_lowercase().as_str() {
+            "null" => IsValue::Null,
+            "true" => IsValue::True,
+            "false" => IsValue::False,
+            "unknown" => IsValue::Unknown,
+            _ => {
+                return Err(ParseError::syntax(
+                    "filter",
+                    value,
+                    "is takes null, true, false or unknown",
+                ));
+            }
+        }),
+        other => {
+            return Err(ParseError::syntax(
+                "filter",
+                value,
+                format!(
+                    "unknown operator \"{}\"; supported: eq neq gt gte lt lte like ilike in is, \
+                     optionally after not.",
+                    echo(other)
+                ),
+            ));
+        }
+    };
+    Ok(Filter {
+        column,
+        negated,
+        op,
+    })
+}
+
+/// `(a,b,"c,d")`: PostgREST's list syntax. Quoted items may contain `,` and `)`, with `\"`
+/// and `\\` as escapes; unquoted items may not contain `"` or `)`. `()` is the empty list.
+pub fn parse_in_list(operand: &str) -> Result<Vec<String>, &'static str> {
+    let inner = operand
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or("in takes a parenthesised list, as in in.(a,b)")?;
+    if inner.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut items = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        let mut item = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => {
+                        item.push(chars.next().ok_or("a list item ends in a lone backslash")?)
+                    }
+                    Some('"') => break,
+                    Some(c) => item.push(c),
+                    None => return Err("a quoted list item is not closed"),
+                }
+            }
+            match chars.next() {
+                Some(',') => {
+                    items.push(item);
+                    continue;
+                }
+                None => {
+                    items.push(item);
+                    break;
+                }
+                Some(_) => return Err("a quoted list item must be followed by , or )"),
+            }
+        }
+        loop {
+            match chars.next() {
+                Some(',') => break,
+                Some('"' | ')') => return Err("unquoted list items cannot contain \" or )"),
+                Some(c) => item.push(c),
+                None => {
+                    items.push(item);
+                    return Ok(items);
+                }
+            }
+        }
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// `return=` of the `Prefer` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnPref {
+    Minimal,
+    Representation,
+}
+
+/// The `Prefer` preferences this app honours; others are ignored, as PostgREST does by
+/// default (`handling=lenient`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Preferences {
+    pub return_pref: Option<ReturnPref>,
+    /// `count=exact` (also `planned`/`estimated`, answered exactly: the table is small).
+    pub count: bool,
+}
+
+impl Preferences {
+    /// Reads every `Prefer` header value (each may list several, comma-separated).
+    /// `return=headers-only` is treated as `minimal`, since this app sends no `Location`.
+    pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut prefs = Self::default();
+        for pref in values.into_iter().flat_map(|v| v.split(',')) {
+            match pref.trim().split_once('=') {
+                Some(("return", "representation")) => {
+                    prefs.return_pref = Some(ReturnPref::Representation);
+                }
+                Some(("return", "minimal" | "headers-only")) => {
+                    prefs.return_pref = Some(ReturnPref::Minimal);
+                }
+                Some(("count", "exact" | "planned" | "estimated")) => prefs.count = true,
+                _ => {}
+            }
+        }
+        prefs
+    }
+
+    /// The `Preference-Applied` value, as PostgREST echoes what it honoured.
+    pub fn applied(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        match self.return_pref {
+            Some(ReturnPref::Representation) => parts.push("return=representation"),
+            Some(ReturnPref::Minimal) => parts.push("return=minimal"),
+            None => {}
+        }
+        if self.count {
+            parts.push("count=exact");
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
+/// Rows to insert: the columns (in order) and every row as a JSON object, re-serialized so
+/// Postgres receives exactly what was checked here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertBody {
+    pub columns: Vec<Column>,
+    pub rows_json: String,
+    pub row_count: usize,
+}
+
+fn invalid_json(details: Option<String>) -> ParseError {
+    ParseError::InvalidBody {
+        message: "Empty or invalid json",
+        details,
+    }
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, ParseError> {
+    // The parser's message names a line and column, never the input itself.
+    serde_json::from_slice(bytes).map_err(|e| invalid_json(Some(e.to_string())))
+}
+
+/// A POST body: one object or an array of objects. Columns come from `columns` when given
+/// (keys outside it are ignored, missing keys become NULL), else from the first object's keys,
+/// and then every object must have exactly those keys (PostgREST's "All object keys must
+/// match").
+pub fn parse_insert_body(
+    table: Table,
+    bytes: &[u8],
+    columns: Option<&[Column]>,
+) -> Result<InsertBody, ParseError> {
+    let value = parse_json(bytes)?;
+    let rows = match value {
+        Value::Array(rows) => rows,
+        object @ Value::Object(_) => vec![object],
+        _ => {
+            return Err(invalid_json(Some(
+                "expected a JSON object or an array of objects".into(),
+            )));
+        }
+    };
+    let mut objects = Vec::with_capacity(rows.len());
+    for row in rows {
+        match row {
+            Value::Object(map) => objects.push(map),
+            _ => {
+                return Err(invalid_json(Some(
+                    "every element of the array must be a JSON object".into(),
+                )));
+            }
+        }
+    }
+
+    let columns = match columns {
+        Some(columns) => columns.to_vec(),
+        None => {
+            let mut columns = Vec::new();
+            if let Some(first) = objects.first() {
+                for key in first.keys() {
+                    let column = table
+                        .columns()
+                        .iter()
+                        .copied()
+                        .find(|c| c.name() == key)
+                        .ok_or_else(|| ParseError::unknown_write_column(key))?;
+                    columns.push(column);
+                }
+                for other in &objects[1..] {
+                    if other.len() != first.len() || other.keys().any(|k| !first.contains_key(k)) {
+                        return Err(ParseError::InvalidBody {
+                            message: "All object keys must match",
+                            details: None,
+                        });
+                    }
+                }
+            }
+            // Table order, so the same key set always builds the same SQL text.
+            columns.sort();
+            columns
+        }
+    };
+
+    let row_count = objects.len();
+    let rows_json = Value::Array(objects.into_iter().map(Value::Object).collect()).to_string();
+    Ok(InsertBody {
+        columns,
+        rows_json,
+        row_count,
+    })
+}
+
+/// A PATCH body: one object; each value as the text Postgres will cast to the column's type
+/// (`None` for JSON null; objects and arrays as their JSON text, as PostgREST passes them).
+pub fn parse_patch_body(
+    table: Table,
+    bytes: &[u8],
+) -> Result<Vec<(Column, Option<String>)>, ParseError> {
+    let Value::Object(map) = parse_json(bytes)? else {
+        return Err(invalid_json(Some("expected a JSON object".into())));
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (key, value) in map {
+        let column = table
+            .columns()
+            .iter()
+            .copied()
+            .find(|c| c.name() == key)
+            .ok_or_else(|| ParseError::unknown_write_column(&key))?;
+        let text = match value {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            other => Some(other.to_string()),
+        };
+        out.push((column, text));
+    }
+    out.sort_by_key(|(c, _)| *c);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(raw: &str) -> Result<Query, ParseError> {
+        parse_query(Some(raw))
+    }
+
+    fn filter(raw: &str) -> Filter {
+        let query = q(raw).unwrap();
+        assert_eq!(query.filters.len(), 1, "{raw}");
+        query.filters.into_iter().next().unwrap()
+    }
+
+    fn is_syntax(r: Result<Query, ParseError>) -> bool {
+        matches!(r, Err(ParseError::Syntax { .. }))
+    }
+
+    #[test]
+    fn empty_query_is_everything_unordered() {
+        for raw in [None, Some(""), Some("&"), Some("&&")] {
+            let query = parse_query(raw).unwrap();
+            assert_eq!(query, Query::default());
+            assert_eq!(query.select, Column::ALL);
+        }
+    }
+
+    #[test]
+    fn select_lists_star_and_quotes() {
+        assert_eq!(q("select=*").unwrap().select, Column::ALL);
+        assert_eq!(
+            q("select=title,id").unwrap().select,
+            [Column::Title, Column::Id]
+        );
+        assert_eq!(
+            q("select=%22title%22,is_complete").unwrap().select,
+            [Column::Title, Column::IsComplete]
+        );
+        // Spaces around items are tolerated; repeats collapse so the JSON has unique keys.
+        assert_eq!(
+            q("select=title,%20id,title").unwrap().select,
+            [Column::Title, Column::Id]
+        );
+        assert_eq!(q("select=title,*").unwrap().select.len(), 5);
+        assert_eq!(q("select=title,*").unwrap().select[0], Column::Title);
+    }
+
+    #[test]
+    fn select_errors() {
+        assert_eq!(
+            q("select=title,nope"),
+            Err(ParseError::UnknownColumn("nope".into()))
+        );
+        assert!(is_syntax(q("select=")));
+        assert!(is_syntax(q("select=title,")));
+        assert!(is_syntax(q("select=t:title")));
+        assert!(is_syntax(q("select=title::int")));
+        assert!(is_syntax(q("select=author(name)")));
+        assert!(is_syntax(q("select=user_id->>x")));
+        assert!(is_syntax(q("select=%22title")));
+        assert!(is_syntax(q("select=%22ti%22tle%22")));
+    }
+
+    #[test]
+    fn hostile_column_names_never_resolve() {
+        for raw in [
+            "title%22;drop%20table%20todos;--=eq.1",
+            "%22title%22=eq.1",
+            "title;=eq.1",
+            "title--=eq.1",
+            "title/**/=eq.1",
+            "TITLE=eq.1",
+            "tïtle=eq.1",
+            "title%00=eq.1",
+            "public.todos.title=eq.1",
+        ] {
+            assert!(
+                matches!(q(raw), Err(ParseError::UnknownColumn(_))),
+                "{raw}: {:?}",
+                q(raw)
+            );
+        }
+        for raw in [
+            "select=title%22;drop%20table%20todos;--",
+            "select=%22title%22%22;drop%22",
+            "order=title%22;drop.asc",
+            "select=%22title%5C%22%22",
+        ] {
+            let err = q(raw).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ParseError::UnknownColumn(_) | ParseError::Syntax { .. }
+                ),
+                "{raw}: {err:?}"
+            );
+        }
+        // The escaped quote is unescaped before lookup, so it can only ever name a column.
+        assert_eq!(
+            q("select=%22title%5C%22;drop%22"),
+            Err(ParseError::UnknownColumn("title\";drop".into()))
+        );
+    }
+
+    #[test]
+    fn filters_with_every_operator() {
+        assert_eq!(
+            filter("title=eq.buy milk"),
+            Filter {
+                column: Column::Title,
+                negated: false,
+                op: Op::Cmp(CmpOp::Eq, "buy milk".into())
+            }
+        );
+        for (op, cmp) in [
+            ("eq", CmpOp::Eq),
+            ("neq", CmpOp::Neq),
+            ("gt", CmpOp::Gt),
+            ("gte", CmpOp::Gte),
+            ("lt", CmpOp::Lt),
+            ("lte", CmpOp::Lte),
+        ] {
+            let f = filter(&format!("created_at=not.{op}.2024-01-01"));
+            assert!(f.negated);
+            assert_eq!(f.op, Op::Cmp(cmp, "2024-01-01".into()));
+        }
+        assert_eq!(
+            filter("title=like.*milk*").op,
+            Op::Like {
+                case_insensitive: false,
+                pattern: "%milk%".into()
+            }
+        );
+        assert_eq!(
+            filter("title=ilike.B%25_").op,
+            Op::Like {
+                case_insensitive: true,
+                pattern: "B%_".into()
+            }
+        );
+        assert_eq!(filter("is_complete=is.null").op, Op::Is(IsValue::Null));
+        assert_eq!(filter("is_complete=is.TRUE").op, Op::Is(IsValue::True));
+        assert_eq!(filter("is_complete=is.false").op, Op::Is(IsValue::False));
+        assert_eq!(
+            filter("is_complete=is.unknown").op,
+            Op::Is(IsValue::Unknown)
+        );
+        assert!(filter("is_complete=not.is.null").negated);
+    }
+
+    #[test]
+    fn values_keep_dots_quotes_semicolons_comments_and_unicode() {
+        for (raw, expected) in [
+            ("title=eq.a.b.c", "a.b.c"),
+            ("title=eq.", ""),
+            ("title=eq.it's", "it's"),
+            (
+                "title=eq.%27;%20drop%20table%20todos;%20--",
+                "'; drop table todos; --",
+            ),
+            ("title=eq./*x*/", "/*x*/"),
+            ("title=eq.%22quoted%22", "\"quoted\""),
+            ("title=eq.caf%C3%A9%20%E2%98%95", "café ☕"),
+            ("title=eq.a+b", "a b"),
+            ("title=eq.not.eq.x", "not.eq.x"),
+            ("title=eq.%00", "\0"),
+        ] {
+            assert_eq!(filter(raw).op, Op::Cmp(CmpOp::Eq, expected.into()), "{raw}");
+        }
+    }
+
+    #[test]
+    fn filter_syntax_errors() {
+        for raw in [
+            "title=",
+            "title=eq",
+            "title=not.",
+            "title=not.eq",
+            "title=equals.x",
+            "title=not.not.eq.x",
+            "title=EQ.x",
+            "title=fts.x",
+            "title=cs.{a}",
+            "title=%3D.x",
+            "title=is.maybe",
+            "title=is.",
+            "title=in.a,b",
+            "title=in.(a,b",
+            "title=in.(%22a)",
+            "title=in.(%22a%22b)",
+            "title=in.(a%22b)",
+            "title=in.(a))",
+        ] {
+            assert!(is_syntax(q(raw)), "{raw}: {:?}", q(raw));
+        }
+        let Err(ParseError::Syntax { message, details }) = q("title=nope.1") else {
+            panic!("expected a syntax error");
+        };
+        assert_eq!(message, "failed to parse filter (nope.1)");
+        assert!(details.contains("unknown operator \"nope\""), "{details}");
+    }
+
+    #[test]
+    fn in_lists_follow_postgrest_quoting() {
+        let list = |raw: &str| match filter(raw).op {
+            Op::In(items) => items,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(list("title=in.(a,b)"), ["a", "b"]);
+        assert_eq!(list("title=in.()"), Vec::<String>::new());
+        assert_eq!(list("title=in.(a)"), ["a"]);
+        assert_eq!(list("title=in.(,)"), ["", ""]);
+        assert_eq!(list("title=in.(%22a,b%22,c)"), ["a,b", "c"]);
+        assert_eq!(list("title=in.(%22a)b%22)"), ["a)b"]);
+        assert_eq!(
+            list("title=in.(%22say%20%5C%22hi%5C%22%22,%22back%5C%5Cslash%22)"),
+            ["say \"hi\"", "back\\slash"]
+        );
+        assert_eq!(list("title=in.(%22%22)"), [""]);
+        assert_eq!(list("title=in.(%20a%20,b)"), [" a ", "b"]);
+        assert_eq!(list("title=in.(%E2%98%95,')"), ["☕", "'"]);
+        assert!(filter("id=not.in.(x)").negated);
+    }
+
+    #[test]
+    fn repeated_filters_and_together_but_other_repeats_are_refused() {
+        let query = q("created_at=gte.2024-01-01&created_at=lt.2025-01-01").unwrap();
+        assert_eq!(query.filters.len(), 2);
+        for raw in [
+            "limit=1&limit=2",
+            "offset=1&offset=1",
+            "select=id&select=title",
+            "order=id&order=title",
+            "columns=title&columns=title",
+        ] {
+            assert!(is_syntax(q(raw)), "{raw}");
+        }
+    }
+
+    #[test]
+    fn unsupported_parameters_say_so() {
+        for raw in [
+            "or=(a.eq.1)",
+            "and=(a.eq.1)",
+            "not.or=(x)",
+            "on_conflict=id",
+        ] {
+            let Err(ParseError::Syntax { message, .. }) = q(raw) else {
+                panic!("{raw}");
+            };
+            assert!(message.contains("not supported"), "{message}");
+        }
+        assert!(is_syntax(q("=eq.1")));
+    }
+
+    #[test]
+    fn order_terms() {
+        let order = q("order=created_at.desc.nullslast,title,id.asc,is_complete.nullsfirst")
+            .unwrap()
+            .order;
+        assert_eq!(
+            order,
+            [
+                OrderTerm {
+                    column: Column::CreatedAt,
+                    direction: Some(Direction::Desc),
+                    nulls: Some(Nulls::Last)
+                },
+                OrderTerm {
+                    column: Column::Title,
+                    direction: None,
+                    nulls: None
+                },
+                OrderTerm {
+                    column: Column::Id,
+                    direction: Some(Direction::Asc),
+                    nulls: None
+                },
+                OrderTerm {
+                    column: Column::IsComplete,
+                    direction: None,
+                    nulls: Some(Nulls::First)
+                },
+            ]
+        );
+        assert_eq!(
+            q("order=%22title%22.desc").unwrap().order[0].direction,
+            Some(Direction::Desc)
+        );
+        assert_eq!(
+            q("order=nope.asc"),
+            Err(ParseError::UnknownColumn("nope".into()))
+        );
+        for raw in [
+            "order=",
+            "order=title.up",
+            "order=title.asc.desc",
+            "order=title.nullsfirst.asc",
+            "order=title.nullsfirst.nullslast",
+            "order=title.",
+            "order=title..asc",
+            "order=title,",
+            "order=%22title",
+            "order=%22title%22x",
+            "order=title.asc;drop",
+            "order=.asc",
+        ] {
+            assert!(
+                is_syntax(q(raw)) || matches!(q(raw), Err(ParseError::UnknownColumn(_))),
+                "{raw}: {:?}",
+                q(raw)
+            );
+        }
+        assert!(is_syntax(q("order=title.up")));
+    }
+
+    #[test]
+    fn limit_and_offset() {
+        let query = q("limit=10&offset=20").unwrap();
+        assert_eq!((query.limit, query.offset), (Some(10), Some(20)));
+        assert_eq!(q("limit=0").unwrap().limit, Some(0));
+        assert_eq!(q("limit=007").unwrap().limit, Some(7));
+        assert_eq!(
+            q("limit=99999999999999999999999999999999").unwrap().limit,
+            Some(i64::MAX)
+        );
+        assert_eq!(
+            q("offset=9223372036854775808").unwrap().offset,
+            Some(i64::MAX)
+        );
+        for raw in [
+            "limit=",
+            "limit=-1",
+            "offset=-5",
+            "limit=%2B5",
+            "limit=1.5",
+            "limit=%205",
+            "limit=0x10",
+            "limit=ten",
+            "limit=%EF%BC%95",
+            "offset=1e3",
+        ] {
+            assert!(is_syntax(q(raw)), "{raw}");
+        }
+    }
+
+    #[test]
+    fn error_messages_echo_bounded_input() {
+        let long = "x".repeat(10_000);
+        let Err(ParseError::Syntax { message, .. }) = q(&format!("title={long}")) else {
+            panic!();
+        };
+        assert!(message.len() < 200, "{}", message.len());
+        assert!(message.ends_with("…)"));
+        let Err(ParseError::UnknownColumn(name)) = q(&format!("{long}=eq.1")) else {
+            panic!();
+        };
+        assert_eq!(name.chars().count(), MAX_ECHO_CHARS + 1);
+    }
+
+    #[test]
+    fn columns_parameter() {
+        assert_eq!(
+            q("columns=%22title%22,%22is_complete%22").unwrap().columns,
+            Some(vec![Column::Title, Column::IsComplete])
+        );
+        assert_eq!(
+            q("columns=title,nope"),
+            Err(ParseError::UnknownWriteColumn("nope".into()))
+        );
+        assert!(is_syntax(q("columns=")));
+    }
+
+    #[test]
+    fn prefer_header() {
+        assert_eq!(Preferences::parse([]), Preferences::default());
+        let p = Preferences::parse(["return=representation, count=exact"]);
+        assert_eq!(p.return_pref, Some(ReturnPref::Representation));
+        assert!(p.count);
+        assert_eq!(
+            p.applied().as_deref(),
+            Some("return=representation, count=exact")
+        );
+        let p = Preferences::parse(["count=planned", "return=minimal", "tx=rollback", "junk"]);
+        assert_eq!(p.return_pref, Some(ReturnPref::Minimal));
+        assert!(p.count);
+        let p = Preferences::parse(["return=headers-only"]);
+        assert_eq!(p.return_pref, Some(ReturnPref::Minimal));
+        assert_eq!(Preferences::parse(["return=everything"]).return_pref, None);
+        assert_eq!(Preferences::default().applied(), None);
+    }
+
+    #[test]
+    fn insert_bodies() {
+        let body =
+            parse_insert_body(Table::Todos, br#"{"title":"a","is_complete":true}"#, None).unwrap();
+        assert_eq!(body.columns, [Column::Title, Column::IsComplete]);
+        assert_eq!(body.row_count, 1);
+        assert_eq!(body.rows_json, r#"[{"is_complete":true,"title":"a"}]"#);
+
+        let body =
+            parse_insert_body(Table::Todos, br#"[{"title":"a"},{"title":"b"}]"#, None).unwrap();
+        assert_eq!(
+            (body.columns.as_slice(), body.row_count),
+            ([Column::Title].as_slice(), 2)
+        );
+
+        let empty = parse_insert_body(Table::Todos, b"[]", None).unwrap();
+        assert_eq!((empty.columns.len(), empty.row_count), (0, 0));
+        let defaults = parse_insert_body(Table::Todos, b"{}", None).unwrap();
+        assert_eq!((defaults.columns.len(), defaults.row_count), (0, 1));
+
+        assert_eq!(
+            parse_insert_body(Table::Todos, br#"{"title":"a","nope":1}"#, None),
+            Err(ParseError::UnknownWriteColumn("nope".into()))
+        );
+        assert_eq!(
+            parse_insert_body(Table::Todos, br#"{"title\";drop":1}"#, None),
+            Err(ParseError::UnknownWriteColumn("title\";drop".into()))
+        );
+        assert!(matches!(
+            parse_insert_body(
+                Table::Todos,
+                br#"[{"title":"a"},{"is_complete":true}]"#,
+                None
+            ),
+            Err(ParseError::InvalidBody {
+                message: "All object keys must match",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_insert_body(
+                Table::Todos,
+                br#"[{"title":"a"},{"title":"b","id":null}]"#,
+                None
+            ),
+            Err(ParseError::InvalidBody {
+                message: "All object keys must match",
+                ..
+            })
+        ));
+        for bad in [
+            &b""[..],
+            b"{",
+            b"null",
+            b"42",
+            b"\"x\"",
+            b"[1]",
+            b"[{}, []]",
+            b"{\"title\":}",
+        ] {
+            assert!(
+                matches!(
+                    parse_insert_body(Table::Todos, bad, None),
+                    Err(ParseError::InvalidBody {
+                        message: "Empty or invalid json",
+                        ..
+                    })
+                ),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // With `columns`, other keys are ignored and objects may differ.
+        let body = parse_insert_body(
+            Table::Todos,
+            br#"[{"title":"a","junk":1},{"is_complete":true}]"#,
+            Some(&[Column::Title]),
+        )
+        .unwrap();
+        assert_eq!(
+            (body.columns.as_slice(), body.row_count),
+            ([Column::Title].as_slice(), 2)
+        );
+    }
+
+    #[test]
+    fn patch_bodies() {
+        let set = parse_patch_body(
+            Table::Todos,
+            br#"{"title":"x","is_complete":true,"user_id":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            set,
+            [
+                (Column::UserId, None),
+                (Column::Title, Some("x".into())),
+                (Column::IsComplete, Some("true".into())),
+            ]
+        );
+        assert_eq!(
+            parse_patch_body(Table::Todos, br#"{"title":{"a":[1]}}"#).unwrap(),
+            [(Column::Title, Some(r#"{"a":[1]}"#.into()))]
+        );
+        assert_eq!(parse_patch_body(Table::Todos, b"{}").unwrap(), []);
+        assert!(matches!(
+            parse_patch_body(Table::Todos, br#"[{"title":"x"}]"#),
+            Err(ParseError::InvalidBody { .. })
+        ));
+        assert_eq!(
+            parse_patch_body(Table::Todos, br#"{"owner":"x"}"#),
+            Err(ParseError::UnknownWriteColumn("owner".into()))
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! HTTP handlers: `/api/database/records/{table}` in PostgREST's wire format, and `/health`.
+//! They parse, build one statement, run it as the caller, and shape the response.
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Identity;
+use crate::db::{self, Outcome};
+use crate::error::ApiError;
+use crate::query::{
+    ParseError, Preferences, Query, ReturnPref, parse_insert_body, parse_patch_body, parse_query,
+};
+use crate::schema::Table;
+use crate::sql::{self, Action, Want};
+
+/// Largest request body accepted (the router's `DefaultBodyLimit`).
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// PostgREST's media type for "one object, not an array".
+const SINGULAR_MEDIA_TYPE: &str = "application/vnd.pgrst.object+json";
+const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// `GET /health`: 200 `{"status":"ok"}` when the pool can run `select 1`, else 503.
+pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    db::ping(state.pool()).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        r#"{"status":"ok"}"#.to_owned(),
+        JSON_UTF8,
+    ))
+}
+
+/// `GET|POST|PATCH|DELETE /api/database/records/{table}`.
+///
+/// The identity is extracted first, so a request without a valid token learns nothing (not
+/// even whether the table exists) — as InsForge checks the token before proxying.
+pub async fn records(
+    identity: Identity,
+    State(state): State<AppState>,
+    method: Method,
+    table: Result<Path<String>, PathRejection>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    // A segment that does not even decode (invalid UTF-8) names no route we serve.
+    let Path(table) = table.map_err(|_| ApiError::RouteNotFound)?;
+    let table = Table::from_name(&table).ok_or(ApiError::UnknownTable(table))?;
+    let query = parse_query(raw_query.as_deref())?;
+    let prefs = Preferences::parse(
+        headers
+            .get_all(HeaderName::from_static("prefer"))
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let singular = wants_singular(&headers);
+
+    let action = match method {
+        Method::GET | Method::HEAD => Action::Read,
+        Method::POST => {
+            refuse_paging(&query)?;
+            let bytes = json_body(&headers, body)?;
+            Action::Insert(parse_insert_body(table, &bytes, query.columns.as_deref())?)
+        }
+        Method::PATCH => {
+            refuse_paging(&query)?;
+            let bytes = json_body(&headers, body)?;
+            let set = parse_patch_body(table, &bytes)?;
+            if set.is_empty() {
+                // Nothing to change: no statement, and so no rows affected.
+                let empty = Outcome {
+                    total: None,
+                    page_count: 0,
+                    body: Some("[]".to_owned()),
+                };
+                if singular {
+                    return Err(ApiError::NotSingular { rows: 0 });
+                }
+                return respond(&method, &query, prefs, singular, empty);
+            }
+            Action::Update(set)
+        }
+        Method::DELETE => {
+            refuse_paging(&query)?;
+            Action::Delete
+        }
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+
+    let is_read = matches!(action, Action::Read);
+    let want = Want {
+        body: is_read || prefs.return_pref == Some(ReturnPref::Representation),
+        total: is_read && prefs.count,
+    };
+    let statement = sql::build(table, &action, &query, want);
+    let outcome = db::run_as(
+        state.pool(),
+        &identity,
+        state.statement_timeout().as_millis(),
+        statement,
+        |outcome| {
+            if singular && outcome.page_count != 1 {
+                return Err(ApiError::NotSingular {
+                    rows: outcome.page_count,
+                });
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    respond(&method, &query, prefs, singular, outcome)
+}
+
+/// `limit`/`offset` shape a read; on a write they would silently change which rows are
+/// touched, which PostgREST only allows with extra conditions. Not supported here.
+fn refuse_paging(query: &Query) -> Result<(), ParseError> {
+    if query.limit.is_some() || query.offset.is_some() {
+        return Err(ParseError::Syntax {
+            message: "limit and offset are only supported on GET".into(),
+            details: "remove limit/offset, or select the rows with filters".into(),
+        });
+    }
+    Ok(())
+}
+
+fn wants_singular(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| media_type(v).eq_ignore_ascii_case(SINGULAR_MEDIA_TYPE))
+}
+
+fn media_type(value: &str) -> &str {
+    value.split(';').next().unwrap_or("").trim()
+}
+
+/// The body, if the request says (or does not say) it is JSON.
+fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let text = content_type.to_str().unwrap_or("");
+        let essence = media_type(text).to_ascii_lowercase();
+        if essence != "application/json" && essence != SINGULAR_MEDIA_TYPE {
+            return Err(ApiError::UnsupportedMediaType(text.to_owned()));
+        }
+    }
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: BODY_LIMIT_BYTES,
+            }
+        } else {
+            tracing::debug!(reason = %rejection.body_text(), "request body unreadable");
+            ApiError::BodyUnreadable
+        }
+    })
+}
+
+/// Status, headers and body for a successful statement, as PostgREST would send them.
+fn respond(
+    method: &Method,
+    query: &Query,
+    prefs: Preferences,
+    singular: bool,
+    outcome: Outcome,
+) -> Result<Response, ApiError> {
+    let rows = u64::try_from(outcome.page_count).unwrap_or(0);
+    let is_read = matches!(*method, Method::GET | Method::HEAD);
+    let offset = if is_read {
+        u64::try_from(query.offset.unwrap_or(0)).unwrap_or(0)
+    } else {
+        0
+    };
+    let total = if is_read {
+        outcome.total.and_then(|t| u64::try_from(t).ok())
+    } else if prefs.count {
+        Some(rows)
+    } else {
+        None
+    };
+
+    let mut status = match *method {
+        Method::POST => StatusCode::CREATED,
+        Method::GET | Method::HEAD => StatusCode::OK,
+        _ if prefs.return_pref == Some(ReturnPref::Representation) => StatusCode::OK,
+        _ => StatusCode::NO_CONTENT,
+    };
+    if is_read && let Some(total) = total {
+        if offset > total {
+            return Err(ApiError::RangeNotSatisfiable {
+                offset: query.offset.unwrap_or(0),
+                total: outcome.total.unwrap_or(0),
+            });
+        }
+        // PostgREST's rule: a page smaller than the whole is 206 Partial Content.
+        if rows < total {
+            status = StatusCode::PARTIAL_CONTENT;
+        }
+    }
+
+    let body = match outcome.body {
+        Some(array) if singular => single_object(&array)?,
+        Some(array) if is_read || prefs.return_pref == Some(ReturnPref::Representation) => array,
+        _ => String::new(),
+    };
+    let content_type = if singular {
+        "application/vnd.pgrst.object+json; charset=utf-8"
+    } else {
+        JSON_UTF8
+    };
+    let mut response = if body.is_empty() {
+        status.into_response()
+    } else {
+        json_response(status, body, content_type)
+    };
+
+    let headers = response.headers_mut();
+    if is_read || total.is_some() {
+        let range = content_range(offset, rows, total);
+        if let Ok(value) = HeaderValue::from_str(&range) {
+            headers.insert(header::CONTENT_RANGE, value);
+        }
+    }
+    // `return=` means nothing to a read, so a read does not claim to have applied it.
+    let honoured = Preferences {
+        return_pref: prefs.return_pref.filter(|_| !is_read),
+        ..prefs
+    };
+    if let Some(applied) = honoured.applied()
+        && let Ok(value) = HeaderValue::from_str(&applied)
+    {
+        headers.insert(HeaderName::from_static("preference-applied"), value);
+    }
+    Ok(response)
+}
+
+/// `start-end/total` as PostgREST writes it: `*` for an empty page, `*` for an unknown total.
+pub fn content_range(offset: u64, rows: u64, total: Option<u64>) -> String {
+    let total = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
+    if rows == 0 {
+        format!("*/{total}")
+    } else {
+        format!(
+            "{offset}-{}/{total}",
+            offset.saturating_add(rows).saturating_sub(1)
+        )
+    }
+}
+
+fn single_object(array: &str) -> Result<String, ApiError> {
+    match serde_json::from_str::<Value>(array) {
+        Ok(Value::Array(mut items)) if items.len() == 1 => Ok(items.remove(0).to_string()),
+        Ok(Value::Array(items)) => Err(ApiError::NotSingular {
+            rows: i64::try_from(items.len()).unwrap_or(i64::MAX),
+        }),
+        _ => {
+            tracing::error!("statement body is not a JSON array");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: String, content_type: &'static str) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Any other path.
+pub async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+/// A known path with a method it does not serve.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(content_range(0, 10, Some(42)), "0-9/42");
+        assert_eq!(content_range(0, 0, Some(0)), "*/0");
+        assert_eq!(content_range(5, 2, None), "5-6/*");
+        assert_eq!(content_range(0, 0, None), "*/*");
+        let max = i64::MAX as u64;
+        assert_eq!(content_range(max, 1, Some(3)), format!("{max}-{max}/3"));
+    }
+}

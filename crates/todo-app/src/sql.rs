@@ -1,0 +1,341 @@
+//! Turns a parsed request into one SQL statement plus its bind values. Pure, like the parser.
+//! Identifiers come only from [`crate::schema`]; every client value is a `$n` parameter.
+//!
+//! Every statement has the same result shape, one row: `total bigint` (the exact count when
+//! asked, else NULL), `page_count bigint` (rows read or written) and `body text` (the rows as a
+//! JSON array when a body is wanted, else NULL). The work happens in a CTE named
+//! `pgrst_source` (as PostgREST names it); a data-modifying CTE runs exactly once, however
+//! often the outer query reads it.
+
+use std::fmt::Write as _;
+
+use crate::query::{Direction, Filter, InsertBody, Nulls, Op, OrderTerm, Query};
+use crate::schema::{Column, Table};
+
+/// A value sent alongside the SQL text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// Text that SQL casts to the column's type; `None` is NULL.
+    Text(Option<String>),
+    /// An `in.(…)` list, cast element-wise in SQL.
+    TextArray(Vec<String>),
+    BigInt(i64),
+}
+
+/// SQL text and the values for its `$1…$n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+/// What the statement does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    Insert(InsertBody),
+    /// Columns to set, with their new values as text (`None` sets NULL).
+    Update(Vec<(Column, Option<String>)>),
+    Delete,
+}
+
+/// What the response needs from the statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Want {
+    /// The rows as JSON (`return=representation`, or any read).
+    pub body: bool,
+    /// The exact number of matching rows regardless of limit/offset (`count=exact` on a read).
+    pub total: bool,
+}
+
+const ALIAS: &str = "_t";
+
+struct Builder {
+    binds: Vec<Bind>,
+}
+
+impl Builder {
+    fn param(&mut self, bind: Bind) -> String {
+        self.binds.push(bind);
+        format!("${}", self.binds.len())
+    }
+
+    fn filter(&mut self, filter: &Filter) -> String {
+        let col = format!("{ALIAS}.{}", filter.column.sql());
+        let ty = filter.column.sql_type();
+        let expr = match &filter.op {
+            Op::Cmp(op, value) => {
+                let p = self.param(Bind::Text(Some(value.clone())));
+                format!("{col} {} {p}::{ty}", op.sql())
+            }
+            // The pattern is text whatever the column: Postgres rejects `like` on a
+            // non-text column itself (42883), which is what PostgREST shows too.
+            Op::Like {
+                case_insensitive,
+                pattern,
+            } => {
+                let p = self.param(Bind::Text(Some(pattern.clone())));
+                let op = if *case_insensitive { "ilike" } else { "like" };
+                format!("{col} {op} {p}::text")
+            }
+            Op::In(items) => {
+                let p = self.param(Bind::TextArray(items.clone()));
+                format!("{col} = any({p}::text[]::{ty}[])")
+            }
+            Op::Is(value) => format!("{col} is {}", value.sql()),
+        };
+        if filter.negated {
+            format!("not ({expr})")
+        } else {
+            expr
+        }
+    }
+
+    fn where_clause(&mut self, filters: &[Filter]) -> String {
+        if filters.is_empty() {
+            // No filter at all is allowed on every method: RLS alone decides which rows.
+            return "true".to_owned();
+        }
+        filters
+            .iter()
+            .map(|f| self.filter(f))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+}
+
+fn column_list(columns: &[Column], qualifier: Option<&str>) -> String {
+    columns
+        .iter()
+        .map(|c| match qualifier {
+            Some(q) => format!("{q}.{}", c.sql()),
+            None => c.sql().to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn order_clause(order: &[OrderTerm], qualifier: Option<&str>) -> String {
+    if order.is_empty() {
+        return String::new();
+    }
+    let terms = order
+        .iter()
+        .map(|t| {
+            let mut s = match qualifier {
+                Some(q) => format!("{q}.{}", t.column.sql()),
+                None => t.column.sql().to_owned(),
+            };
+            match t.direction {
+                Some(Direction::Asc) => s.push_str(" asc"),
+                Some(Direction::Desc) => s.push_str(" desc"),
+                None => {}
+            }
+            match t.nulls {
+                Some(Nulls::First) => s.push_str(" nulls first"),
+                Some(Nulls::Last) => s.push_str(" nulls last"),
+                None => {}
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(" order by {terms}")
+}
+
+/// Builds the one statement for `action` on `table`.
+pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statement {
+    let mut b = Builder { binds: Vec::new() };
+    let tbl = table.sql();
+    let all = table.columns();
+    let returning = column_list(all, Some(ALIAS));
+
+    let mut sql = String::from("with pgrst_source as (");
+    let mut total = "null::bigint".to_owned();
+    match action {
+        Action::Read => {
+            let filters = b.where_clause(&query.filters);
+            let _ = write!(
+                sql,
+                "select {returning} from {tbl} as {ALIAS} where {filters}{}",
+                order_clause(&query.order, Some(ALIAS))
+            );
+            if let Some(limit) = query.limit {
+                let p = b.param(Bind::BigInt(limit));
+                let _ = write!(sql, " limit {p}::bigint");
+            }
+            if let Some(offset) = query.offset {
+                let p = b.param(Bind::BigInt(offset));
+                let _ = write!(sql, " offset {p}::bigint");
+            }
+            if want.total {
+                // Same filters, same parameters: the count sees exactly what the page sees.
+                total = format!("(select count(*) from {tbl} as {ALIAS} where {filters})");
+            }
+        }
+        Action::Insert(body) => {
+            let p = b.param(Bind::Text(Some(body.rows_json.clone())));
+            // With no columns, `insert … select from …` (a zero-column select) gives each
+            // row all defaults; `()` would be a syntax error.
+            let (target, values) = if body.columns.is_empty() {
+                (String::new(), String::new())
+            } else {
+                let cols = column_list(&body.columns, None);
+                (format!(" ({cols})"), format!(" {cols}"))
+            };
+            let _ = write!(
+                sql,
+                "insert into {tbl} as {ALIAS}{target} select{values} \
+                 from json_populate_recordset(null::{tbl}, {p}::json) returning {returning}"
+            );
+        }
+        Action::Update(set) => {
+            let assignments = set
+                .iter()
+                .map(|(c, v)| {
+                    let p = b.param(Bind::Text(v.clone()));
+                    format!("{} = {p}::{}", c.sql(), c.sql_type())
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let filters = b.where_clause(&query.filters);
+            let _ = write!(
+                sql,
+                "update {tbl} as {ALIAS} set {assignments} where {filters} returning {returning}"
+            );
+        }
+        Action::Delete => {
+            let filters = b.where_clause(&query.filters);
+            let _ = write!(
+                sql,
+                "delete from {tbl} as {ALIAS} where {filters} returning {returning}"
+            );
+        }
+    }
+    let body = if want.body {
+        format!(
+            "(select coalesce(json_agg(_r), '[]'::json)::text from (select {} from pgrst_source{}) as _r)",
+            column_list(&query.select, None),
+            order_clause(&query.order, None)
+        )
+    } else {
+        "null::text".to_owned()
+    };
+    let _ = write!(
+        sql,
+        ") select {total} as total, (select count(*) from pgrst_source) as page_count, {body} as body"
+    );
+    Statement {
+        sql,
+        binds: b.binds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{parse_insert_body, parse_patch_body, parse_query};
+
+    const READ_ALL: Want = Want {
+        body: true,
+        total: false,
+    };
+
+    fn read(raw: &str, want: Want) -> Statement {
+        build(
+            Table::Todos,
+            &Action::Read,
+            &parse_query(Some(raw)).unwrap(),
+            want,
+        )
+    }
+
+    #[test]
+    fn plain_read() {
+        let s = read("", READ_ALL);
+        assert_eq!(
+            s.sql,
+            r#"with pgrst_source as (select _t."id", _t."user_id", _t."title", _t."is_complete", _t."created_at" from public."todos" as _t where true) select null::bigint as total, (select count(*) from pgrst_source) as page_count, (select coalesce(json_agg(_r), '[]'::json)::text from (select "id", "user_id", "title", "is_complete", "created_at" from pgrst_source) as _r) as body"#
+        );
+        assert!(s.binds.is_empty());
+    }
+
+    #[test]
+    fn filters_order_limit_and_count_share_parameters() {
+        let s = read(
+            "select=title&title=not.like.*a*&id=in.(x,y)&is_complete=is.null&created_at=gte.2024&order=created_at.desc.nullslast,title&limit=10&offset=5",
+            Want {
+                body: true,
+                total: true,
+            },
+        );
+        assert!(s.sql.contains(r#"where not (_t."title" like $1::text) and _t."id" = any($2::text[]::uuid[]) and _t."is_complete" is null and _t."created_at" >= $3::timestamptz order by _t."created_at" desc nulls last, _t."title" limit $4::bigint offset $5::bigint"#), "{}", s.sql);
+        assert!(s.sql.contains(r#"(select count(*) from public."todos" as _t where not (_t."title" like $1::text) and _t."id" = any($2::text[]::uuid[]) and _t."is_complete" is null and _t."created_at" >= $3::timestamptz) as total"#), "{}", s.sql);
+        assert!(s.sql.contains(r#"(select "title" from pgrst_source order by "created_at" desc nulls last, "title")"#), "{}", s.sql);
+        assert_eq!(
+            s.binds,
+            [
+                Bind::Text(Some("%a%".into())),
+                Bind::TextArray(vec!["x".into(), "y".into()]),
+                Bind::Text(Some("2024".into())),
+                Bind::BigInt(10),
+                Bind::BigInt(5),
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_values_only_ever_reach_binds() {
+        let hostile = "'); drop table todos; --\"/*";
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let quoted = format!(
+            "(\"{}\")",
+            hostile.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let raw = format!(
+            "title=eq.{0}&user_id=in.{1}&title=like.{0}",
+            enc(hostile),
+            enc(&quoted)
+        );
+        let s = read(&raw, READ_ALL);
+        assert!(!s.sql.contains("drop"), "{}", s.sql);
+        assert!(!s.sql.contains("--"), "{}", s.sql);
+        assert_eq!(s.binds[1], Bind::TextArray(vec![hostile.to_owned()]));
+        assert_eq!(s.binds.len(), 3);
+    }
+
+    #[test]
+    fn insert_update_delete() {
+        let body = parse_insert_body(Table::Todos, br#"[{"title":"a"}]"#, None).unwrap();
+        let s = build(
+            Table::Todos,
+            &Action::Insert(body),
+            &Query::default(),
+            Want {
+                body: false,
+                total: false,
+            },
+        );
+        assert!(s.sql.starts_with(r#"with pgrst_source as (insert into public."todos" as _t ("title") select "title" from json_populate_recordset(null::public."todos", $1::json) returning _t."id""#), "{}", s.sql);
+        assert!(s.sql.ends_with("null::text as body"), "{}", s.sql);
+        assert_eq!(s.binds, [Bind::Text(Some(r#"[{"title":"a"}]"#.into()))]);
+
+        let set = parse_patch_body(Table::Todos, br#"{"title":"b","is_complete":null}"#).unwrap();
+        let s = build(
+            Table::Todos,
+            &Action::Update(set),
+            &parse_query(Some("id=eq.1")).unwrap(),
+            READ_ALL,
+        );
+        assert!(s.sql.contains(r#"update public."todos" as _t set "title" = $1::text, "is_complete" = $2::boolean where _t."id" = $3::uuid returning"#), "{}", s.sql);
+        assert_eq!(s.binds[1], Bind::Text(None));
+
+        let s = build(Table::Todos, &Action::Delete, &Query::default(), READ_ALL);
+        assert!(
+            s.sql
+                .contains(r#"delete from public."todos" as _t where true returning"#),
+            "{}",
+            s.sql
+        );
+    }
+}

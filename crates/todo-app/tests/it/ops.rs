@@ -1,0 +1,159 @@
+//! Operations: `/health`, request ids, graceful shutdown, and a database that is unreachable,
+//! goes away or comes back (503 in PostgREST's shape, recovery without a restart).
+
+use std::time::{Duration, Instant};
+
+use clerk_token::{ClerkTemplate, ClerkUser, Secret};
+use harness::TestDatabase;
+use reqwest::Method;
+use todo_app::AppConfig;
+
+use crate::support::{Proxy, TestApp, user};
+
+/// How long a request may take when the database is down: the pool's acquire timeout in
+/// these tests plus generous slack for a loaded machine.
+const DOWN_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(300);
+const DOWN_BOUND: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn health_is_ok_when_the_database_answers() {
+    let app = TestApp::start().await;
+    let reply = app.call(Method::GET, "/health").send().await;
+    assert_eq!(
+        (reply.status, reply.text.as_str()),
+        (200, r#"{"status":"ok"}"#)
+    );
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_generated_or_echoed() {
+    let app = TestApp::start().await;
+    let reply = app.call(Method::GET, "/health").send().await;
+    let generated = reply.header("x-request-id").unwrap().to_owned();
+    assert_eq!(generated.len(), 36, "a uuid: {generated}");
+
+    let reply = app
+        .call(Method::GET, "/health")
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await;
+    assert_eq!(reply.header("x-request-id"), Some("trace-me-42"));
+
+    // Error responses carry it too.
+    let reply = app
+        .records(Method::GET, "todos")
+        .header("x-request-id", "no-token-here")
+        .send()
+        .await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.header("x-request-id"), Some("no-token-here"));
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_quick_503() {
+    // A port nothing listens on: bind one, note it, close it.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let secret = Secret::generate();
+    let mut config = AppConfig::new(
+        format!("postgres://todo_app:secret-password@127.0.0.1:{port}/nowhere"),
+        secret.clone(),
+    );
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.acquire_timeout = DOWN_ACQUIRE_TIMEOUT;
+    let app = todo_app::spawn(config).await.unwrap();
+    let client = reqwest::Client::new();
+    let token = ClerkTemplate::insforge(secret)
+        .mint(&ClerkUser::new(user("alice").id))
+        .unwrap();
+
+    let started = Instant::now();
+    let response = client
+        .get(format!("{}/api/database/records/todos", app.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    insta::assert_json_snapshot!("database_unavailable", body);
+    let text = body.to_string();
+    assert!(!text.contains("secret-password") && !text.contains(&port.to_string()));
+
+    let response = client
+        .get(format!("{}/health", app.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "PGRST000");
+    assert!(started.elapsed() < DOWN_BOUND, "{:?}", started.elapsed());
+
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_app_recovers_when_the_database_comes_back() {
+    let db = TestDatabase::create().await.unwrap();
+    let upstream = tokio::net::lookup_host((db.app_target().host.as_str(), db.app_target().port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let mut proxy = Proxy::start(upstream).await;
+    let mut via_proxy = db.app_target().clone();
+    via_proxy.host = "127.0.0.1".into();
+    via_proxy.port = proxy.addr.port();
+    let url = via_proxy.url();
+    let app = TestApp::start_on(db, url, |c| c.acquire_timeout = DOWN_ACQUIRE_TIMEOUT).await;
+    let alice = user("alice");
+
+    app.post_todo(&alice, "before the outage").await;
+    assert_eq!(app.call(Method::GET, "/health").send().await.status, 200);
+
+    proxy.cut().await;
+    let started = Instant::now();
+    let reply = app.get(&alice, "").await;
+    reply.assert_error(503, "PGRST000");
+    let reply = app.call(Method::GET, "/health").send().await;
+    reply.assert_error(503, "PGRST000");
+    assert!(started.elapsed() < DOWN_BOUND, "{:?}", started.elapsed());
+
+    proxy.restore().await;
+    // The pool reconnects on demand; allow a few tries in case a dead connection is handed
+    // out once more before being noticed, but no restart and no sleeping.
+    let mut recovered = None;
+    for _ in 0..5 {
+        let reply = app.get(&alice, "").await;
+        if reply.status == 200 {
+            recovered = Some(reply);
+            break;
+        }
+        reply.assert_error(503, "PGRST000");
+    }
+    let reply = recovered.expect("the app recovers once the database is back");
+    assert_eq!(reply.todos()[0].title, "before the outage");
+    assert_eq!(app.call(Method::GET, "/health").send().await.status, 200);
+}
+
+#[tokio::test]
+async fn shutdown_is_graceful_and_frees_the_port() {
+    let app = TestApp::start().await;
+    let addr = app.app.addr;
+    let TestApp { app: running, .. } = app;
+    running.shutdown().await.unwrap();
+    let after = reqwest::Client::new()
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await;
+    assert!(after.is_err(), "still serving after shutdown");
+}
