@@ -2,8 +2,10 @@
 //! setup — access matrices in SQL and over HTTP, judged as leaks or lost access.
 
 pub mod fixtures;
+pub mod http;
 pub mod matrix;
 pub mod sql;
+pub mod tokens;
 
 use clerk_token::{ClerkTemplate, ClerkUser, Secret};
 

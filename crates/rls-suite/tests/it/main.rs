@@ -2,5 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
+mod matrix_http;
 mod matrix_sql;
+mod pool;
 mod support;
+mod tokens;

@@ -23,8 +23,14 @@ async fn every_mutant_is_caught_or_flagged() {
             .unwrap_or_else(|e| panic!("mutant {} does not apply: {e}", mutant.id));
         admin.close().await.unwrap();
 
-        let matrix = rls_suite::sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids).await.unwrap();
-        let (leaks, lost) = (matrix.leaks(), matrix.lost_access());
+        let sql = rls_suite::sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids).await.unwrap();
+        let (app, api) = w.spawn_app(&db, 2).await;
+        let http = rls_suite::http::run_with_database(&api, &w.tokens(), db.admin_target(), &w.fixtures)
+            .await
+            .unwrap();
+        drop(app);
+        let leaks = [sql.leaks(), http.leaks()].concat();
+        let lost = [sql.lost_access(), http.lost_access()].concat();
         let caught = match mutant.expect {
             Expect::Leak => !leaks.is_empty(),
             // Lost access must not hide a leak: a deny-all mistake is only a lost function.
@@ -39,7 +45,7 @@ async fn every_mutant_is_caught_or_flagged() {
             first
         ));
         if !caught {
-            missed.push(format!("{} ({}):\n{}", mutant.id, mutant.breaks, matrix.render()));
+            missed.push(format!("{} ({}):\n{}\n{}", mutant.id, mutant.breaks, sql.render(), http.render()));
         }
     }
     let score = 100 * (list.len() - missed.len()) / list.len();

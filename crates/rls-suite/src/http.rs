@@ -1,0 +1,358 @@
+//! The matrix over HTTP, against anything that speaks InsForge's records API: each cell is one
+//! request with the actor's token, judged by the rows an observer sees before and after.
+
+use std::time::Duration;
+
+use clerk_token::{ClerkTemplate, ClerkUser, Secret};
+use harness::PgTarget;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::SuiteError;
+use crate::fixtures::Fixtures;
+use crate::matrix::{AccessMatrix, Actor, Cell, Observation, Op, Owner, Row, judge};
+use crate::sql::{self, Owners, Seeded};
+
+const INSERTED: &str = "matrix: inserted";
+const UPDATED: &str = "matrix: updated";
+
+/// The bearer token (or none) each actor sends.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub a: String,
+    pub b: String,
+    /// Correctly signed, but with no `sub`: the HTTP form of "no claims".
+    pub no_sub: String,
+    pub expired: String,
+    pub foreign: String,
+}
+
+impl Tokens {
+    /// Tokens for A and B as Clerk would mint them, and the broken ones built from A's.
+    pub fn mint(secret: &Secret, a: &ClerkUser, b: &ClerkUser) -> Result<Self, SuiteError> {
+        let err = |e: clerk_token::MintError| SuiteError::Token(e.to_string());
+        let template = ClerkTemplate::insforge(secret.clone());
+        let mut no_sub = template.claims_for(a).map_err(err)?;
+        no_sub.remove("sub");
+        let expired_template = ClerkTemplate::insforge(secret.clone())
+            .with_clock(clerk_token::FixedClock::new(template.now() - 61));
+        Ok(Self {
+            a: template.mint(a).map_err(err)?,
+            b: template.mint(b).map_err(err)?,
+            no_sub: template.sign_claims(&Value::Object(no_sub)).map_err(err)?,
+            expired: expired_template.mint(a).map_err(err)?,
+            foreign: ClerkTemplate::insforge(Secret::generate())
+                .mint(a)
+                .map_err(err)?,
+        })
+    }
+
+    pub fn for_actor(&self, actor: Actor) -> Option<&str> {
+        match actor {
+            Actor::UserA => Some(&self.a),
+            Actor::UserB => Some(&self.b),
+            Actor::NoClaims => Some(&self.no_sub),
+            Actor::Anon => None,
+            Actor::Expired => Some(&self.expired),
+            Actor::ForeignSecret => Some(&self.foreign),
+        }
+    }
+}
+
+/// A records API endpoint: `{base}/api/database/records/{table}`.
+#[derive(Debug, Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+/// A response, reduced to what the matrix needs.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    /// `401 AUTH_UNAUTHORIZED`, `403 42501`: the status and the body's error code.
+    pub fn refusal(&self) -> String {
+        let code = self
+            .body
+            .get("code")
+            .or_else(|| self.body.get("error"))
+            .and_then(Value::as_str);
+        match code {
+            Some(code) => format!("{} {code}", self.status.as_u16()),
+            None => self.status.as_u16().to_string(),
+        }
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> Result<Self, SuiteError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| SuiteError::Http(e.to_string()))?;
+        Ok(Self {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// One request to a table with a bearer token (or none); `query` is the raw query string.
+    pub async fn request(
+        &self,
+        method: Method,
+        table: &str,
+        query: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Reply, SuiteError> {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        self.request_with_authorization(method, table, query, authorization.as_deref(), body)
+            .await
+    }
+
+    /// Like [`Api::request`], with the `Authorization` header value verbatim.
+    pub async fn request_with_authorization(
+        &self,
+        method: Method,
+        table: &str,
+        query: &str,
+        authorization: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Reply, SuiteError> {
+        let mut url = format!("{}/api/database/records/{table}", self.base);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        let mut req = self
+            .client
+            .request(method, &url)
+            .header("Prefer", "return=minimal");
+        if let Some(value) = authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, value);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| SuiteError::Http(format!("{url}: {e}")))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| SuiteError::Http(e.to_string()))?;
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok(Reply { status, body })
+    }
+}
+
+/// Runs the HTTP matrix against an app whose database the suite can also reach as a superuser
+/// (the sample app in tests): seeding and observing go through the database.
+pub async fn run_with_database(
+    api: &Api,
+    tokens: &Tokens,
+    admin: &PgTarget,
+    fixtures: &Fixtures,
+) -> Result<AccessMatrix, SuiteError> {
+    let owners = Owners::new(fixtures)?;
+    let mut admin = admin
+        .connect()
+        .await
+        .map_err(|e| SuiteError::Sql(e.to_string()))?;
+    let ops = Op::all(&[]);
+    let actors = Actor::HTTP.to_vec();
+    let mut cells = Vec::new();
+    for op in &ops {
+        let mut row = Vec::new();
+        for &actor in &actors {
+            let seeded = sql::reseed(&mut admin, fixtures, &owners).await?;
+            let before = sql::snapshot(&mut admin, &owners).await?;
+            let observation = match probe(
+                api,
+                "todos",
+                tokens.for_actor(actor),
+                &owners,
+                &seeded,
+                actor,
+                op,
+            )
+            .await?
+            {
+                Probed::NotApplicable => Observation::not_applicable(),
+                Probed::Refused(code) => Observation {
+                    refused: Some(code),
+                    ..Default::default()
+                },
+                Probed::Done(seen) => {
+                    let after = sql::snapshot(&mut admin, &owners).await?;
+                    let mut o = Observation::from_diff(&before, &after);
+                    o.seen = seen;
+                    o
+                }
+            };
+            let own = match actor.own() {
+                Some(Owner::A) => fixtures.seeded_for("alice"),
+                Some(_) => fixtures.seeded_for("bob"),
+                None => 0,
+            };
+            let verdict = judge(actor, op, &observation, own);
+            row.push(Cell {
+                observation,
+                verdict,
+            });
+        }
+        cells.push(row);
+    }
+    admin.close().await.ok();
+    Ok(AccessMatrix {
+        layer: "HTTP".into(),
+        actors,
+        ops,
+        cells,
+    })
+}
+
+/// What one request came to.
+#[derive(Debug)]
+pub enum Probed {
+    NotApplicable,
+    Refused(String),
+    /// Succeeded; for a select, the owners of the rows returned.
+    Done(Vec<Owner>),
+}
+
+/// Sends the request for one cell.
+pub async fn probe(
+    api: &Api,
+    table: &str,
+    token: Option<&str>,
+    owners: &Owners,
+    seeded: &Seeded,
+    actor: Actor,
+    op: &Op,
+) -> Result<Probed, SuiteError> {
+    let own_row = actor.own().and_then(|o| seeded.first_row.get(&o).copied());
+    if op.needs_own_row() && own_row.is_none() {
+        return Ok(Probed::NotApplicable);
+    }
+    let victim_id = owners.id(actor.victim()).to_owned();
+    let victim_row = seeded.first_row.get(&actor.victim()).copied();
+    let by_id =
+        |id: Option<Uuid>| id.map_or_else(|| "id=is.null".to_owned(), |id| format!("id=eq.{id}"));
+    let (method, target, query, body) = match op {
+        Op::Select { target } => (
+            Method::GET,
+            target.as_str(),
+            "select=user_id".to_owned(),
+            None,
+        ),
+        Op::InsertOwn => (
+            Method::POST,
+            table,
+            String::new(),
+            Some(json!({ "title": INSERTED })),
+        ),
+        Op::InsertAsOther => (
+            Method::POST,
+            table,
+            String::new(),
+            Some(json!({ "user_id": victim_id, "title": INSERTED })),
+        ),
+        Op::UpdateOwn => (
+            Method::PATCH,
+            table,
+            by_id(own_row),
+            Some(json!({ "title": UPDATED })),
+        ),
+        Op::UpdateOthers => (
+            Method::PATCH,
+            table,
+            by_id(victim_row),
+            Some(json!({ "title": UPDATED })),
+        ),
+        Op::UpdateOwnToOther => (
+            Method::PATCH,
+            table,
+            by_id(own_row),
+            Some(json!({ "user_id": victim_id })),
+        ),
+        Op::UpdateUnfiltered => (
+            Method::PATCH,
+            table,
+            String::new(),
+            Some(json!({ "title": UPDATED })),
+        ),
+        Op::DeleteOwn => (Method::DELETE, table, by_id(own_row), None),
+        Op::DeleteOthers => (Method::DELETE, table, by_id(victim_row), None),
+        Op::DeleteUnfiltered => (Method::DELETE, table, String::new(), None),
+    };
+    let reply = api
+        .request(method, target, &query, token, body.as_ref())
+        .await?;
+    if !reply.status.is_success() {
+        return Ok(Probed::Refused(reply.refusal()));
+    }
+    let mut seen: Vec<Owner> = reply
+        .body
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| owners.of(r.get("user_id").and_then(Value::as_str)))
+                .collect()
+        })
+        .unwrap_or_default();
+    seen.sort();
+    Ok(Probed::Done(seen))
+}
+
+/// Where the SQL and HTTP layers overlap (users A and B on `todos`), they must agree: the same
+/// rows seen and changed, and a refusal in SQL is a refusal over HTTP with the same SQLSTATE.
+pub fn disagreements(sql: &AccessMatrix, http: &AccessMatrix) -> Vec<String> {
+    let mut out = Vec::new();
+    for op in sql.ops.iter().filter(|op| http.ops.contains(op)) {
+        for actor in [Actor::UserA, Actor::UserB] {
+            let (Some(s), Some(h)) = (sql.cell(op, actor), http.cell(op, actor)) else {
+                continue;
+            };
+            let (s, h) = (&s.observation, &h.observation);
+            let same = match (&s.refused, &h.refused) {
+                (Some(sql_code), Some(http)) => http.ends_with(sql_code.as_str()),
+                (None, None) => {
+                    (&s.seen, &s.inserted, &s.updated, &s.deleted)
+                        == (&h.seen, &h.inserted, &h.updated, &h.deleted)
+                }
+                _ => false,
+            };
+            if !same {
+                out.push(format!(
+                    "{} / {}: SQL {} vs HTTP {}",
+                    op.label(),
+                    actor.label(),
+                    s.describe(op),
+                    h.describe(op)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Rows of the fixtures' users as a superuser sees them (re-exported for tests).
+pub async fn database_rows(
+    admin: &mut PgConnection,
+    owners: &Owners,
+) -> Result<Vec<Row>, SuiteError> {
+    sql::snapshot(admin, owners).await
+}
