@@ -149,6 +149,14 @@ pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statem
     let tbl = table.sql();
     let all = table.columns();
     let returning = column_list(all, Some(ALIAS));
+    // As PostgREST: a write that returns no representation says `returning 1`, which reads no
+    // column. Naming columns would make Postgres apply the SELECT policies to the rows written
+    // as well, and a broken UPDATE/DELETE policy would hide behind a correct SELECT one.
+    let write_returning = if want.body {
+        returning.clone()
+    } else {
+        "1".to_owned()
+    };
 
     let mut sql = String::from("with pgrst_source as (");
     let mut total = "null::bigint".to_owned();
@@ -186,7 +194,7 @@ pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statem
             let _ = write!(
                 sql,
                 "insert into {tbl} as {ALIAS}{target} select{values} \
-                 from json_populate_recordset(null::{tbl}, {p}::json) returning {returning}"
+                 from json_populate_recordset(null::{tbl}, {p}::json) returning {write_returning}"
             );
         }
         Action::Update(set) => {
@@ -201,14 +209,14 @@ pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statem
             let filters = b.where_clause(&query.filters);
             let _ = write!(
                 sql,
-                "update {tbl} as {ALIAS} set {assignments} where {filters} returning {returning}"
+                "update {tbl} as {ALIAS} set {assignments} where {filters} returning {write_returning}"
             );
         }
         Action::Delete => {
             let filters = b.where_clause(&query.filters);
             let _ = write!(
                 sql,
-                "delete from {tbl} as {ALIAS} where {filters} returning {returning}"
+                "delete from {tbl} as {ALIAS} where {filters} returning {write_returning}"
             );
         }
     }
@@ -316,7 +324,7 @@ mod tests {
                 total: false,
             },
         );
-        assert!(s.sql.starts_with(r#"with pgrst_source as (insert into public."todos" as _t ("title") select "title" from json_populate_recordset(null::public."todos", $1::json) returning _t."id""#), "{}", s.sql);
+        assert!(s.sql.starts_with(r#"with pgrst_source as (insert into public."todos" as _t ("title") select "title" from json_populate_recordset(null::public."todos", $1::json) returning 1)"#), "{}", s.sql);
         assert!(s.sql.ends_with("null::text as body"), "{}", s.sql);
         assert_eq!(s.binds, [Bind::Text(Some(r#"[{"title":"a"}]"#.into()))]);
 
@@ -333,9 +341,16 @@ mod tests {
         let s = build(Table::Todos, &Action::Delete, &Query::default(), READ_ALL);
         assert!(
             s.sql
-                .contains(r#"delete from public."todos" as _t where true returning"#),
+                .contains(r#"delete from public."todos" as _t where true returning _t."id""#),
             "{}",
             s.sql
         );
+        // Without a representation nothing is read, so only the DELETE policy applies.
+        let minimal = Want {
+            body: false,
+            total: false,
+        };
+        let s = build(Table::Todos, &Action::Delete, &Query::default(), minimal);
+        assert!(s.sql.contains("where true returning 1)"), "{}", s.sql);
     }
 }
