@@ -112,11 +112,12 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Reply, SuiteError> {
         let authorization = token.map(|t| format!("Bearer {t}"));
-        self.request_with_authorization(method, table, query, authorization.as_deref(), body)
+        self.request_with_authorization(method, table, query, authorization.as_deref(), body, None)
             .await
     }
 
-    /// Like [`Api::request`], with the `Authorization` header value verbatim.
+    /// Like [`Api::request`], with the `Authorization` header value verbatim and a `Prefer`
+    /// header (default `return=minimal`).
     pub async fn request_with_authorization(
         &self,
         method: Method,
@@ -124,6 +125,7 @@ impl Api {
         query: &str,
         authorization: Option<&str>,
         body: Option<&Value>,
+        prefer: Option<&str>,
     ) -> Result<Reply, SuiteError> {
         let mut url = format!("{}/api/database/records/{table}", self.base);
         if !query.is_empty() {
@@ -133,7 +135,7 @@ impl Api {
         let mut req = self
             .client
             .request(method, &url)
-            .header("Prefer", "return=minimal");
+            .header("Prefer", prefer.unwrap_or("return=minimal"));
         if let Some(value) = authorization {
             req = req.header(reqwest::header::AUTHORIZATION, value);
         }

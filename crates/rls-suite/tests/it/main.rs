@@ -4,6 +4,7 @@
 
 mod matrix_http;
 mod matrix_sql;
+mod model;
 mod pool;
 mod support;
 mod tokens;

@@ -36,6 +36,7 @@ async fn every_hostile_token_gets_the_contracted_answer_and_no_rows() {
                 "select=user_id",
                 Some(&authorization),
                 None,
+                None,
             )
             .await
             .unwrap();
@@ -46,6 +47,7 @@ async fn every_hostile_token_gets_the_contracted_answer_and_no_rows() {
                 "",
                 Some(&authorization),
                 Some(&json!({ "title": "pwned" })),
+                None,
             )
             .await
             .unwrap();
