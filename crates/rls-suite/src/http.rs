@@ -246,7 +246,7 @@ pub async fn probe(
     op: &Op,
 ) -> Result<Probed, SuiteError> {
     let own_row = actor.own().and_then(|o| seeded.first_row.get(&o).copied());
-    if op.needs_own_row() && own_row.is_none() {
+    if (op.needs_own_row() && own_row.is_none()) || (op.needs_owner() && actor.own().is_none()) {
         return Ok(Probed::NotApplicable);
     }
     let victim_id = owners.id(actor.victim()).to_owned();
@@ -295,6 +295,12 @@ pub async fn probe(
             table,
             String::new(),
             Some(json!({ "title": UPDATED })),
+        ),
+        Op::UpdateUnfilteredToOther => (
+            Method::PATCH,
+            table,
+            String::new(),
+            Some(json!({ "user_id": victim_id })),
         ),
         Op::DeleteOwn => (Method::DELETE, table, by_id(own_row), None),
         Op::DeleteOthers => (Method::DELETE, table, by_id(victim_row), None),

@@ -6,6 +6,7 @@ pub mod http;
 pub mod matrix;
 pub mod sql;
 pub mod tokens;
+pub mod verify;
 
 use clerk_token::{ClerkTemplate, ClerkUser, Secret};
 

@@ -90,13 +90,18 @@ impl Owner {
 /// WHERE clause (PATCH/DELETE without a filter), where only the command's own policy applies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
-    Select { target: String },
+    Select {
+        target: String,
+    },
     InsertOwn,
     InsertAsOther,
     UpdateOwn,
     UpdateOthers,
     UpdateOwnToOther,
     UpdateUnfiltered,
+    /// Every row the caller may update handed to the victim, no WHERE: only the UPDATE
+    /// policy's check stands in the way (a WHERE would add the SELECT policy).
+    UpdateUnfilteredToOther,
     DeleteOwn,
     DeleteOthers,
     DeleteUnfiltered,
@@ -120,6 +125,7 @@ impl Op {
             Op::UpdateOthers,
             Op::UpdateOwnToOther,
             Op::UpdateUnfiltered,
+            Op::UpdateUnfilteredToOther,
             Op::DeleteOwn,
             Op::DeleteOthers,
             Op::DeleteUnfiltered,
@@ -136,6 +142,7 @@ impl Op {
             Op::UpdateOthers => "update other's".into(),
             Op::UpdateOwnToOther => "update own → other's user_id".into(),
             Op::UpdateUnfiltered => "update, no filter".into(),
+            Op::UpdateUnfilteredToOther => "update, no filter → other's user_id".into(),
             Op::DeleteOwn => "delete own".into(),
             Op::DeleteOthers => "delete other's".into(),
             Op::DeleteUnfiltered => "delete, no filter".into(),
@@ -145,6 +152,11 @@ impl Op {
     /// Operations on one's "own" row need an own row.
     pub fn needs_own_row(&self) -> bool {
         matches!(self, Op::UpdateOwn | Op::UpdateOwnToOther | Op::DeleteOwn)
+    }
+
+    /// Handing rows over needs someone who owns rows.
+    pub fn needs_owner(&self) -> bool {
+        self.needs_own_row() || matches!(self, Op::UpdateUnfilteredToOther)
     }
 }
 
@@ -295,12 +307,11 @@ pub fn judge(actor: Actor, op: &Op, o: &Observation, seeded_own: usize) -> Verdi
         ));
     }
     if let Some((b, a)) = o.updated.iter().find(|(b, a)| foreign(b) || foreign(a)) {
-        return Verdict::Leak(format!(
-            "{} updates a row of {} (now {})",
-            actor.label(),
-            b.tag(),
-            a.tag()
-        ));
+        return Verdict::Leak(if foreign(b) {
+            format!("{} updates a row of {}", actor.label(), b.tag())
+        } else {
+            format!("{} hands their row to {}", actor.label(), a.tag())
+        });
     }
     if let Some(owner) = o.deleted.iter().find(|x| foreign(x)) {
         return Verdict::Leak(format!(

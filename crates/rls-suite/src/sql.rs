@@ -26,15 +26,36 @@ pub struct Owners {
     by_id: HashMap<String, Owner>,
     pub a: String,
     pub b: String,
+    pub bystander: String,
 }
 
 impl Owners {
+    /// Users A, B and the bystander from the fixtures (alice, bob, mallory).
     pub fn new(fixtures: &Fixtures) -> Result<Self, SuiteError> {
-        let a = fixtures.user("alice")?.id.clone();
-        let b = fixtures.user("bob")?.id.clone();
-        let mut by_id = HashMap::from([(a.clone(), Owner::A), (b.clone(), Owner::B)]);
-        by_id.insert(fixtures.user("mallory")?.id.clone(), Owner::Bystander);
-        Ok(Self { by_id, a, b })
+        Ok(Self::from_ids(
+            &fixtures.user("alice")?.id,
+            &fixtures.user("bob")?.id,
+            &fixtures.user("mallory")?.id,
+        ))
+    }
+
+    pub fn from_ids(a: &str, b: &str, bystander: &str) -> Self {
+        let by_id = HashMap::from([
+            (a.to_owned(), Owner::A),
+            (b.to_owned(), Owner::B),
+            (bystander.to_owned(), Owner::Bystander),
+        ]);
+        Self {
+            by_id,
+            a: a.to_owned(),
+            b: b.to_owned(),
+            bystander: bystander.to_owned(),
+        }
+    }
+
+    /// Whether a `user_id` is one of the three.
+    pub fn knows(&self, user_id: &str) -> bool {
+        self.by_id.contains_key(user_id)
     }
 
     pub fn of(&self, user_id: Option<&str>) -> Owner {
@@ -97,11 +118,13 @@ pub async fn snapshot(admin: &mut PgConnection, owners: &Owners) -> Result<Vec<R
         .collect())
 }
 
-/// Relations besides `todos` in `public` that carry a `user_id` and that `authenticated` may
-/// read: views over todos and the like, each probed with a select.
+/// Other ways to read todos that `authenticated` has in `public`, each probed with a select:
+/// relations with a `user_id` (views over todos and the like), and functions returning rows
+/// with a `user_id` whose arguments are all text (called with empty strings). Returned as
+/// from-items: `todos_overview`, `search_todos('')`.
 pub async fn extra_targets(admin: &mut PgConnection) -> Result<Vec<String>, SuiteError> {
-    sqlx::query_scalar(
-        "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+    let mut targets: Vec<String> = sqlx::query_scalar(
+        "select quote_ident(c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
          where n.nspname = 'public' and c.relkind in ('r','v','m','p','f') and c.relname <> 'todos' \
            and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'user_id' and not a.attisdropped) \
            and has_table_privilege('authenticated', c.oid, 'SELECT') \
@@ -109,7 +132,22 @@ pub async fn extra_targets(admin: &mut PgConnection) -> Result<Vec<String>, Suit
     )
     .fetch_all(&mut *admin)
     .await
-    .map_err(sql_err("list targets"))
+    .map_err(sql_err("list relations"))?;
+    let functions: Vec<String> = sqlx::query_scalar(
+        "select quote_ident(p.proname) || '(' || array_to_string(array_fill(quote_literal(''), array[p.pronargs::int]), ', ') || ')' \
+         from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
+         where n.nspname = 'public' and p.proretset and p.prokind = 'f' \
+           and has_function_privilege('authenticated', p.oid, 'EXECUTE') \
+           and not exists (select 1 from unnest(p.proargtypes) t where t <> 'text'::regtype) \
+           and exists (select 1 from pg_attribute a join pg_type ty on ty.typrelid = a.attrelid \
+                       where ty.oid = p.prorettype and a.attname = 'user_id' and not a.attisdropped) \
+         order by 1",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("list functions"))?;
+    targets.extend(functions);
+    Ok(targets)
 }
 
 fn identity(actor: Actor, ids: &Identities) -> Option<DbIdentity> {
@@ -189,7 +227,7 @@ async fn probe(
     who: &DbIdentity,
 ) -> Result<Observation, SuiteError> {
     let own_row = actor.own().and_then(|o| seeded.first_row.get(&o).copied());
-    if op.needs_own_row() && own_row.is_none() {
+    if (op.needs_own_row() && own_row.is_none()) || (op.needs_owner() && actor.own().is_none()) {
         return Ok(Observation::not_applicable());
     }
     let victim = actor.victim();
@@ -202,10 +240,8 @@ async fn probe(
         .map_err(|e| SuiteError::Sql(e.to_string()))?;
     let result: Result<Vec<Option<String>>, sqlx::Error> = match op {
         Op::Select { target } => {
-            let sql = format!(
-                "select user_id::text from public.{}",
-                harness::target::quote_ident(target)
-            );
+            // `target` is a from-item built from the catalog with quote_ident (extra_targets).
+            let sql = format!("select user_id::text from public.{target}");
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .fetch_all(&mut *tx)
                 .await
@@ -239,6 +275,11 @@ async fn probe(
         Op::UpdateOwnToOther => sqlx::query("update public.todos set user_id = $1 where id = $2")
             .bind(&victim_id)
             .bind(own_row)
+            .execute(&mut *tx)
+            .await
+            .map(|_| vec![]),
+        Op::UpdateUnfilteredToOther => sqlx::query("update public.todos set user_id = $1")
+            .bind(&victim_id)
             .execute(&mut *tx)
             .await
             .map(|_| vec![]),

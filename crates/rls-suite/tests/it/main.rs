@@ -5,6 +5,8 @@
 mod matrix_http;
 mod matrix_sql;
 mod model;
+mod mutants;
 mod pool;
 mod support;
 mod tokens;
+mod verify;

@@ -1,0 +1,335 @@
+//! Policy rules: what each permissive policy lets an exposed role do, whether its WITH CHECK
+//! pins the owner, how it reads claims, and whether it calls per-statement functions per row.
+//!
+//! Only permissive policies grant access, so the access rules skip restrictive ones; the
+//! performance and claim rules look at every policy.
+
+use crate::catalog::Command;
+use crate::report::{Finding, Level};
+use crate::rules::{
+    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_UNAVAILABLE, POLICY_ALWAYS_TRUE, POLICY_ANON_PERMISSIVE,
+    POLICY_CHECK_WEAKER, POLICY_MISSING_WITH_CHECK, POLICY_MULTIPLE_PERMISSIVE,
+    POLICY_NOT_OWNER_SCOPED, POLICY_UNWRAPPED_CALL,
+};
+
+use super::{Context, PolicyView, TableView, and_list, finding};
+
+const OWNER_CHECK: &str = "user_id = (select public.requesting_user_id())";
+
+pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    for table in &ctx.tables {
+        for policy in &table.policies {
+            every_policy(ctx, table, policy, out);
+            if policy.policy.permissive && !policy.policy.applies_to.is_empty() {
+                access(ctx, table, policy, out);
+            }
+        }
+        multiple_permissive(ctx, table, out);
+    }
+}
+
+fn every_policy(
+    ctx: &Context<'_>,
+    table: &TableView<'_>,
+    policy: &PolicyView<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let object = policy.object(table.relation);
+
+    let mut unwrapped: Vec<&str> = policy
+        .clauses()
+        .flat_map(|c| c.unwrapped_calls.iter().map(String::as_str))
+        .collect();
+    unwrapped.sort_unstable();
+    unwrapped.dedup();
+    if !unwrapped.is_empty() {
+        let wrapped: Vec<String> = unwrapped.iter().map(|c| format!("(select {c})")).collect();
+        out.push(finding(
+            POLICY_UNWRAPPED_CALL,
+            Level::Warn,
+            &object,
+            format!(
+                "{} reads a per-statement constant (the request's settings or claims) but is \
+                 called bare, so Postgres evaluates it for every row instead of once per \
+                 statement (Supabase measured 179 ms → 9 ms)",
+                and_list(&unwrapped)
+            ),
+            format!(
+                "write {} in the policy so it becomes an initPlan",
+                and_list(&wrapped)
+            ),
+        ));
+    }
+
+    let available = &ctx.options.available_claims;
+    let mut unavailable: Vec<&str> = policy
+        .clauses()
+        .flat_map(|c| c.claim_keys.iter().map(String::as_str))
+        .filter(|k| !available.iter().any(|a| a == k))
+        .collect();
+    unavailable.sort_unstable();
+    unavailable.dedup();
+    if !unavailable.is_empty() {
+        let quoted: Vec<String> = unavailable.iter().map(|k| format!("'{k}'")).collect();
+        out.push(finding(
+            CLAIMS_UNAVAILABLE,
+            Level::Warn,
+            &object,
+            format!(
+                "reads the claim {} (directly or through the functions it calls); InsForge \
+                 >= 2.2.5 re-signs the caller's token keeping only {}, so behind InsForge the \
+                 claim is NULL and the policy silently denies or misfires",
+                and_list(&quoted),
+                and_list(available)
+            ),
+            "base the policy on sub (public.requesting_user_id()), or look the value up in a \
+             table keyed by the user id",
+        ));
+    }
+
+    if policy.clauses().any(|c| c.unguarded_cast) {
+        out.push(finding(
+            CLAIMS_CAST_BEFORE_GUARD,
+            Level::Error,
+            &object,
+            "casts current_setting('request.jwt.claims', true) before turning '' into NULL: a \
+             pooled connection that served an earlier request reads '' back, and ''::json raises \
+             an error, so the request fails",
+            "call public.requesting_user_id() instead, or write \
+             nullif(current_setting('request.jwt.claims', true), '')::jsonb",
+        ));
+    }
+}
+
+fn access(
+    ctx: &Context<'_>,
+    table: &TableView<'_>,
+    policy: &PolicyView<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let rel = table.relation;
+    let p = policy.policy;
+    let object = policy.object(rel);
+    let command = p.command;
+    let roles = and_list(&p.applies_to);
+    let anon = ctx.options.anon_role.as_str();
+    let using_true = policy.using.as_ref().is_some_and(|u| u.always_true);
+    let check_true = policy.check.as_ref().is_some_and(|c| c.always_true);
+
+    // --- always true
+    if command != Command::Select && (using_true || check_true) {
+        let clause = match (using_true, check_true) {
+            (true, true) => "USING (true) WITH CHECK (true)",
+            (true, false) => "USING (true)",
+            _ => "WITH CHECK (true)",
+        };
+        let effect = match command {
+            Command::Insert => "insert rows owned by anyone".to_owned(),
+            Command::Delete => {
+                "delete every user's rows (a DELETE without WHERE skips the SELECT policy)"
+                    .to_owned()
+            }
+            Command::Update if check_true && !using_true => {
+                "hand their rows to another user (an UPDATE without WHERE or RETURNING checks only \
+                 WITH CHECK)"
+                    .to_owned()
+            }
+            Command::Update => {
+                "rewrite every user's rows (an UPDATE without WHERE skips the SELECT policy)"
+                    .to_owned()
+            }
+            _ => "read and change every user's rows".to_owned(),
+        };
+        out.push(finding(
+            POLICY_ALWAYS_TRUE,
+            Level::Error,
+            &object,
+            format!(
+                "{} policy with {clause} for {roles}: they can {effect}",
+                command.sql()
+            ),
+            owner_fix(command),
+        ));
+    } else if command == Command::Select && using_true && table.user_owned() {
+        out.push(finding(
+            POLICY_ALWAYS_TRUE,
+            Level::Error,
+            &object,
+            format!(
+                "SELECT policy with USING (true) on a user-owned table: {roles} can read every user's rows"
+            ),
+            format!("USING ({OWNER_CHECK})"),
+        ));
+    }
+
+    // The clause that says which rows a policy lets the role touch.
+    let scope = match command {
+        Command::Insert => policy.check.as_ref(),
+        _ => policy.using.as_ref(),
+    };
+    let scoped = scope.is_some_and(|s| s.binds_caller);
+
+    // --- anon
+    if p.applies_to.iter().any(|r| r == anon) && table.user_owned() && !scoped {
+        out.push(finding(
+            POLICY_ANON_PERMISSIVE,
+            Level::Error,
+            &object,
+            format!(
+                "permissive {} policy that applies to {anon} (requests without a token) on a \
+                 user-owned table, and it does not depend on the caller's id: anyone on the \
+                 internet reaches these rows",
+                command.sql()
+            ),
+            format!("drop it, or restrict it with TO authenticated and USING ({OWNER_CHECK})"),
+        ));
+    }
+
+    // --- missing WITH CHECK
+    if matches!(command, Command::Update | Command::All) && policy.check.is_none() {
+        match &policy.using {
+            None => out.push(admits_nothing(&object, command)),
+            Some(u) if u.always_true => {}
+            Some(u) if !u.owner_columns.is_empty() && u.binds_caller => out.push(finding(
+                POLICY_MISSING_WITH_CHECK,
+                Level::Warn,
+                &object,
+                format!(
+                    "{} policy without WITH CHECK: Postgres reuses USING as the check, and USING \
+                     pins the owner ({}), so rows cannot be handed off today — but loosening \
+                     USING later (e.g. shared rows) silently loosens the check too",
+                    command.sql(),
+                    u.owner_columns
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                format!("add WITH CHECK ({OWNER_CHECK}) so the check is explicit"),
+            )),
+            Some(_) => out.push(finding(
+                POLICY_MISSING_WITH_CHECK,
+                Level::Error,
+                &object,
+                format!(
+                    "{} policy without WITH CHECK, and its USING does not compare this table's \
+                     owner column with the caller's id: reused as the check on the new row, it \
+                     does not pin the new owner (a USING that looks the row up by id still finds \
+                     the old row), so an UPDATE without WHERE can hand rows to another user",
+                    command.sql()
+                ),
+                format!("WITH CHECK ({OWNER_CHECK})"),
+            )),
+        }
+    }
+    if command == Command::Insert && policy.check.is_none() {
+        out.push(admits_nothing(&object, command));
+    }
+
+    // --- WITH CHECK weaker than USING
+    if matches!(command, Command::Update | Command::All)
+        && let (Some(u), Some(c)) = (&policy.using, &policy.check)
+        && !c.always_true
+        && ((u.binds_caller && !c.binds_caller)
+            || (!u.owner_columns.is_empty() && c.owner_columns.is_empty()))
+    {
+        out.push(finding(
+            POLICY_CHECK_WEAKER,
+            Level::Error,
+            &object,
+            "USING pins the row to the caller but WITH CHECK does not pin the new row's owner: \
+             a user can update their row into someone else's",
+            format!("WITH CHECK ({OWNER_CHECK}), the same owner comparison as USING"),
+        ));
+    }
+
+    // --- not owner scoped
+    let only_anon = p.applies_to.iter().all(|r| r == anon);
+    if table.user_owned()
+        && !only_anon
+        && let Some(s) = scope
+        && !s.always_true
+        && !s.binds_caller
+    {
+        let level = if command == Command::Select {
+            Level::Warn
+        } else {
+            Level::Error
+        };
+        out.push(finding(
+            POLICY_NOT_OWNER_SCOPED,
+            level,
+            &object,
+            format!(
+                "{} policy for {roles} on a user-owned table (owner column {}) that never \
+                 compares it with the caller's id: {}",
+                command.sql(),
+                table.owner_columns.iter().cloned().collect::<Vec<_>>().join(", "),
+                if command == Command::Select {
+                    "every matching row of every user is visible (fine only for deliberately shared rows)"
+                } else {
+                    "any signed-in user can write other users' rows"
+                }
+            ),
+            format!("compare the owner column with the caller: {OWNER_CHECK}"),
+        ));
+    }
+}
+
+/// The owner check in the clauses `command` has.
+fn owner_fix(command: Command) -> String {
+    match command {
+        Command::Insert => format!("WITH CHECK ({OWNER_CHECK})"),
+        Command::Select | Command::Delete => format!("USING ({OWNER_CHECK})"),
+        Command::Update | Command::All => {
+            format!("USING ({OWNER_CHECK}) WITH CHECK ({OWNER_CHECK})")
+        }
+    }
+}
+
+fn admits_nothing(object: &str, command: Command) -> Finding {
+    finding(
+        POLICY_MISSING_WITH_CHECK,
+        Level::Warn,
+        object,
+        format!(
+            "{} policy with neither USING nor WITH CHECK for new rows: Postgres treats the \
+             missing expression as false, so this policy admits no row",
+            command.sql()
+        ),
+        format!("WITH CHECK ({OWNER_CHECK})"),
+    )
+}
+
+fn multiple_permissive(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>) {
+    for role in ctx.exposed() {
+        for command in Command::EACH {
+            let names: Vec<&str> = table
+                .policies
+                .iter()
+                .filter(|p| {
+                    p.policy.permissive
+                        && p.policy.command.covers(command)
+                        && p.policy.applies_to.iter().any(|r| r == role)
+                })
+                .map(|p| p.policy.name.as_str())
+                .collect();
+            if names.len() > 1 {
+                out.push(finding(
+                    POLICY_MULTIPLE_PERMISSIVE,
+                    Level::Warn,
+                    table.relation.qualified(),
+                    format!(
+                        "{role} has {} permissive {} policies ({}): they are ORed, so the loosest \
+                         decides, and each runs for every row",
+                        names.len(),
+                        command.sql(),
+                        and_list(&names)
+                    ),
+                    "merge them into one policy per role and command, or make the narrowing ones \
+                     AS RESTRICTIVE",
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! What to lint: the schemas PostgREST exposes, the roles requests run as, and the app's login
+//! role. Defaults match InsForge and this project's harness.
+
+/// Settings for one [`crate::lint`] run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintOptions {
+    /// Schemas the API exposes (PostgREST `db-schemas`); only their objects are checked.
+    /// Default: `["public"]`.
+    pub schemas: Vec<String>,
+    /// The login role the app (or PostgREST's authenticator) connects as; `None` skips the
+    /// app-role checks. Default: `rls_app`.
+    pub app_role: Option<String>,
+    /// Roles requests run as after `SET ROLE`. Default: `["anon", "authenticated"]`.
+    pub exposed_roles: Vec<String>,
+    /// The exposed role of requests without a token. Default: `anon`.
+    pub anon_role: String,
+    /// Claims a policy can rely on. Default: `["sub", "email", "role"]`, the ones InsForge
+    /// ≥ 2.2.5 keeps when it re-signs the caller's token for PostgREST.
+    pub available_claims: Vec<String>,
+}
+
+impl Default for LintOptions {
+    fn default() -> Self {
+        Self {
+            schemas: vec!["public".into()],
+            app_role: Some("rls_app".into()),
+            exposed_roles: vec!["anon".into(), "authenticated".into()],
+            anon_role: "anon".into(),
+            available_claims: vec!["sub".into(), "email".into(), "role".into()],
+        }
+    }
+}
+
+impl LintOptions {
+    /// The app role and the exposed roles, without duplicates.
+    pub(crate) fn configured_roles(&self) -> Vec<String> {
+        let mut roles: Vec<String> = self.app_role.iter().cloned().collect();
+        for role in self
+            .exposed_roles
+            .iter()
+            .chain(std::iter::once(&self.anon_role))
+        {
+            if !roles.contains(role) {
+                roles.push(role.clone());
+            }
+        }
+        roles
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), crate::LintError> {
+        if self.schemas.is_empty() {
+            return Err(crate::LintError::InvalidOptions(
+                "no schema to check".into(),
+            ));
+        }
+        if let Some(empty) = self
+            .schemas
+            .iter()
+            .chain(&self.exposed_roles)
+            .chain(self.app_role.as_ref())
+            .find(|s| s.is_empty())
+        {
+            return Err(crate::LintError::InvalidOptions(format!(
+                "empty schema or role name {empty:?}"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+//! The linter's output: findings in a fixed order, rendered as text for people or JSON for
+//! tools, plus the exit status a CLI should return.
+//!
+//! # JSON shape (`Report::render_json`, `serde_json::to_value(&report)`)
+//!
+//! ```json
+//! {
+//!   "format": 1,
+//!   "summary": { "error": 1, "warn": 0, "info": 0, "max_level": "error" },
+//!   "findings": [
+//!     {
+//!       "rule": "policy.always_true",
+//!       "level": "error",
+//!       "object": "policy todos_select_own on public.todos",
+//!       "why": "…",
+//!       "fix": "…"
+//!     }
+//!   ]
+//! }
+//! ```
+//!
+//! - `format` changes only when a field is renamed or removed; new fields may appear.
+//! - `level` is `"error"`, `"warn"` or `"info"`; `max_level` is one of those or `null` when
+//!   there are no findings.
+//! - `rule` is a stable id from [`crate::RULES`]; `object` names what to change:
+//!   `schema.table`, `policy <name> on schema.table`, `function schema.name(args)`,
+//!   `view schema.name`, `column schema.table.column`, `role <name>`, `schema <name>`.
+//! - `findings` are sorted by level (error first), then rule, object and text.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+/// How bad a finding is. Ordered: `Info < Warn < Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Worth knowing, not wrong in itself (e.g. a table every request is denied).
+    Info,
+    /// Probably a mistake, or fragile, or slow.
+    Warn,
+    /// A user can read or change another user's rows, or lose access to their own.
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a `--deny` value was not a level.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown level {0:?} (expected error, warn or info)")]
+pub struct UnknownLevel(pub String);
+
+impl FromStr for Level {
+    type Err = UnknownLevel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "error" => Ok(Self::Error),
+            "warn" | "warning" => Ok(Self::Warn),
+            "info" => Ok(Self::Info),
+            _ => Err(UnknownLevel(s.to_owned())),
+        }
+    }
+}
+
+/// One problem: which rule, how bad, on what, why it matters and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable rule id, e.g. `rls.not_forced` (see [`crate::RULES`]).
+    pub rule: &'static str,
+    pub level: Level,
+    /// What to change, e.g. `public.todos` or `policy todos_update_own on public.todos`.
+    pub object: String,
+    pub why: String,
+    pub fix: String,
+}
+
+/// All findings of one run, sorted by level (most severe first), rule, object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+}
+
+/// Counts per level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub error: usize,
+    pub warn: usize,
+    pub info: usize,
+    pub max_level: Option<Level>,
+}
+
+impl Report {
+    /// Sorts and deduplicates, so equal catalogs always give equal reports.
+    pub fn new(mut findings: Vec<Finding>) -> Self {
+        findings.sort_by(|a, b| {
+            b.level
+                .cmp(&a.level)
+                .then_with(|| a.rule.cmp(b.rule))
+                .then_with(|| a.object.cmp(&b.object))
+                .then_with(|| a.why.cmp(&b.why))
+                .then_with(|| a.fix.cmp(&b.fix))
+        });
+        findings.dedup();
+        Self { findings }
+    }
+
+    /// The most severe level present, `None` when clean.
+    pub fn max_level(&self) -> Option<Level> {
+        self.findings.iter().map(|f| f.level).max()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let count = |level| self.findings.iter().filter(|f| f.level == level).count();
+        Summary {
+            error: count(Level::Error),
+            warn: count(Level::Warn),
+            info: count(Level::Info),
+            max_level: self.max_level(),
+        }
+    }
+
+    /// Findings at `level` or more severe.
+    pub fn at_or_above(&self, level: Level) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.level >= level)
+    }
+
+    /// Process exit status for a CLI: 0 when nothing is at or above `deny`, else 1.
+    /// `cargo xtask lint` uses `deny = Level::Warn` unless told otherwise.
+    pub fn exit_code(&self, deny: Level) -> i32 {
+        i32::from(self.at_or_above(deny).next().is_some())
+    }
+
+    /// A readable list: one block per finding (level, rule, object, why, fix), then a summary.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for finding in &self.findings {
+            out.push_str(&format!(
+                "{:<5}  {}  {}\n       why: {}\n       fix: {}\n\n",
+                finding.level.as_str().to_uppercase(),
+                finding.rule,
+                finding.object,
+                finding.why,
+                finding.fix
+            ));
+        }
+        let s = self.summary();
+        if self.findings.is_empty() {
+            out.push_str("rls-lint: no findings\n");
+        } else {
+            out.push_str(&format!(
+                "rls-lint: {} finding{}: {} error{}, {} warning{}, {} info\n",
+                self.findings.len(),
+                plural(self.findings.len()),
+                s.error,
+                plural(s.error),
+                s.warn,
+                plural(s.warn),
+                s.info
+            ));
+        }
+        out
+    }
+
+    /// The JSON shape below, pretty-printed (`serde_json::to_value(&report)` gives the same):
+    ///
+    /// ```json
+    /// { "format": 1,
+    ///   "summary": { "error": 1, "warn": 0, "info": 0, "max_level": "error" },
+    ///   "findings": [ { "rule": "…", "level": "error", "object": "…", "why": "…", "fix": "…" } ] }
+    /// ```
+    ///
+    /// See the module docs for the meaning and stability of each field.
+    pub fn render_json(&self) -> String {
+        // Serializing plain strings and numbers cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The JSON format version; bumped only when a field is renamed or removed.
+pub const JSON_FORMAT: u32 = 1;
+
+impl Serialize for Report {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shape<'a> {
+            format: u32,
+            summary: Summary,
+            findings: &'a [Finding],
+        }
+        Shape {
+            format: JSON_FORMAT,
+            summary: self.summary(),
+            findings: &self.findings,
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(rule: &'static str, level: Level, object: &str) -> Finding {
+        Finding {
+            rule,
+            level,
+            object: object.into(),
+            why: "why".into(),
+            fix: "fix".into(),
+        }
+    }
+
+    #[test]
+    fn orders_by_level_then_rule_then_object() {
+        let report = Report::new(vec![
+            finding("b.rule", Level::Warn, "x"),
+            finding("a.rule", Level::Info, "x"),
+            finding("c.rule", Level::Error, "y"),
+            finding("c.rule", Level::Error, "a"),
+            finding("a.rule", Level::Warn, "z"),
+            finding("a.rule", Level::Warn, "z"),
+        ]);
+        let order: Vec<(&str, &str)> = report
+            .findings
+            .iter()
+            .map(|f| (f.rule, f.object.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("c.rule", "a"),
+                ("c.rule", "y"),
+                ("a.rule", "z"),
+                ("b.rule", "x"),
+                ("a.rule", "x")
+            ]
+        );
+        assert_eq!(report.max_level(), Some(Level::Error));
+    }
+
+    #[test]
+    fn exit_code_follows_the_deny_level() {
+        let warn_only = Report::new(vec![finding("r", Level::Warn, "o")]);
+        assert_eq!(warn_only.exit_code(Level::Warn), 1);
+        assert_eq!(warn_only.exit_code(Level::Error), 0);
+        assert_eq!(Report::default().exit_code(Level::Info), 0);
+        assert_eq!(Report::default().max_level(), None);
+    }
+
+    #[test]
+    fn levels_parse_and_print() {
+        assert_eq!("WARNING".parse::<Level>(), Ok(Level::Warn));
+        assert_eq!("error".parse::<Level>(), Ok(Level::Error));
+        assert!("fatal".parse::<Level>().is_err());
+        assert_eq!(Level::Info.to_string(), "info");
+    }
+
+    #[test]
+    fn text_has_a_summary_line() {
+        let text = Report::new(vec![finding("r", Level::Error, "o")]).render_text();
+        assert!(text.starts_with("ERROR  r  o\n       why: why\n       fix: fix\n"));
+        assert!(text.ends_with("rls-lint: 1 finding: 1 error, 0 warnings, 0 info\n"));
+        assert_eq!(Report::default().render_text(), "rls-lint: no findings\n");
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let report = Report::new(vec![finding("r", Level::Warn, "o")]);
+        let json: serde_json::Value = serde_json::from_str(&report.render_json()).unwrap();
+        assert_eq!(json["format"], 1);
+        assert_eq!(json["summary"]["warn"], 1);
+        assert_eq!(json["summary"]["max_level"], "warn");
+        assert_eq!(json["findings"][0]["level"], "warn");
+        assert_eq!(json["findings"][0]["rule"], "r");
+    }
+}

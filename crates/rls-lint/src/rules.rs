@@ -1,0 +1,192 @@
+//! The rule catalog: every id a finding can carry, its usual level and one line on what it
+//! catches. Ids are stable; the checks in `checks/` are the only places that emit them.
+
+use crate::report::Level;
+
+/// A rule the linter knows. Some rules lower or raise the level per finding (noted in `summary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub id: &'static str,
+    pub level: Level,
+    pub summary: &'static str,
+}
+
+pub(crate) const RLS_DISABLED: &str = "rls.disabled";
+pub(crate) const RLS_NOT_FORCED: &str = "rls.not_forced";
+pub(crate) const RLS_NO_POLICY: &str = "rls.no_policy";
+pub(crate) const RLS_POLICIES_WHILE_DISABLED: &str = "rls.policies_while_disabled";
+pub(crate) const RLS_COMMAND_WITHOUT_POLICY: &str = "rls.command_without_policy";
+pub(crate) const POLICY_ALWAYS_TRUE: &str = "policy.always_true";
+pub(crate) const POLICY_MISSING_WITH_CHECK: &str = "policy.missing_with_check";
+pub(crate) const POLICY_CHECK_WEAKER: &str = "policy.check_weaker_than_using";
+pub(crate) const POLICY_NOT_OWNER_SCOPED: &str = "policy.not_owner_scoped";
+pub(crate) const POLICY_ANON_PERMISSIVE: &str = "policy.anon_permissive";
+pub(crate) const POLICY_MULTIPLE_PERMISSIVE: &str = "policy.multiple_permissive";
+pub(crate) const POLICY_UNWRAPPED_CALL: &str = "policy.unwrapped_call";
+pub(crate) const OWNER_COLUMN_UUID: &str = "owner_column.uuid";
+pub(crate) const OWNER_COLUMN_DEFAULT: &str = "owner_column.default";
+pub(crate) const OWNER_COLUMN_UNINDEXED: &str = "owner_column.unindexed";
+pub(crate) const CLAIMS_CAST_BEFORE_GUARD: &str = "claims.cast_before_guard";
+pub(crate) const CLAIMS_UNAVAILABLE: &str = "claims.unavailable_claim";
+pub(crate) const CLAIMS_SUB_AS_UUID: &str = "claims.sub_as_uuid";
+pub(crate) const FUNCTION_SEARCH_PATH: &str = "function.search_path";
+pub(crate) const FUNCTION_SECURITY_DEFINER: &str = "function.security_definer";
+pub(crate) const VIEW_SECURITY_DEFINER: &str = "view.security_definer";
+pub(crate) const ROLE_SUPERUSER: &str = "role.superuser";
+pub(crate) const ROLE_BYPASSRLS: &str = "role.bypassrls";
+pub(crate) const ROLE_OWNS_TABLE: &str = "role.owns_table";
+pub(crate) const OPTIONS_UNKNOWN_ROLE: &str = "options.unknown_role";
+pub(crate) const OPTIONS_UNKNOWN_SCHEMA: &str = "options.unknown_schema";
+
+/// Every rule, in id order.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: CLAIMS_CAST_BEFORE_GUARD,
+        level: Level::Error,
+        summary: "a claims reader casts current_setting('request.jwt.claims') before guarding '' (errors on a reused pooled connection)",
+    },
+    Rule {
+        id: CLAIMS_SUB_AS_UUID,
+        level: Level::Error,
+        summary: "a policy or owner default uses a caller-id function that casts `sub` to uuid (Clerk ids are strings)",
+    },
+    Rule {
+        id: CLAIMS_UNAVAILABLE,
+        level: Level::Warn,
+        summary: "a policy reads a claim other than the available ones (InsForge >= 2.2.5 keeps only sub, email, role)",
+    },
+    Rule {
+        id: FUNCTION_SEARCH_PATH,
+        level: Level::Warn,
+        summary: "a function in an exposed schema has no fixed search_path",
+    },
+    Rule {
+        id: FUNCTION_SECURITY_DEFINER,
+        level: Level::Error,
+        summary: "a SECURITY DEFINER function that exposed roles can execute reads an RLS table as its owner",
+    },
+    Rule {
+        id: OPTIONS_UNKNOWN_ROLE,
+        level: Level::Info,
+        summary: "a configured role does not exist, so its checks were skipped",
+    },
+    Rule {
+        id: OPTIONS_UNKNOWN_SCHEMA,
+        level: Level::Info,
+        summary: "a configured schema does not exist",
+    },
+    Rule {
+        id: OWNER_COLUMN_DEFAULT,
+        level: Level::Warn,
+        summary: "an owner column's default is not the caller's id",
+    },
+    Rule {
+        id: OWNER_COLUMN_UNINDEXED,
+        level: Level::Warn,
+        summary: "no index is led by an owner column the policies filter on",
+    },
+    Rule {
+        id: OWNER_COLUMN_UUID,
+        level: Level::Error,
+        summary: "an owner column is uuid while Clerk user ids are strings",
+    },
+    Rule {
+        id: POLICY_ALWAYS_TRUE,
+        level: Level::Error,
+        summary: "USING (true) or WITH CHECK (true) on a write, or USING (true) on SELECT of a user-owned table",
+    },
+    Rule {
+        id: POLICY_ANON_PERMISSIVE,
+        level: Level::Error,
+        summary: "a permissive policy lets anonymous requests reach a user-owned table",
+    },
+    Rule {
+        id: POLICY_CHECK_WEAKER,
+        level: Level::Error,
+        summary: "an UPDATE/ALL policy's WITH CHECK does not pin the owner its USING pins (rows can be handed off)",
+    },
+    Rule {
+        id: POLICY_MISSING_WITH_CHECK,
+        level: Level::Error,
+        summary: "an INSERT/UPDATE/ALL policy has no WITH CHECK (error when the reused USING is not a row-local owner check; warn otherwise, or when the policy admits nothing)",
+    },
+    Rule {
+        id: POLICY_MULTIPLE_PERMISSIVE,
+        level: Level::Warn,
+        summary: "several permissive policies apply to one role and command (ORed: the loosest wins)",
+    },
+    Rule {
+        id: POLICY_NOT_OWNER_SCOPED,
+        level: Level::Error,
+        summary: "a policy on a user-owned table does not compare the owner with the caller's id (warn for SELECT)",
+    },
+    Rule {
+        id: POLICY_UNWRAPPED_CALL,
+        level: Level::Warn,
+        summary: "a policy calls a per-statement-constant function without (select …), so it runs per row",
+    },
+    Rule {
+        id: RLS_COMMAND_WITHOUT_POLICY,
+        level: Level::Info,
+        summary: "a role with policies on a table lacks one for a command it is granted (that command affects 0 rows)",
+    },
+    Rule {
+        id: RLS_DISABLED,
+        level: Level::Error,
+        summary: "a table in an exposed schema has RLS off (info when no exposed role has privileges on it)",
+    },
+    Rule {
+        id: RLS_NO_POLICY,
+        level: Level::Info,
+        summary: "RLS is on but the table has no policy: every request is denied",
+    },
+    Rule {
+        id: RLS_NOT_FORCED,
+        level: Level::Warn,
+        summary: "RLS is enabled but not forced, so the table owner bypasses it",
+    },
+    Rule {
+        id: RLS_POLICIES_WHILE_DISABLED,
+        level: Level::Error,
+        summary: "a table has policies but RLS is off, so none of them applies",
+    },
+    Rule {
+        id: ROLE_BYPASSRLS,
+        level: Level::Error,
+        summary: "the app role or an exposed role has BYPASSRLS, or can SET ROLE to one that has",
+    },
+    Rule {
+        id: ROLE_OWNS_TABLE,
+        level: Level::Error,
+        summary: "the app role or an exposed role owns (or can become the owner of) an RLS table",
+    },
+    Rule {
+        id: ROLE_SUPERUSER,
+        level: Level::Error,
+        summary: "the app role or an exposed role is a superuser, or can SET ROLE to one",
+    },
+    Rule {
+        id: VIEW_SECURITY_DEFINER,
+        level: Level::Error,
+        summary: "a view without security_invoker (or a materialized view) over an RLS table is selectable by exposed roles",
+    },
+];
+
+/// The rule with this id, if there is one.
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_sorted_and_unique() {
+        let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(ids, sorted);
+    }
+}

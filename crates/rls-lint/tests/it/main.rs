@@ -1,0 +1,12 @@
+//! rls-lint integration tests: one binary, one shared server (from setup, or ephemeral). Every
+//! test lints its own database cloned from the migrated template.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
+mod bad_schema;
+mod clean;
+mod more_rules;
+mod mutants;
+mod performance;
+mod probes;
+mod support;
