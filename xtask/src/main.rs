@@ -31,6 +31,48 @@ enum Cmd {
     Migrate(MigrateArgs),
     /// Print a Clerk-shaped `insforge` template token signed with the JWT secret from setup.
     Token(TokenArgs),
+    /// Statically check the live catalog's RLS setup (policies, functions, roles, grants).
+    Lint(LintArgs),
+    /// Run the HTTP access matrix and token checks against a live InsForge-compatible endpoint.
+    Verify(VerifyArgs),
+    /// Run the sample app (`cargo run -p todo-app -- ARGS`), e.g. `cargo xtask app --dev-sign-in`.
+    App {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct LintArgs {
+    /// Database to check (default: the one from setup).
+    #[arg(long, env = "INSFORGE_RLS_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Schemas the API exposes (repeatable).
+    #[arg(long = "schema", default_value = "public")]
+    schemas: Vec<String>,
+    /// text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// Exit 1 when a finding is at or above this level: error, warn or info.
+    #[arg(long, default_value = "warn")]
+    deny: rls_lint::Level,
+    /// The app's login role (checked for superuser, BYPASSRLS, ownership); `none` skips it.
+    /// Default: the role from setup, else rls_app.
+    #[arg(long)]
+    app_role: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The endpoint, e.g. http://127.0.0.1:7130 or https://<project>.insforge.app
+    #[arg(long)]
+    base_url: String,
+    /// The project's JWT secret (default: the one from setup).
+    #[arg(long, env = "INSFORGE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// The table to probe: it must accept {"title": …} with user_id defaulting to the caller.
+    #[arg(long, default_value = "todos")]
+    table: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,6 +166,9 @@ async fn run(cli: Cli, root: PathBuf) -> Result<ExitCode> {
         Cmd::Status => status(&dir).await,
         Cmd::Migrate(args) => migrate(&dir, args).await,
         Cmd::Token(args) => token(&dir, args),
+        Cmd::Lint(args) => lint(&dir, args).await,
+        Cmd::Verify(args) => verify(&dir, args).await,
+        Cmd::App { args } => app(&args),
     }
 }
 
@@ -183,6 +228,7 @@ async fn setup(dir: &StateDir, root: &Path, args: SetupArgs) -> Result<ExitCode>
     for warning in &report.warnings {
         println!("  warning     {warning}");
     }
+    println!("  lint        {}", setup_lint_summary(state).await);
     let steps: Vec<String> = report
         .steps
         .iter()
@@ -309,4 +355,90 @@ fn token(dir: &StateDir, args: TokenArgs) -> Result<ExitCode> {
     let template = clerk_token::ClerkTemplate::insforge(secret).with_lifetime_secs(args.ttl);
     println!("{}", template.mint(&user)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A one-line lint verdict for setup's summary; setup never fails on it.
+async fn setup_lint_summary(state: &harness::State) -> String {
+    let opts = rls_lint::LintOptions {
+        app_role: Some(state.app.user.clone()),
+        ..Default::default()
+    };
+    match rls_lint::lint_url(&state.admin.url(), &opts).await {
+        Ok(report) => {
+            let s = report.summary();
+            if s.error + s.warn + s.info == 0 {
+                "clean".to_owned()
+            } else {
+                format!(
+                    "{} errors, {} warnings, {} notes — run `cargo xtask lint` for details",
+                    s.error, s.warn, s.info
+                )
+            }
+        }
+        Err(e) => format!("not run: {e}"),
+    }
+}
+
+async fn lint(dir: &StateDir, args: LintArgs) -> Result<ExitCode> {
+    let state = dir.load()?;
+    let url = match (&args.database_url, &state) {
+        (Some(url), _) => url.clone(),
+        (None, Some(state)) => state.admin.url(),
+        (None, None) => anyhow::bail!(
+            "nothing to lint: pass --database-url (or INSFORGE_RLS_DATABASE_URL), or run `cargo xtask setup` first"
+        ),
+    };
+    let app_role = match args.app_role.as_deref() {
+        Some("none") => None,
+        Some(role) => Some(role.to_owned()),
+        None => Some(state.map_or_else(|| "rls_app".to_owned(), |s| s.app.user)),
+    };
+    let opts = rls_lint::LintOptions {
+        schemas: args.schemas,
+        app_role,
+        ..Default::default()
+    };
+    let report = rls_lint::lint_url(&url, &opts).await?;
+    if args.format == "json" {
+        println!("{}", report.render_json());
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(ExitCode::from(
+        u8::try_from(report.exit_code(args.deny)).unwrap_or(1),
+    ))
+}
+
+async fn verify(dir: &StateDir, args: VerifyArgs) -> Result<ExitCode> {
+    let secret = match (args.jwt_secret, dir.load()?) {
+        (Some(secret), _) => secret,
+        (None, Some(state)) => state.jwt_secret,
+        (None, None) => anyhow::bail!(
+            "no JWT secret: pass --jwt-secret (the InsForge project's JWT_SECRET) or run `cargo xtask setup` first"
+        ),
+    };
+    let opts = rls_suite::verify::VerifyOptions {
+        base_url: args.base_url,
+        secret: clerk_token::Secret::new(secret)?,
+        table: args.table,
+    };
+    let report = rls_suite::verify::verify(&opts)
+        .await
+        .context("verify could not run")?;
+    print!("{}", report.render());
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+fn app(args: &[String]) -> Result<ExitCode> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = std::process::Command::new(cargo)
+        .args(["run", "--quiet", "--package", "todo-app", "--"])
+        .args(args)
+        .status()
+        .context("cannot run cargo")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

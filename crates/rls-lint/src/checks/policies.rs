@@ -205,7 +205,10 @@ fn access(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                format!("add WITH CHECK ({OWNER_CHECK}) so the check is explicit"),
+                format!(
+                    "add WITH CHECK ({} = (select public.requesting_user_id())) so the check is explicit",
+                    u.owner_columns.iter().next().map_or("user_id", |c| c.as_str())
+                ),
             )),
             Some(_) => out.push(finding(
                 POLICY_MISSING_WITH_CHECK,
