@@ -252,11 +252,13 @@ impl Observation {
                 Self::counts(self.inserted.iter().copied())
             ));
         }
-        let moved: Vec<String> = self
-            .updated
+        let mut moves: BTreeMap<(Owner, Owner), usize> = BTreeMap::new();
+        for (b, a) in self.updated.iter().filter(|(b, a)| b != a) {
+            *moves.entry((*b, *a)).or_default() += 1;
+        }
+        let moved: Vec<String> = moves
             .iter()
-            .filter(|(b, a)| b != a)
-            .map(|(b, a)| format!("{}→{}", b.tag(), a.tag()))
+            .map(|((b, a), n)| format!("{}→{}{n}", b.tag(), a.tag()))
             .collect();
         let kept = Self::counts(self.updated.iter().filter(|(b, a)| b == a).map(|(b, _)| *b));
         if !kept.is_empty() {
@@ -464,7 +466,7 @@ mod tests {
         assert_eq!(o.deleted, [Owner::B]);
         assert_eq!(
             o.describe(&Op::UpdateUnfiltered),
-            "inserts A1, updates A1, moves B→A, deletes B1"
+            "inserts A1, updates A1, moves B→A1, deletes B1"
         );
     }
 

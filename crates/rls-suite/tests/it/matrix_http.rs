@@ -13,18 +13,7 @@ async fn the_http_matrix_shows_no_leak_and_agrees_with_sql() {
         rls_suite::http::run_with_database(&api, &w.tokens(), db.admin_target(), &w.fixtures)
             .await
             .unwrap();
-    assert!(
-        http.leaks().is_empty(),
-        "{:#?}\n{}",
-        http.leaks(),
-        http.render()
-    );
-    assert!(
-        http.lost_access().is_empty(),
-        "{:#?}\n{}",
-        http.lost_access(),
-        http.render()
-    );
+    crate::support::assert_clean(&http, &db).await;
     insta::assert_snapshot!("http_matrix", http.render());
 
     let sql = rls_suite::sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)

@@ -12,17 +12,6 @@ async fn the_sql_matrix_of_the_migrations_shows_no_leak_and_no_lost_access() {
     let matrix = rls_suite::sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
         .await
         .unwrap();
-    assert!(
-        matrix.leaks().is_empty(),
-        "{:#?}\n{}",
-        matrix.leaks(),
-        matrix.render()
-    );
-    assert!(
-        matrix.lost_access().is_empty(),
-        "{:#?}\n{}",
-        matrix.lost_access(),
-        matrix.render()
-    );
+    crate::support::assert_clean(&matrix, &db).await;
     insta::assert_snapshot!("sql_matrix", matrix.render());
 }

@@ -54,3 +54,33 @@ impl World {
         (app, api)
     }
 }
+
+/// What the linter says about `db`: appended to a failing matrix so the message names the
+/// broken rule, not just the rows that moved.
+pub async fn lint_findings(db: &TestDatabase) -> String {
+    let opts = rls_lint::LintOptions {
+        app_role: Some(db.app_target().user.clone()),
+        ..Default::default()
+    };
+    match rls_lint::lint_url(&db.admin_target().url(), &opts).await {
+        Ok(report) => report.render_text(),
+        Err(e) => format!("(lint could not run: {e})"),
+    }
+}
+
+/// Panics with the matrix, its findings and the linter's view when anything leaked or was lost.
+pub async fn assert_clean(matrix: &rls_suite::matrix::AccessMatrix, db: &TestDatabase) {
+    let (leaks, lost) = (matrix.leaks(), matrix.lost_access());
+    if !leaks.is_empty() || !lost.is_empty() {
+        panic!(
+            "the {} matrix found {} leaks and {} lost-access cells:\n{}\n{}\n\n{}\nrls-lint on this database:\n{}",
+            matrix.layer,
+            leaks.len(),
+            lost.len(),
+            leaks.join("\n"),
+            lost.join("\n"),
+            matrix.render(),
+            lint_findings(db).await
+        );
+    }
+}
