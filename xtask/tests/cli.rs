@@ -420,3 +420,34 @@ fn postgres_running_in(data_dir: &Path) -> bool {
             .unwrap_or(false)
     })
 }
+
+#[test]
+fn verify_against_nothing_exits_2_and_says_what_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = xtask(
+        dir.path(),
+        &[
+            "verify",
+            "--base-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--jwt-secret",
+            "a-test-secret-that-is-long-enough-000000",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is the endpoint running?"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("a-test-secret"),
+        "the secret is not echoed"
+    );
+}

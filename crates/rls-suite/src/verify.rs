@@ -247,14 +247,14 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, SuiteError> {
     };
 
     let preflight = live
-        .call(
-            Method::GET,
-            "select=id&limit=1",
-            Owner::A,
-            None,
-            "return=minimal",
-        )
-        .await?;
+        .call(Method::GET, "select=id&limit=1", Owner::A, None, "return=minimal")
+        .await
+        .map_err(|e| {
+            SuiteError::Http(format!(
+                "cannot reach {}: {e} — is the endpoint running? (the sample app: `cargo xtask app`)",
+                opts.base_url
+            ))
+        })?;
     if !preflight.status.is_success() {
         return Err(SuiteError::Http(format!(
             "{} answered {} {} to a valid token — check --base-url, --table and --jwt-secret",
