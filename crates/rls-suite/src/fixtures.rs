@@ -126,6 +126,13 @@ fn parse_mutant(path: &Path) -> Result<Mutant, SuiteError> {
             .map(|v| v.trim().to_owned())
             .ok_or_else(|| SuiteError::Fixture(format!("{}: no `-- {key}` header", path.display())))
     };
+    let id = header("mutant:")?;
+    if path.file_stem().and_then(|s| s.to_str()) != Some(id.as_str()) {
+        return Err(SuiteError::Fixture(format!(
+            "{}: the mutant id `{id}` must be the file stem",
+            path.display()
+        )));
+    }
     let expect = match header("expect:")?.as_str() {
         "leak" => Expect::Leak,
         "lost_access" => Expect::LostAccess,
@@ -137,7 +144,7 @@ fn parse_mutant(path: &Path) -> Result<Mutant, SuiteError> {
         }
     };
     Ok(Mutant {
-        id: header("mutant:")?,
+        id,
         breaks: header("breaks:")?,
         expect,
         lint: header("lint:")?

@@ -7,12 +7,12 @@ use clerk_token::{ClerkTemplate, ClerkUser, Secret};
 use harness::PgTarget;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::SuiteError;
 use crate::fixtures::Fixtures;
-use crate::matrix::{AccessMatrix, Actor, Cell, Observation, Op, Owner, Row, judge};
+use crate::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
 use crate::sql::{self, Owners, Seeded};
 
 const INSERTED: &str = "matrix: inserted";
@@ -173,15 +173,20 @@ pub async fn run_with_database(
         .connect()
         .await
         .map_err(|e| SuiteError::Sql(e.to_string()))?;
-    let ops = Op::all(&[]);
-    let actors = Actor::HTTP.to_vec();
-    let mut cells = Vec::new();
-    for op in &ops {
-        let mut row = Vec::new();
-        for &actor in &actors {
+    let (own_a, own_b) = (fixtures.seeded_for("alice"), fixtures.seeded_for("bob"));
+    let matrix = crate::matrix::build(
+        "HTTP",
+        Actor::HTTP.to_vec(),
+        Op::all(&[]),
+        |actor| match actor.own() {
+            Some(Owner::A) => own_a,
+            Some(_) => own_b,
+            None => 0,
+        },
+        async |actor, op| {
             let seeded = sql::reseed(&mut admin, fixtures, &owners).await?;
             let before = sql::snapshot(&mut admin, &owners).await?;
-            let observation = match probe(
+            let probed = probe(
                 api,
                 "todos",
                 tokens.for_actor(actor),
@@ -190,40 +195,15 @@ pub async fn run_with_database(
                 actor,
                 op,
             )
-            .await?
-            {
-                Probed::NotApplicable => Observation::not_applicable(),
-                Probed::Refused(code) => Observation {
-                    refused: Some(code),
-                    ..Default::default()
-                },
-                Probed::Done(seen) => {
-                    let after = sql::snapshot(&mut admin, &owners).await?;
-                    let mut o = Observation::from_diff(&before, &after);
-                    o.seen = seen;
-                    o
-                }
-            };
-            let own = match actor.own() {
-                Some(Owner::A) => fixtures.seeded_for("alice"),
-                Some(_) => fixtures.seeded_for("bob"),
-                None => 0,
-            };
-            let verdict = judge(actor, op, &observation, own);
-            row.push(Cell {
-                observation,
-                verdict,
-            });
-        }
-        cells.push(row);
-    }
+            .await?;
+            probed
+                .observe(&before, async || sql::snapshot(&mut admin, &owners).await)
+                .await
+        },
+    )
+    .await?;
     admin.close().await.ok();
-    Ok(AccessMatrix {
-        layer: "HTTP".into(),
-        actors,
-        ops,
-        cells,
-    })
+    Ok(matrix)
 }
 
 /// What one request came to.
@@ -233,6 +213,28 @@ pub enum Probed {
     Refused(String),
     /// Succeeded; for a select, the owners of the rows returned.
     Done(Vec<Owner>),
+}
+
+impl Probed {
+    /// What the request did, by the rows seen before and (if it went through) after.
+    pub async fn observe(
+        self,
+        before: &[Row],
+        after: impl AsyncFnOnce() -> Result<Vec<Row>, SuiteError>,
+    ) -> Result<Observation, SuiteError> {
+        Ok(match self {
+            Probed::NotApplicable => Observation::not_applicable(),
+            Probed::Refused(code) => Observation {
+                refused: Some(code),
+                ..Default::default()
+            },
+            Probed::Done(seen) => {
+                let mut o = Observation::from_diff(before, &after().await?);
+                o.seen = seen;
+                o
+            }
+        })
+    }
 }
 
 /// Sends the request for one cell.
@@ -355,12 +357,4 @@ pub fn disagreements(sql: &AccessMatrix, http: &AccessMatrix) -> Vec<String> {
         }
     }
     out
-}
-
-/// Rows of the fixtures' users as a superuser sees them (re-exported for tests).
-pub async fn database_rows(
-    admin: &mut PgConnection,
-    owners: &Owners,
-) -> Result<Vec<Row>, SuiteError> {
-    sql::snapshot(admin, owners).await
 }

@@ -352,6 +352,36 @@ pub fn judge(actor: Actor, op: &Op, o: &Observation, seeded_own: usize) -> Verdi
     }
 }
 
+/// Fills a matrix cell by cell. `observe` runs one operation as one actor (from a fresh seed)
+/// and reports what happened; `own_rows` is how many rows an actor owned before it.
+pub async fn build(
+    layer: &str,
+    actors: Vec<Actor>,
+    ops: Vec<Op>,
+    own_rows: impl Fn(Actor) -> usize,
+    mut observe: impl AsyncFnMut(Actor, &Op) -> Result<Observation, crate::SuiteError>,
+) -> Result<AccessMatrix, crate::SuiteError> {
+    let mut cells = Vec::with_capacity(ops.len());
+    for op in &ops {
+        let mut row = Vec::with_capacity(actors.len());
+        for &actor in &actors {
+            let observation = observe(actor, op).await?;
+            let verdict = judge(actor, op, &observation, own_rows(actor));
+            row.push(Cell {
+                observation,
+                verdict,
+            });
+        }
+        cells.push(row);
+    }
+    Ok(AccessMatrix {
+        layer: layer.into(),
+        actors,
+        ops,
+        cells,
+    })
+}
+
 /// One cell of the matrix.
 #[derive(Debug, Clone)]
 pub struct Cell {

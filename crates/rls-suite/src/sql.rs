@@ -8,7 +8,7 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::fixtures::Fixtures;
-use crate::matrix::{AccessMatrix, Actor, Cell, Observation, Op, Owner, Row, judge};
+use crate::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
 use crate::{Identities, SuiteError};
 
 const INSERTED: &str = "matrix: inserted";
@@ -179,42 +179,28 @@ pub async fn run(
         .await
         .map_err(|e| SuiteError::Sql(e.to_string()))?;
     let targets = extra_targets(&mut admin).await?;
-    let ops = Op::all(&targets);
-    let actors = Actor::SQL.to_vec();
-    let mut cells = Vec::new();
-    for op in &ops {
-        let mut row = Vec::new();
-        for &actor in &actors {
+    let (own_a, own_b) = (fixtures.seeded_for("alice"), fixtures.seeded_for("bob"));
+    let matrix = crate::matrix::build(
+        "SQL",
+        Actor::SQL.to_vec(),
+        Op::all(&targets),
+        |actor| match actor.own() {
+            Some(Owner::A) => own_a,
+            Some(_) => own_b,
+            None => 0,
+        },
+        async |actor, op| {
             let seeded = reseed(&mut admin, fixtures, &owners).await?;
-            let observation = match identity(actor, ids) {
-                Some(who) => {
-                    probe(&mut conn, &mut admin, &owners, &seeded, actor, op, &who).await?
-                }
-                None => Observation::not_applicable(),
-            };
-            let own = actor.own().map_or(0, |o| {
-                if o == Owner::A {
-                    fixtures.seeded_for("alice")
-                } else {
-                    fixtures.seeded_for("bob")
-                }
-            });
-            let verdict = judge(actor, op, &observation, own);
-            row.push(Cell {
-                observation,
-                verdict,
-            });
-        }
-        cells.push(row);
-    }
+            match identity(actor, ids) {
+                Some(who) => probe(&mut conn, &mut admin, &owners, &seeded, actor, op, &who).await,
+                None => Ok(Observation::not_applicable()),
+            }
+        },
+    )
+    .await?;
     conn.close().await.ok();
     admin.close().await.ok();
-    Ok(AccessMatrix {
-        layer: "SQL".into(),
-        actors,
-        ops,
-        cells,
-    })
+    Ok(matrix)
 }
 
 async fn probe(

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::SuiteError;
-use crate::http::{Api, Probed, Tokens, probe};
-use crate::matrix::{AccessMatrix, Actor, Cell, Observation, Op, Owner, Row, judge};
+use crate::http::{Api, Tokens, probe};
+use crate::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
 use crate::sql::{Owners, Seeded};
 
 /// Rows each synthetic user starts with: A and B two each, the bystander one.
@@ -289,15 +289,19 @@ async fn run(
     a: &ClerkUser,
     b_id: &str,
 ) -> Result<(AccessMatrix, Vec<TokenOutcome>), SuiteError> {
-    let ops = Op::all(&[]);
-    let actors = Actor::HTTP.to_vec();
-    let mut cells = Vec::new();
-    for op in &ops {
-        let mut row = Vec::new();
-        for &actor in &actors {
+    let matrix = crate::matrix::build(
+        "HTTP (live)",
+        Actor::HTTP.to_vec(),
+        Op::all(&[]),
+        |actor| {
+            SEED.iter()
+                .find(|(o, _)| Some(*o) == actor.own())
+                .map_or(0, |(_, n)| *n)
+        },
+        async |actor, op| {
             let seeded = live.reseed().await?;
             let before = live.snapshot().await?;
-            let observation = match probe(
+            let probed = probe(
                 &live.api,
                 &live.table,
                 actor_tokens.for_actor(actor),
@@ -306,38 +310,13 @@ async fn run(
                 actor,
                 op,
             )
-            .await?
-            {
-                Probed::NotApplicable => Observation::not_applicable(),
-                Probed::Refused(code) => Observation {
-                    refused: Some(code),
-                    ..Default::default()
-                },
-                Probed::Done(seen) => {
-                    let after = live.snapshot().await?;
-                    let mut o = Observation::from_diff(&before, &after);
-                    o.seen = seen;
-                    o
-                }
-            };
-            let own = SEED
-                .iter()
-                .find(|(o, _)| Some(*o) == actor.own())
-                .map_or(0, |(_, n)| *n);
-            let verdict = judge(actor, op, &observation, own);
-            row.push(Cell {
-                observation,
-                verdict,
-            });
-        }
-        cells.push(row);
-    }
-    let matrix = AccessMatrix {
-        layer: "HTTP (live)".into(),
-        actors,
-        ops,
-        cells,
-    };
+            .await?;
+            probed
+                .observe(&before, async || live.snapshot().await)
+                .await
+        },
+    )
+    .await?;
 
     let mut outcomes = Vec::new();
     let mut seeded_clean = false;
