@@ -25,6 +25,9 @@ const ENV_AUDIENCE: &str = "TODO_APP_AUDIENCE";
 const ENV_MAX_CONNECTIONS: &str = "TODO_APP_MAX_CONNECTIONS";
 const ENV_STATEMENT_TIMEOUT_MS: &str = "TODO_APP_STATEMENT_TIMEOUT_MS";
 const ENV_ACQUIRE_TIMEOUT_MS: &str = "TODO_APP_ACQUIRE_TIMEOUT_MS";
+const ENV_DEV_SIGN_IN: &str = "TODO_APP_DEV_SIGN_IN";
+const ENV_DEV_USERS_FILE: &str = "TODO_APP_DEV_USERS_FILE";
+const ENV_CLERK_PUBLISHABLE_KEY: &str = "CLERK_PUBLISHABLE_KEY";
 
 /// Command-line flags (each also read from its environment variable by clap). Every field is
 /// optional here so that the `.env` file can sit between the environment and the defaults.
@@ -57,6 +60,25 @@ pub struct Cli {
     /// How long a request waits for a database connection, in milliseconds [default: 5000].
     #[arg(long, env = ENV_ACQUIRE_TIMEOUT_MS, value_name = "MS")]
     pub acquire_timeout_ms: Option<String>,
+    /// Local development only: the page offers a picker of local test users and this server
+    /// mints their tokens (`GET /dev/users`, `POST /dev/token`). Refused unless --bind is a
+    /// loopback address. Takes an optional true/false (also 1/0, yes/no, on/off).
+    #[arg(
+        long,
+        env = ENV_DEV_SIGN_IN,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub dev_sign_in: Option<String>,
+    /// Local test users for --dev-sign-in, as `{"users":[{"key","id","email"}]}`
+    /// [default: the workspace's fixtures/users.json].
+    #[arg(long, env = ENV_DEV_USERS_FILE, value_name = "PATH")]
+    pub dev_users_file: Option<String>,
+    /// Clerk publishable key (`pk_test_…` / `pk_live_…`): the page signs in with Clerk and asks
+    /// it for `insforge` template tokens. Empty: off.
+    #[arg(long, env = ENV_CLERK_PUBLISHABLE_KEY, value_name = "KEY")]
+    pub clerk_publishable_key: Option<String>,
 }
 
 /// Why the configuration is unusable. Messages never contain a secret or a password.
@@ -80,6 +102,22 @@ pub enum ConfigError {
     Invalid { var: &'static str, reason: String },
     #[error("cannot read {path}: {reason}")]
     EnvFile { path: PathBuf, reason: String },
+    #[error(
+        "--dev-sign-in ({ENV_DEV_SIGN_IN}) lets anyone who can reach the app act as a local test \
+         user, so it only listens on loopback, not {bind}: use --bind 127.0.0.1:PORT (or \
+         [::1]:PORT), or turn dev sign-in off"
+    )]
+    DevSignInNotLoopback { bind: SocketAddr },
+    #[error(
+        "--dev-sign-in and --clerk-publishable-key ({ENV_CLERK_PUBLISHABLE_KEY}) are both set: \
+         pick one sign-in mode (an empty {ENV_CLERK_PUBLISHABLE_KEY} turns Clerk off)"
+    )]
+    TwoSignInModes,
+    #[error(
+        "cannot load the dev sign-in users from {path}: {reason} (pass --dev-users-file or \
+         set {ENV_DEV_USERS_FILE})"
+    )]
+    DevUsers { path: PathBuf, reason: String },
 }
 
 /// Everything the app needs to run.
@@ -95,6 +133,12 @@ pub struct AppConfig {
     /// 0 disables it, as in Postgres.
     pub statement_timeout: Duration,
     pub acquire_timeout: Duration,
+    /// Serve `/dev/users` and `/dev/token`; only with a loopback `bind` ([`AppConfig::check`]).
+    pub dev_sign_in: bool,
+    /// The users `/dev/token` may mint tokens for.
+    pub dev_users_file: PathBuf,
+    /// Public by design (it is sent to every browser): safe to log.
+    pub clerk_publishable_key: Option<String>,
 }
 
 impl std::fmt::Debug for AppConfig {
@@ -107,6 +151,9 @@ impl std::fmt::Debug for AppConfig {
             .field("max_connections", &self.max_connections)
             .field("statement_timeout", &self.statement_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("dev_sign_in", &self.dev_sign_in)
+            .field("dev_users_file", &self.dev_users_file)
+            .field("clerk_publishable_key", &self.clerk_publishable_key)
             .finish()
     }
 }
@@ -135,7 +182,32 @@ impl AppConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             statement_timeout: Duration::from_millis(DEFAULT_STATEMENT_TIMEOUT_MS),
             acquire_timeout: Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
+            dev_sign_in: false,
+            dev_users_file: default_dev_users_file(),
+            clerk_publishable_key: None,
         }
+    }
+
+    /// Refuses combinations that must not run: dev sign-in on a non-loopback address (it
+    /// would hand out tokens to the network), both sign-in modes at once, and a publishable
+    /// key that names no Clerk frontend API. [`AppConfig::from_layers`] and
+    /// [`crate::AppState::new`] both call it, so a config built by hand is checked too.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.dev_sign_in && !self.bind.ip().to_canonical().is_loopback() {
+            return Err(ConfigError::DevSignInNotLoopback { bind: self.bind });
+        }
+        if let Some(key) = &self.clerk_publishable_key {
+            if self.dev_sign_in {
+                return Err(ConfigError::TwoSignInModes);
+            }
+            crate::page::ClerkFrontend::from_publishable_key(key).map_err(|reason| {
+                ConfigError::Invalid {
+                    var: ENV_CLERK_PUBLISHABLE_KEY,
+                    reason: reason.to_owned(),
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Parses the process's arguments and environment and the workspace `.env`. Exits the
@@ -192,7 +264,41 @@ impl AppConfig {
         if let Some(ms) = pick(cli.acquire_timeout_ms, ENV_ACQUIRE_TIMEOUT_MS) {
             config.acquire_timeout = Duration::from_millis(parse(ENV_ACQUIRE_TIMEOUT_MS, &ms)?);
         }
+        if let Some(flag) = pick(cli.dev_sign_in, ENV_DEV_SIGN_IN) {
+            config.dev_sign_in = parse_bool(ENV_DEV_SIGN_IN, &flag)?;
+        }
+        if let Some(path) = pick(cli.dev_users_file, ENV_DEV_USERS_FILE).filter(|p| !p.is_empty()) {
+            config.dev_users_file = PathBuf::from(path);
+        }
+        if let Some(key) = pick(cli.clerk_publishable_key, ENV_CLERK_PUBLISHABLE_KEY) {
+            let key = key.trim();
+            config.clerk_publishable_key = (!key.is_empty()).then(|| key.to_owned());
+        }
+        config.check()?;
         Ok(config)
+    }
+}
+
+/// The workspace's `fixtures/users.json`, found from where this crate was built, so
+/// `cargo run -p todo-app -- --dev-sign-in` works from any folder.
+pub fn default_dev_users_file() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .join("fixtures/users.json")
+}
+
+/// A switch as people write it in flags and environment files.
+fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            var,
+            reason: "expected true or false (1/0, yes/no, on/off)".into(),
+        }),
     }
 }
 
@@ -358,6 +464,104 @@ mod tests {
         file.insert(ENV_BIND.into(), "localhost".into());
         let err = AppConfig::from_layers(Cli::default(), &file).unwrap_err();
         assert!(err.to_string().contains(ENV_BIND), "{err}");
+    }
+
+    fn base() -> HashMap<String, String> {
+        dotenv(&[
+            (ENV_DATABASE_URL, "postgres://a@h/db"),
+            (ENV_JWT_SECRET, SECRET),
+        ])
+    }
+
+    fn clerk_key() -> String {
+        use base64::Engine as _;
+        format!(
+            "pk_test_{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode("name-12.clerk.accounts.dev$")
+        )
+    }
+
+    #[test]
+    fn dev_sign_in_is_a_switch_from_any_layer() {
+        let cfg = AppConfig::from_layers(Cli::default(), &base()).unwrap();
+        assert!(!cfg.dev_sign_in);
+        assert!(cfg.dev_users_file.ends_with("fixtures/users.json"));
+
+        let cli = Cli::try_parse_from(["todo-app", "--dev-sign-in"]).unwrap();
+        assert!(AppConfig::from_layers(cli, &base()).unwrap().dev_sign_in);
+        let cli = Cli::try_parse_from(["todo-app", "--dev-sign-in", "--bind", "[::1]:0"]).unwrap();
+        assert!(AppConfig::from_layers(cli, &base()).unwrap().dev_sign_in);
+
+        let mut file = base();
+        file.insert(ENV_DEV_SIGN_IN.into(), "1".into());
+        file.insert(ENV_DEV_USERS_FILE.into(), "/tmp/users.json".into());
+        let cfg = AppConfig::from_layers(Cli::default(), &file).unwrap();
+        assert!(cfg.dev_sign_in);
+        assert_eq!(cfg.dev_users_file, PathBuf::from("/tmp/users.json"));
+        // The flag beats the file, in both directions.
+        let cli = Cli::try_parse_from(["todo-app", "--dev-sign-in=false"]).unwrap();
+        assert!(!AppConfig::from_layers(cli, &file).unwrap().dev_sign_in);
+
+        file.insert(ENV_DEV_SIGN_IN.into(), "maybe".into());
+        let err = AppConfig::from_layers(Cli::default(), &file).unwrap_err();
+        assert!(err.to_string().contains(ENV_DEV_SIGN_IN), "{err}");
+    }
+
+    #[test]
+    fn dev_sign_in_is_refused_off_loopback() {
+        for bind in ["0.0.0.0:7130", "[::]:7130", "192.0.2.10:80"] {
+            let cli = Cli::try_parse_from(["todo-app", "--dev-sign-in", "--bind", bind]).unwrap();
+            let err = AppConfig::from_layers(cli, &base()).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::DevSignInNotLoopback { .. }),
+                "{bind}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("loopback") && msg.contains("--bind 127.0.0.1"),
+                "{msg}"
+            );
+            // Without dev sign-in, any address is fine.
+            let cli = Cli::try_parse_from(["todo-app", "--bind", bind]).unwrap();
+            assert!(AppConfig::from_layers(cli, &base()).is_ok());
+        }
+        for bind in [
+            "127.0.0.1:0",
+            "127.8.9.10:1",
+            "[::1]:7130",
+            "[::ffff:127.0.0.1]:7130",
+        ] {
+            let mut cfg = AppConfig::from_layers(Cli::default(), &base()).unwrap();
+            cfg.bind = bind.parse().unwrap();
+            cfg.dev_sign_in = true;
+            assert!(cfg.check().is_ok(), "{bind}");
+        }
+    }
+
+    #[test]
+    fn a_clerk_key_must_name_a_frontend_api_and_excludes_dev_sign_in() {
+        let key = clerk_key();
+        let cli = Cli::try_parse_from(["todo-app", "--clerk-publishable-key", &key]).unwrap();
+        let cfg = AppConfig::from_layers(cli, &base()).unwrap();
+        assert_eq!(cfg.clerk_publishable_key.as_deref(), Some(key.as_str()));
+
+        let cli =
+            Cli::try_parse_from(["todo-app", "--clerk-publishable-key", "pk_test_nope"]).unwrap();
+        let err = AppConfig::from_layers(cli, &base()).unwrap_err();
+        assert!(err.to_string().contains(ENV_CLERK_PUBLISHABLE_KEY), "{err}");
+
+        let cli =
+            Cli::try_parse_from(["todo-app", "--dev-sign-in", "--clerk-publishable-key", &key])
+                .unwrap();
+        let err = AppConfig::from_layers(cli, &base()).unwrap_err();
+        assert!(matches!(err, ConfigError::TwoSignInModes), "{err}");
+        // An empty key turns Clerk off, so a .env key does not block dev sign-in.
+        let mut file = base();
+        file.insert(ENV_CLERK_PUBLISHABLE_KEY.into(), key.clone());
+        let cli = Cli::try_parse_from(["todo-app", "--dev-sign-in", "--clerk-publishable-key", ""])
+            .unwrap();
+        let cfg = AppConfig::from_layers(cli, &file).unwrap();
+        assert!(cfg.dev_sign_in && cfg.clerk_publishable_key.is_none());
     }
 
     #[test]

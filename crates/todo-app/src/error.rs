@@ -9,8 +9,9 @@
 //! - statement timeout (`57014`): 500, as PostgREST maps every class-57 error. The request
 //!   was well-formed and may succeed later, but a 504 would claim a gateway timed out;
 //! - codes PostgREST does not have are prefixed `APP`: `APP413` (body over the limit),
-//!   `APP404` / `APP405` (no such route / method) and `APP500` (an unexpected failure whose
-//!   details are only logged).
+//!   `APP404` / `APP405` (no such route / method), `APP500` (an unexpected failure whose
+//!   details are only logged), and for dev sign-in `APP400` (no such local user) and `APP403`
+//!   (not a same-origin request to a loopback host).
 //!
 //! Bodies never contain SQL text, connection strings, tokens or secrets: Postgres errors carry
 //! only their SQLSTATE, message, detail and hint (not the query, position or context).
@@ -74,6 +75,12 @@ pub enum ApiError {
     /// Something that should not happen; the cause is logged where it is detected.
     #[error("internal error")]
     Internal,
+    /// `POST /dev/token` for a key the users file does not list.
+    #[error("unknown local test user")]
+    UnknownDevUser { key: String, known: Vec<String> },
+    /// A dev sign-in request to a non-loopback `Host`, or from another origin.
+    #[error("dev sign-in refused: not a local same-origin request")]
+    DevNotLocal,
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -289,6 +296,18 @@ impl IntoResponse for ApiError {
                 "APP500",
                 "Internal server error",
                 None,
+            ),
+            Self::UnknownDevUser { key, known } => pgrst(
+                StatusCode::BAD_REQUEST,
+                "APP400",
+                &format!("No local test user named \"{}\"", echo(&key)),
+                Some(&format!("known users: {}", known.join(", "))),
+            ),
+            Self::DevNotLocal => pgrst(
+                StatusCode::FORBIDDEN,
+                "APP403",
+                "Dev sign-in only answers same-origin requests to a loopback host",
+                Some("open the app at http://127.0.0.1:<port> or http://localhost:<port>"),
             ),
         }
     }

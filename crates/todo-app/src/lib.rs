@@ -1,6 +1,9 @@
 //! A minimal sample app that speaks InsForge's records API (PostgREST's wire format) for one
 //! table, `todos`, and lets Postgres Row Level Security decide who sees what.
 //!
+//! `GET /` serves a todo page (static files compiled in, strict CSP) that signs in with Clerk
+//! or, for local development, with `--dev-sign-in` ([`dev`]) and calls the same API.
+//!
 //! Each request is verified ([`Identity`]), parsed ([`query`]), turned into one SQL statement
 //! from an allowlist of identifiers with every value bound ([`sql`]), and run in one
 //! transaction as the `authenticated` role with the token's claims ([`db`]). The app never
@@ -18,7 +21,9 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod dev;
 pub mod error;
+pub mod page;
 pub mod query;
 pub mod routes;
 pub mod schema;
@@ -31,7 +36,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -71,12 +76,42 @@ pub fn router(state: AppState) -> Router {
         .patch(routes::records)
         .delete(routes::records)
         .fallback(routes::method_not_allowed);
-    Router::new()
+    let mut router = Router::new()
         .route("/api/database/records/{table}", records)
         .route(
             "/health",
             get(routes::health).fallback(routes::method_not_allowed),
         )
+        .route("/", get(page::index).fallback(routes::method_not_allowed))
+        .route(
+            "/app.js",
+            get(page::script).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/app.css",
+            get(page::style).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/favicon.svg",
+            get(page::favicon).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/config.json",
+            get(page::config).fallback(routes::method_not_allowed),
+        );
+    // Without --dev-sign-in these routes do not exist at all: a plain 404, like any other path.
+    if state.dev().is_some() {
+        router = router
+            .route(
+                "/dev/users",
+                get(dev::users).fallback(routes::method_not_allowed),
+            )
+            .route(
+                "/dev/token",
+                post(dev::token).fallback(routes::method_not_allowed),
+            );
+    }
+    router
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(routes::BODY_LIMIT_BYTES))
         // Layers run outermost-last: the id is set before the trace span reads it, and copied

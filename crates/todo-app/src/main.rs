@@ -1,9 +1,11 @@
-//! `cargo run -p todo-app`: reads the configuration, serves on 127.0.0.1:7130 by default, and
-//! shuts down gracefully on Ctrl-C or SIGTERM.
+//! `cargo run -p todo-app`: reads the configuration, serves the API and the todo page on
+//! 127.0.0.1:7130 by default, and shuts down gracefully on Ctrl-C or SIGTERM.
+//!
+//! `cargo run -p todo-app -- --dev-sign-in` adds a local-user picker to the page (loopback only).
 
 use std::process::ExitCode;
 
-use todo_app::{AppConfig, AppState};
+use todo_app::{AppConfig, AppState, StartError};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -35,6 +37,11 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A setting (or the dev users file) is unusable: same report as a bad flag.
+        Err(StartError::Config(e)) => {
+            eprintln!("todo-app: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             tracing::error!(error = %e, "todo-app stopped with an error");
             ExitCode::FAILURE
@@ -42,14 +49,35 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: AppConfig) -> Result<(), todo_app::StartError> {
+async fn run(config: AppConfig) -> Result<(), StartError> {
     let state = AppState::new(&config)?;
     let listener = todo_app::bind(&config).await?;
+    // The address the OS gave, not the one asked for: with `--bind 127.0.0.1:0` it has the port.
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let sign_in = if config.dev_sign_in {
+        "dev"
+    } else if config.clerk_publishable_key.is_some() {
+        "clerk"
+    } else {
+        "none"
+    };
     tracing::info!(
-        addr = %config.bind,
+        %addr,
+        url = %format!("http://{addr}/"),
+        sign_in,
         database = %todo_app::config::redact_url(&config.database_url),
-        "todo-app listening"
+        "todo-app listening: open the url in a browser"
     );
+    if config.dev_sign_in {
+        tracing::warn!(
+            users = %config.dev_users_file.display(),
+            "dev sign-in is on: any program on this machine can act as those users; for local \
+             development only"
+        );
+    }
     // Not fatal: the pool is lazy and /health reports 503 until the database answers.
     if let Err(e) = todo_app::db::ping(state.pool()).await {
         tracing::warn!(error = %e, "database not reachable yet; serving 503 until it is");

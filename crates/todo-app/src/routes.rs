@@ -207,6 +207,10 @@ fn respond(
     let body = match outcome.body {
         Some(array) if singular => single_object(&array)?,
         Some(array) if is_read || prefs.return_pref == Some(ReturnPref::Representation) => array,
+        // InsForge replaces PostgREST's empty insert body with `[]` (facts.md §4), so the
+        // InsForge SDK's `insert()` without `.select()` gets `data: []`; match it. A 204
+        // (PATCH/DELETE) has no body there either.
+        _ if *method == Method::POST => "[]".to_owned(),
         _ => String::new(),
     };
     let content_type = if singular {

@@ -10,6 +10,8 @@ use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::{AppConfig, ConfigError};
+use crate::dev::DevSignIn;
+use crate::page::{ClerkFrontend, Page, SignIn};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -21,6 +23,9 @@ struct Inner {
     pool: PgPool,
     verifier: Verifier,
     statement_timeout: Duration,
+    page: Page,
+    /// `Some` only with `--dev-sign-in`: the `/dev/*` routes exist only then.
+    dev: Option<DevSignIn>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -29,6 +34,8 @@ impl std::fmt::Debug for AppState {
             .field("pool_size", &self.inner.pool.size())
             .field("verifier", &self.inner.verifier)
             .field("statement_timeout", &self.inner.statement_timeout)
+            .field("page", &self.inner.page)
+            .field("dev_sign_in", &self.inner.dev.is_some())
             .finish()
     }
 }
@@ -37,7 +44,25 @@ impl AppState {
     /// A lazy pool: nothing connects until the first request, so the app starts (and answers
     /// 503) while Postgres is down, and picks it up when it comes back. Idle connections are
     /// pinged before reuse (sqlx's default), so ones a restarted server dropped are replaced.
+    ///
+    /// Also checks the configuration ([`AppConfig::check`]) and loads the dev sign-in users,
+    /// so every way of starting the app refuses what `check` refuses.
     pub fn new(config: &AppConfig) -> Result<Self, ConfigError> {
+        config.check()?;
+        let (sign_in, dev) = if config.dev_sign_in {
+            let dev = DevSignIn::load(&config.dev_users_file, config.jwt_secret.clone())?;
+            (SignIn::Dev, Some(dev))
+        } else if let Some(key) = &config.clerk_publishable_key {
+            let clerk = ClerkFrontend::from_publishable_key(key).map_err(|reason| {
+                ConfigError::Invalid {
+                    var: "CLERK_PUBLISHABLE_KEY",
+                    reason: reason.to_owned(),
+                }
+            })?;
+            (SignIn::Clerk(clerk), None)
+        } else {
+            (SignIn::None, None)
+        };
         let options = PgConnectOptions::from_str(&config.database_url)
             .map_err(|e| ConfigError::Invalid {
                 var: "DATABASE_URL",
@@ -56,18 +81,31 @@ impl AppState {
             Some(aud) => Verifier::new(config.jwt_secret.clone()).with_audience(aud.clone()),
             None => Verifier::new(config.jwt_secret.clone()).without_audience(),
         };
-        Ok(Self::from_parts(pool, verifier, config.statement_timeout))
+        Ok(Self::assemble(Inner {
+            pool,
+            verifier,
+            statement_timeout: config.statement_timeout,
+            page: Page::new(&sign_in),
+            dev,
+        }))
     }
 
-    /// Assembles a state from ready parts (e.g. a pool a test already opened).
-    pub fn from_parts(pool: PgPool, verifier: Verifier, statement_timeout: Duration) -> Self {
+    fn assemble(inner: Inner) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                pool,
-                verifier,
-                statement_timeout,
-            }),
+            inner: Arc::new(inner),
         }
+    }
+
+    /// Assembles a state from ready parts (e.g. a pool a test already opened); the page offers
+    /// no sign-in and there are no `/dev/*` routes.
+    pub fn from_parts(pool: PgPool, verifier: Verifier, statement_timeout: Duration) -> Self {
+        Self::assemble(Inner {
+            pool,
+            verifier,
+            statement_timeout,
+            page: Page::new(&SignIn::None),
+            dev: None,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -80,5 +118,14 @@ impl AppState {
 
     pub fn statement_timeout(&self) -> Duration {
         self.inner.statement_timeout
+    }
+
+    pub fn page(&self) -> &Page {
+        &self.inner.page
+    }
+
+    /// Dev sign-in, when it is on.
+    pub fn dev(&self) -> Option<&DevSignIn> {
+        self.inner.dev.as_ref()
     }
 }

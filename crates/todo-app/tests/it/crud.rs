@@ -48,7 +48,7 @@ async fn create_read_update_delete_one_todo() {
 }
 
 #[tokio::test]
-async fn return_minimal_is_the_default_and_sends_empty_bodies() {
+async fn return_minimal_is_the_default_and_inserts_answer_an_empty_array() {
     let app = TestApp::start().await;
     let alice = user("alice");
 
@@ -61,7 +61,17 @@ async fn return_minimal_is_the_default_and_sends_empty_bodies() {
             call = call.prefer(prefer);
         }
         let reply = call.send().await;
-        assert_eq!((reply.status, reply.text.as_str()), (201, ""), "{prefer:?}");
+        // PostgREST sends an empty body; InsForge turns it into `[]`, which is what the
+        // InsForge SDK's `insert()` without `.select()` then returns as `data`.
+        assert_eq!(
+            (reply.status, reply.text.as_str()),
+            (201, "[]"),
+            "{prefer:?}"
+        );
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
     }
 
     let reply = app

@@ -5,8 +5,10 @@
 
 mod auth;
 mod crud;
+mod dev_sign_in;
 mod errors;
 mod isolation;
 mod ops;
+mod page;
 mod querying;
 mod support;
