@@ -31,8 +31,8 @@ pub struct SetupOptions {
     pub database: String,
     pub template: String,
     pub app_role: String,
-    /// Container name for the docker backend.
-    pub container_name: String,
+    /// Container name for the docker backend; default: one per state folder.
+    pub container_name: Option<String>,
     /// Also write the env file here (unless a file there was not written by setup).
     pub env_export: Option<PathBuf>,
     pub migrations: Migrations,
@@ -49,17 +49,18 @@ impl Default for SetupOptions {
             database: "insforge".into(),
             template: "insforge_rls_template".into(),
             app_role: "rls_app".into(),
-            container_name: default_container_name(),
+            container_name: None,
             env_export: None,
             migrations: Migrations::embedded(),
         }
     }
 }
 
-/// One container per checkout: the name carries a hash of the workspace path.
-pub fn default_container_name() -> String {
-    let root = crate::state::workspace_root();
-    let hash = root
+/// One container per state folder (so per checkout, and apart for tests and CI runs that use
+/// their own folder): the name carries a hash of the folder's path.
+pub fn default_container_name(dir: &StateDir) -> String {
+    let hash = dir
+        .root()
         .to_string_lossy()
         .bytes()
         .fold(0xcbf29ce484222325_u64, |h, b| {
@@ -119,15 +120,19 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
                 }
                 _ => false,
             };
+            let container_name = opts
+                .container_name
+                .clone()
+                .unwrap_or_else(|| default_container_name(dir));
             let started = docker::start(&ContainerSpec {
                 image: image.clone(),
-                name: opts.container_name.clone(),
+                name: container_name.clone(),
                 superuser_password: password,
             })
             .await?;
             let server = Server::Docker {
                 container_id: started.id.clone(),
-                container_name: opts.container_name.clone(),
+                container_name: container_name.clone(),
                 image,
             };
             // Recorded before waiting, so an interrupted setup finds its container next time.
@@ -138,7 +143,7 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
                     if previous.is_none() && reason.contains("password") =>
                 {
                     return Err(HarnessError::OrphanContainer {
-                        name: opts.container_name.clone(),
+                        name: container_name,
                     });
                 }
                 other => other?.close().await.ok(),

@@ -57,7 +57,7 @@ async fn init_shared() -> Result<State> {
     eph.create()?;
     let mut opts = SetupOptions {
         backend,
-        container_name: format!("insforge-rls-test-{suffix}"),
+        container_name: Some(format!("insforge-rls-test-{suffix}")),
         ..Default::default()
     };
     if let Ok(image) = std::env::var("INSFORGE_RLS_IMAGE")
@@ -71,7 +71,10 @@ async fn init_shared() -> Result<State> {
     };
     opts.backend = resolved;
     // The guardian is watching before anything exists, so no exit path leaks a server.
-    let container = (resolved == BackendChoice::Docker).then_some(opts.container_name.as_str());
+    let container = opts
+        .container_name
+        .as_deref()
+        .filter(|_| resolved == BackendChoice::Docker);
     crate::guardian::watch(eph.root(), container)?;
     tracing::info!(backend = %resolved, "no setup found: starting an ephemeral server for this test run");
     Ok(setup(&eph, &opts).await?.state)
