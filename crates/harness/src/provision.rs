@@ -202,7 +202,9 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
             steps.done("connect");
             (Server::Url, admin, true)
         }
-        BackendChoice::Auto => unreachable!("resolved above"),
+        BackendChoice::Auto => {
+            return Err(HarnessError::Invalid("the backend was not resolved".into()));
+        }
     };
 
     // 2. The app database (the URL backend's is the given one).
