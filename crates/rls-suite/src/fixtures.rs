@@ -78,6 +78,15 @@ impl Fixtures {
     pub fn seeded_for(&self, key: &str) -> usize {
         self.todos.iter().filter(|t| t.owner == key).count()
     }
+
+    /// How many seed rows a matrix actor owns (user A is alice, user B is bob).
+    pub fn seeded_for_actor(&self, actor: crate::matrix::Actor) -> usize {
+        match actor.own() {
+            Some(crate::matrix::Owner::A) => self.seeded_for("alice"),
+            Some(_) => self.seeded_for("bob"),
+            None => 0,
+        }
+    }
 }
 
 /// What a mutant is expected to cost: a leak between users, or users losing their own access.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::SuiteError;
 use crate::fixtures::Fixtures;
 use crate::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use crate::sql::{self, Owners, Seeded};
+use crate::sql::{self, Owners, Seeded, connect};
 
 const INSERTED: &str = "matrix: inserted";
 const UPDATED: &str = "matrix: updated";
@@ -169,20 +169,12 @@ pub async fn run_with_database(
     fixtures: &Fixtures,
 ) -> Result<AccessMatrix, SuiteError> {
     let owners = Owners::new(fixtures)?;
-    let mut admin = admin
-        .connect()
-        .await
-        .map_err(|e| SuiteError::Sql(e.to_string()))?;
-    let (own_a, own_b) = (fixtures.seeded_for("alice"), fixtures.seeded_for("bob"));
+    let mut admin = connect(admin).await?;
     let matrix = crate::matrix::build(
         "HTTP",
         Actor::HTTP.to_vec(),
         Op::all(&[]),
-        |actor| match actor.own() {
-            Some(Owner::A) => own_a,
-            Some(_) => own_b,
-            None => 0,
-        },
+        |actor| fixtures.seeded_for_actor(actor),
         async |actor, op| {
             let seeded = sql::reseed(&mut admin, fixtures, &owners).await?;
             let before = sql::snapshot(&mut admin, &owners).await?;

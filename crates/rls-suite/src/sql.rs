@@ -69,6 +69,14 @@ impl Owners {
     }
 }
 
+/// A connection, with the harness's error as the suite's.
+pub async fn connect(target: &PgTarget) -> Result<PgConnection, SuiteError> {
+    target
+        .connect()
+        .await
+        .map_err(|e| SuiteError::Sql(e.to_string()))
+}
+
 fn sql_err(context: &str) -> impl FnOnce(sqlx::Error) -> SuiteError + '_ {
     move |e| SuiteError::Sql(format!("{context}: {e}"))
 }
@@ -168,27 +176,16 @@ pub async fn run(
     ids: &Identities,
 ) -> Result<AccessMatrix, SuiteError> {
     let owners = Owners::new(fixtures)?;
-    let mut admin = admin
-        .connect()
-        .await
-        .map_err(|e| SuiteError::Sql(e.to_string()))?;
+    let mut admin = connect(admin).await?;
     // One connection for the whole matrix, as a pool of one: every cell after the first runs
     // on a connection an earlier identity used.
-    let mut conn = app
-        .connect()
-        .await
-        .map_err(|e| SuiteError::Sql(e.to_string()))?;
+    let mut conn = connect(app).await?;
     let targets = extra_targets(&mut admin).await?;
-    let (own_a, own_b) = (fixtures.seeded_for("alice"), fixtures.seeded_for("bob"));
     let matrix = crate::matrix::build(
         "SQL",
         Actor::SQL.to_vec(),
         Op::all(&targets),
-        |actor| match actor.own() {
-            Some(Owner::A) => own_a,
-            Some(_) => own_b,
-            None => 0,
-        },
+        |actor| fixtures.seeded_for_actor(actor),
         async |actor, op| {
             let seeded = reseed(&mut admin, fixtures, &owners).await?;
             match identity(actor, ids) {
