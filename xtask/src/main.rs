@@ -9,6 +9,8 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use harness::{BackendChoice, Migrations, PgTarget, SetupOptions, StateDir};
 
+mod bench;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",
@@ -40,6 +42,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the benchmarks (time to green, RLS at scale, app vs pgbench) and write
+    /// docs/benchmarks/ (JSON, README.md, SVG plots); `--quick` for CI.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -169,6 +174,7 @@ async fn run(cli: Cli, root: PathBuf) -> Result<ExitCode> {
         Cmd::Lint(args) => lint(&dir, args).await,
         Cmd::Verify(args) => verify(&dir, args).await,
         Cmd::App { args } => app(&args),
+        Cmd::Bench(args) => bench::run(args, &root).await,
     }
 }
 
