@@ -135,27 +135,13 @@ impl ClerkTemplate {
             return Err(MintError::ClaimsNotObject);
         };
         refuse_reserved(&claims)?;
-        Ok(Self {
-            name: name.into(),
-            claims,
-            lifetime_secs: DEFAULT_LIFETIME_SECS,
-            clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
-            issuer: DEFAULT_ISSUER.to_owned(),
-            azp: Some(DEFAULT_AZP.to_owned()),
-            shape: TokenShape::Current,
-            secret,
-            clock: Arc::new(SystemClock),
-        })
+        Ok(Self::with_checked_claims(name.into(), claims, secret))
     }
 
-    /// The template the InsForge integration uses: named `insforge`, claims
-    /// `{"role":"authenticated","aud":"insforge-api"}`, signed with InsForge's `JWT_SECRET`.
-    pub fn insforge(secret: Secret) -> Self {
-        let mut claims = Map::new();
-        claims.insert("role".into(), json!("authenticated"));
-        claims.insert("aud".into(), json!(INSFORGE_AUDIENCE));
+    /// Clerk's defaults around claims already known to be free of reserved names.
+    fn with_checked_claims(name: String, claims: Map<String, Value>, secret: Secret) -> Self {
         Self {
-            name: INSFORGE_TEMPLATE_NAME.to_owned(),
+            name,
             claims,
             lifetime_secs: DEFAULT_LIFETIME_SECS,
             clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
@@ -165,6 +151,15 @@ impl ClerkTemplate {
             secret,
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The template the InsForge integration uses: named `insforge`, claims
+    /// `{"role":"authenticated","aud":"insforge-api"}`, signed with InsForge's `JWT_SECRET`.
+    pub fn insforge(secret: Secret) -> Self {
+        let mut claims = Map::new();
+        claims.insert("role".into(), json!("authenticated"));
+        claims.insert("aud".into(), json!(INSFORGE_AUDIENCE));
+        Self::with_checked_claims(INSFORGE_TEMPLATE_NAME.to_owned(), claims, secret)
     }
 
     /// Token lifetime: `exp = iat + secs`.

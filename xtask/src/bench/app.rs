@@ -333,26 +333,8 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<AppThroughput> {
                     ));
                 }
             }
-            let ratio = (!pg_runs.is_empty())
-                .then(|| {
-                    let r: Vec<f64> = app_runs
-                        .iter()
-                        .zip(&pg_runs)
-                        .map(|(a, g)| a.rps / g.rps)
-                        .collect();
-                    Stats::of(&r)
-                })
-                .flatten();
-            let ratio_no_ping = (!pg_runs.is_empty() && !no_ping_runs.is_empty())
-                .then(|| {
-                    let r: Vec<f64> = no_ping_runs
-                        .iter()
-                        .zip(&pg_runs)
-                        .map(|(a, g)| a.rps / g.rps)
-                        .collect();
-                    Stats::of(&r)
-                })
-                .flatten();
+            let ratio = run_ratios(&app_runs, &pg_runs);
+            let ratio_no_ping = run_ratios(&no_ping_runs, &pg_runs);
             rows.push(LoadRow {
                 workload: workload.key().into(),
                 users,
@@ -888,6 +870,16 @@ fn read_pgbench_logs(dir: &Path, warmup: Duration, duration: Duration) -> Result
     }
     let first_error = (errors > 0).then(|| format!("{errors} failed or skipped transactions"));
     Ok(summarize(latencies, errors, first_error, duration, all_ok))
+}
+
+/// Per-run ratios of `runs` to the pgbench runs beside them; `None` when either side is empty.
+fn run_ratios(runs: &[RunResult], pg_runs: &[RunResult]) -> Option<Stats> {
+    let ratios: Vec<f64> = runs
+        .iter()
+        .zip(pg_runs)
+        .map(|(a, g)| a.rps / g.rps)
+        .collect();
+    Stats::of(&ratios)
 }
 
 #[cfg(test)]

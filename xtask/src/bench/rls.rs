@@ -197,16 +197,7 @@ async fn run_rls(
     timeout: Option<Duration>,
 ) -> Result<(f64, f64, Answer)> {
     let t0 = Instant::now();
-    let mut tx = conn.begin().await?;
-    sqlx::query(
-        "select set_config('role', 'authenticated', true), \
-                set_config('request.jwt.claims', $1, true), \
-                set_config('statement_timeout', $2, true)",
-    )
-    .bind(claims)
-    .bind(timeout.map_or_else(|| "0".to_owned(), |t| t.as_millis().to_string()))
-    .execute(&mut *tx)
-    .await?;
+    let mut tx = begin_identity(conn, claims, timeout).await?;
     let t1 = Instant::now();
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_all(&mut *tx)
@@ -528,6 +519,19 @@ async fn explain_as(
     sql: &str,
     timeout: Option<Duration>,
 ) -> Result<String> {
+    let mut tx = begin_identity(conn, claims, timeout).await?;
+    let text = explain(&mut tx, sql).await?;
+    tx.commit().await?;
+    Ok(text)
+}
+
+/// The real path's identity switch, as the app does it: role, claims and a statement timeout,
+/// all transaction-local.
+async fn begin_identity<'c>(
+    conn: &'c mut PgConnection,
+    claims: &str,
+    timeout: Option<Duration>,
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>> {
     let mut tx = conn.begin().await?;
     sqlx::query(
         "select set_config('role', 'authenticated', true), \
@@ -538,7 +542,5 @@ async fn explain_as(
     .bind(timeout.map_or_else(|| "0".to_owned(), |t| t.as_millis().to_string()))
     .execute(&mut *tx)
     .await?;
-    let text = explain(&mut tx, sql).await?;
-    tx.commit().await?;
-    Ok(text)
+    Ok(tx)
 }
