@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod factory;
 mod guardian;
 pub mod identity;
 pub mod migrate;
@@ -15,6 +16,7 @@ pub mod testing;
 
 pub use backend::BackendChoice;
 pub use error::{HarnessError, Result};
+pub use factory::{CloneStrategy, DatabaseFactory};
 pub use identity::{DbIdentity, begin_as};
 pub use migrate::{MigrationReport, Migrations};
 pub use provision::{SetupOptions, SetupReport, setup, status, teardown};

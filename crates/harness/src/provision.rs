@@ -465,8 +465,14 @@ pub async fn teardown(dir: &StateDir) -> Result<TeardownReport> {
                 .push(format!("local cluster in {}", dir.local_dir().display()));
         }
         Server::Url => {
+            let mut conn = state.admin.connect().await?;
+            let swept = crate::factory::sweep_orphans(&mut conn, None).await?;
+            if swept > 0 {
+                report
+                    .removed
+                    .push(format!("{swept} test databases left by finished test runs"));
+            }
             if let Some(template) = &state.template {
-                let mut conn = state.admin.connect().await?;
                 let sql = format!(
                     "alter database {0} with is_template false; drop database if exists {0} with (force)",
                     quote_ident(template)

@@ -1,6 +1,7 @@
 //! Test support: the server tests share (from `setup`, or an ephemeral one made on first use
 //! and cleaned up at exit) and a fresh database per test, cloned from the migrated template.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
@@ -9,6 +10,7 @@ use tokio::sync::OnceCell;
 
 use crate::backend::BackendChoice;
 use crate::error::{HarnessError, Result};
+use crate::factory::{DatabaseFactory, create_retrying};
 use crate::provision::{SetupOptions, setup};
 use crate::state::{Server, State, StateDir};
 use crate::target::{PgTarget, quote_ident};
@@ -80,8 +82,21 @@ async fn init_shared() -> Result<State> {
     Ok(setup(&eph, &opts).await?.state)
 }
 
-/// A database of its own for one test, cloned from the template. Dropped (forcefully) when
-/// the value is dropped.
+/// The factory every [`TestDatabase`] in this process comes from.
+static FACTORY: OnceLock<DatabaseFactory> = OnceLock::new();
+
+fn factory(state: &State) -> Result<&'static DatabaseFactory> {
+    if let Some(f) = FACTORY.get() {
+        return Ok(f);
+    }
+    let started = DatabaseFactory::start(state.admin.clone())?;
+    Ok(FACTORY.get_or_init(|| started))
+}
+
+/// A database of its own for one test, cloned from the template on the process's long-lived
+/// admin connection. Dropping the value queues a forced `DROP DATABASE` and returns at once;
+/// databases a process did not get to drop before exiting are removed by the next test run
+/// (see [`DatabaseFactory`]) or by `cargo xtask teardown`.
 #[derive(Debug)]
 pub struct TestDatabase {
     name: String,
@@ -97,8 +112,7 @@ impl TestDatabase {
             .template
             .as_deref()
             .ok_or_else(|| HarnessError::Invalid("no template database".into()))?;
-        let name = format!("rls_test_{}", crate::random_lower(12));
-        clone_database(&state.admin, template, &name).await?;
+        let name = factory(state)?.create(template).await?;
         Ok(Self {
             admin: state.admin.with_database(&name),
             app: state.app.with_database(&name),
@@ -144,40 +158,14 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let admin = self.admin.with_database(&self.admin_database());
-        let name = self.name.clone();
-        // Drop runs inside a test's runtime; a thread with its own runtime can block on it.
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut conn) = admin.connect().await {
-                    let sql = format!("drop database if exists {} with (force)", quote_ident(&name));
-                    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
-                        tracing::warn!(database = %name, error = %e, "could not drop test database");
-                    }
-                    conn.close().await.ok();
-                }
-            });
-        });
-        let _ = handle.join();
+        if let Some(factory) = FACTORY.get() {
+            factory.drop_later(&self.name);
+        }
     }
 }
 
-impl TestDatabase {
-    /// The database the admin connects to for dropping this one: the server's app database.
-    fn admin_database(&self) -> String {
-        SHARED
-            .get()
-            .map_or_else(|| "postgres".into(), |s| s.admin.database.clone())
-    }
-}
-
-/// `CREATE DATABASE … TEMPLATE`, retried while something still holds the template open.
+/// `CREATE DATABASE … TEMPLATE` on a connection of its own, retried while something still
+/// holds the template open. For one-off copies; tests use [`TestDatabase`].
 pub async fn clone_database(admin: &PgTarget, template: &str, name: &str) -> Result<Duration> {
     let mut conn = admin.connect().await?;
     let sql = format!(
@@ -186,27 +174,11 @@ pub async fn clone_database(admin: &PgTarget, template: &str, name: &str) -> Res
         quote_ident(template)
     );
     let started = Instant::now();
-    loop {
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-            .execute(&mut conn)
-            .await
-        {
-            Ok(_) => break,
-            // 55006: "source database is being accessed by other users" — a just-closed
-            // connection may take a moment to go away.
-            Err(sqlx::Error::Database(db))
-                if db.code().as_deref() == Some("55006")
-                    && started.elapsed() < Duration::from_secs(10) =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => {
-                return Err(HarnessError::sql(format!(
-                    "cannot clone {template} into {name}"
-                ))(e));
-            }
-        }
-    }
+    create_retrying(&mut conn, &sql)
+        .await
+        .map_err(HarnessError::sql(format!(
+            "cannot clone {template} into {name}"
+        )))?;
     let took = started.elapsed();
     conn.close().await.ok();
     Ok(took)

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
 
+mod factory;
 mod isolation;
 mod migrations;
 mod support;
