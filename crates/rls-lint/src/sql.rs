@@ -316,6 +316,108 @@ fn read_dollar_quoted(chars: &[char], start: usize) -> Option<(String, usize)> {
     Some((chars[body_start..].iter().collect(), chars.len()))
 }
 
+/// Folds `OPERATOR(schema.op)` into the operator it names, so every heuristic reads
+/// `x OPERATOR(pg_catalog.->>) 'sub'` as `x ->> 'sub'`.
+fn fold_operator_syntax(toks: Vec<Token>) -> Vec<Token> {
+    let mut out = Vec::with_capacity(toks.len());
+    let mut i = 0;
+    while i < toks.len() {
+        if let Some((op, _, next)) = operator_syntax(&toks, i) {
+            out.push(Token::Op(op));
+            i = next;
+        } else {
+            out.push(toks[i].clone());
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `OPERATOR ( [schema .] op )` starting at `i`: the operator, whether it names a schema, and
+/// the index after the `)`.
+fn operator_syntax(toks: &[Token], i: usize) -> Option<(String, bool, usize)> {
+    if !toks.get(i)?.is_word("operator") || toks.get(i + 1)? != &Token::Open {
+        return None;
+    }
+    let mut j = i + 2;
+    let qualified =
+        matches!(toks.get(j), Some(Token::Ident { .. })) && toks.get(j + 1) == Some(&Token::Dot);
+    if qualified {
+        j += 2;
+    }
+    let Token::Op(op) = toks.get(j)? else {
+        return None;
+    };
+    (toks.get(j + 1)? == &Token::Close).then(|| (op.clone(), qualified, j + 2))
+}
+
+/// Whether a SQL function body resolves nothing through the caller's `search_path`: one
+/// `SELECT` of an expression (no FROM), every function schema-qualified, every cast to a
+/// schema-qualified type, every operator written as `OPERATOR(schema.op)`. Such a function is
+/// as safe without `SET search_path` as with it, and only without it can Postgres inline it
+/// into the statements that call it. `nullif`, `coalesce`, `greatest` and `least` are syntax;
+/// their comparisons use pg_catalog's operators, which every search_path searches first unless
+/// it lists pg_catalog after another schema on purpose. Anything else — a FROM clause, a bare
+/// name, a bare operator, `CAST(… AS …)` — counts as depending on the path.
+pub(crate) fn is_path_independent(body: &str) -> bool {
+    const SYNTAX_WORDS: &[&str] = &[
+        "select", "case", "when", "then", "else", "end", "and", "or", "not", "is", "null", "true",
+        "false",
+    ];
+    const SYNTAX_CALLS: &[&str] = &["nullif", "coalesce", "greatest", "least"];
+    let mut toks = tokenize(body);
+    while toks.last() == Some(&Token::Semi) {
+        toks.pop();
+    }
+    if !toks.first().is_some_and(|t| t.is_word("select")) {
+        return false;
+    }
+    let ident = |j: usize| matches!(toks.get(j), Some(Token::Ident { .. }));
+    let mut i = 0;
+    while i < toks.len() {
+        if let Some((_, qualified, next)) = operator_syntax(&toks, i) {
+            if !qualified {
+                return false;
+            }
+            i = next;
+            continue;
+        }
+        match &toks[i] {
+            Token::Str(_) | Token::Num(_) | Token::Open | Token::Close | Token::Comma => i += 1,
+            // `::schema.type`
+            Token::Op(op) if op == "::" => {
+                if !(ident(i + 1) && toks.get(i + 2) == Some(&Token::Dot) && ident(i + 3)) {
+                    return false;
+                }
+                i += 4;
+            }
+            // `schema.function(`
+            Token::Ident { .. } if toks.get(i + 1) == Some(&Token::Dot) => {
+                if !(ident(i + 2) && toks.get(i + 3) == Some(&Token::Open)) {
+                    return false;
+                }
+                i += 3;
+            }
+            Token::Ident {
+                text,
+                quoted: false,
+            } => {
+                let allowed = if toks.get(i + 1) == Some(&Token::Open) {
+                    SYNTAX_CALLS
+                } else {
+                    SYNTAX_WORDS
+                };
+                if !allowed.contains(&text.as_str()) {
+                    return false;
+                }
+                i += 1;
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// A function call: `name(…)` or `schema.name(…)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Call {
@@ -362,7 +464,7 @@ pub(crate) struct Tokens {
 
 impl Tokens {
     pub(crate) fn new(sql: &str) -> Self {
-        let toks = tokenize(sql);
+        let toks = fold_operator_syntax(tokenize(sql));
         let mut partner = vec![None; toks.len()];
         let mut in_select = vec![false; toks.len()];
         let mut stack: Vec<(usize, bool)> = Vec::new();
@@ -820,6 +922,41 @@ mod tests {
         assert_eq!(names, ["public.requesting_user_id()", "auth.role()"]);
         assert!(t.in_select_group(calls[0].start));
         assert!(!t.in_select_group(calls[1].start));
+    }
+
+    #[test]
+    fn operator_syntax_reads_as_the_operator() {
+        let toks = Tokens::new("x::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'sub'");
+        assert!(toks.toks.iter().any(|t| t.is_op("->>")));
+        assert!(!toks.toks.iter().any(|t| t.is_word("operator")));
+        let bare = Tokens::new("a operator(=) b");
+        assert!(bare.toks.iter().any(|t| t.is_op("=")));
+    }
+
+    #[test]
+    fn path_independent_bodies_are_recognised() {
+        let v4 = "SELECT nullif(nullif(pg_catalog.current_setting('request.jwt.claims', true), \
+                  '')::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'sub', '');";
+        assert!(is_path_independent(v4));
+        assert!(is_path_independent(
+            "select case when pg_catalog.current_setting('x', true) operator(pg_catalog.=) '' \
+             then null else pg_catalog.now()::pg_catalog.text end"
+        ));
+        for dependent in [
+            // Unqualified function, type, operator, relation; unqualified OPERATOR(); CAST.
+            "select nullif(nullif(current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb operator(pg_catalog.->>) 'sub', '')",
+            "select nullif(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb operator(pg_catalog.->>) 'sub', '')",
+            "select nullif(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb ->> 'sub', '')",
+            "select pg_catalog.count(*) from public.todos",
+            "select a operator(=) b",
+            "select cast(pg_catalog.now() as pg_catalog.text)",
+            "select \"nullif\"(1, 2)",
+            "begin return pg_catalog.now(); end",
+            "select public.f() ; select 1",
+            "",
+        ] {
+            assert!(!is_path_independent(dependent), "{dependent}");
+        }
     }
 
     #[test]

@@ -226,3 +226,41 @@ fn sqlstate(e: &sqlx::Error) -> Option<String> {
         .and_then(|db| db.code())
         .map(|c| c.into_owned())
 }
+
+/// The policies' `(select requesting_user_id())` is inlined: the plan evaluates the function's
+/// body, not a call to it. A SET clause (or any unqualified rewrite that gains one) turns it
+/// back into a per-statement function call that costs more than the index scan it feeds.
+#[tokio::test]
+async fn requesting_user_id_is_inlined_into_the_policies() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.app_connection().await.unwrap();
+    let alice = user("alice");
+    let mut tx = begin_as(&mut conn, &DbIdentity::authenticated(&alice.claims()))
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(
+        "explain (verbose, costs off) select * from public.todos order by created_at desc limit 20",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("current_setting('request.jwt.claims'")
+            && !plan.contains("requesting_user_id"),
+        "requesting_user_id() is not inlined:\n{plan}"
+    );
+    assert!(plan.contains("Index Cond: (todos.user_id = $0)"), "{plan}");
+    // And it still answers as V2 did, guard included.
+    let me: Option<String> = sqlx::query_scalar("select public.requesting_user_id()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(me.as_deref(), Some(alice.id.as_str()));
+    tx.rollback().await.unwrap();
+    let pooled: Option<String> = sqlx::query_scalar("select public.requesting_user_id()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pooled, None, "'' after a transaction must mean nobody");
+}

@@ -59,10 +59,11 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         if !function.checked {
             continue;
         }
-        if !function.from_extension
-            && !matches!(function.language.as_str(), "c" | "internal")
-            && function.search_path().is_none()
-        {
+        let path_safe = function.from_extension
+            || matches!(function.language.as_str(), "c" | "internal")
+            || function.search_path().is_some()
+            || (function.language == "sql" && crate::sql::is_path_independent(&function.body));
+        if !path_safe {
             out.push(finding(
                 FUNCTION_SEARCH_PATH,
                 Level::Warn,
@@ -71,7 +72,10 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                  caller's search_path, so an object earlier on that path can shadow the table or \
                  function it meant",
                 format!(
-                    "ALTER FUNCTION {} SET search_path = ''; and schema-qualify the names in its body",
+                    "ALTER FUNCTION {} SET search_path = ''; and schema-qualify the names in its \
+                     body (for a one-expression SQL function policies call, qualify every \
+                     function, type and operator — OPERATOR(pg_catalog.->>) — and leave SET out \
+                     so Postgres can inline it)",
                     function.signature()
                 ),
             ));
