@@ -8,6 +8,7 @@ mod crud;
 mod dev_sign_in;
 mod errors;
 mod isolation;
+mod literal;
 mod ops;
 mod page;
 mod querying;

@@ -157,3 +157,53 @@ async fn shutdown_is_graceful_and_frees_the_port() {
         .await;
     assert!(after.is_err(), "still serving after shutdown");
 }
+
+/// The pool does not ping before each acquire: a connection the server closed while it sat
+/// idle is found out when the transaction begins, and the request runs on a fresh one.
+#[tokio::test]
+async fn connections_the_server_closed_while_idle_cost_no_request() {
+    let app = TestApp::start().await;
+    let alice = user("alice");
+    app.post_todo(&alice, "kept").await;
+    // Fill the pool with idle connections.
+    let (a, b, c, d) = tokio::join!(
+        app.get(&alice, ""),
+        app.get(&alice, ""),
+        app.get(&alice, ""),
+        app.get(&alice, "")
+    );
+    assert!([a, b, c, d].iter().all(|r| r.status == 200));
+
+    let mut admin = app.db.admin_connection().await.unwrap();
+    let app_role = &app.db.app_target().user;
+    let killed: i64 = sqlx::query_scalar(
+        "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity \
+          where datname = current_database() and usename = $1) t",
+    )
+    .bind(app_role)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "no idle app connection to close");
+    let started = Instant::now();
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where datname = current_database() and usename = $1",
+        )
+        .bind(app_role)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(started.elapsed() < DOWN_BOUND, "backends did not exit");
+        tokio::task::yield_now().await;
+    }
+
+    for _ in 0..6 {
+        let reply = app.get(&alice, "").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.todos()[0].title, "kept");
+    }
+}
