@@ -300,7 +300,7 @@ fn local_setup_recovers_from_interruptions_and_teardown_leaves_nothing() {
     assert!(
         first
             .stdout
-            .contains("applied V1__insforge_roles, V2__requesting_user_id, V3__todos")
+            .contains("applied V1__insforge_roles, V2__requesting_user_id, V3__todos, V4__inlinable_requesting_user_id")
     );
     assert!(!dir.path().join("local/pgdata.partial").exists());
     assert!(
@@ -334,7 +334,7 @@ fn local_setup_recovers_from_interruptions_and_teardown_leaves_nothing() {
     assert!(
         second
             .stdout
-            .contains("migrations  up to date (3 applied before)"),
+            .contains("migrations  up to date (4 applied before)"),
         "{}",
         second.stdout
     );
