@@ -224,6 +224,13 @@ async fn setup(dir: &StateDir, root: &Path, args: SetupArgs) -> Result<ExitCode>
         (Some(t), Some(m)) => println!("  template    {t} ({})", describe(m)),
         _ => println!("  template    none"),
     }
+    if let Some(scratch) = &report.scratch {
+        println!(
+            "  scratch     tablespace {} on {} (per-test databases in memory)",
+            harness::scratch::SCRATCH_TABLESPACE,
+            scratch.display()
+        );
+    }
     println!("  state       {}", dir.env_file().display());
     if let Some(path) = &state.env_export {
         println!(

@@ -74,6 +74,9 @@ enum Job {
     Strategy {
         reply: oneshot::Sender<Result<CloneStrategy>>,
     },
+    Tablespace {
+        reply: oneshot::Sender<Result<Option<String>>>,
+    },
 }
 
 /// Clones and drops databases on one server for the life of the process (or of the value).
@@ -127,6 +130,13 @@ impl DatabaseFactory {
         answer.await.map_err(|_| gone())
     }
 
+    /// The tablespace this factory clones into (`None`: the default, on disk).
+    pub async fn tablespace(&self) -> Result<Option<String>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Tablespace { reply })?;
+        answer.await.map_err(|_| gone())?
+    }
+
     /// The strategy this factory clones with (it connects to find out).
     pub async fn strategy(&self) -> Result<CloneStrategy> {
         let (reply, answer) = oneshot::channel();
@@ -149,6 +159,8 @@ fn gone() -> HarnessError {
 struct Session {
     conn: PgConnection,
     strategy: CloneStrategy,
+    /// The in-memory tablespace setup made (see [`crate::scratch`]), while it works.
+    tablespace: Option<String>,
 }
 
 struct Worker {
@@ -188,6 +200,10 @@ impl Worker {
                     let strategy = self.session().await.map(|s| s.strategy);
                     let _ = reply.send(strategy);
                 }
+                Job::Tablespace { reply } => {
+                    let space = self.session().await.map(|s| s.tablespace.clone());
+                    let _ = reply.send(space);
+                }
             }
         }
         if let Some(session) = self.session.take() {
@@ -200,18 +216,21 @@ impl Worker {
         if self.session.is_none() {
             let mut conn = self.admin.connect().await?;
             let owner_key = i32::from_ne_bytes(self.owner.to_ne_bytes());
-            let (locked, version, fsync): (bool, i32, String) = sqlx::query_as(
-                "select pg_try_advisory_lock($1, $2), \
-                        current_setting('server_version_num')::int, \
-                        current_setting('fsync')",
-            )
-            .bind(LOCK_CLASS)
-            .bind(owner_key)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(HarnessError::sql(
-                "cannot take the test database owner lock",
-            ))?;
+            let (locked, version, fsync, tablespace): (bool, i32, String, Option<String>) =
+                sqlx::query_as(
+                    "select pg_try_advisory_lock($1, $2), \
+                            current_setting('server_version_num')::int, \
+                            current_setting('fsync'), \
+                            (select spcname::text from pg_tablespace where spcname = $3)",
+                )
+                .bind(LOCK_CLASS)
+                .bind(owner_key)
+                .bind(crate::scratch::SCRATCH_TABLESPACE)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(HarnessError::sql(
+                    "cannot take the test database owner lock",
+                ))?;
             if !locked {
                 // Another live process drew the same id: take a new one.
                 self.owner = rand::random();
@@ -229,9 +248,14 @@ impl Worker {
             };
             tracing::debug!(
                 strategy = strategy.name(),
+                tablespace = tablespace.as_deref().unwrap_or("default"),
                 "test database factory connected"
             );
-            self.session = Some(Session { conn, strategy });
+            self.session = Some(Session {
+                conn,
+                strategy,
+                tablespace,
+            });
         }
         self.session
             .as_mut()
@@ -260,6 +284,29 @@ impl Worker {
                 quote_ident(template),
                 session.strategy.clause()
             );
+            if let Some(space) = session.tablespace.clone() {
+                let in_memory = format!("{sql} tablespace {}", quote_ident(&space));
+                match create_retrying(&mut session.conn, &in_memory).await {
+                    Ok(()) => return Ok(name),
+                    // Its folder gone (reboot) or full: disk for the rest of this process.
+                    Err(sqlx::Error::Database(e)) => {
+                        tracing::warn!(
+                            tablespace = %space,
+                            error = %e,
+                            "cannot clone into the scratch tablespace; using disk (run \
+                             `cargo xtask setup` to repair it)"
+                        );
+                        session.tablespace = None;
+                    }
+                    Err(e) => {
+                        self.session = None;
+                        last = Some(HarnessError::sql(format!(
+                            "cannot clone {template} into {name}"
+                        ))(e));
+                        continue;
+                    }
+                }
+            }
             match create_retrying(&mut session.conn, &sql).await {
                 Ok(()) => return Ok(name),
                 Err(e) => {

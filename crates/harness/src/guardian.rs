@@ -21,18 +21,21 @@ if [ -f "$pidfile" ]; then
   while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i+1)); done
 fi
 if [ -n "$2" ]; then docker rm -f -v "$2" >/dev/null 2>&1; fi
+if [ -n "$3" ]; then rm -rf "$3"; fi
 rm -rf "$1"
 "#;
 
 /// Starts a guardian that, once this process has exited, stops the local cluster under
-/// `state_root` (if any), removes `container` (if given) and deletes `state_root`.
-pub fn watch(state_root: &Path, container: Option<&str>) -> Result<()> {
+/// `state_root` (if any), removes `container` (if given), the local cluster's `scratch`
+/// tablespace folder (if given) and deletes `state_root`.
+pub fn watch(state_root: &Path, container: Option<&str>, scratch: Option<&Path>) -> Result<()> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(SCRIPT)
         .arg("insforge-rls-guardian")
         .arg(state_root)
         .arg(container.unwrap_or(""))
+        .arg(scratch.unwrap_or(Path::new("")))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

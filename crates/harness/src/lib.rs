@@ -10,6 +10,7 @@ mod guardian;
 pub mod identity;
 pub mod migrate;
 pub mod provision;
+pub mod scratch;
 pub mod state;
 pub mod target;
 pub mod testing;

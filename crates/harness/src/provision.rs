@@ -76,6 +76,8 @@ pub struct SetupReport {
     pub reused_server: bool,
     pub migrations: MigrationReport,
     pub template_migrations: Option<MigrationReport>,
+    /// Where per-test databases live in memory (see [`crate::scratch`]), when they do.
+    pub scratch: Option<PathBuf>,
     pub steps: Vec<(&'static str, Duration)>,
     pub warnings: Vec<String>,
 }
@@ -241,6 +243,26 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
         };
     steps.done("template database");
 
+    // 5. Per-test databases in memory, on the servers setup runs.
+    let scratch_location = match &server {
+        Server::Local { .. } => Some(crate::scratch::local_location(dir.root())),
+        Server::Docker { .. } => Some(PathBuf::from(crate::scratch::CONTAINER_LOCATION)),
+        Server::Url => None,
+    };
+    let scratch = match scratch_location {
+        Some(location) => match crate::scratch::ensure(&admin, &location).await {
+            Ok(made) => made,
+            Err(e) => {
+                warnings.push(format!(
+                    "per-test databases stay on disk (slower): no scratch tablespace: {e}"
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    steps.done("scratch tablespace");
+
     let jwt_secret = opts
         .jwt_secret
         .clone()
@@ -271,6 +293,7 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
         reused_server,
         migrations,
         template_migrations,
+        scratch,
         steps: steps.0,
         warnings,
     })
@@ -463,6 +486,13 @@ pub async fn teardown(dir: &StateDir) -> Result<TeardownReport> {
             report
                 .removed
                 .push(format!("local cluster in {}", dir.local_dir().display()));
+            let scratch = crate::scratch::local_location(dir.root());
+            if scratch.exists() {
+                crate::scratch::remove_local(&scratch)?;
+                report
+                    .removed
+                    .push(format!("scratch tablespace folder {}", scratch.display()));
+            }
         }
         Server::Url => {
             let mut conn = state.admin.connect().await?;

@@ -77,7 +77,9 @@ async fn init_shared() -> Result<State> {
         .container_name
         .as_deref()
         .filter(|_| resolved == BackendChoice::Docker);
-    crate::guardian::watch(eph.root(), container)?;
+    let scratch =
+        (resolved == BackendChoice::Local).then(|| crate::scratch::local_location(eph.root()));
+    crate::guardian::watch(eph.root(), container, scratch.as_deref())?;
     tracing::info!(backend = %resolved, "no setup found: starting an ephemeral server for this test run");
     Ok(setup(&eph, &opts).await?.state)
 }

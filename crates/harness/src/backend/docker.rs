@@ -100,6 +100,9 @@ pub async fn start(spec: &ContainerSpec) -> Result<StartedContainer> {
         .with_label(LABEL, "true")
         .with_reuse(ReuseDirective::Always)
         .with_startup_timeout(Duration::from_secs(120))
+        // /dev/shm holds the scratch tablespace for per-test databases (Docker's default is
+        // 64 MB); memory is used only as databases fill it.
+        .with_shm_size(1 << 30)
         .with_host_config_modifier(|host| {
             // Publish on loopback only: the server has a password, but it is a test server.
             host.publish_all_ports = Some(false);

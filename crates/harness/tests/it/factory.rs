@@ -121,3 +121,35 @@ async fn sweeps_what_exited_processes_left_and_nothing_of_live_ones() {
     assert!(!exists(&mut conn, &kept).await && !exists(&mut conn, &own).await);
     conn.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn clones_into_the_scratch_tablespace_when_setup_made_one() {
+    let (admin, template) = admin().await;
+    let mut conn = admin.connect().await.unwrap();
+    let scratch: Option<String> =
+        sqlx::query_scalar("select spcname::text from pg_tablespace where spcname = $1")
+            .bind(harness::scratch::SCRATCH_TABLESPACE)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap();
+    let factory = DatabaseFactory::start(admin.clone()).unwrap();
+    let name = factory.create(&template).await.unwrap();
+    assert_eq!(factory.tablespace().await.unwrap(), scratch);
+    let space: String = sqlx::query_scalar(
+        "select t.spcname::text from pg_database d join pg_tablespace t on t.oid = d.dattablespace \
+          where d.datname = $1",
+    )
+    .bind(&name)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(space, scratch.as_deref().unwrap_or("pg_default"));
+    // Setup makes one on the servers it runs (docker, local) where /dev/shm exists.
+    let state = shared_state().await.unwrap();
+    if !matches!(state.server, harness::Server::Url) && std::path::Path::new("/dev/shm").is_dir() {
+        assert!(scratch.is_some(), "setup made no scratch tablespace");
+    }
+    factory.drop_later(&name);
+    factory.flush().await.unwrap();
+    conn.close().await.unwrap();
+}
