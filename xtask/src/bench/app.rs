@@ -69,12 +69,6 @@ pub struct LoadRow {
     pub pgbench: Option<Side>,
     /// Per run: app req/s ÷ pgbench transactions/s.
     pub ratio: Option<Stats>,
-    /// Diagnostic, list at the target concurrency only: the same app and routes with a pool
-    /// that does not ping each connection before handing it out (`test_before_acquire(false)`).
-    #[serde(default)]
-    pub app_no_ping: Option<Side>,
-    #[serde(default)]
-    pub ratio_no_ping: Option<Stats>,
 }
 
 /// One side's figures over the runs: each run's req/s, p50 and p99.
@@ -248,13 +242,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<AppThroughput> {
             }
             let mut app_runs = Vec::new();
             let mut pg_runs = Vec::new();
-            let mut no_ping_runs = Vec::new();
-            let no_ping = if users == TARGET_USERS && workload == Workload::List {
-                Some(NoPingApp::spawn(ds, secret.clone(), users).await?)
-            } else {
-                None
-            };
-            let sides = if no_ping.is_some() { 3 } else { 2 };
+            let sides = 2;
             for run in 0..plan.app_runs {
                 // Rotate which side goes first, so drift in the machine hits all of them.
                 for step in 0..sides {
@@ -286,10 +274,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<AppThroughput> {
                         }
                         continue;
                     }
-                    let (url, what) = match (side, &no_ping) {
-                        (2, Some(np)) => (np.url.as_str(), "app (no ping)"),
-                        _ => (base.as_str(), "app"),
-                    };
+                    let (url, what) = (base.as_str(), "app");
                     let before = Cpu::now(postmaster);
                     let (r, loadgen_secs) = load_app_thread(
                         url.to_owned(),
@@ -314,15 +299,8 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<AppThroughput> {
                             r.rps
                         ),
                     );
-                    if side == 2 {
-                        no_ping_runs.push(r);
-                    } else {
-                        app_runs.push(r);
-                    }
+                    app_runs.push(r);
                 }
-            }
-            if let Some(np) = no_ping {
-                np.shutdown().await?;
             }
             for (side, runs) in [("app", &app_runs), ("pgbench", &pg_runs)] {
                 if let Some(e) = runs.iter().find_map(|r| r.first_error.clone()) {
@@ -334,15 +312,12 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<AppThroughput> {
                 }
             }
             let ratio = run_ratios(&app_runs, &pg_runs);
-            let ratio_no_ping = run_ratios(&no_ping_runs, &pg_runs);
             rows.push(LoadRow {
                 workload: workload.key().into(),
                 users,
                 app: side_of(&app_runs).context("no app runs")?,
                 pgbench: side_of(&pg_runs),
                 ratio,
-                app_no_ping: side_of(&no_ping_runs),
-                ratio_no_ping,
             });
         }
         app.shutdown()
@@ -372,44 +347,6 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<AppThroughput> {
         targets,
         notes,
     })
-}
-
-/// The app's router and handlers on a pool like the app's own but without the per-acquire
-/// ping, to measure what that ping costs (diagnostic; the targets use `todo_app::spawn`).
-struct NoPingApp {
-    url: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), todo_app::StartError>>,
-}
-
-impl NoPingApp {
-    async fn spawn(ds: &Dataset, secret: clerk_token::Secret, users: usize) -> Result<Self> {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(u32::try_from(users)?)
-            .acquire_timeout(Duration::from_secs(5))
-            .test_before_acquire(false)
-            .connect_lazy_with(ds.app.connect_options());
-        let state = todo_app::AppState::from_parts(
-            pool,
-            clerk_token::Verifier::new(secret),
-            Duration::from_millis(STATEMENT_TIMEOUT_MS),
-        );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(todo_app::serve(listener, state, async move {
-            let _ = stopped.await;
-        }));
-        Ok(Self { url, stop, task })
-    }
-
-    async fn shutdown(self) -> Result<()> {
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .context("the diagnostic app panicked")?
-            .context("the diagnostic app failed")
-    }
 }
 
 fn side_of(runs: &[RunResult]) -> Option<Side> {

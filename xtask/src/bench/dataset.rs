@@ -1,7 +1,7 @@
 //! The database the RLS and app benchmarks share: a clone of the migrated template (so it has
 //! the project's exact table, index and policies) filled with N todos over U Clerk-shaped user
-//! ids, plus `todos_naive` (the same rows, the naive policy, no index) and `todos_inline` (the
-//! same rows and index, the project's policy calling an inlinable copy of the function).
+//! ids, plus `todos_naive` (the same rows, the naive policy, no index) and `todos_v2` (the
+//! same rows and index, the project's policy calling the function as V2 wrote it).
 //! Dropped at the end.
 
 use std::time::Instant;
@@ -20,17 +20,16 @@ pub const STAGE: &str = "dataset";
 pub const NAIVE_POLICY: &str = "create policy todos_naive_select on public.todos_naive \
      for select to authenticated using (public.requesting_user_id() = user_id)";
 
-/// The same function as `public.requesting_user_id()` (V2), written so Postgres can inline it:
-/// no `SET search_path` (every name is schema-qualified instead), still `STABLE`. Used only in
-/// the benchmark database, to measure what the function's form costs.
-pub const INLINE_FUNCTION: &str = "create function public.requesting_user_id_inline() \
-     returns text language sql stable parallel safe as $fn$ select nullif(nullif(\
-     pg_catalog.current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb \
-     operator(pg_catalog.->>) 'sub', '') $fn$";
+/// `public.requesting_user_id()` as V2 wrote it, before V4 made it inlinable: the same body
+/// with unqualified names and `SET search_path = ''`, which keeps Postgres from inlining it.
+/// Used only in the benchmark database, to show what the function's form costs.
+pub const V2_FUNCTION: &str = "create function public.requesting_user_id_v2() \
+     returns text language sql stable parallel safe set search_path = '' as $fn$ \
+     select nullif(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', '') $fn$";
 
-/// The project's policy, calling the inlinable function.
-pub const INLINE_POLICY: &str = "create policy todos_inline_select on public.todos_inline \
-     for select to authenticated using (user_id = (select public.requesting_user_id_inline()))";
+/// The project's policy, calling the V2 form of the function.
+pub const V2_POLICY: &str = "create policy todos_v2_select on public.todos_v2 \
+     for select to authenticated using (user_id = (select public.requesting_user_id_v2()))";
 
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -123,14 +122,14 @@ pub async fn create(ctx: &Ctx) -> Result<Dataset> {
          alter table public.todos_naive force row level security;
          grant select on public.todos_naive to authenticated;
          {NAIVE_POLICY};
-         {INLINE_FUNCTION};
-         grant execute on function public.requesting_user_id_inline() to authenticated;
-         create table public.todos_inline (like public.todos including all);
-         insert into public.todos_inline select * from public.todos;
-         alter table public.todos_inline enable row level security;
-         alter table public.todos_inline force row level security;
-         grant select on public.todos_inline to authenticated;
-         {INLINE_POLICY};",
+         {V2_FUNCTION};
+         grant execute on function public.requesting_user_id_v2() to authenticated;
+         create table public.todos_v2 (like public.todos including all);
+         insert into public.todos_v2 select * from public.todos;
+         alter table public.todos_v2 enable row level security;
+         alter table public.todos_v2 force row level security;
+         grant select on public.todos_v2 to authenticated;
+         {V2_POLICY};",
         uid = user_id_sql(&format!("g % {}", plan.users)),
         n = plan.todos,
     );
@@ -138,7 +137,7 @@ pub async fn create(ctx: &Ctx) -> Result<Dataset> {
         .execute(&mut conn)
         .await
         .context("cannot load the benchmark data")?;
-    for table in ["public.todos", "public.todos_naive", "public.todos_inline"] {
+    for table in ["public.todos", "public.todos_naive", "public.todos_v2"] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("vacuum (analyze) {table}")))
             .execute(&mut conn)
             .await

@@ -225,9 +225,11 @@ pub fn time_to_green(out: &Path, g: &TimeToGreen) -> Result<Vec<PathBuf>> {
             .iter()
             .map(|p| {
                 let (label, color) = match p.key.as_str() {
-                    "harness" => ("harness (WAL_LOG)", BLUE_),
+                    "harness" => ("harness: what a test waits for", BLUE_),
+                    "per_connection" => ("harness before (per connection)", PURPLE_),
                     "harness_file_copy" => ("harness, FILE_COPY", BLUE_),
                     "bare" => ("limit: bare WAL_LOG", GREEN_),
+                    "bare_scratch" => ("limit: bare, scratch tablespace", GREEN_),
                     _ => ("limit: bare FILE_COPY", GREEN_),
                 };
                 Bar {
@@ -279,7 +281,7 @@ pub fn rls(out: &Path, r: &RlsAtScale) -> Result<PathBuf> {
             let (name, color) = match v.key.as_str() {
                 "rls" => ("RLS (real path)", BLUE_),
                 "limit" => ("limit (explicit filter)", GREEN_),
-                "inline" => ("RLS, inlinable function", PURPLE_),
+                "v2" => ("RLS, V2 function (SET search_path)", PURPLE_),
                 _ => ("naive policy, no index", RED_),
             };
             bars.push(Bar {

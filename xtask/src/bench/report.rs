@@ -243,7 +243,7 @@ pub fn green_md(g: &TimeToGreen, images: bool) -> String {
         let _ = writeln!(
             md,
             "### Per-test database\n\nClones of a private copy of the migrated template \
-             ({} MB); the four paths are interleaved, their order rotated every round, after \
+             ({} MB); the paths are interleaved, their order rotated every round, after \
              one untimed round.\n\n| path | create | drop | create + drop | vs limit |\n|---|---|---|---|---|",
             c.template_mb
         );
@@ -261,11 +261,26 @@ pub fn green_md(g: &TimeToGreen, images: bool) -> String {
                 p.total_ms.show(Unit::Ms)
             );
         }
+        let harness = c.paths.iter().find(|p| p.key == c.harness_key);
+        if let Some(bg) = harness.and_then(|h| h.background_drop_ms) {
+            let _ = writeln!(
+                md,
+                "\nThe harness's drop column is what `Drop` blocks for (queueing); the forced \
+                 `DROP DATABASE` itself then runs on the factory's connection while the next test \
+                 goes on: {}. \"vs limit\" compares what a test waits for with the limit: the \
+                 bare path doing the same work (same strategy{}, same tablespace) on one open \
+                 connection.",
+                bg.show(Unit::Ms),
+                c.harness_strategy
+                    .as_deref()
+                    .map_or_else(String::new, |s| format!(" ({s})"))
+            );
+        }
         if let Some(connect) = c.connect_ms {
             let _ = writeln!(
                 md,
                 "\nOpening and closing one superuser connection (SCRAM-SHA-256 over TCP), which \
-                 the harness path does twice per test database: {}.",
+                 the per-connection path does twice per test database: {}.",
                 connect.show(Unit::Ms)
             );
         }
@@ -343,13 +358,13 @@ pub fn rls_md(r: &RlsAtScale, full: bool) -> String {
     );
     let _ = writeln!(
         md,
-        "- **inline** (diagnostic) — the project's policy on `todos_inline` (same rows, same \
-         index) calling an inlinable copy of the function: no `SET search_path`, every name \
-         schema-qualified:\n  `{}`\n",
-        r.inline_function
+        "- **V2 form** (diagnostic) — the project's policy on `todos_v2` (same rows, same \
+         index) calling the function as migration V2 wrote it, with `SET search_path = ''`, \
+         which Postgres cannot inline (V4 replaced it):\n  `{}`\n",
+        r.v2_function
     );
     md.push_str(
-        "| query | RLS (real path) | limit | RLS ÷ limit (per run) | inline | inline ÷ limit | naive | naive ÷ limit |\n|---|---|---|---|---|---|---|---|\n",
+        "| query | RLS (real path) | limit | RLS ÷ limit (per run) | V2 form | V2 form ÷ limit | naive | naive ÷ limit |\n|---|---|---|---|---|---|---|---|\n",
     );
     for q in &r.queries {
         let v = |k: &str| q.variants.iter().find(|v| v.key == k);
@@ -360,8 +375,8 @@ pub fn rls_md(r: &RlsAtScale, full: bool) -> String {
             opt(v("rls").and_then(|v| v.latency_ms), Unit::Ms),
             opt(v("limit").and_then(|v| v.latency_ms), Unit::Ms),
             q.ratio_rls.show_range(Unit::Ratio),
-            opt(v("inline").and_then(|v| v.latency_ms), Unit::Ms),
-            q.ratio_inline
+            opt(v("v2").and_then(|v| v.latency_ms), Unit::Ms),
+            q.ratio_v2
                 .map_or_else(|| "—".into(), |s| s.show_range(Unit::Ratio)),
             opt(v("naive").and_then(|v| v.latency_ms), Unit::Ms),
             q.ratio_naive
@@ -492,29 +507,6 @@ pub fn app_md(a: &AppThroughput, full: bool) -> String {
                 us(bench),
                 us(pg_bench),
                 us(bench.zip(pg_bench).map(|(c, p)| c + p)),
-            );
-        }
-        md.push('\n');
-    }
-    let diagnostics: Vec<_> = a.rows.iter().filter(|r| r.app_no_ping.is_some()).collect();
-    if !diagnostics.is_empty() {
-        md.push_str(
-            "Diagnostic: the same app (router, handlers, token check, SQL) on a pool that does \
-             not ping each connection before handing it out (`test_before_acquire(false)`; \
-             the app's own pool pings, one extra round trip per request), in the same runs:\n\n\
-             | workload | users | app req/s | app without the ping | its ÷ pgbench |\n|---|---|---|---|---|\n",
-        );
-        for row in diagnostics {
-            let Some(np) = &row.app_no_ping else { continue };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} |",
-                row.workload,
-                row.users,
-                row.app.rps.show_range(Unit::PerSec),
-                np.rps.show_range(Unit::PerSec),
-                row.ratio_no_ping
-                    .map_or_else(|| "—".into(), |r| r.show_range(Unit::Ratio))
             );
         }
         md.push('\n');

@@ -29,7 +29,7 @@ const WARMUP_USERS: usize = 10;
 /// Variant indexes in the timed loop.
 const RLS: usize = 0;
 const LIMIT: usize = 1;
-const INLINE: usize = 2;
+const V2_FORM: usize = 2;
 
 pub const PROJECT_POLICY: &str = "create policy todos_select_own on public.todos \
      for select to authenticated using (user_id = (select public.requesting_user_id()))";
@@ -47,7 +47,7 @@ pub struct RlsAtScale {
     pub project_policy: String,
     pub naive_policy: String,
     #[serde(default)]
-    pub inline_function: String,
+    pub v2_function: String,
     pub targets: Vec<Target>,
     pub notes: Vec<String>,
 }
@@ -59,9 +59,9 @@ pub struct QueryFigures {
     pub variants: Vec<VariantFigures>,
     /// Per run: median RLS latency / median limit latency.
     pub ratio_rls: Stats,
-    /// Per run: the inlinable-function variant's median / the limit's.
+    /// Per run: the V2-form variant's median / the limit's.
     #[serde(default)]
-    pub ratio_inline: Option<Stats>,
+    pub ratio_v2: Option<Stats>,
     /// Per naive sample: its latency / the median limit latency.
     pub ratio_naive: Option<Stats>,
 }
@@ -237,7 +237,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<RlsAtScale> {
     let kinds = [QueryKind::List, QueryKind::Count];
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x05ee_db0b);
 
-    // [kind][variant]: every timed sample; per-run ratios to the limit for RLS and inline.
+    // [kind][variant]: every timed sample; per-run ratios to the limit for RLS and the V2 form.
     let mut samples: [[Vec<f64>; 3]; 2] = Default::default();
     let mut ratios: [[Vec<f64>; 3]; 2] = Default::default();
     let mut tx_ms = Vec::new();
@@ -266,7 +266,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<RlsAtScale> {
                                 .0
                         }
                         _ => {
-                            let table = if vi == RLS { "todos" } else { "todos_inline" };
+                            let table = if vi == RLS { "todos" } else { "todos_v2" };
                             let (ms, tx, got) =
                                 run_rls(&mut conns.app, &claims, &kind.rls_sql(table), kind, None)
                                     .await?;
@@ -301,7 +301,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<RlsAtScale> {
         }
         for ki in 0..2 {
             let limit = Stats::of(&this[ki][LIMIT]).context("no limit samples")?;
-            for vi in [RLS, INLINE] {
+            for vi in [RLS, V2_FORM] {
                 let s = Stats::of(&this[ki][vi]).context("no RLS samples")?;
                 ratios[ki][vi].push(s.median / limit.median);
             }
@@ -372,7 +372,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<RlsAtScale> {
     let claims = claims_for(&verifier, &template, &user)?;
     // This user's rows through every variant once first, so no plan shows another's reads.
     for kind in kinds {
-        for table in ["todos", "todos_inline", "todos_naive"] {
+        for table in ["todos", "todos_v2", "todos_naive"] {
             let timeout = (table == "todos_naive").then_some(plan.naive_timeout);
             run_rls(&mut conns.app, &claims, &kind.rls_sql(table), kind, timeout).await?;
         }
@@ -381,8 +381,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<RlsAtScale> {
     let mut queries = Vec::new();
     for (ki, kind) in kinds.iter().enumerate() {
         let rls_plan = explain_as(&mut conns.app, &claims, &kind.rls_sql("todos"), None).await?;
-        let inline_plan =
-            explain_as(&mut conns.app, &claims, &kind.rls_sql("todos_inline"), None).await?;
+        let v2_plan = explain_as(&mut conns.app, &claims, &kind.rls_sql("todos_v2"), None).await?;
         let limit_sql = kind.limit_sql();
         let limit_plan = explain(
             &mut conns.admin,
@@ -421,13 +420,13 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<RlsAtScale> {
                     plan: limit_plan,
                 },
                 VariantFigures {
-                    key: "inline".into(),
-                    label:
-                        "RLS, same policy calling an inlinable requesting_user_id() (diagnostic)"
-                            .into(),
-                    sql: kind.rls_sql("todos_inline"),
-                    latency_ms: Stats::of(&samples[ki][INLINE]),
-                    plan: inline_plan,
+                    key: "v2".into(),
+                    label: "RLS, same policy calling requesting_user_id() as V2 wrote it \
+                            (SET search_path, not inlinable; diagnostic)"
+                        .into(),
+                    sql: kind.rls_sql("todos_v2"),
+                    latency_ms: Stats::of(&samples[ki][V2_FORM]),
+                    plan: v2_plan,
                 },
                 VariantFigures {
                     key: "naive".into(),
@@ -439,7 +438,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<RlsAtScale> {
                 },
             ],
             ratio_rls: Stats::of(&ratios[ki][RLS]).context("no ratios")?,
-            ratio_inline: Stats::of(&ratios[ki][INLINE]),
+            ratio_v2: Stats::of(&ratios[ki][V2_FORM]),
             ratio_naive: Stats::of(&ratio_naive),
         });
     }
@@ -487,7 +486,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<RlsAtScale> {
         identity_tx_ms,
         project_policy: PROJECT_POLICY.into(),
         naive_policy: dataset::NAIVE_POLICY.into(),
-        inline_function: dataset::INLINE_FUNCTION.into(),
+        v2_function: dataset::V2_FUNCTION.into(),
         targets,
         notes,
     })
