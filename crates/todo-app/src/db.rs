@@ -20,6 +20,18 @@ pub struct Outcome {
     pub body: Option<String>,
 }
 
+/// What a request's transaction may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A read (GET, HEAD): `BEGIN READ ONLY`, as PostgREST does, so not even a volatile
+    /// function can write. Nothing to commit: the transaction is rolled back, and that
+    /// `ROLLBACK` travels with the check the pool makes when the connection comes back
+    /// instead of costing a round trip of its own.
+    ReadOnly,
+    /// A write: committed, and the commit awaited before the response.
+    ReadWrite,
+}
+
 /// Switches identity, runs `statement`, lets `check` veto the result, and commits.
 ///
 /// `check` runs inside the transaction: an error from it rolls back what the statement did
@@ -28,10 +40,11 @@ pub async fn run_as(
     pool: &PgPool,
     identity: &Identity,
     statement_timeout_ms: u128,
+    access: Access,
     statement: Statement,
     check: impl FnOnce(&Outcome) -> Result<(), ApiError>,
 ) -> Result<Outcome, ApiError> {
-    let mut tx = begin_as(pool, identity, statement_timeout_ms).await?;
+    let mut tx = begin_as(pool, identity, statement_timeout_ms, access).await?;
 
     let mut query = sqlx::query(AssertSqlSafe(statement.sql));
     for bind in statement.binds {
@@ -48,7 +61,12 @@ pub async fn run_as(
         body: row.try_get("body")?,
     };
     check(&outcome)?;
-    tx.commit().await?;
+    match access {
+        // Dropping a transaction queues its ROLLBACK on the connection (sqlx), and the pool
+        // sends it with the liveness check it runs on every returned connection.
+        Access::ReadOnly => drop(tx),
+        Access::ReadWrite => tx.commit().await?,
+    }
     Ok(outcome)
 }
 
@@ -66,10 +84,15 @@ async fn begin_as(
     pool: &PgPool,
     identity: &Identity,
     statement_timeout_ms: u128,
+    access: Access,
 ) -> Result<Transaction<'static, Postgres>, ApiError> {
     let claims = sql_literal(identity.claims_json()).ok_or(ApiError::Internal)?;
+    let mode = match access {
+        Access::ReadOnly => " read only",
+        Access::ReadWrite => "",
+    };
     let begin = format!(
-        "begin; select set_config('role', 'authenticated', true), \
+        "begin{mode}; select set_config('role', 'authenticated', true), \
          set_config('request.jwt.claims', {claims}, true), \
          set_config('statement_timeout', '{statement_timeout_ms}', true)"
     );

@@ -98,10 +98,16 @@ pub async fn records(
         total: is_read && prefs.count,
     };
     let statement = sql::build(table, &action, &query, want);
+    let access = if is_read {
+        db::Access::ReadOnly
+    } else {
+        db::Access::ReadWrite
+    };
     let outcome = db::run_as(
         state.pool(),
         &identity,
         state.statement_timeout().as_millis(),
+        access,
         statement,
         |outcome| {
             if singular && outcome.page_count != 1 {

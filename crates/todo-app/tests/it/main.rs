@@ -13,3 +13,4 @@ mod ops;
 mod page;
 mod querying;
 mod support;
+mod transactions;
