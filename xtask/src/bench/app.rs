@@ -542,16 +542,9 @@ async fn load_app_thread(
             .enable_all()
             .build()?;
         let before = super::cpu::thread_seconds();
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(users)
-            .tcp_nodelay(true)
-            .timeout(REQUEST_TIMEOUT)
-            .build()?;
         let result = runtime.block_on(load_app(
-            &client, &base, &tokens, users, slice, workload, warmup, duration,
+            &base, &tokens, users, slice, workload, warmup, duration,
         ))?;
-        drop(client);
         drop(runtime);
         Ok((result, super::cpu::thread_seconds() - before))
     })
@@ -559,11 +552,54 @@ async fn load_app_thread(
     .context("the load generator thread panicked")?
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+/// One keep-alive HTTP/1.1 connection on hyper's connection-level client: no pool, no
+/// redirects, no per-request timer — the load generator's own cost per request stays small next
+/// to what it measures (on the other side pgbench is a lean C client).
+async fn connect(addr: &str) -> Result<Sender> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        // Ends when the sender is dropped or the server closes the connection.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// One request on `sender`: Ok when it answered 2xx, else what went wrong.
+async fn send(
+    sender: &mut Sender,
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<(), String> {
+    use http_body_util::BodyExt as _;
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ))
+    }
+}
+
 /// Drives the app with `users` concurrent clients for warm-up + duration; counts the requests
 /// that completed inside the timed window.
-#[allow(clippy::too_many_arguments)]
 async fn load_app(
-    client: &reqwest::Client,
     base: &str,
     tokens: &Arc<Vec<String>>,
     users: usize,
@@ -572,51 +608,82 @@ async fn load_app(
     warmup: Duration,
     duration: Duration,
 ) -> Result<RunResult> {
+    use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
     let start = Instant::now();
     let from = start + warmup;
     let until = from + duration;
-    let list_url = Arc::new(format!("{base}/api/database/records/todos?{LIST_QUERY}"));
-    let post_url = Arc::new(format!("{base}/api/database/records/todos"));
+    let addr = Arc::new(
+        base.strip_prefix("http://")
+            .context("the app's URL is not http://")?
+            .trim_end_matches('/')
+            .to_owned(),
+    );
+    let host = HeaderValue::from_str(&addr)?;
+    let list_path = format!("/api/database/records/todos?{LIST_QUERY}");
+    let post_path = "/api/database/records/todos";
+    let bearer: Arc<Vec<HeaderValue>> = Arc::new(
+        tokens
+            .iter()
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+            .collect::<Result<_, _>>()?,
+    );
     let mut set = tokio::task::JoinSet::new();
     for worker in 0..users {
-        let client = client.clone();
-        let tokens = Arc::clone(tokens);
-        let (list_url, post_url) = (Arc::clone(&list_url), Arc::clone(&post_url));
+        let bearer = Arc::clone(&bearer);
+        let (addr, host, list_path) = (Arc::clone(&addr), host.clone(), list_path.clone());
         set.spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(0xa11ce + worker as u64);
             let mut latencies_us: Vec<f64> = Vec::new();
             let mut errors = 0_u64;
             let mut first_error = None;
             let mut all_ok = 0_u64;
+            let mut sender: Option<Sender> = None;
             for _ in 0..MAX_REQUESTS_PER_WORKER {
                 let sent = Instant::now();
                 if sent >= until {
                     break;
                 }
-                let token = &tokens[worker + users * rng.random_range(0..slice)];
+                let token = &bearer[worker + users * rng.random_range(0..slice)];
                 let insert = workload == Workload::Mix && rng.random_range(0..100) < INSERT_PERCENT;
+                let builder = hyper::Request::builder()
+                    .header(HOST, host.clone())
+                    .header(AUTHORIZATION, token.clone());
                 let request = if insert {
-                    client
-                        .post(post_url.as_str())
-                        .header("content-type", "application/json")
-                        .body(INSERT_BODY)
+                    builder
+                        .method(hyper::Method::POST)
+                        .uri(post_path)
+                        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                            INSERT_BODY.as_bytes(),
+                        )))
                 } else {
-                    client.get(list_url.as_str())
+                    builder
+                        .method(hyper::Method::GET)
+                        .uri(list_path.as_str())
+                        .body(http_body_util::Full::default())
                 };
-                let outcome = match request.bearer_auth(token).send().await {
-                    Ok(response) => {
-                        let status = response.status();
-                        match response.bytes().await {
-                            Ok(_) if status.is_success() => Ok(()),
-                            Ok(body) => Err(format!(
-                                "HTTP {status}: {}",
-                                String::from_utf8_lossy(&body[..body.len().min(200)])
-                            )),
-                            Err(e) => Err(e.to_string()),
+                let outcome = match request {
+                    Err(e) => Err(e.to_string()),
+                    Ok(request) => {
+                        let attempt = async {
+                            if sender.is_none() {
+                                sender = Some(connect(&addr).await.map_err(|e| e.to_string())?);
+                            }
+                            match sender.as_mut() {
+                                Some(s) => send(s, request).await,
+                                None => Err("no connection".to_owned()),
+                            }
+                        };
+                        match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
+                            Ok(r) => r,
+                            Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
                         }
                     }
-                    Err(e) => Err(e.to_string()),
                 };
+                if outcome.is_err() {
+                    // A broken or timed-out connection is not reused.
+                    sender = None;
+                }
                 let done = Instant::now();
                 all_ok += u64::from(outcome.is_ok());
                 if done < from || done > until {

@@ -428,8 +428,9 @@ pub fn app_md(a: &AppThroughput, full: bool) -> String {
     let _ = writeln!(
         md,
         "The sample app spawned in-process (`todo_app::spawn`, pool size = concurrent users) on \
-         the {}-todo database, driven by a bounded keep-alive client (reqwest) inside the xtask; \
-         each concurrent user acts as a random one of its own {} ÷ C Clerk ids, with a token \
+         the {}-todo database, driven by a bounded keep-alive client inside the xtask (hyper's \
+         connection-level client, one HTTP/1.1 connection per user); each concurrent user acts \
+         as a random one of its own {} ÷ C Clerk ids, with a token \
          minted from the setup's JWT secret. pgbench runs the app's own transaction — the \
          identity switch and the exact SQL the app generates — as the app role on the same \
          database at the same concurrency. Each side: {} s warm-up, then {} s timed; {} runs, \
