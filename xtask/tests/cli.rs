@@ -339,7 +339,7 @@ fn local_setup_recovers_from_interruptions_and_teardown_leaves_nothing() {
                 harness::DatabaseFactory::start(harness::PgTarget::parse(&admin_url).unwrap())
                     .unwrap();
             let name = factory.create("insforge_rls_template").await.unwrap();
-            let space = factory.tablespace().await.unwrap();
+            let space = factory.settings().await.unwrap().tablespace;
             factory.drop_later(&name);
             factory.flush().await.unwrap();
             (name, space)

@@ -43,7 +43,8 @@ pub enum CloneStrategy {
 }
 
 impl CloneStrategy {
-    fn clause(self) -> &'static str {
+    /// The `STRATEGY` clause for `CREATE DATABASE` (empty before PostgreSQL 15).
+    pub fn clause(self) -> &'static str {
         match self {
             CloneStrategy::WalLog => " strategy wal_log",
             CloneStrategy::FileCopy => " strategy file_copy",
@@ -71,12 +72,18 @@ enum Job {
     Flush {
         reply: oneshot::Sender<()>,
     },
-    Strategy {
-        reply: oneshot::Sender<Result<CloneStrategy>>,
+    Settings {
+        reply: oneshot::Sender<Result<CloneSettings>>,
     },
-    Tablespace {
-        reply: oneshot::Sender<Result<Option<String>>>,
-    },
+}
+
+/// How a factory clones on its server (it connects to find out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloneSettings {
+    pub strategy: CloneStrategy,
+    /// The in-memory tablespace setup made (see [`crate::scratch`]); `None`: the default, on
+    /// disk.
+    pub tablespace: Option<String>,
 }
 
 /// Clones and drops databases on one server for the life of the process (or of the value).
@@ -130,17 +137,10 @@ impl DatabaseFactory {
         answer.await.map_err(|_| gone())
     }
 
-    /// The tablespace this factory clones into (`None`: the default, on disk).
-    pub async fn tablespace(&self) -> Result<Option<String>> {
+    /// The strategy and tablespace this factory clones with (it connects to find out).
+    pub async fn settings(&self) -> Result<CloneSettings> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Tablespace { reply })?;
-        answer.await.map_err(|_| gone())?
-    }
-
-    /// The strategy this factory clones with (it connects to find out).
-    pub async fn strategy(&self) -> Result<CloneStrategy> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Job::Strategy { reply })?;
+        self.send(Job::Settings { reply })?;
         answer.await.map_err(|_| gone())?
     }
 
@@ -161,6 +161,15 @@ struct Session {
     strategy: CloneStrategy,
     /// The in-memory tablespace setup made (see [`crate::scratch`]), while it works.
     tablespace: Option<String>,
+}
+
+impl Session {
+    fn settings(&self) -> CloneSettings {
+        CloneSettings {
+            strategy: self.strategy,
+            tablespace: self.tablespace.clone(),
+        }
+    }
 }
 
 struct Worker {
@@ -196,13 +205,9 @@ impl Worker {
                 Job::Flush { reply } => {
                     let _ = reply.send(());
                 }
-                Job::Strategy { reply } => {
-                    let strategy = self.session().await.map(|s| s.strategy);
-                    let _ = reply.send(strategy);
-                }
-                Job::Tablespace { reply } => {
-                    let space = self.session().await.map(|s| s.tablespace.clone());
-                    let _ = reply.send(space);
+                Job::Settings { reply } => {
+                    let settings = self.session().await.map(|s| s.settings());
+                    let _ = reply.send(settings);
                 }
             }
         }
@@ -284,30 +289,27 @@ impl Worker {
                 quote_ident(template),
                 session.strategy.clause()
             );
-            if let Some(space) = session.tablespace.clone() {
-                let in_memory = format!("{sql} tablespace {}", quote_ident(&space));
-                match create_retrying(&mut session.conn, &in_memory).await {
-                    Ok(()) => return Ok(name),
-                    // Its folder gone (reboot) or full: disk for the rest of this process.
-                    Err(sqlx::Error::Database(e)) => {
-                        tracing::warn!(
-                            tablespace = %space,
-                            error = %e,
-                            "cannot clone into the scratch tablespace; using disk (run \
-                             `cargo xtask setup` to repair it)"
-                        );
-                        session.tablespace = None;
-                    }
-                    Err(e) => {
-                        self.session = None;
-                        last = Some(HarnessError::sql(format!(
-                            "cannot clone {template} into {name}"
-                        ))(e));
-                        continue;
+            let attempt = match session.tablespace.clone() {
+                Some(space) => {
+                    let in_memory = format!("{sql} tablespace {}", quote_ident(&space));
+                    match create_retrying(&mut session.conn, &in_memory).await {
+                        // Its folder gone (reboot) or full: disk for the rest of this process.
+                        Err(sqlx::Error::Database(e)) => {
+                            tracing::warn!(
+                                tablespace = %space,
+                                error = %e,
+                                "cannot clone into the scratch tablespace; using disk (run \
+                                 `cargo xtask setup` to repair it)"
+                            );
+                            session.tablespace = None;
+                            create_retrying(&mut session.conn, &sql).await
+                        }
+                        other => other,
                     }
                 }
-            }
-            match create_retrying(&mut session.conn, &sql).await {
+                None => create_retrying(&mut session.conn, &sql).await,
+            };
+            match attempt {
                 Ok(()) => return Ok(name),
                 Err(e) => {
                     let broken = !matches!(&e, sqlx::Error::Database(_));
@@ -324,7 +326,7 @@ impl Worker {
     }
 
     async fn drop_database(&mut self, name: &str) {
-        let sql = format!("drop database if exists {} with (force)", quote_ident(name));
+        let sql = drop_sql(name);
         let result = match self.session().await {
             Ok(session) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&mut session.conn)
@@ -398,7 +400,7 @@ pub async fn sweep_orphans(conn: &mut PgConnection, mine: Option<u32>) -> Result
             continue;
         }
         for (name, _) in found.iter().filter(|(_, o)| o == owner) {
-            let sql = format!("drop database if exists {} with (force)", quote_ident(name));
+            let sql = drop_sql(name);
             match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&mut *conn)
                 .await
@@ -417,6 +419,11 @@ pub async fn sweep_orphans(conn: &mut PgConnection, mine: Option<u32>) -> Result
             .map_err(HarnessError::sql("cannot release a test database owner"))?;
     }
     Ok(dropped)
+}
+
+/// A forced `DROP DATABASE` of `name` (its open connections are terminated).
+fn drop_sql(name: &str) -> String {
+    format!("drop database if exists {} with (force)", quote_ident(name))
 }
 
 /// Runs `CREATE DATABASE`, retrying while something still holds the template open.

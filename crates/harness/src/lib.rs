@@ -17,7 +17,7 @@ pub mod testing;
 
 pub use backend::BackendChoice;
 pub use error::{HarnessError, Result};
-pub use factory::{CloneStrategy, DatabaseFactory};
+pub use factory::{CloneSettings, CloneStrategy, DatabaseFactory};
 pub use identity::{DbIdentity, begin_as};
 pub use migrate::{MigrationReport, Migrations};
 pub use provision::{SetupOptions, SetupReport, setup, status, teardown};

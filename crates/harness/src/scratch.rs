@@ -46,11 +46,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 pub async fn ensure(admin: &PgTarget, location: &Path) -> Result<Option<PathBuf>> {
     let location_text = location
         .to_str()
-        .filter(|l| {
-            l.starts_with("/dev/shm/")
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "/-_".contains(c))
-        })
+        .filter(|l| l.starts_with("/dev/shm/") && is_plain(l))
         .ok_or_else(|| {
             HarnessError::Invalid(format!(
                 "scratch location {} is not a plain /dev/shm path",
@@ -127,13 +123,16 @@ async fn mkdir_on_server(conn: &mut sqlx::PgConnection, path: &str) -> Result<()
     run_on_server(conn, "mkdir -p -m 700", path).await
 }
 
+/// Letters, digits, `/`, `-` and `_` only: safe inside an SQL literal and a shell command.
+fn is_plain(path: &str) -> bool {
+    path.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/-_".contains(c))
+}
+
 /// `command path` in a shell run by the server as its own OS user.
 async fn run_on_server(conn: &mut sqlx::PgConnection, command: &str, path: &str) -> Result<()> {
-    // `path` is checked to be plain (letters, digits, / - _): safe in the literal and the shell.
-    if !path
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/-_".contains(c))
-    {
+    // Also a location read back from the catalog: checked here, where it meets the shell.
+    if !is_plain(path) {
         return Err(HarnessError::Invalid(format!(
             "scratch path {path} has unexpected characters"
         )));

@@ -317,17 +317,13 @@ impl ClonePathKind {
 
     fn clauses(self, strategy: CloneStrategy) -> String {
         match self {
-            ClonePathKind::BareFileCopy => " strategy file_copy".into(),
+            ClonePathKind::BareFileCopy => CloneStrategy::FileCopy.clause().into(),
             ClonePathKind::BareScratch => format!(
                 "{} tablespace {}",
-                match strategy {
-                    CloneStrategy::FileCopy => " strategy file_copy",
-                    CloneStrategy::WalLog => " strategy wal_log",
-                    CloneStrategy::ServerDefault => "",
-                },
+                strategy.clause(),
                 quote_ident(harness::scratch::SCRATCH_TABLESPACE)
             ),
-            _ => " strategy wal_log".into(),
+            _ => CloneStrategy::WalLog.clause().into(),
         }
     }
 }
@@ -359,8 +355,10 @@ async fn measure_clone(ctx: &Ctx) -> Result<CloneFigures> {
 
     let runs = ctx.plan.clone_runs;
     let factory = DatabaseFactory::start(admin.clone())?;
-    let strategy = factory.strategy().await?;
-    let scratch = factory.tablespace().await?;
+    let harness::factory::CloneSettings {
+        strategy,
+        tablespace: scratch,
+    } = factory.settings().await?;
     let mut kinds = ClonePathKind::ALL.to_vec();
     if scratch.is_some() {
         kinds.push(ClonePathKind::BareScratch);

@@ -75,7 +75,7 @@ async fn uses_file_copy_where_checkpoints_are_cheap() {
         (true, "off") => CloneStrategy::FileCopy,
         (true, _) => CloneStrategy::WalLog,
     };
-    assert_eq!(factory.strategy().await.unwrap(), expected);
+    assert_eq!(factory.settings().await.unwrap().strategy, expected);
 }
 
 #[tokio::test]
@@ -134,7 +134,7 @@ async fn clones_into_the_scratch_tablespace_when_setup_made_one() {
             .unwrap();
     let factory = DatabaseFactory::start(admin.clone()).unwrap();
     let name = factory.create(&template).await.unwrap();
-    assert_eq!(factory.tablespace().await.unwrap(), scratch);
+    assert_eq!(factory.settings().await.unwrap().tablespace, scratch);
     let space: String = sqlx::query_scalar(
         "select t.spcname::text from pg_database d join pg_tablespace t on t.oid = d.dattablespace \
           where d.datname = $1",
