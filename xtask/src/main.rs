@@ -122,6 +122,11 @@ struct SetupArgs {
     /// Also write the settings to this env file (skipped if a file there was not written by setup).
     #[arg(long, default_value = ".env")]
     env_file: PathBuf,
+    /// Your own migrations (a folder of V1__name.sql, … files), applied after this project's
+    /// base (InsForge roles, requesting_user_id()) with a history of their own; default: the
+    /// sample app's todos.
+    #[arg(long, env = harness::migrate::MIGRATIONS_ENV)]
+    migrations: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,9 +134,9 @@ struct MigrateArgs {
     /// Database to migrate, as a role that owns the schema.
     #[arg(long, env = "INSFORGE_RLS_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Read migrations from this folder instead of the ones built in.
-    #[arg(long)]
-    dir: Option<PathBuf>,
+    /// Your own migrations folder, applied after the base (default: the sample app's todos).
+    #[arg(long, alias = "dir", env = harness::migrate::MIGRATIONS_ENV)]
+    migrations: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -191,6 +196,7 @@ async fn setup(dir: &StateDir, root: &Path, args: SetupArgs) -> Result<ExitCode>
         } else {
             root.join(args.env_file)
         }),
+        migrations: migrations_from(args.migrations.as_deref())?,
         ..SetupOptions::default()
     };
     let started = std::time::Instant::now();
@@ -256,6 +262,14 @@ async fn setup(dir: &StateDir, root: &Path, args: SetupArgs) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// A team's folder (relative to where the command runs), else the sample app's set.
+fn migrations_from(dir: Option<&Path>) -> Result<Migrations> {
+    Ok(match dir {
+        Some(dir) => Migrations::from_dir(dir)?,
+        None => Migrations::embedded(),
+    })
+}
+
 fn describe(m: &harness::MigrationReport) -> String {
     if m.applied.is_empty() {
         format!("up to date ({} applied before)", m.already_applied)
@@ -309,10 +323,7 @@ async fn status(dir: &StateDir) -> Result<ExitCode> {
 }
 
 async fn migrate(dir: &StateDir, args: MigrateArgs) -> Result<ExitCode> {
-    let migrations = match &args.dir {
-        Some(path) => Migrations::from_dir(path)?,
-        None => Migrations::embedded(),
-    };
+    let migrations = migrations_from(args.migrations.as_deref())?;
     let targets: Vec<PgTarget> = match args.database_url {
         Some(url) => vec![PgTarget::parse(&url)?],
         None => {

@@ -80,8 +80,9 @@ pub enum HarnessError {
     MigrationFailed { file: String, reason: String },
 
     #[error(
-        "the database has migration `{file}` applied that this checkout does not have — are you \
-         on an older checkout?"
+        "the database has migration `{file}` applied that is not in this set — was it set up \
+         with another migrations folder? Pass the same `--migrations` (INSFORGE_RLS_MIGRATIONS) \
+         as then, or start afresh with `cargo xtask teardown`"
     )]
     MigrationMissing { file: String },
 

@@ -1,7 +1,10 @@
-//! The schema migrations (`migrations/V{n}__name.sql`), applied through refinery.
+//! The schema migrations, applied through refinery in two sets, each with its own history:
+//! this project's **base** (`migrations/base/`: InsForge's roles, `requesting_user_id()`), then
+//! the **app's own** set — the sample app's `migrations/todos/`, or a team's folder of plain SQL
+//! files (what they paste into InsForge's SQL editor). Versions never clash between the sets.
 //! Applied files are checksummed: an edited one is refused by name, a failing one stops the run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use refinery::{Migration, Runner};
 use tokio_postgres::NoTls;
@@ -9,59 +12,131 @@ use tokio_postgres::NoTls;
 use crate::error::{HarnessError, Result};
 use crate::target::PgTarget;
 
-mod embedded {
-    refinery::embed_migrations!("../../migrations");
+mod embedded_base {
+    refinery::embed_migrations!("../../migrations/base");
 }
 
-/// Where refinery keeps its history: its own schema, out of PostgREST's `public`, where
-/// InsForge's blanket grants would let `anon` rewrite it.
-pub const HISTORY_SCHEMA: &str = "insforge_rls";
-const HISTORY_TABLE: &str = "insforge_rls.refinery_schema_history";
+mod embedded_todos {
+    refinery::embed_migrations!("../../migrations/todos");
+}
 
-/// A set of migrations: the ones built into this binary, or a folder read at run time.
+/// Where refinery keeps its histories: their own schema, out of PostgREST's `public`, where
+/// InsForge's blanket grants would let `anon` rewrite them.
+pub const HISTORY_SCHEMA: &str = "insforge_rls";
+/// The base set's history.
+pub const BASE_HISTORY: &str = "insforge_rls.base_history";
+/// The app's (sample or team) set's history.
+pub const APP_HISTORY: &str = "insforge_rls.app_history";
+/// The single history of setups made before the two sets existed; carried over on first use.
+const LEGACY_HISTORY: &str = "insforge_rls.refinery_schema_history";
+
+/// The environment variable naming a team's migrations folder (same as `setup --migrations`).
+pub const MIGRATIONS_ENV: &str = "INSFORGE_RLS_MIGRATIONS";
+
+/// One set of migrations with its own history table.
+#[derive(Debug, Clone)]
+struct MigrationSet {
+    /// Folder the files are named from in messages (`migrations/base`, or the team's folder).
+    origin: PathBuf,
+    history: &'static str,
+    list: Vec<Migration>,
+}
+
+/// What setup applies: the base set, then the app's own set.
 #[derive(Debug, Clone)]
 pub struct Migrations {
-    list: Vec<Migration>,
+    base: MigrationSet,
+    app: MigrationSet,
 }
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MigrationReport {
-    /// File stems applied now, in order (`V3__todos`).
+    /// File stems applied now, in order, base first (`V3__todos`).
     pub applied: Vec<String>,
-    /// How many were already applied before this run.
+    /// How many were already applied before this run (both sets).
     pub already_applied: usize,
 }
 
 impl Migrations {
-    /// The repository's `migrations/` as they were when this crate was built.
+    /// The base and the sample app's `todos` set, as they were when this crate was built.
     pub fn embedded() -> Self {
         Self {
-            list: embedded::migrations::runner().get_migrations().clone(),
+            base: Self::base(),
+            app: MigrationSet {
+                origin: PathBuf::from("migrations/todos"),
+                history: APP_HISTORY,
+                list: embedded_todos::migrations::runner()
+                    .get_migrations()
+                    .clone(),
+            },
         }
     }
 
-    /// Reads `V{n}__name.sql` files from a folder (for `migrate --dir` and fault tests).
+    fn base() -> MigrationSet {
+        MigrationSet {
+            origin: PathBuf::from("migrations/base"),
+            history: BASE_HISTORY,
+            list: embedded_base::migrations::runner().get_migrations().clone(),
+        }
+    }
+
+    /// The base, then a team's own `V{n}__name.sql` files read from `dir` at run time.
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(HarnessError::Migrations(format!(
+                "{} is not a folder of migrations — give the folder that holds your \
+                 V1__name.sql, V2__name.sql, … files",
+                dir.display()
+            )));
+        }
         let list = refinery::load_sql_migrations(dir)
             .map_err(|e| HarnessError::Migrations(format!("cannot load {}: {e}", dir.display())))?;
         if list.is_empty() {
             return Err(HarnessError::Migrations(format!(
-                "no V{{n}}__name.sql files in {}",
+                "no V{{n}}__name.sql files in {} — name your migrations V1__create_notes.sql, \
+                 V2__…, as refinery (and this tool) expects",
                 dir.display()
             )));
         }
-        Ok(Self { list })
+        Ok(Self {
+            base: Self::base(),
+            app: MigrationSet {
+                origin: dir.to_path_buf(),
+                history: APP_HISTORY,
+                list,
+            },
+        })
     }
 
+    /// The team's folder from `INSFORGE_RLS_MIGRATIONS` (relative to `root`), else the embedded
+    /// sample set.
+    pub fn from_env(root: &Path) -> Result<Self> {
+        match std::env::var_os(MIGRATIONS_ENV) {
+            Some(dir) if !dir.is_empty() => Self::from_dir(&root.join(dir)),
+            _ => Ok(Self::embedded()),
+        }
+    }
+
+    /// The app set's folder (`migrations/todos` for the sample).
+    pub fn app_origin(&self) -> &Path {
+        &self.app.origin
+    }
+
+    /// Every file stem, base first, each set in version order.
     pub fn names(&self) -> Vec<String> {
-        let mut list = self.list.clone();
-        list.sort();
-        list.iter().map(|m| m.to_string()).collect()
+        [&self.base, &self.app]
+            .into_iter()
+            .flat_map(|set| {
+                let mut list = set.list.clone();
+                list.sort();
+                list.into_iter().map(|m| m.to_string())
+            })
+            .collect()
     }
 
-    /// Applies what is new, each file in its own transaction, serialized against concurrent
-    /// runs by an advisory lock.
+    /// Applies what is new, the base then the app's set, each file in its own transaction,
+    /// serialized against concurrent runs by an advisory lock.
     pub async fn apply(&self, target: &PgTarget) -> Result<MigrationReport> {
         let mut client = connect(target).await?;
         let lock = "select pg_advisory_lock(hashtext('insforge-rls migrations'))";
@@ -72,24 +147,36 @@ impl Migrations {
             ))
             .await
             .map_err(|e| HarnessError::Migrations(pg_reason(&e)))?;
+        let mut outcome = carry_over_legacy_history(&mut client, &self.base).await;
+        let mut report = MigrationReport::default();
+        for set in [&self.base, &self.app] {
+            if outcome.is_err() {
+                break;
+            }
+            outcome = set.apply(&mut client).await.map(|r| {
+                report.applied.extend(r.applied);
+                report.already_applied += r.already_applied;
+            });
+        }
+        // Session-level lock: released explicitly, and in any case when the client drops.
+        let _ = client
+            .batch_execute("select pg_advisory_unlock_all()")
+            .await;
+        outcome.map(|()| report)
+    }
+}
 
+impl MigrationSet {
+    async fn apply(&self, client: &mut tokio_postgres::Client) -> Result<MigrationReport> {
         let mut runner = Runner::new(&self.list)
             .set_grouped(false)
             .set_abort_divergent(true)
             .set_abort_missing(true);
-        runner.set_migration_table_name(HISTORY_TABLE);
+        runner.set_migration_table_name(self.history);
         // The history table appears with the first run.
-        let has_history: bool = client
-            .query_one(
-                &format!("select to_regclass('{HISTORY_TABLE}') is not null"),
-                &[],
-            )
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(|e| HarnessError::Migrations(pg_reason(&e)))?;
-        let applied_before = if has_history {
+        let applied_before = if table_exists(client, self.history).await? {
             runner
-                .get_applied_migrations_async(&mut client)
+                .get_applied_migrations_async(client)
                 .await
                 .map_err(|e| HarnessError::Migrations(e.to_string()))?
         } else {
@@ -101,13 +188,7 @@ impl Migrations {
             .filter(|m| !applied_before.iter().any(|a| a.version() == m.version()))
             .collect();
         pending.sort();
-
-        let outcome = runner.run_async(&mut client).await;
-        // Session-level lock: released explicitly, and in any case when the client drops.
-        let _ = client
-            .batch_execute("select pg_advisory_unlock_all()")
-            .await;
-        match outcome {
+        match runner.run_async(client).await {
             Ok(report) => Ok(MigrationReport {
                 applied: report
                     .applied_migrations()
@@ -116,14 +197,62 @@ impl Migrations {
                     .collect(),
                 already_applied: applied_before.len(),
             }),
-            Err(e) => Err(map_refinery_error(&e, &pending)),
+            Err(e) => Err(map_refinery_error(&e, &pending, &self.origin)),
         }
     }
 }
 
-fn map_refinery_error(e: &refinery::Error, pending: &[&Migration]) -> HarnessError {
+async fn table_exists(client: &tokio_postgres::Client, table: &str) -> Result<bool> {
+    client
+        .query_one("select to_regclass($1) is not null", &[&table])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(|e| HarnessError::Migrations(pg_reason(&e)))
+}
+
+/// A database set up before the two sets existed has one history for everything: its base
+/// rows move to the base history and the rest (the sample's `V3__todos`) to the app's, with the
+/// same versions and checksums, so nothing is applied twice. Runs once, in one transaction.
+async fn carry_over_legacy_history(
+    client: &mut tokio_postgres::Client,
+    base: &MigrationSet,
+) -> Result<()> {
+    if !table_exists(client, LEGACY_HISTORY).await?
+        || table_exists(client, BASE_HISTORY).await?
+        || table_exists(client, APP_HISTORY).await?
+    {
+        return Ok(());
+    }
+    let base_versions: Vec<i32> = base.list.iter().map(|m| m.version()).collect();
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| HarnessError::Migrations(pg_reason(&e)))?;
+    for (table, keep) in [(BASE_HISTORY, "= any($1)"), (APP_HISTORY, "<> all($1)")] {
+        let sql = format!(
+            "create table {table} (like {LEGACY_HISTORY} including all); \
+             insert into {table} select * from {LEGACY_HISTORY} where version {keep}"
+        );
+        // Two statements: the DDL in simple protocol, the copy with the bound versions.
+        let (ddl, copy) = sql.split_once("; ").unwrap_or((&sql, ""));
+        tx.batch_execute(ddl)
+            .await
+            .and(tx.execute(copy, &[&base_versions]).await.map(|_| ()))
+            .map_err(|e| HarnessError::Migrations(pg_reason(&e)))?;
+    }
+    tx.batch_execute(&format!("drop table {LEGACY_HISTORY}"))
+        .await
+        .map_err(|e| HarnessError::Migrations(pg_reason(&e)))?;
+    tx.commit()
+        .await
+        .map_err(|e| HarnessError::Migrations(pg_reason(&e)))?;
+    tracing::info!("carried the single migration history over to the base and app histories");
+    Ok(())
+}
+
+fn map_refinery_error(e: &refinery::Error, pending: &[&Migration], origin: &Path) -> HarnessError {
     use refinery::error::Kind;
-    let file = |m: &Migration| format!("migrations/{m}.sql");
+    let file = |m: &Migration| origin.join(format!("{m}.sql")).display().to_string();
     match e.kind() {
         Kind::DivergentVersion(_, on_disk) => HarnessError::MigrationChanged {
             file: file(on_disk),

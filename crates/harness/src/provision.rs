@@ -560,12 +560,16 @@ pub async fn status(dir: &StateDir) -> Result<Status> {
 
 async fn applied_migrations(admin: &PgTarget) -> Result<Vec<String>> {
     let mut conn = admin.connect().await?;
-    let rows: Vec<(i32, String)> = sqlx::query_as(
-        "select version, name from insforge_rls.refinery_schema_history order by version",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .map_err(HarnessError::sql("cannot read the migration history"))?;
+    let sql = format!(
+        "(select version, name from {} order by version) union all \
+         (select version, name from {} order by version)",
+        crate::migrate::BASE_HISTORY,
+        crate::migrate::APP_HISTORY
+    );
+    let rows: Vec<(i32, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(HarnessError::sql("cannot read the migration history"))?;
     Ok(rows
         .into_iter()
         .map(|(v, n)| format!("V{v}__{n}"))

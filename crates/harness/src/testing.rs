@@ -60,6 +60,8 @@ async fn init_shared() -> Result<State> {
     let mut opts = SetupOptions {
         backend,
         container_name: Some(format!("insforge-rls-test-{suffix}")),
+        // A team's own migrations (INSFORGE_RLS_MIGRATIONS), as `setup --migrations` takes them.
+        migrations: crate::migrate::Migrations::from_env(&crate::state::workspace_root())?,
         ..Default::default()
     };
     if let Ok(image) = std::env::var("INSFORGE_RLS_IMAGE")
@@ -120,6 +122,25 @@ impl TestDatabase {
             app: state.app.with_database(&name),
             name,
         })
+    }
+
+    /// An empty database (a clone of `template0`) on the shared server, for migrations other
+    /// than the template's: a team's own set, applied by the caller.
+    pub async fn empty() -> Result<Self> {
+        let state = shared_state().await?;
+        let name = factory(state)?.create("template0").await?;
+        Ok(Self {
+            admin: state.admin.with_database(&name),
+            app: state.app.with_database(&name),
+            name,
+        })
+    }
+
+    /// An empty database with the base and then `migrations` applied (a team's own set).
+    pub async fn migrated(migrations: &crate::migrate::Migrations) -> Result<Self> {
+        let db = Self::empty().await?;
+        migrations.apply(&db.admin).await?;
+        Ok(db)
     }
 
     pub fn name(&self) -> &str {

@@ -108,7 +108,10 @@ async fn a_failing_migration_stops_the_run_and_names_its_file() {
         .unwrap_err();
     match &err {
         HarnessError::MigrationFailed { file, reason } => {
-            assert_eq!(file, "migrations/V2__broken.sql");
+            assert_eq!(
+                file,
+                &dir.path().join("V2__broken.sql").display().to_string()
+            );
             assert!(reason.contains("no_such_table"), "{reason}");
         }
         other => panic!("expected MigrationFailed, got {other:?}"),
@@ -132,6 +135,89 @@ async fn a_failing_migration_stops_the_run_and_names_its_file() {
         .await
         .unwrap();
     assert_eq!(report.applied, ["V2__broken", "V3__three"]);
+}
+
+#[tokio::test]
+async fn a_teams_set_keeps_its_own_history_beside_the_base() {
+    let s = scratch().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Version 1 and 4 exist in the base too: the histories never clash.
+    write(
+        dir.path(),
+        "V1__notes.sql",
+        "create table public.notes (id int);",
+    );
+    write(
+        dir.path(),
+        "V4__more.sql",
+        "create table public.more (id int);",
+    );
+    let set = Migrations::from_dir(dir.path()).unwrap();
+    let report = set.apply(&s.target).await.unwrap();
+    assert_eq!(
+        report.applied,
+        [
+            "V1__insforge_roles",
+            "V2__requesting_user_id",
+            "V4__inlinable_requesting_user_id",
+            "V1__notes",
+            "V4__more"
+        ]
+    );
+    assert_eq!(tables(&s.target).await, ["more", "notes"]);
+    let mut c = s.target.connect().await.unwrap();
+    let app: Vec<String> =
+        sqlx::query_scalar("select name::text from insforge_rls.app_history order by version")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(app, ["notes", "more"]);
+    // The sample's set on the same database is another set: refused by name, with the way out.
+    let err = Migrations::embedded().apply(&s.target).await.unwrap_err();
+    assert!(
+        matches!(&err, HarnessError::MigrationMissing { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--migrations"), "{err}");
+}
+
+#[tokio::test]
+async fn a_folder_that_is_not_one_is_refused_before_anything_runs() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let err = Migrations::from_dir(file.path()).unwrap_err();
+    assert!(
+        err.to_string().contains("is not a folder of migrations"),
+        "{err}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let err = Migrations::from_dir(empty.path()).unwrap_err();
+    assert!(err.to_string().contains("no V{n}__name.sql files"), "{err}");
+}
+
+#[tokio::test]
+async fn a_database_with_the_single_history_of_earlier_setups_is_carried_over() {
+    let s = scratch().await;
+    Migrations::embedded().apply(&s.target).await.unwrap();
+    // Make it look as an earlier setup left it: one history with all four files.
+    let mut c = s.target.connect().await.unwrap();
+    sqlx::raw_sql(
+        "create table insforge_rls.refinery_schema_history (like insforge_rls.base_history including all); \
+         insert into insforge_rls.refinery_schema_history \
+           select * from insforge_rls.base_history union all select * from insforge_rls.app_history; \
+         drop table insforge_rls.base_history, insforge_rls.app_history;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let report = Migrations::embedded().apply(&s.target).await.unwrap();
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert_eq!(report.already_applied, 4);
+    let legacy: bool =
+        sqlx::query_scalar("select to_regclass('insforge_rls.refinery_schema_history') is null")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert!(legacy, "the single history is gone once carried over");
 }
 
 #[tokio::test]
@@ -165,7 +251,7 @@ async fn an_edited_applied_migration_is_refused_by_name() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, HarnessError::MigrationChanged { file } if file == "migrations/V1__one.sql"),
+        matches!(&err, HarnessError::MigrationChanged { file } if *file == dir.path().join("V1__one.sql").display().to_string()),
         "{err:?}"
     );
     assert_eq!(
