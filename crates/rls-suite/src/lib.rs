@@ -1,9 +1,12 @@
 //! The RLS verification suite: the evidence a team reads before it trusts its Clerk + InsForge
 //! setup — access matrices in SQL and over HTTP, judged as leaks or lost access.
 
+pub mod access;
+pub mod actors;
 pub mod fixtures;
 pub mod http;
 pub mod matrix;
+pub mod spec;
 pub mod sql;
 pub mod tokens;
 pub mod verify;

@@ -7,6 +7,7 @@ mod matrix_sql;
 mod model;
 mod mutants;
 mod pool;
+mod spec_check;
 mod support;
 mod tokens;
 mod verify;

@@ -1,0 +1,244 @@
+//! Who acts in a spec check: the spec's Clerk users, look-alike users that defeat loose id
+//! comparisons, and the built-in `no_claims` and `anon` actors.
+//!
+//! The users' ids are chosen so that any way of comparing ids other than exact equality on the
+//! whole id merges two actors or hands one actor another's rows: a case-insensitive compare
+//! merges `base` and `lower`; a prefix compare (`like id || '%'`, `starts_with`, `left`) lets
+//! `base` own `longer`'s rows; `like` with the caller's id as the pattern (`_` is a wildcard)
+//! lets `base` see `wildcard`'s rows, as does a compare that skips the `user_` prefix; `trim`
+//! or a `char(n)` column merges `base` and `padded`.
+
+use clerk_token::{ClerkTemplate, ClerkUser, MintError, Secret};
+use harness::DbIdentity;
+use serde_json::{Map, Value};
+
+use crate::spec::Spec;
+
+/// The look-alike ids, in the order spec users without an `id` take them.
+pub const LOOKALIKE_IDS: [(&str, &str); 5] = [
+    ("base", "user_2GIpXOEpVyJw51rkZn9Kmnc6Sxr"),
+    ("lower", "user_2gipxoepvyjw51rkzn9kmnc6sxr"),
+    ("longer", "user_2GIpXOEpVyJw51rkZn9Kmnc6SxrQ"),
+    ("wildcard", "userX2GIpXOEpVyJw51rkZn9Kmnc6Sxr"),
+    ("padded", "user_2GIpXOEpVyJw51rkZn9Kmnc6Sxr "),
+];
+
+/// Which claims reach Postgres: InsForge ≥ 2.2.5 re-signs the identity with `sub`, `email`,
+/// `role` (and `iat`, `exp`); up to 2.2.1 every claim of the token was forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaimsForwarding {
+    #[default]
+    InsForge23,
+    All,
+}
+
+impl ClaimsForwarding {
+    const KEPT: [&str; 5] = ["sub", "email", "role", "iat", "exp"];
+
+    fn apply(self, mut claims: Map<String, Value>) -> Map<String, Value> {
+        if self == ClaimsForwarding::InsForge23 {
+            claims.retain(|k, _| Self::KEPT.contains(&k.as_str()));
+        }
+        claims
+    }
+}
+
+/// What kind of actor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActorKind {
+    /// A Clerk user: signed in as `authenticated` with a `sub`.
+    User {
+        id: String,
+        email: Option<String>,
+        claims: Map<String, Value>,
+    },
+    /// `authenticated`, no claims at all.
+    NoClaims,
+    /// No token: the `anon` role.
+    Anon,
+}
+
+/// One column of the matrices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actor {
+    /// The spec's name (`ada`), `lookalike-lower`, `no_claims` or `anon`.
+    pub key: String,
+    pub kind: ActorKind,
+}
+
+impl Actor {
+    /// The Clerk id the database sees, if any.
+    pub fn id(&self) -> Option<&str> {
+        match &self.kind {
+            ActorKind::User { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The role the database switches to.
+    pub fn role(&self) -> &'static str {
+        match self.kind {
+            ActorKind::Anon => "anon",
+            _ => "authenticated",
+        }
+    }
+
+    pub fn is_user(&self) -> bool {
+        matches!(self.kind, ActorKind::User { .. })
+    }
+
+    /// The identity a request carries to Postgres: a user's claims are minted as Clerk's
+    /// `insforge` template would, verified as InsForge does, then forwarded as `forwarding` says.
+    pub fn db_identity(
+        &self,
+        template: &ClerkTemplate,
+        forwarding: ClaimsForwarding,
+    ) -> Result<DbIdentity, MintError> {
+        Ok(match &self.kind {
+            ActorKind::User { id, email, claims } => {
+                let mut user = ClerkUser::new(id.clone());
+                if let Some(email) = email {
+                    user = user.with_email(email.clone());
+                }
+                for (k, v) in claims {
+                    user = user.with_claim(k.clone(), v.clone());
+                }
+                let token = template.mint(&user)?;
+                let identity = template
+                    .verifier()
+                    .verify(&token)
+                    .map_err(|e| MintError::Signing(e.to_string()))?;
+                let claims = Value::Object(forwarding.apply(identity.claims.clone()));
+                DbIdentity::raw("authenticated", Some(&claims.to_string()))
+            }
+            ActorKind::NoClaims => DbIdentity::authenticated_without_claims(),
+            ActorKind::Anon => DbIdentity::anon(),
+        })
+    }
+}
+
+/// The actors of a spec: its users (with look-alike ids unless pinned), the look-alikes no
+/// user took, then `no_claims` and `anon`.
+pub fn actors(spec: &Spec) -> Vec<Actor> {
+    let pinned: Vec<&str> = spec.users.iter().filter_map(|u| u.id.as_deref()).collect();
+    let mut free = LOOKALIKE_IDS
+        .iter()
+        .filter(|(_, id)| !pinned.contains(id))
+        .copied()
+        .collect::<Vec<_>>()
+        .into_iter();
+    let mut out = Vec::new();
+    for user in &spec.users {
+        let id = match &user.id {
+            Some(id) => id.clone(),
+            None => match free.next() {
+                Some((_, id)) => id.to_owned(),
+                None => clerk_token::new_user_id().into_string(),
+            },
+        };
+        out.push(Actor {
+            key: user.key.clone(),
+            kind: ActorKind::User {
+                id,
+                email: user.email.clone(),
+                claims: user.claims.clone(),
+            },
+        });
+    }
+    for (name, id) in free {
+        out.push(Actor {
+            key: format!("lookalike-{name}"),
+            kind: ActorKind::User {
+                id: id.to_owned(),
+                email: None,
+                claims: Map::new(),
+            },
+        });
+    }
+    out.push(Actor {
+        key: "no_claims".into(),
+        kind: ActorKind::NoClaims,
+    });
+    out.push(Actor {
+        key: "anon".into(),
+        kind: ActorKind::Anon,
+    });
+    out
+}
+
+/// A fresh template with a random secret: the SQL layer only needs the claims a verified token
+/// carries, never the secret itself.
+pub fn template() -> ClerkTemplate {
+    ClerkTemplate::insforge(Secret::generate())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_loose_comparison_merges_two_lookalikes() {
+        let ids: Vec<&str> = LOOKALIKE_IDS.iter().map(|(_, id)| *id).collect();
+        let distinct = |f: &dyn Fn(&str, &str) -> bool| {
+            ids.iter()
+                .enumerate()
+                .any(|(i, a)| ids.iter().enumerate().any(|(j, b)| i != j && f(a, b)))
+        };
+        // Exact equality tells them all apart.
+        assert!(!distinct(&|a, b| a == b));
+        assert!(distinct(&|a, b| a.to_lowercase() == b.to_lowercase()));
+        assert!(distinct(&|a, b| b.starts_with(a)));
+        assert!(distinct(&|a, b| a.trim() == b.trim()));
+        assert!(distinct(&|a, b| a.get(5..) == b.get(5..)));
+        // `b like a`: `_` in a matches any one character of b.
+        assert!(distinct(&|a, b| {
+            a.len() == b.len() && a.chars().zip(b.chars()).all(|(p, c)| p == '_' || p == c)
+        }));
+    }
+
+    #[test]
+    fn users_take_lookalike_ids_and_the_rest_become_bystanders() {
+        let spec = Spec::parse(
+            std::path::Path::new("a.toml"),
+            "[actors.ada]\n[actors.ben]\nid = \"user_2GIpXOEpVyJw51rkZn9Kmnc6Sxr\"\n[tables.a]\nowner = \"o\"\n",
+        )
+        .unwrap();
+        let actors = actors(&spec);
+        let keys: Vec<&str> = actors.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "ada",
+                "ben",
+                "lookalike-longer",
+                "lookalike-wildcard",
+                "lookalike-padded",
+                "no_claims",
+                "anon"
+            ]
+        );
+        assert_eq!(actors[0].id(), Some(LOOKALIKE_IDS[1].1));
+        assert_eq!(actors[1].id(), Some(LOOKALIKE_IDS[0].1));
+    }
+
+    #[test]
+    fn insforge_23_forwards_only_sub_email_and_role() {
+        let actor = Actor {
+            key: "ada".into(),
+            kind: ActorKind::User {
+                id: "user_2x".into(),
+                email: Some("ada@example.com".into()),
+                claims: Map::from_iter([("org_id".to_owned(), Value::from("org_1"))]),
+            },
+        };
+        let t = template();
+        let forwarded = actor.db_identity(&t, ClaimsForwarding::InsForge23).unwrap();
+        let claims: Map<String, Value> =
+            serde_json::from_str(forwarded.claims.as_deref().unwrap()).unwrap();
+        let mut keys: Vec<&str> = claims.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["email", "exp", "iat", "role", "sub"]);
+        let all = actor.db_identity(&t, ClaimsForwarding::All).unwrap();
+        assert!(all.claims.unwrap().contains("org_1"));
+    }
+}

@@ -1,0 +1,744 @@
+//! The access spec: one TOML file that says, per table, how rows relate to actors and what each
+//! command is meant to allow. Parsed and checked here for what the file alone can tell (unknown
+//! keys, rule names, relations, cycles); [`crate::access`] checks it against the catalog.
+//!
+//! Every error names the file, the key and the line, before anything is made.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use toml::Spanned;
+
+/// A spec that could not be read, with where in the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read the access spec {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `file:line: key: what is wrong`.
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// What a command allows, as names: `anyone`, `signed_in`, `owner`, `member`, `member:<role>`,
+/// `nobody`, or the name of one of the table's own `predicates`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// Every role that reaches the database (`anon` and `authenticated`).
+    Anyone,
+    /// The `authenticated` role, with or without a `sub`.
+    SignedIn,
+    /// The row's owner column holds the caller's id.
+    Owner,
+    /// The caller is a member (of this row, or of its parent's row), with one of these roles
+    /// when given.
+    Member(Option<Vec<String>>),
+    /// A SQL predicate of the spec's own (`t` is the row, `$1` the caller's id, `$2` the role).
+    Predicate(String),
+}
+
+/// The four commands a table's rules cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Command {
+    Select,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Command {
+    pub const ALL: [Command; 4] = [
+        Command::Select,
+        Command::Insert,
+        Command::Update,
+        Command::Delete,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Command::Select => "select",
+            Command::Insert => "insert",
+            Command::Update => "update",
+            Command::Delete => "delete",
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A Clerk user the suite acts as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSpec {
+    pub key: String,
+    /// The Clerk id, when the spec pins one (else the suite picks one, see [`crate::actors`]).
+    pub id: Option<String>,
+    pub email: Option<String>,
+    /// Extra claims in the user's token (InsForge ≥ 2.2.5 does not forward them to Postgres).
+    pub claims: Map<String, Value>,
+}
+
+/// Rows of another table that grant access to this table's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Members {
+    /// The membership table.
+    pub table: String,
+    /// Membership column → this table's column.
+    pub on: Vec<(String, String)>,
+    /// The membership column holding the member's Clerk id.
+    pub user: String,
+    /// The membership column holding the member's role, and the roles in seeding order (the
+    /// first goes to the row's owner).
+    pub role: Option<(String, Vec<String>)>,
+}
+
+/// The table this table's rows belong to (tasks belong to a project): `member` here means a
+/// member of that row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parent {
+    pub table: String,
+    /// This table's column → the parent's column.
+    pub on: Vec<(String, String)>,
+}
+
+/// One table of the spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSpec {
+    pub name: String,
+    /// The column holding the owner's Clerk id.
+    pub owner: Option<String>,
+    /// What a valid insert carries besides the owner and relation columns.
+    pub payload: Map<String, Value>,
+    /// The column `update` writes (default: the first payload column).
+    pub change: Option<String>,
+    /// Columns that must never be re-assigned (default: the owner and the relation columns).
+    pub immutable: Vec<String>,
+    pub members: Option<Members>,
+    pub parent: Option<Parent>,
+    pub predicates: BTreeMap<String, String>,
+    pub rules: BTreeMap<Command, Vec<Rule>>,
+    /// The line of `[tables.<name>]`, for errors found later against the catalog.
+    pub line: usize,
+    /// The line of each key that has one (`select`, `parent`, `members`, …).
+    pub key_lines: BTreeMap<&'static str, usize>,
+}
+
+impl TableSpec {
+    /// The line of `key` in this table, else of the table itself.
+    pub fn line_of(&self, key: &str) -> usize {
+        self.key_lines.get(key).copied().unwrap_or(self.line)
+    }
+}
+
+/// A whole spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub path: PathBuf,
+    pub schema: String,
+    /// The team's migrations folder, when the spec names one (relative paths are the spec's).
+    pub migrations: Option<PathBuf>,
+    pub users: Vec<UserSpec>,
+    /// In the file's order.
+    pub tables: Vec<TableSpec>,
+}
+
+// ---- the file as written ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    schema: Option<String>,
+    migrations: Option<String>,
+    #[serde(default)]
+    actors: IndexMap<String, Spanned<RawUser>>,
+    #[serde(default)]
+    tables: IndexMap<String, Spanned<RawTable>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    id: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    claims: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    owner: Option<Spanned<String>>,
+    #[serde(default)]
+    payload: toml::Table,
+    change: Option<Spanned<String>>,
+    immutable: Option<Vec<Spanned<String>>>,
+    members: Option<Spanned<RawMembers>>,
+    parent: Option<Spanned<RawParent>>,
+    #[serde(default)]
+    predicates: BTreeMap<String, Spanned<String>>,
+    select: Option<Spanned<OneOrMany>>,
+    insert: Option<Spanned<OneOrMany>>,
+    update: Option<Spanned<OneOrMany>>,
+    delete: Option<Spanned<OneOrMany>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMembers {
+    table: String,
+    on: BTreeMap<String, String>,
+    user: String,
+    role: Option<String>,
+    roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParent {
+    table: String,
+    on: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Turns byte offsets into line numbers and builds errors that name the file.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&self, offset: usize, key: impl Into<String>, message: impl Into<String>) -> SpecError {
+        SpecError::Invalid {
+            path: self.path.to_owned(),
+            line: self.line(offset),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The dotted key written at `offset`: the last `[section]` header before it, plus the
+    /// `key =` of that line (`tables.tasks.paylod`), or `(file)` before any header.
+    fn key_at(&self, offset: usize) -> String {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.text[line_start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| line_start + i);
+        let line = self.text[line_start..line_end].trim();
+        let header = |l: &str| {
+            let l = l.trim();
+            (l.starts_with('[') && !l.starts_with("[[")).then(|| {
+                l.trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+        };
+        if let Some(h) = header(line) {
+            return h;
+        }
+        let section = before[..line_start].lines().rev().find_map(header);
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim().to_owned())
+            .filter(|k| !k.is_empty() && !k.starts_with('#'));
+        match (section, key) {
+            (Some(s), Some(k)) => format!("{s}.{k}"),
+            (Some(s), None) => s,
+            (None, Some(k)) => k,
+            (None, None) => "(file)".into(),
+        }
+    }
+
+    /// Where `[prefix.name]` (or `name =` inside it) is written, for keys without a span.
+    fn find(&self, needles: &[String]) -> usize {
+        needles
+            .iter()
+            .find_map(|n| self.text.find(n.as_str()))
+            .unwrap_or(0)
+    }
+
+    fn table_offset(&self, section: &str, name: &str) -> usize {
+        self.find(&[
+            format!("[{section}.{name}]"),
+            format!("[{section}.\"{name}\"]"),
+            format!("[{section}.{name}."),
+            format!("{name} ="),
+        ])
+    }
+}
+
+impl Spec {
+    /// Reads and checks a spec file.
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks spec text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, SpecError> {
+        let src = Source { path, text };
+        let raw: RawSpec = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            src.err(offset, src.key_at(offset), e.message().trim().to_owned())
+        })?;
+        let users = raw
+            .actors
+            .into_iter()
+            .map(|(key, user)| {
+                let offset = user.span().start;
+                let user = user.into_inner();
+                if BUILT_IN_ACTORS.contains(&key.as_str()) {
+                    return Err(src.err(
+                        offset,
+                        format!("actors.{key}"),
+                        format!("`{key}` is a built-in actor; give your user another name"),
+                    ));
+                }
+                Ok(UserSpec {
+                    key,
+                    id: user.id,
+                    email: user.email,
+                    claims: toml_to_json(user.claims),
+                })
+            })
+            .collect::<Result<Vec<_>, SpecError>>()?;
+        if users.is_empty() {
+            return Err(src.err(
+                0,
+                "actors",
+                "no actors: declare at least one Clerk user, e.g. `[actors.ada]`",
+            ));
+        }
+        let mut tables = Vec::new();
+        for (name, raw) in raw.tables {
+            let offset = src.table_offset("tables", &name).min(raw.span().start);
+            tables.push(table(&src, &name, offset, raw.into_inner())?);
+        }
+        if tables.is_empty() {
+            return Err(src.err(
+                0,
+                "tables",
+                "no tables: describe at least one, e.g. `[tables.notes]` with `owner = \"owner_id\"`",
+            ));
+        }
+        let spec = Spec {
+            path: path.to_owned(),
+            schema: raw.schema.unwrap_or_else(|| "public".into()),
+            migrations: raw
+                .migrations
+                .map(|m| path.parent().unwrap_or_else(|| Path::new(".")).join(m)),
+            users,
+            tables,
+        };
+        spec.check_relations(&src)?;
+        Ok(spec)
+    }
+
+    pub fn table(&self, name: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// Parents, membership tables and their references must name tables of the spec, `member`
+    /// must have a membership to resolve to, and parent chains must not loop.
+    fn check_relations(&self, src: &Source<'_>) -> Result<(), SpecError> {
+        for t in &self.tables {
+            let at = |key: &str, message: String| SpecError::Invalid {
+                path: src.path.to_owned(),
+                line: t.line_of(key.split('.').next().unwrap_or(key)),
+                key: format!("tables.{}.{key}", t.name),
+                message,
+            };
+            if let Some(p) = &t.parent
+                && self.table(&p.table).is_none()
+            {
+                return Err(at(
+                    "parent.table",
+                    format!(
+                        "`{}` is not a table of this spec; describe it under [tables.{}]",
+                        p.table, p.table
+                    ),
+                ));
+            }
+            // Follow the parent chain: a loop is an error, and `member` needs a membership.
+            let mut seen = BTreeSet::from([t.name.as_str()]);
+            let mut cur = t;
+            let membership = loop {
+                if let Some(m) = &cur.members {
+                    break Some(m);
+                }
+                let Some(p) = &cur.parent else { break None };
+                let Some(next) = self.table(&p.table) else {
+                    break None;
+                };
+                if !seen.insert(next.name.as_str()) {
+                    return Err(at(
+                        "parent",
+                        format!(
+                            "the parent chain loops: {} → {}",
+                            seen.iter().copied().collect::<Vec<_>>().join(" → "),
+                            next.name
+                        ),
+                    ));
+                }
+                cur = next;
+            };
+            for (command, rules) in &t.rules {
+                for rule in rules {
+                    let Rule::Member(roles) = rule else { continue };
+                    let Some(m) = membership else {
+                        return Err(at(
+                            command.key(),
+                            "`member` needs a membership: give this table `members = {…}`, or a \
+                             `parent` that has one"
+                                .into(),
+                        ));
+                    };
+                    if let Some(roles) = roles {
+                        let Some((_, known)) = &m.role else {
+                            return Err(at(
+                                command.key(),
+                                format!(
+                                    "`member:{}` needs a role column: give {}'s members `role` \
+                                     and `roles`",
+                                    roles.join(","),
+                                    cur.name
+                                ),
+                            ));
+                        };
+                        if let Some(r) = roles.iter().find(|r| !known.contains(r)) {
+                            return Err(at(
+                                command.key(),
+                                format!("role `{r}` is not one of {known:?}"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Actor names the suite defines itself.
+pub const BUILT_IN_ACTORS: [&str; 4] = ["no_claims", "anon", "expired", "foreign_secret"];
+
+fn toml_to_json(table: toml::Table) -> Map<String, Value> {
+    match serde_json::to_value(table) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+fn table(
+    src: &Source<'_>,
+    name: &str,
+    offset: usize,
+    raw: RawTable,
+) -> Result<TableSpec, SpecError> {
+    let key = |k: &str| format!("tables.{name}.{k}");
+    let mut key_lines = BTreeMap::new();
+    for (k, span) in [
+        ("select", raw.select.as_ref().map(Spanned::span)),
+        ("insert", raw.insert.as_ref().map(Spanned::span)),
+        ("update", raw.update.as_ref().map(Spanned::span)),
+        ("delete", raw.delete.as_ref().map(Spanned::span)),
+        ("parent", raw.parent.as_ref().map(Spanned::span)),
+        ("members", raw.members.as_ref().map(Spanned::span)),
+        ("owner", raw.owner.as_ref().map(Spanned::span)),
+        ("change", raw.change.as_ref().map(Spanned::span)),
+    ] {
+        if let Some(span) = span {
+            key_lines.insert(k, src.line(span.start));
+        }
+    }
+    let mut predicates = BTreeMap::new();
+    for (pname, sql) in raw.predicates {
+        if RESERVED_RULES.contains(&pname.as_str()) || pname.starts_with("member:") {
+            return Err(src.err(
+                sql.span().start,
+                key(&format!("predicates.{pname}")),
+                format!("`{pname}` is a built-in rule name; call the predicate something else"),
+            ));
+        }
+        if sql.get_ref().trim().is_empty() {
+            return Err(src.err(
+                sql.span().start,
+                key(&format!("predicates.{pname}")),
+                "empty predicate",
+            ));
+        }
+        predicates.insert(pname, sql.into_inner());
+    }
+    let mut rules = BTreeMap::new();
+    for (command, value) in [
+        (Command::Select, raw.select),
+        (Command::Insert, raw.insert),
+        (Command::Update, raw.update),
+        (Command::Delete, raw.delete),
+    ] {
+        let Some(value) = value else {
+            // Unstated: nobody, as Postgres does for a command without a policy.
+            rules.insert(command, Vec::new());
+            continue;
+        };
+        let at = value.span().start;
+        let names = match value.into_inner() {
+            OneOrMany::One(n) => vec![n],
+            OneOrMany::Many(v) => v,
+        };
+        let mut list = Vec::new();
+        for n in names {
+            let rule = match n.as_str() {
+                "nobody" => continue,
+                "anyone" => Rule::Anyone,
+                "signed_in" => Rule::SignedIn,
+                "owner" if raw.owner.is_some() => Rule::Owner,
+                "owner" => {
+                    return Err(src.err(
+                        at,
+                        key(command.key()),
+                        "`owner` needs the table's owner column: add `owner = \"<column>\"`",
+                    ));
+                }
+                "member" => Rule::Member(None),
+                other => match other.strip_prefix("member:") {
+                    Some(roles) => Rule::Member(Some(
+                        roles.split(',').map(|r| r.trim().to_owned()).collect(),
+                    )),
+                    None => match predicates.get(other) {
+                        Some(sql) => Rule::Predicate(sql.clone()),
+                        None => {
+                            return Err(src.err(
+                                at,
+                                key(command.key()),
+                                format!(
+                                    "unknown rule `{other}`: use anyone, signed_in, owner, member, \
+                                     member:<role>, nobody, or a name from [tables.{name}.predicates]"
+                                ),
+                            ));
+                        }
+                    },
+                },
+            };
+            list.push(rule);
+        }
+        rules.insert(command, list);
+    }
+    let members = match raw.members {
+        None => None,
+        Some(m) => {
+            let at = m.span().start;
+            let m = m.into_inner();
+            if m.on.is_empty() {
+                return Err(src.err(at, key("members.on"), "name at least one column pair"));
+            }
+            let role = match (m.role, m.roles) {
+                (Some(col), Some(roles)) if !roles.is_empty() => Some((col, roles)),
+                (None, None) => None,
+                _ => {
+                    return Err(src.err(
+                        at,
+                        key("members"),
+                        "`role` and `roles` go together: the role column and its values, the \
+                         owner's first",
+                    ));
+                }
+            };
+            Some(Members {
+                table: m.table,
+                on: m.on.into_iter().collect(),
+                user: m.user,
+                role,
+            })
+        }
+    };
+    let parent = match raw.parent {
+        None => None,
+        Some(p) => {
+            let at = p.span().start;
+            let p = p.into_inner();
+            if p.on.is_empty() {
+                return Err(src.err(at, key("parent.on"), "name at least one column pair"));
+            }
+            if p.table == name {
+                return Err(src.err(at, key("parent.table"), "a table cannot be its own parent"));
+            }
+            Some(Parent {
+                table: p.table,
+                on: p.on.into_iter().collect(),
+            })
+        }
+    };
+    let owner = raw.owner.map(Spanned::into_inner);
+    let immutable = match raw.immutable {
+        Some(list) => list.into_iter().map(Spanned::into_inner).collect(),
+        None => owner
+            .iter()
+            .cloned()
+            .chain(
+                parent
+                    .iter()
+                    .flat_map(|p| p.on.iter().map(|(c, _)| c.clone())),
+            )
+            .collect(),
+    };
+    Ok(TableSpec {
+        name: name.to_owned(),
+        owner,
+        payload: toml_to_json(raw.payload),
+        change: raw.change.map(Spanned::into_inner),
+        immutable,
+        members,
+        parent,
+        predicates,
+        rules,
+        line: src.line(offset),
+        key_lines,
+    })
+}
+
+const RESERVED_RULES: [&str; 6] = ["anyone", "signed_in", "owner", "member", "nobody", "t"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Spec, SpecError> {
+        Spec::parse(Path::new("access.toml"), text)
+    }
+
+    const GOOD: &str = r#"
+[actors.ada]
+email = "ada@example.com"
+[actors.ben]
+claims = { org_id = "org_1" }
+
+[tables.projects]
+owner = "owner_id"
+payload = { name = "p" }
+select = ["owner", "member"]
+insert = "owner"
+update = "member:owner"
+delete = "owner"
+members = { table = "project_members", on = { project_id = "id" }, user = "user_id", role = "role", roles = ["owner", "member"] }
+
+[tables.tasks]
+parent = { table = "projects", on = { project_id = "id" } }
+payload = { title = "t" }
+select = "member"
+delete = "member:owner"
+"#;
+
+    #[test]
+    fn a_complete_spec_parses_with_defaults() {
+        let spec = parse(GOOD).unwrap();
+        assert_eq!(spec.schema, "public");
+        assert_eq!(spec.users.len(), 2);
+        assert_eq!(spec.users[1].claims["org_id"], "org_1");
+        let tasks = spec.table("tasks").unwrap();
+        assert_eq!(tasks.immutable, ["project_id"]);
+        assert_eq!(tasks.rules[&Command::Insert], []);
+        assert_eq!(
+            tasks.rules[&Command::Delete],
+            [Rule::Member(Some(vec!["owner".into()]))]
+        );
+        assert_eq!(tasks.line, 16);
+        assert_eq!(spec.table("projects").unwrap().immutable, ["owner_id"]);
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_line() {
+        let bad_rule = GOOD.replace("delete = \"owner\"", "delete = \"owners\"");
+        assert_eq!(
+            error_of(&bad_rule),
+            "access.toml:13: tables.projects.delete: unknown rule `owners`: use anyone, signed_in, \
+             owner, member, member:<role>, nobody, or a name from [tables.projects.predicates]"
+        );
+        let unknown_key = GOOD.replace("payload = { title", "paylod = { title");
+        let e = error_of(&unknown_key);
+        assert!(
+            e.starts_with("access.toml:18: tables.tasks.paylod: unknown field `paylod`"),
+            "{e}"
+        );
+        let bad_role = GOOD.replace(
+            "member:owner\"\ndelete = \"owner",
+            "member:admin\"\ndelete = \"owner",
+        );
+        let e = error_of(&bad_role);
+        assert!(
+            e.starts_with("access.toml:12: tables.projects.update: role `admin`"),
+            "{e}"
+        );
+        let syntax = format!("{GOOD}\n[tables.x\n");
+        let e = error_of(&syntax);
+        assert!(
+            e.starts_with("access.toml:22: tables.x: unclosed table"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn relations_must_resolve_and_not_loop() {
+        let missing_parent = GOOD.replace("table = \"projects\", on", "table = \"project\", on");
+        assert!(error_of(&missing_parent).contains("`project` is not a table of this spec"));
+        let no_membership = GOOD.replace("members = {", "# members = {");
+        assert!(error_of(&no_membership).contains("`member` needs a membership"));
+        let looped = r#"
+[actors.ada]
+[tables.a]
+parent = { table = "b", on = { b_id = "id" } }
+select = "member"
+[tables.b]
+parent = { table = "a", on = { a_id = "id" } }
+"#;
+        assert!(
+            error_of(looped).contains("the parent chain loops"),
+            "{}",
+            error_of(looped)
+        );
+        let owner_without_column = "[actors.ada]\n[tables.a]\nselect = \"owner\"\n";
+        assert!(error_of(owner_without_column).contains("`owner` needs the table's owner column"));
+        let built_in = "[actors.anon]\n[tables.a]\n";
+        assert!(error_of(built_in).contains("`anon` is a built-in actor"));
+        assert!(error_of("[tables.a]\n").contains("no actors"));
+    }
+}

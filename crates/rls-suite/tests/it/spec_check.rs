@@ -1,0 +1,201 @@
+//! The spec engine on two schemas: the sample's todos (the same verdicts as the todos matrix)
+//! and examples/team-workspaces (intended sharing is not a leak), whose every intended rule,
+//! broken by hand, makes the check fail.
+
+use std::path::PathBuf;
+
+use harness::{Migrations, TestDatabase};
+use rls_suite::access::{self, BoundSpec, CheckReport, RunOptions};
+use rls_suite::spec::Spec;
+use sqlx::Connection;
+
+fn root() -> PathBuf {
+    harness::state::workspace_root()
+}
+
+fn example() -> PathBuf {
+    root().join("examples/team-workspaces")
+}
+
+async fn check(spec: &Spec, db: &TestDatabase) -> CheckReport {
+    let mut admin = db.admin_connection().await.unwrap();
+    let bound = BoundSpec::bind(spec, &mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    access::run(
+        &bound,
+        db.admin_target(),
+        db.app_target(),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+fn assert_clean(report: &CheckReport) {
+    let (leaks, lost) = (report.leaks(), report.lost_access());
+    assert!(
+        leaks.is_empty() && lost.is_empty(),
+        "leaks:\n{}\nlost access:\n{}\n\n{}",
+        leaks.join("\n"),
+        lost.join("\n"),
+        report.render()
+    );
+}
+
+async fn team_database() -> TestDatabase {
+    let migrations = Migrations::from_dir(&example().join("migrations")).unwrap();
+    TestDatabase::migrated(&migrations).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_todos_spec_runs_through_the_engine_with_the_todos_verdicts() {
+    let spec = Spec::load(&root().join("fixtures/todos.access.toml")).unwrap();
+    let db = TestDatabase::create().await.unwrap();
+    let report = check(&spec, &db).await;
+    assert_clean(&report);
+    insta::assert_snapshot!("todos_spec_matrix", report.render());
+}
+
+#[tokio::test]
+async fn team_workspaces_shares_what_its_spec_shares_and_nothing_else() {
+    let spec = Spec::load(&example().join("access.toml")).unwrap();
+    let db = team_database().await;
+    let report = check(&spec, &db).await;
+    assert_clean(&report);
+    for table in &report.tables {
+        insta::assert_snapshot!(format!("team_workspaces_{}", table.table), table.render());
+    }
+}
+
+/// Each intended rule of the example, broken by hand: the check must fail, and say how.
+const BROKEN: &[(&str, &str, &str)] = &[
+    (
+        "any member deletes tasks",
+        "alter policy tasks_delete on public.tasks using (public.project_role(project_id) is not null)",
+        "leak",
+    ),
+    (
+        "tasks moved to another project",
+        "alter policy tasks_update on public.tasks with check (true)",
+        "leak",
+    ),
+    (
+        "any member adds members",
+        "alter policy project_members_insert on public.project_members with check (public.project_role(project_id) is not null)",
+        "leak",
+    ),
+    (
+        "members read every project",
+        "alter policy projects_select on public.projects using (true)",
+        "leak",
+    ),
+    (
+        "profiles readable only when signed in",
+        "alter policy profiles_select on public.profiles to authenticated",
+        "lost",
+    ),
+    (
+        "members lose their projects",
+        "alter policy projects_select on public.projects using (owner_id = (select public.requesting_user_id()))",
+        "lost",
+    ),
+    (
+        "profile ids compared case-insensitively",
+        "alter policy profiles_delete on public.profiles using (lower(user_id) = lower((select public.requesting_user_id())))",
+        "leak",
+    ),
+    (
+        "project owners compared by prefix",
+        "alter policy projects_select on public.projects using (owner_id like (select public.requesting_user_id()) || '%')",
+        "leak",
+    ),
+    (
+        "ids compared as LIKE patterns",
+        "alter policy profiles_delete on public.profiles using (user_id like (select public.requesting_user_id()))",
+        "leak",
+    ),
+    (
+        "a member makes themselves owner",
+        "create policy project_members_update on public.project_members for update to authenticated using (user_id = (select public.requesting_user_id()))",
+        "leak",
+    ),
+];
+
+#[tokio::test]
+async fn every_intended_rule_broken_by_hand_fails_the_check() {
+    let spec = Spec::load(&example().join("access.toml")).unwrap();
+    let mut missed = Vec::new();
+    for (name, sql, expect) in BROKEN {
+        let db = team_database().await;
+        let mut admin = db.admin_connection().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: does not apply: {e}"));
+        admin.close().await.unwrap();
+        let report = check(&spec, &db).await;
+        let (leaks, lost) = (report.leaks(), report.lost_access());
+        let caught = match *expect {
+            "leak" => !leaks.is_empty(),
+            _ => leaks.is_empty() && !lost.is_empty(),
+        };
+        if !caught {
+            missed.push(format!(
+                "{name} (expected {expect}): leaks {leaks:?}, lost {lost:?}\n{}",
+                report.render()
+            ));
+        }
+    }
+    assert!(missed.is_empty(), "not caught:\n{}", missed.join("\n\n"));
+}
+
+#[tokio::test]
+async fn a_spec_naming_what_the_catalog_lacks_is_refused_by_file_key_and_line() {
+    let text = std::fs::read_to_string(example().join("access.toml")).unwrap();
+    let db = team_database().await;
+    let mut admin = db.admin_connection().await.unwrap();
+    let cases = [
+        (
+            "[tables.tasks]",
+            "[tables.taskz]",
+            "there is no table `taskz`",
+        ),
+        (
+            "owner = \"owner_id\"",
+            "owner = \"owner\"",
+            "`projects` has no column `owner`",
+        ),
+        (
+            "payload = { title = \"Matrix task\" }",
+            "payload = { titel = \"Matrix task\" }",
+            "`tasks` has no column `titel`",
+        ),
+        (
+            "payload = { name = \"Matrix project\" }",
+            "payload = { name = \"x\", created_at = \"not a time\" }",
+            "the table refuses a seed row",
+        ),
+    ];
+    for (from, to, message) in cases {
+        let changed = text.replacen(from, to, 1);
+        let path = PathBuf::from("examples/team-workspaces/access.toml");
+        let spec = Spec::parse(&path, &changed).unwrap();
+        let bound = BoundSpec::bind(&spec, &mut admin).await;
+        let err = match bound {
+            Err(e) => e.to_string(),
+            Ok(bound) => access::run(
+                &bound,
+                db.admin_target(),
+                db.app_target(),
+                RunOptions::default(),
+            )
+            .await
+            .unwrap_err()
+            .to_string(),
+        };
+        assert!(
+            err.starts_with("examples/team-workspaces/access.toml:") && err.contains(message),
+            "{to}: {err}"
+        );
+    }
+}
