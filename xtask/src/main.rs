@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use harness::{BackendChoice, Migrations, PgTarget, SetupOptions, StateDir};
 
 mod bench;
+mod check;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +36,9 @@ enum Cmd {
     Token(TokenArgs),
     /// Statically check the live catalog's RLS setup (policies, functions, roles, grants).
     Lint(LintArgs),
+    /// Check your own schema against your access spec on a fresh database: the spec's access
+    /// matrices for every table, and the lint. Exit 0 clean, 1 leak, 3 lost access, 2 not run.
+    Check(check::CheckArgs),
     /// Run the HTTP access matrix and token checks against a live InsForge-compatible endpoint.
     Verify(VerifyArgs),
     /// Run the sample app (`cargo run -p todo-app -- ARGS`), e.g. `cargo xtask app --dev-sign-in`.
@@ -177,6 +181,7 @@ async fn run(cli: Cli, root: PathBuf) -> Result<ExitCode> {
         Cmd::Migrate(args) => migrate(&dir, args).await,
         Cmd::Token(args) => token(&dir, args),
         Cmd::Lint(args) => lint(&dir, args).await,
+        Cmd::Check(args) => check::run(args).await,
         Cmd::Verify(args) => verify(&dir, args).await,
         Cmd::App { args } => app(&args),
         Cmd::Bench(args) => bench::run(args, &root).await,

@@ -179,6 +179,15 @@ impl TestDatabase {
     }
 }
 
+/// Waits until every database this process dropped is gone: for a command that exits right
+/// after (a test process leaves it to the background and the next run's sweep).
+pub async fn flush_drops() -> Result<()> {
+    match FACTORY.get() {
+        Some(factory) => factory.flush().await,
+        None => Ok(()),
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some(factory) = FACTORY.get() {

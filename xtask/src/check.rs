@@ -1,0 +1,167 @@
+//! `cargo xtask check --spec FILE`: a team's schema and access spec, checked on a fresh
+//! database — the spec's matrices and the lint. Exit status: 0 clean, 1 a leak (or a lint
+//! finding at `--deny-lint`), 3 lost access without a leak, 2 could not run.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use harness::{Migrations, TestDatabase};
+use rls_suite::access::{self, BoundSpec, CheckReport, RunOptions};
+use rls_suite::actors::ClaimsForwarding;
+use rls_suite::spec::Spec;
+use serde_json::json;
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The access spec (TOML): who should see and change what.
+    #[arg(long)]
+    spec: PathBuf,
+    /// Your migrations folder (V1__name.sql, …), applied after the base; default: the spec's
+    /// `migrations` key, else the sample app's todos.
+    #[arg(long, env = harness::migrate::MIGRATIONS_ENV)]
+    migrations: Option<PathBuf>,
+    /// text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// Which claims reach Postgres: `insforge` (InsForge ≥ 2.2.5: sub, email, role) or `all`
+    /// (InsForge ≤ 2.2.1 forwarded every claim of the token).
+    #[arg(long, default_value = "insforge", value_parser = ["insforge", "all"])]
+    claims_forwarding: String,
+    /// Also fail (exit 1) on lint findings at or above this level (error, warn, info). The lint
+    /// does not read the spec yet, so intended sharing (a public read) is reported as a finding:
+    /// by default the lint is advice and the matrices decide.
+    #[arg(long)]
+    deny_lint: Option<rls_lint::Level>,
+}
+
+/// What a run found, and the exit status it maps to.
+struct Outcome {
+    report: CheckReport,
+    lint: rls_lint::Report,
+    migrations: Vec<String>,
+    took_ms: u128,
+}
+
+pub async fn run(args: CheckArgs) -> Result<ExitCode> {
+    match check(&args).await {
+        Ok(outcome) => {
+            let lint_fails = args
+                .deny_lint
+                .is_some_and(|level| outcome.lint.exit_code(level) != 0);
+            let (leaks, lost) = (outcome.report.leaks(), outcome.report.lost_access());
+            let code: u8 = if !leaks.is_empty() || lint_fails {
+                1
+            } else if !lost.is_empty() {
+                3
+            } else {
+                0
+            };
+            if args.format == "json" {
+                let value = json!({
+                    "spec": args.spec.display().to_string(),
+                    "migrations": outcome.migrations,
+                    "matrices": outcome.report.to_json(),
+                    "lint": serde_json::from_str::<serde_json::Value>(&outcome.lint.render_json())
+                        .unwrap_or_default(),
+                    "exit": code,
+                });
+                println!("{value:#}");
+            } else {
+                print_text(&args, &outcome, &leaks, &lost, code);
+            }
+            Ok(ExitCode::from(code))
+        }
+        Err(e) => {
+            eprintln!("error: check could not run: {e:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn print_text(args: &CheckArgs, o: &Outcome, leaks: &[String], lost: &[String], code: u8) {
+    println!(
+        "insforge-rls check: {} ({} tables, {} cells, {} ms)",
+        args.spec.display(),
+        o.report.tables.len(),
+        o.report.cell_count(),
+        o.took_ms
+    );
+    println!("migrations: {}", o.migrations.join(", "));
+    println!();
+    print!("{}", o.report.render());
+    println!("lint:");
+    for line in o.lint.render_text().lines() {
+        println!("  {line}");
+    }
+    println!();
+    for l in leaks {
+        println!("LEAK {l}");
+    }
+    for l in lost {
+        println!("LOST {l}");
+    }
+    println!(
+        "{} leaks, {} lost access — {}",
+        leaks.len(),
+        lost.len(),
+        match code {
+            0 => "clean",
+            1 => "FAILED: someone can do more than the spec allows",
+            _ => "FAILED: someone can do less than the spec allows",
+        }
+    );
+}
+
+/// A folder relative to where the command runs; the spec's own `migrations` key is relative
+/// to the spec file (the parser resolves it).
+fn migrations(args: &CheckArgs, spec: &Spec) -> Result<Migrations> {
+    let dir: Option<&Path> = args.migrations.as_deref().or(spec.migrations.as_deref());
+    Ok(match dir {
+        Some(dir) => Migrations::from_dir(dir)?,
+        None => Migrations::embedded(),
+    })
+}
+
+async fn check(args: &CheckArgs) -> Result<Outcome> {
+    let started = Instant::now();
+    // Everything the file alone can tell, before anything is made.
+    let spec = Spec::load(&args.spec)?;
+    let migrations = migrations(args, &spec)?;
+    let state = harness::shared_state()
+        .await
+        .context("no server to check on")?;
+    let db = TestDatabase::migrated(&migrations)
+        .await
+        .context("applying the migrations to a fresh database")?;
+    let result = async {
+        let mut admin = db.admin_connection().await?;
+        let bound = BoundSpec::bind(&spec, &mut admin).await?;
+        let opts = RunOptions {
+            forwarding: if args.claims_forwarding == "all" {
+                ClaimsForwarding::All
+            } else {
+                ClaimsForwarding::InsForge23
+            },
+        };
+        let report = access::run(&bound, db.admin_target(), db.app_target(), opts).await?;
+        let lint_opts = rls_lint::LintOptions {
+            schemas: vec![spec.schema.clone()],
+            app_role: Some(state.app.user.clone()),
+            ..Default::default()
+        };
+        let lint = rls_lint::lint(&mut admin, &lint_opts).await?;
+        anyhow::Ok((report, lint))
+    }
+    .await;
+    drop(db);
+    harness::testing::flush_drops().await.ok();
+    let (report, lint) = result?;
+    Ok(Outcome {
+        report,
+        lint,
+        migrations: migrations.names(),
+        took_ms: started.elapsed().as_millis(),
+    })
+}
