@@ -104,6 +104,10 @@ struct Table {
     change: String,
     /// Columns copied from a seed row into an insert candidate (relations, payload, no default).
     candidate_columns: Vec<String>,
+    /// Other ways `authenticated` can read this table's rows: views that carry its primary key,
+    /// and set-returning functions of its row type taking only text (called with `''`), as
+    /// from-items (`"public"."todos_overview"`, `"public"."search_todos"('')`).
+    readers: Vec<String>,
 }
 
 impl Table {
@@ -435,7 +439,9 @@ async fn bind_table(
         .into_iter()
         .map(|c| (c, compile(spec, t, &t.rules[&c])))
         .collect();
+    let readers = readers(admin, &spec.schema, &t.name, &cat.pk).await?;
     Ok(Table {
+        readers,
         qname: format!("{}.{}", quote_ident(&spec.schema), quote_ident(&t.name)),
         spec: t.clone(),
         pk: cat.pk,
@@ -444,6 +450,53 @@ async fn bind_table(
         change,
         candidate_columns,
     })
+}
+
+/// Views over the table (through `pg_depend`) that expose all of its primary key, and
+/// set-returning functions of its row type whose arguments are all text, that `authenticated`
+/// may use.
+async fn readers(
+    admin: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    pk: &[String],
+) -> Result<Vec<String>, AccessError> {
+    let mut out: Vec<String> = sqlx::query_scalar(
+        "select distinct quote_ident(vn.nspname) || '.' || quote_ident(v.relname) \
+         from pg_depend d join pg_rewrite r on r.oid = d.objid \
+         join pg_class v on v.oid = r.ev_class join pg_namespace vn on vn.oid = v.relnamespace \
+         join pg_class t on t.oid = d.refobjid join pg_namespace tn on tn.oid = t.relnamespace \
+         where tn.nspname = $1 and t.relname = $2 and v.oid <> t.oid and v.relkind in ('v', 'm') \
+           and vn.nspname = $1 \
+           and has_table_privilege('authenticated', v.oid, 'SELECT') \
+           and (select count(*) from pg_attribute a where a.attrelid = v.oid \
+                and a.attname = any($3) and not a.attisdropped) = cardinality($3) \
+         order by 1",
+    )
+    .bind(schema)
+    .bind(table)
+    .bind(pk)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("list views"))?;
+    let functions: Vec<String> = sqlx::query_scalar(
+        "select quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || \
+                array_to_string(array_fill(quote_literal(''), array[p.pronargs::int]), ', ') || ')' \
+         from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
+         join pg_type ty on ty.oid = p.prorettype join pg_class c on c.oid = ty.typrelid \
+         join pg_namespace cn on cn.oid = c.relnamespace \
+         where n.nspname = $1 and cn.nspname = $1 and c.relname = $2 and p.proretset \
+           and p.prokind = 'f' and has_function_privilege('authenticated', p.oid, 'EXECUTE') \
+           and not exists (select 1 from unnest(p.proargtypes) a where a <> 'text'::regtype) \
+         order by 1",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("list functions"))?;
+    out.extend(functions);
+    Ok(out)
 }
 
 /// The rules of one command as one SQL predicate over `t`.
@@ -974,6 +1027,8 @@ fn candidate(table: &Table, row: &SeedRow) -> Value {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
     Select,
+    /// A select through a view or function that reads the table (a from-item from the catalog).
+    SelectVia(String),
     InsertAllowed,
     InsertForbidden,
     UpdateAllowed,
@@ -988,14 +1043,15 @@ enum Op {
 
 impl Op {
     fn all(table: &Table) -> Vec<Op> {
-        let mut ops = vec![
-            Op::Select,
+        let mut ops = vec![Op::Select];
+        ops.extend(table.readers.iter().cloned().map(Op::SelectVia));
+        ops.extend([
             Op::InsertAllowed,
             Op::InsertForbidden,
             Op::UpdateAllowed,
             Op::UpdateForbidden,
             Op::UpdateUnfiltered,
-        ];
+        ]);
         for col in &table.spec.immutable {
             ops.push(Op::HandOver(col.clone()));
             ops.push(Op::HandOverUnfiltered(col.clone()));
@@ -1004,9 +1060,14 @@ impl Op {
         ops
     }
 
+    fn is_select(&self) -> bool {
+        matches!(self, Op::Select | Op::SelectVia(_))
+    }
+
     fn label(&self) -> String {
         match self {
             Op::Select => "select".into(),
+            Op::SelectVia(from) => format!("select via {from}"),
             Op::InsertAllowed => "insert · allowed row".into(),
             Op::InsertForbidden => "insert · forbidden row".into(),
             Op::UpdateAllowed => "update · allowed row".into(),
@@ -1192,6 +1253,8 @@ async fn run_cell(
     let (sql, binds, expect_row, removed): (String, Vec<Value>, Option<bool>, Option<&SeedRow>) =
         match op {
             Op::Select => (format!("select {pk} from {q} t"), vec![], None, None),
+            // The from-item comes from the catalog, quoted there (see `readers`).
+            Op::SelectVia(from) => (format!("select {pk} from {from} t"), vec![], None, None),
             Op::InsertAllowed | Op::InsertForbidden => {
                 let want = *op == Op::InsertAllowed;
                 let Some(r) = pick(rows, allowed, &allowed.insert, want) else {
@@ -1308,7 +1371,7 @@ async fn run_cell(
     match result {
         Ok(seen) => {
             tx.commit().await.map_err(sql_err("commit"))?;
-            if *op == Op::Select {
+            if op.is_select() {
                 o.seen = seen;
             }
         }
@@ -1321,7 +1384,7 @@ async fn run_cell(
             );
         }
     }
-    let dirty = removed.is_some() || (*op != Op::Select && o.refused.is_none());
+    let dirty = removed.is_some() || (!op.is_select() && o.refused.is_none());
     if dirty {
         let after = images(table, admin).await?;
         for (k, v) in &after {
@@ -1376,7 +1439,7 @@ fn describe(table: &Table, seeds: &Seeds, ti: usize, op: &Op, o: &Observed, spec
         return format!("refused {code}");
     }
     let mut parts = Vec::new();
-    if *op == Op::Select {
+    if op.is_select() {
         parts.push(if o.seen.is_empty() {
             "sees none".to_owned()
         } else {
@@ -1474,6 +1537,8 @@ fn judge(
         // a privilege error for anyone (a claims reader that throws is broken for everyone).
         let expected_something = match op {
             Op::Select => !allowed.select.is_empty() || code != "42501",
+            // A reader may show less than the table, or be refused: only more is a finding.
+            Op::SelectVia(_) => false,
             _ => expect_row == Some(true),
         };
         return if expected_something {

@@ -199,3 +199,37 @@ async fn a_spec_naming_what_the_catalog_lacks_is_refused_by_file_key_and_line() 
         );
     }
 }
+
+/// The hand-written todos mutants (fixtures/mutants), judged by the spec engine alone: each is
+/// a leak or lost access there too, as the todos matrices judge it.
+#[tokio::test]
+async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
+    let spec = Spec::load(&root().join("fixtures/todos.access.toml")).unwrap();
+    let mut missed = Vec::new();
+    let list = rls_suite::fixtures::mutants().unwrap();
+    for mutant in &list {
+        let db = TestDatabase::create().await.unwrap();
+        let mut admin = db.admin_connection().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(mutant.sql.clone()))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let report = check(&spec, &db).await;
+        let (leaks, lost) = (report.leaks(), report.lost_access());
+        let caught = match mutant.expect {
+            rls_suite::fixtures::Expect::Leak => !leaks.is_empty(),
+            rls_suite::fixtures::Expect::LostAccess => leaks.is_empty() && !lost.is_empty(),
+        };
+        if !caught {
+            missed.push(format!(
+                "{} ({:?}): leaks {leaks:?}, lost {lost:?}\n{}",
+                mutant.id,
+                mutant.expect,
+                report.render()
+            ));
+        }
+    }
+    assert!(list.len() >= 10);
+    assert!(missed.is_empty(), "missed:\n{}", missed.join("\n\n"));
+}
