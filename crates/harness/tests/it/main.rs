@@ -4,5 +4,6 @@
 
 mod factory;
 mod isolation;
+mod library_use;
 mod migrations;
 mod support;
