@@ -698,10 +698,6 @@ async fn seed(
     let user_of = |id: &Value| users.iter().position(|u| Some(u.id()) == Some(id.as_str()));
     let mut rows: Vec<Vec<SeedRow>> = vec![Vec::new(); bound.tables.len()];
     let mut tx = admin.begin().await.map_err(sql_err("begin seeding"))?;
-    sqlx::query("set local session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .map_err(sql_err("begin seeding"))?;
     for (ti, table) in bound.tables.iter().enumerate() {
         let t = &table.spec;
         // (values, tag) for each row to insert.
@@ -852,38 +848,62 @@ fn members_of(
     Vec::new()
 }
 
-/// Puts every spec table back to the seeded rows, exactly (same keys, same values).
-async fn restore(
+/// Where the seeded rows are kept in the checked database, and the function that puts them
+/// back in one round trip (the check runs on a database of its own, which it owns).
+const RESTORE_SETUP: &str = "
+create table if not exists insforge_rls.check_seeds (
+  position int primary key, tbl regclass not null, cols text not null, images jsonb not null);
+truncate insforge_rls.check_seeds;
+create or replace function insforge_rls.check_restore() returns void
+language plpgsql set session_replication_role = replica as $fn$
+declare r record;
+begin
+  for r in select * from insforge_rls.check_seeds order by position desc loop
+    execute format('delete from %s', r.tbl);
+  end loop;
+  for r in select * from insforge_rls.check_seeds order by position loop
+    execute format('insert into %s (%s) overriding system value select %s
+                    from jsonb_populate_recordset(null::%s, $1)', r.tbl, r.cols, r.cols, r.tbl)
+      using r.images;
+  end loop;
+end $fn$;
+revoke all on function insforge_rls.check_restore() from public;
+";
+
+/// Records the seeded rows for [`restore`].
+async fn keep_seeds(
     bound: &BoundSpec,
     seeds: &Seeds,
     admin: &mut PgConnection,
 ) -> Result<(), AccessError> {
-    let mut tx = admin.begin().await.map_err(sql_err("restore the seeds"))?;
-    sqlx::query("set local session_replication_role = replica")
-        .execute(&mut *tx)
+    sqlx::raw_sql(RESTORE_SETUP)
+        .execute(&mut *admin)
         .await
-        .map_err(sql_err("restore the seeds"))?;
-    for table in bound.tables.iter().rev() {
-        sqlx::query(sqlx::AssertSqlSafe(format!("delete from {}", table.qname)))
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("restore the seeds"))?;
-    }
+        .map_err(sql_err("keep the seeds"))?;
     for (ti, table) in bound.tables.iter().enumerate() {
         let images: Vec<Value> = seeds.rows[ti].iter().map(|r| r.image.clone()).collect();
-        let sql = format!(
-            "insert into {q} ({c}) overriding system value select {c} \
-             from jsonb_populate_recordset(null::{q}, $1)",
-            q = table.qname,
-            c = table.column_list()
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(Value::Array(images))
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err(format!("restore {}", table.spec.name)))?;
+        sqlx::query(
+            "insert into insforge_rls.check_seeds (position, tbl, cols, images) \
+             values ($1, $2::regclass, $3, $4)",
+        )
+        .bind(i32::try_from(ti).unwrap_or(i32::MAX))
+        .bind(&table.qname)
+        .bind(table.column_list())
+        .bind(Value::Array(images))
+        .execute(&mut *admin)
+        .await
+        .map_err(sql_err("keep the seeds"))?;
     }
-    tx.commit().await.map_err(sql_err("restore the seeds"))
+    Ok(())
+}
+
+/// Puts every spec table back to the seeded rows, exactly (same keys, same values).
+async fn restore(admin: &mut PgConnection) -> Result<(), AccessError> {
+    sqlx::query("select insforge_rls.check_restore()")
+        .execute(&mut *admin)
+        .await
+        .map_err(sql_err("restore the seeds"))?;
+    Ok(())
 }
 
 /// Every row of a table as a superuser sees it: primary key → image.
@@ -993,12 +1013,9 @@ fn predicate_err(table: &Table, e: sqlx::Error) -> AccessError {
     })
 }
 
-/// Removes one row as a superuser with triggers off (no cascades: the restore puts it back).
+/// Removes one row as the superuser (whose session runs with triggers off: no cascades; the
+/// restore puts it back).
 async fn remove(table: &Table, pk: &str, conn: &mut PgConnection) -> Result<(), AccessError> {
-    sqlx::query("set local session_replication_role = replica")
-        .execute(&mut *conn)
-        .await
-        .map_err(sql_err("remove a row"))?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "delete from {} t where {} = $1",
         table.qname,
@@ -1146,10 +1163,19 @@ pub async fn run(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut admin = admin.connect().await?;
+    // Seeding, removing and restoring as the superuser skip triggers and foreign-key checks:
+    // an app's own triggers neither add rows nor refuse them, and nothing cascades.
+    sqlx::query("set session_replication_role = replica")
+        .execute(&mut admin)
+        .await
+        .map_err(sql_err("prepare the superuser session"))?;
     // One connection for every cell, as a pool of one: each cell after the first runs on a
     // connection an earlier identity used.
     let mut conn = app.connect().await?;
+    let started = std::time::Instant::now();
     let seeds = seed(bound, &users, &mut admin).await?;
+    keep_seeds(bound, &seeds, &mut admin).await?;
+    tracing::debug!(took = ?started.elapsed(), "seeded");
     let mut report = CheckReport {
         tables: Vec::new(),
         actors: actors
@@ -1158,7 +1184,9 @@ pub async fn run(
             .collect(),
     };
     for (ti, table) in bound.tables.iter().enumerate() {
+        let planned = std::time::Instant::now();
         let allowed = expected(table, &seeds.rows[ti], &actors, &mut admin).await?;
+        tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");
         let ops = Op::all(table);
         let mut cells = Vec::new();
         for op in &ops {
@@ -1181,6 +1209,7 @@ pub async fn run(
             }
             cells.push(row);
         }
+        tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "matrix done");
         report.tables.push(TableMatrix {
             table: table.spec.name.clone(),
             actors: actors.iter().map(|a| a.key.clone()).collect(),
@@ -1352,9 +1381,7 @@ async fn run_cell(
         .map(|r| (r.pk.clone(), r.image.clone()))
         .collect();
     if let Some(r) = removed {
-        let mut tx = admin.begin().await.map_err(sql_err("remove a row"))?;
-        remove(table, &r.pk, &mut tx).await?;
-        tx.commit().await.map_err(sql_err("remove a row"))?;
+        remove(table, &r.pk, admin).await?;
         before.remove(&r.pk);
     }
 
@@ -1399,7 +1426,13 @@ async fn run_cell(
             .filter(|k| !after.contains_key(*k))
             .cloned()
             .collect();
-        restore(bound, seeds, admin).await?;
+        let changed = removed.is_some()
+            || !o.inserted.is_empty()
+            || !o.updated.is_empty()
+            || !o.deleted.is_empty();
+        if changed {
+            restore(admin).await?;
+        }
     }
     let verdict = judge(table, seeds, ti, allowed, actor, op, expect_row, &o);
     Ok(SpecCell {
