@@ -130,13 +130,13 @@ pub async fn start(spec: &ContainerSpec) -> Result<StartedContainer> {
     drop(container);
     Ok(StartedContainer {
         id,
-        admin: PgTarget {
-            host: "127.0.0.1".into(),
+        admin: PgTarget::new(
+            "127.0.0.1",
             port,
-            user: "postgres".into(),
-            password: spec.superuser_password.clone(),
-            database: "postgres".into(),
-        },
+            "postgres",
+            &spec.superuser_password,
+            "postgres",
+        ),
     })
 }
 

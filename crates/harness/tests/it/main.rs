@@ -6,3 +6,4 @@ mod factory;
 mod isolation;
 mod migrations;
 mod support;
+mod tls;
