@@ -108,6 +108,13 @@ fn an_image_that_cannot_be_pulled_is_named_with_the_way_out() {
         r.stderr
     );
     assert!(r.stderr.contains("--backend local"), "{}", r.stderr);
+    // The pull says it started (on stderr) instead of staying silent until it ends.
+    assert!(
+        r.stderr
+            .contains(&format!("pulling image {image} (not on this machine yet)")),
+        "{}",
+        r.stderr
+    );
     assert!(!dir.path().join("state.json").exists(), "nothing recorded");
 }
 
