@@ -4,10 +4,9 @@
 #
 # Usage: .ci/docker-engine.sh [start|stop|status]   (sourcing the file runs `start`)
 #
-# Debian 12's dockerd speaks Docker API 1.41 at most and refuses newer clients that do not negotiate, such as
-# testcontainers 0.28 (bollard, API 1.53). So dockerd listens on a private socket and a small shim owns the usual
-# /var/run/docker.sock: it lowers the /vX.Y/ prefix of newer requests to the daemon's version and passes all else through.
-# CI_DOCKER_API_SHIM=0 lets dockerd own /var/run/docker.sock itself instead.
+# dockerd runs as Debian ships it (docker.io 20.10, API 1.41) on the usual /var/run/docker.sock, with nothing in
+# front of it: the harness (testcontainers 0.28 / bollard) works against it as it is, which .ci/run checks by running
+# the docker backend here.
 
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
 	# Sourced: start it from a child bash, so that nothing (options, functions, exit) leaks into the caller's shell.
@@ -19,17 +18,9 @@ set -euo pipefail
 ci_docker_engine_defaults() {
 	SELF=${BASH_SOURCE[0]}
 	CI_STATE_DIR=${CI_STATE_DIR:-/tmp/insforge-rls-ci}
-	DOCKER_SOCKET=/var/run/docker.sock
-	USE_SHIM=${CI_DOCKER_API_SHIM:-1}
-	DOCKERD_SOCKET=$DOCKER_SOCKET
-	if [[ $USE_SHIM != 0 ]]; then
-		DOCKERD_SOCKET=$CI_STATE_DIR/dockerd.sock
-	fi
+	DOCKERD_SOCKET=/var/run/docker.sock
 	DOCKERD_PIDFILE=$CI_STATE_DIR/dockerd.pid
 	DOCKERD_LOG=$CI_STATE_DIR/dockerd.log
-	SHIM_PIDFILE=$CI_STATE_DIR/docker-api-shim.pid
-	SHIM_LOG=$CI_STATE_DIR/docker-api-shim.log
-	SHIM_SCRIPT=$CI_STATE_DIR/docker-api-shim.py
 	READY_TIMEOUT=${CI_DOCKERD_TIMEOUT:-60}
 	# --ip-forward=false: this machine must not route container traffic to other networks, and nothing here needs
 	# it: the host reaches containers on docker0 directly and published ports go through docker-proxy.
@@ -91,9 +82,6 @@ ensure_packages() {
 	local -a missing=()
 	command -v dockerd >/dev/null || missing+=(docker.io)
 	command -v docker >/dev/null || missing+=(docker.io)
-	if [[ $USE_SHIM != 0 && ! -x /usr/bin/python3 ]]; then
-		missing+=(python3)
-	fi
 	if [[ ${#missing[@]} -gt 0 ]]; then
 		[[ $(id -u) == 0 ]] || die "needs root to install ${missing[*]}; run it as root"
 		# shellcheck disable=SC2046 # de-duplicated package names, no spaces
@@ -157,126 +145,6 @@ start_dockerd() {
 	die "dockerd did not start (last lines of $DOCKERD_LOG above). Fix the cause, or set CI_DOCKERD_TIMEOUT to wait longer, then run '$SELF start' again"
 }
 
-write_shim() {
-	cat >"$SHIM_SCRIPT" <<'PY'
-"""Docker API version shim, written by .ci/docker-engine.sh.
-
-Listens on LISTEN (a unix socket) and forwards each connection to dockerd on UPSTREAM. A request for /vX.Y/...
-newer than MAX_VERSION (dockerd's API version) is sent as /vMAX_VERSION/... instead; everything else, bodies and
-hijacked streams (attach, exec) included, passes through untouched. Each connection carries one request
-("Connection: close"), so that only request heads need parsing.
-"""
-import grp
-import os
-import re
-import socket
-import socketserver
-import sys
-import threading
-
-LISTEN, UPSTREAM, MAX_VERSION = sys.argv[1:4]
-MAX = tuple(int(part) for part in MAX_VERSION.split("."))
-REQUEST_LINE = re.compile(rb"^(\S+) /v(\d+)\.(\d+)(/\S*) (HTTP/1\.[01])$")
-MAX_HEAD = 1 << 20
-
-
-def pipe(src, dst):
-    try:
-        while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-
-class Handler(socketserver.BaseRequestHandler):
-    def handle(self):
-        client = self.request
-        head = b""
-        while b"\r\n\r\n" not in head:
-            data = client.recv(65536)
-            if not data or len(head) > MAX_HEAD:
-                return
-            head += data
-        head, rest = head.split(b"\r\n\r\n", 1)
-        request_line, *headers = head.split(b"\r\n")
-        match = REQUEST_LINE.match(request_line)
-        if match and (int(match[2]), int(match[3])) > MAX:
-            request_line = b"%s /v%s%s %s" % (match[1], MAX_VERSION.encode(), match[4], match[5])
-        if not any(h.lower().startswith(b"upgrade:") for h in headers):
-            headers = [h for h in headers if not h.lower().startswith(b"connection:")]
-            headers.append(b"Connection: close")
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            upstream.connect(UPSTREAM)
-            upstream.sendall(b"\r\n".join([request_line, *headers]) + b"\r\n\r\n" + rest)
-            to_upstream = threading.Thread(target=pipe, args=(client, upstream), daemon=True)
-            to_upstream.start()
-            pipe(upstream, client)
-            # dockerd is done: wake the other direction up if the client keeps its side open.
-            try:
-                client.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            to_upstream.join(5)
-        except OSError as error:
-            print(f"docker-api-shim: {error}", file=sys.stderr, flush=True)
-        finally:
-            upstream.close()
-
-
-class Server(socketserver.ThreadingUnixStreamServer):
-    daemon_threads = True
-
-
-if os.path.exists(LISTEN):
-    os.unlink(LISTEN)
-server = Server(LISTEN, Handler)
-os.chmod(LISTEN, 0o660)
-try:
-    os.chown(LISTEN, 0, grp.getgrnam("docker").gr_gid)
-except KeyError:
-    pass
-print(f"docker-api-shim: {LISTEN} -> {UPSTREAM}, requests newer than API {MAX_VERSION} lowered to it", flush=True)
-server.serve_forever()
-PY
-}
-
-shim_answers() { docker_answers "unix://$DOCKER_SOCKET"; }
-shim_answers_or_exited() { shim_answers || ! kill -0 "$1" 2>/dev/null; }
-
-start_shim() {
-	local pid api
-	if pid=$(live_pid "$SHIM_PIDFILE" python3 "$SHIM_SCRIPT"); then
-		kill "$pid" 2>/dev/null || true
-	fi
-	api=$(timeout 10 docker --host "unix://$DOCKERD_SOCKET" version --format '{{.Server.APIVersion}}') ||
-		die "could not read dockerd's API version from $DOCKERD_SOCKET"
-	[[ $api =~ ^[0-9]+\.[0-9]+$ ]] || die "unexpected API version '$api' from dockerd"
-	write_shim
-	# A socket file left by a daemon that is gone (nothing answered on it above) is replaced.
-	if [[ -e $DOCKER_SOCKET && ! -S $DOCKER_SOCKET ]]; then
-		die "$DOCKER_SOCKET exists and is not a socket; remove it, then run '$SELF start' again"
-	fi
-	rm -f "$DOCKER_SOCKET"
-	setsid /usr/bin/python3 "$SHIM_SCRIPT" "$DOCKER_SOCKET" "$DOCKERD_SOCKET" "$api" </dev/null >>"$SHIM_LOG" 2>&1 &
-	pid=$!
-	printf '%s\n' "$pid" >"$SHIM_PIDFILE"
-	if wait_until 10 shim_answers_or_exited "$pid" && shim_answers; then
-		say "API shim (pid $pid) serves $DOCKER_SOCKET for dockerd's API $api"
-		return 0
-	fi
-	log_tail "$SHIM_LOG"
-	die "the Docker API shim did not come up on $DOCKER_SOCKET (log: $SHIM_LOG); run '$SELF stop', then '$SELF start'"
-}
-
 ci_docker_engine_start() {
 	if docker_answers; then
 		say "Docker already answers; nothing to do"
@@ -287,9 +155,6 @@ ci_docker_engine_start() {
 	mkdir -p "$CI_STATE_DIR"
 	if ! docker_answers "unix://$DOCKERD_SOCKET"; then
 		start_dockerd
-	fi
-	if [[ $USE_SHIM != 0 ]]; then
-		start_shim
 	fi
 	docker_answers || die "dockerd runs but 'docker info' gets no answer; is DOCKER_HOST (${DOCKER_HOST:-unset}) pointing elsewhere?"
 	say "Docker is ready: $(docker version --format 'client {{.Client.Version}}, server {{.Server.Version}} (API {{.Server.APIVersion}})')"
@@ -326,10 +191,6 @@ stop_dockerd() {
 }
 
 ci_docker_engine_stop() {
-	stop_process "$SHIM_PIDFILE" python3 "$SHIM_SCRIPT" 5 "Docker API shim"
-	if [[ $USE_SHIM != 0 && -S $DOCKER_SOCKET ]] && ! docker_answers "unix://$DOCKER_SOCKET"; then
-		rm -f "$DOCKER_SOCKET"
-	fi
 	if live_pid "$DOCKERD_PIDFILE" dockerd >/dev/null; then
 		stop_dockerd
 	else
@@ -341,7 +202,6 @@ ci_docker_engine_stop() {
 ci_docker_engine_status() {
 	local pid
 	if pid=$(live_pid "$DOCKERD_PIDFILE" dockerd); then say "dockerd started by this script: pid $pid"; else say "dockerd started by this script: not running"; fi
-	if pid=$(live_pid "$SHIM_PIDFILE" python3 "$SHIM_SCRIPT"); then say "Docker API shim: pid $pid"; else say "Docker API shim: not running"; fi
 	if docker_answers; then say "docker info: answers"; else
 		say "docker info: no answer"
 		return 1

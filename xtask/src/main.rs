@@ -15,6 +15,7 @@ mod check;
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",
+    version,
     about = "Prove a Clerk + InsForge app keeps every user's rows their own"
 )]
 struct Cli {
@@ -148,11 +149,16 @@ fn main() -> ExitCode {
     // overrides a variable that is already set.
     let root = harness::state::workspace_root();
     let _ = dotenvy::from_path(root.join(".env"));
+    // XTASK_LOG, else the usual RUST_LOG, else warnings only. Colours only on a terminal, so
+    // logs piped to a file or CI stay plain text.
+    let filter = ["XTASK_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| "warn".into());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("XTASK_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -108,6 +108,13 @@ fn an_image_that_cannot_be_pulled_is_named_with_the_way_out() {
         r.stderr
     );
     assert!(r.stderr.contains("--backend local"), "{}", r.stderr);
+    // The pull says it started (on stderr) instead of staying silent until it ends.
+    assert!(
+        r.stderr
+            .contains(&format!("pulling image {image} (not on this machine yet)")),
+        "{}",
+        r.stderr
+    );
     assert!(!dir.path().join("state.json").exists(), "nothing recorded");
 }
 
@@ -488,5 +495,50 @@ fn verify_against_nothing_exits_2_and_says_what_to_start() {
     assert!(
         !r.stderr.contains("a-test-secret"),
         "the secret is not echoed"
+    );
+}
+
+#[test]
+fn version_is_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = xtask(dir.path(), &["--version"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        format!("cargo xtask {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn rust_log_is_honoured_and_logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    // A verify against a closed port: at debug the HTTP client logs its connection attempt.
+    let args = [
+        "verify",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--jwt-secret",
+        "0123456789abcdef0123456789abcdef",
+    ];
+    let quiet = xtask(
+        dir.path(),
+        &args,
+        &[("XTASK_LOG", ""), ("RUST_LOG", "warn")],
+    );
+    let loud = xtask(
+        dir.path(),
+        &args,
+        &[("XTASK_LOG", ""), ("RUST_LOG", "debug")],
+    );
+    assert!(
+        loud.stderr.contains("DEBUG") || loud.stderr.contains("TRACE"),
+        "RUST_LOG=debug logged nothing at debug:\n{}",
+        loud.stderr
+    );
+    assert!(!quiet.stderr.contains("DEBUG"), "{}", quiet.stderr);
+    assert!(
+        !loud.stderr.contains('\u{1b}'),
+        "ANSI escape codes in a log written to a pipe:\n{}",
+        loud.stderr
     );
 }

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use refinery::{Migration, Runner};
-use tokio_postgres::NoTls;
 
 use crate::error::{HarnessError, Result};
 use crate::target::PgTarget;
@@ -291,26 +290,7 @@ fn pg_reason(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// TLS as the target's URL asks (see [`PgTarget::connect_tokio_postgres`]).
 async fn connect(target: &PgTarget) -> Result<tokio_postgres::Client> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(&target.host)
-        .port(target.port)
-        .user(&target.user)
-        .password(&target.password)
-        .dbname(&target.database)
-        .application_name("insforge-rls-migrate");
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| HarnessError::Connect {
-            target: target.redacted(),
-            reason: pg_reason(&e),
-        })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "migration connection closed");
-        }
-    });
-    Ok(client)
+    target.connect_tokio_postgres("insforge-rls-migrate").await
 }

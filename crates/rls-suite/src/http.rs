@@ -90,10 +90,36 @@ impl Reply {
     }
 }
 
+/// reqwest's message plus its causes (a refused certificate is only named there), with what
+/// to do about a certificate the client does not trust.
+fn send_error(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if text.contains("NotValidForName") || text.contains("not valid for name") {
+        text.push_str(
+            " (the certificate does not name this host — use the host name it was issued for)",
+        );
+    } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        text.push_str(" (the certificate is not signed by a trusted CA — set SSL_CERT_FILE to a PEM file with the CA)");
+    }
+    text
+}
+
 impl Api {
+    /// `https://` bases are checked against the system's roots (`SSL_CERT_FILE` honoured) and
+    /// the host name; a certificate that fails is an error, never a fallback to plain HTTP.
     pub fn new(base: &str) -> Result<Self, SuiteError> {
+        // reqwest's rustls needs a process-wide crypto provider; ring, as the whole workspace
+        // uses. Already installed (by this or anything else) is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
+            .https_only(base.starts_with("https://"))
             .build()
             .map_err(|e| SuiteError::Http(e.to_string()))?;
         Ok(Self {
@@ -145,7 +171,7 @@ impl Api {
         let resp = req
             .send()
             .await
-            .map_err(|e| SuiteError::Http(format!("{url}: {e}")))?;
+            .map_err(|e| SuiteError::Http(format!("{url}: {}", send_error(&e))))?;
         let status = resp.status();
         let text = resp
             .text()

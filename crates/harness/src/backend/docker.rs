@@ -80,6 +80,7 @@ fn split_image(image: &str) -> (String, String) {
 /// prints "ready to accept connections" once for its init server and again for the real one.
 pub async fn start(spec: &ContainerSpec) -> Result<StartedContainer> {
     ping().await?;
+    pull_if_missing(&spec.image).await?;
     let (name, tag) = split_image(&spec.image);
     let request = GenericImage::new(name, tag)
         .with_exposed_port(5432.tcp())
@@ -130,14 +131,113 @@ pub async fn start(spec: &ContainerSpec) -> Result<StartedContainer> {
     drop(container);
     Ok(StartedContainer {
         id,
-        admin: PgTarget {
-            host: "127.0.0.1".into(),
+        admin: PgTarget::new(
+            "127.0.0.1",
             port,
-            user: "postgres".into(),
-            password: spec.superuser_password.clone(),
-            database: "postgres".into(),
-        },
+            "postgres",
+            &spec.superuser_password,
+            "postgres",
+        ),
     })
+}
+
+/// Pulls `image` when the engine does not have it, with progress on stderr: a first pull can
+/// take minutes, and testcontainers' own pull is silent until it ends.
+async fn pull_if_missing(image: &str) -> Result<()> {
+    use futures_util::StreamExt as _;
+    use testcontainers::bollard::query_parameters::CreateImageOptionsBuilder;
+
+    let docker = client()?;
+    match docker.inspect_image(image).await {
+        Ok(_) => return Ok(()),
+        Err(testcontainers::bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }) => {}
+        // Anything else: let the start report it with its own wording.
+        Err(_) => return Ok(()),
+    }
+    let (name, tag) = split_image(image);
+    eprintln!("pulling image {image} (not on this machine yet)");
+    let options = CreateImageOptionsBuilder::default()
+        .from_image(&name)
+        .tag(&tag)
+        .build();
+    let mut stream = docker.create_image(Some(options), None, None);
+    let mut progress = PullProgress::default();
+    while let Some(event) = stream.next().await {
+        let event = event.map_err(|e| HarnessError::ImageUnavailable {
+            image: image.to_owned(),
+            reason: one_line(&e.to_string()),
+        })?;
+        if let Some(detail) = event.error_detail.and_then(|d| d.message) {
+            return Err(HarnessError::ImageUnavailable {
+                image: image.to_owned(),
+                reason: one_line(&detail),
+            });
+        }
+        let update = PullEvent {
+            id: event.id.as_deref(),
+            status: event.status.as_deref().unwrap_or(""),
+            current: event.progress_detail.as_ref().and_then(|p| p.current),
+            total: event.progress_detail.as_ref().and_then(|p| p.total),
+        };
+        if let Some(line) = progress.line(&update, std::time::Instant::now()) {
+            eprintln!("  {line}");
+        }
+    }
+    eprintln!("pulled {image}");
+    Ok(())
+}
+
+/// One event of the engine's pull stream, as [`PullProgress`] needs it.
+#[derive(Debug, Clone, Copy)]
+struct PullEvent<'a> {
+    id: Option<&'a str>,
+    status: &'a str,
+    current: Option<i64>,
+    total: Option<i64>,
+}
+
+/// Turns the pull stream into lines a person can follow: each layer's milestones as they
+/// happen, and the bytes downloaded so far at most every two seconds.
+#[derive(Debug, Default)]
+struct PullProgress {
+    layers: std::collections::BTreeMap<String, (i64, i64)>,
+    last_summary: Option<std::time::Instant>,
+}
+
+impl PullProgress {
+    fn line(&mut self, event: &PullEvent<'_>, now: std::time::Instant) -> Option<String> {
+        match (event.status, event.id) {
+            ("Downloading", Some(id)) => {
+                let entry = self.layers.entry(id.to_owned()).or_default();
+                *entry = (
+                    event.current.unwrap_or(entry.0),
+                    event.total.unwrap_or(entry.1),
+                );
+                if self
+                    .last_summary
+                    .is_some_and(|t| now.duration_since(t) < Duration::from_secs(2))
+                {
+                    return None;
+                }
+                self.last_summary = Some(now);
+                let (done, total) = self
+                    .layers
+                    .values()
+                    .fold((0, 0), |(d, t), (c, n)| (d + c, t + n));
+                Some(format!(
+                    "downloading: {:.1} of {:.1} MB",
+                    done as f64 / 1e6,
+                    total as f64 / 1e6
+                ))
+            }
+            ("Extracting" | "Waiting" | "Verifying Checksum", _) | ("", _) => None,
+            (status, Some(id)) => Some(format!("{id}: {status}")),
+            (status, None) => Some(status.to_owned()),
+        }
+    }
 }
 
 fn map_start_error(image: &str, e: TestcontainersError) -> HarnessError {
@@ -198,7 +298,59 @@ pub async fn is_running(id: &str) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_image;
+    use super::{PullEvent, PullProgress, split_image};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn pull_progress_names_milestones_and_sums_bytes_at_most_every_two_seconds() {
+        let mut p = PullProgress::default();
+        let t0 = Instant::now();
+        let ev = |id, status, current, total| PullEvent {
+            id,
+            status,
+            current,
+            total,
+        };
+        assert_eq!(
+            p.line(&ev(None, "Pulling from library/postgres", None, None), t0)
+                .as_deref(),
+            Some("Pulling from library/postgres")
+        );
+        assert_eq!(
+            p.line(&ev(Some("a1"), "Pulling fs layer", None, None), t0)
+                .as_deref(),
+            Some("a1: Pulling fs layer")
+        );
+        let first = p.line(
+            &ev(Some("a1"), "Downloading", Some(1_000_000), Some(4_000_000)),
+            t0,
+        );
+        assert_eq!(first.as_deref(), Some("downloading: 1.0 of 4.0 MB"));
+        let soon = t0 + Duration::from_millis(500);
+        assert_eq!(
+            p.line(
+                &ev(Some("b2"), "Downloading", Some(500_000), Some(1_000_000)),
+                soon
+            ),
+            None,
+            "at most one byte count every two seconds"
+        );
+        let later = t0 + Duration::from_secs(3);
+        assert_eq!(
+            p.line(&ev(Some("a1"), "Downloading", Some(3_000_000), None), later)
+                .as_deref(),
+            Some("downloading: 3.5 of 5.0 MB")
+        );
+        assert_eq!(
+            p.line(&ev(Some("a1"), "Extracting", Some(1), Some(2)), later),
+            None
+        );
+        assert_eq!(
+            p.line(&ev(Some("a1"), "Pull complete", None, None), later)
+                .as_deref(),
+            Some("a1: Pull complete")
+        );
+    }
 
     #[test]
     fn splits_image_references() {

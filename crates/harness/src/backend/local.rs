@@ -248,13 +248,7 @@ impl Cluster {
         }
         self.init_if_needed()?;
         let password = self.superuser_password()?;
-        let target = |port| PgTarget {
-            host: "127.0.0.1".into(),
-            port,
-            user: SUPERUSER.into(),
-            password: password.clone(),
-            database: "postgres".into(),
-        };
+        let target = |port| PgTarget::new("127.0.0.1", port, SUPERUSER, &password, "postgres");
         if let Some(running) = self.running_port() {
             if port.is_none_or(|p| p == running) {
                 return Ok(target(running));
@@ -321,6 +315,36 @@ impl Cluster {
             });
         }
         Ok(target(port))
+    }
+
+    /// Turns TLS on in a running (or initialised) cluster: writes `server.crt` / `server.key`
+    /// (PEM) into the data folder, owned by the server's user with mode 0600, sets `ssl = on`
+    /// and reloads. The reload is asynchronous: poll a TLS connection (bounded) afterwards.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) -> Result<()> {
+        let data = self.data_dir();
+        for (name, pem) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let path = data.join(name);
+            crate::state::write_private(&path, pem.as_bytes())?;
+            if let Some(user) = &self.run_as {
+                user.chown(&path)?;
+            }
+        }
+        let conf = data.join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf).map_err(HarnessError::io(
+            "cannot read the server configuration",
+            &conf,
+        ))?;
+        text.push_str("\n# insforge-rls: TLS on (enable_tls)\nssl = on\n");
+        fs::write(&conf, text).map_err(HarnessError::io(
+            "cannot write the server configuration",
+            &conf,
+        ))?;
+        if self.running_port().is_some() {
+            let mut cmd = self.command("pg_ctl");
+            cmd.arg("reload").arg("-D").arg(&data).arg("-s");
+            self.run(cmd, "pg_ctl reload")?;
+        }
+        Ok(())
     }
 
     /// Stops the server (fast shutdown, bounded wait) and deletes the cluster folder.

@@ -7,3 +7,4 @@ mod isolation;
 mod library_use;
 mod migrations;
 mod support;
+mod tls;
