@@ -32,7 +32,7 @@ pub enum AccessError {
     Token {
         actor: String,
         #[source]
-        source: clerk_token::MintError,
+        source: crate::actors::IdentityError,
     },
     #[error(transparent)]
     Harness(#[from] harness::HarnessError),

@@ -8,7 +8,7 @@
 //! lets `base` see `wildcard`'s rows, as does a compare that skips the `user_` prefix; `trim`
 //! or a `char(n)` column merges `base` and `padded`.
 
-use clerk_token::{ClerkTemplate, ClerkUser, MintError, Secret};
+use clerk_token::{ClerkTemplate, ClerkUser, MintError, Secret, TokenError};
 use harness::DbIdentity;
 use serde_json::{Map, Value};
 
@@ -41,6 +41,15 @@ impl ClaimsForwarding {
         }
         claims
     }
+}
+
+/// Why an actor's claims could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("cannot mint the token: {0}")]
+    Mint(#[from] MintError),
+    #[error("the minted token does not verify: {0}")]
+    Verify(#[from] TokenError),
 }
 
 /// What kind of actor.
@@ -93,7 +102,7 @@ impl Actor {
         &self,
         template: &ClerkTemplate,
         forwarding: ClaimsForwarding,
-    ) -> Result<DbIdentity, MintError> {
+    ) -> Result<DbIdentity, IdentityError> {
         Ok(match &self.kind {
             ActorKind::User { id, email, claims } => {
                 let mut user = ClerkUser::new(id.clone());
@@ -104,10 +113,7 @@ impl Actor {
                     user = user.with_claim(k.clone(), v.clone());
                 }
                 let token = template.mint(&user)?;
-                let identity = template
-                    .verifier()
-                    .verify(&token)
-                    .map_err(|e| MintError::Signing(e.to_string()))?;
+                let identity = template.verifier().verify(&token)?;
                 let claims = Value::Object(forwarding.apply(identity.claims.clone()));
                 DbIdentity::raw("authenticated", Some(&claims.to_string()))
             }

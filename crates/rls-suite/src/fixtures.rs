@@ -36,9 +36,14 @@ pub struct Fixtures {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SuiteError> {
-    let text = fs::read_to_string(path)
-        .map_err(|e| SuiteError::Fixture(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| SuiteError::Fixture(format!("{}: {e}", path.display())))
+    let text = fs::read_to_string(path).map_err(|source| SuiteError::FixtureRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| SuiteError::FixtureJson {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl Fixtures {
@@ -55,10 +60,10 @@ impl Fixtures {
         let todos: Todos = read_json(&dir().join("todos.json"))?;
         for todo in &todos.todos {
             if !users.users.iter().any(|u| u.key == todo.owner) {
-                return Err(SuiteError::Fixture(format!(
-                    "todos.json names unknown user {}",
-                    todo.owner
-                )));
+                return Err(SuiteError::Fixture {
+                    path: dir().join("todos.json"),
+                    message: format!("names unknown user {}", todo.owner),
+                });
             }
         }
         Ok(Self {
@@ -71,7 +76,10 @@ impl Fixtures {
         self.users
             .iter()
             .find(|u| u.key == key)
-            .ok_or_else(|| SuiteError::Fixture(format!("no fixture user `{key}`")))
+            .ok_or_else(|| SuiteError::Fixture {
+                path: dir().join("users.json"),
+                message: format!("no fixture user `{key}`"),
+            })
     }
 
     /// How many seed rows a user owns.
@@ -112,7 +120,10 @@ pub struct Mutant {
 pub fn mutants() -> Result<Vec<Mutant>, SuiteError> {
     let folder = dir().join("mutants");
     let mut paths: Vec<PathBuf> = fs::read_dir(&folder)
-        .map_err(|e| SuiteError::Fixture(format!("{}: {e}", folder.display())))?
+        .map_err(|source| SuiteError::FixtureRead {
+            path: folder.clone(),
+            source,
+        })?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "sql"))
@@ -122,8 +133,14 @@ pub fn mutants() -> Result<Vec<Mutant>, SuiteError> {
 }
 
 fn parse_mutant(path: &Path) -> Result<Mutant, SuiteError> {
-    let sql = fs::read_to_string(path)
-        .map_err(|e| SuiteError::Fixture(format!("{}: {e}", path.display())))?;
+    let sql = fs::read_to_string(path).map_err(|source| SuiteError::FixtureRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |message: String| SuiteError::Fixture {
+        path: path.to_owned(),
+        message,
+    };
     let header = |key: &str| {
         sql.lines()
             .find_map(|l| {
@@ -133,23 +150,17 @@ fn parse_mutant(path: &Path) -> Result<Mutant, SuiteError> {
                     .and_then(|l| l.strip_prefix(key))
             })
             .map(|v| v.trim().to_owned())
-            .ok_or_else(|| SuiteError::Fixture(format!("{}: no `-- {key}` header", path.display())))
+            .ok_or_else(|| bad(format!("no `-- {key}` header")))
     };
     let id = header("mutant:")?;
     if path.file_stem().and_then(|s| s.to_str()) != Some(id.as_str()) {
-        return Err(SuiteError::Fixture(format!(
-            "{}: the mutant id `{id}` must be the file stem",
-            path.display()
-        )));
+        return Err(bad(format!("the mutant id `{id}` must be the file stem")));
     }
     let expect = match header("expect:")?.as_str() {
         "leak" => Expect::Leak,
         "lost_access" => Expect::LostAccess,
         other => {
-            return Err(SuiteError::Fixture(format!(
-                "{}: expect `{other}`",
-                path.display()
-            )));
+            return Err(bad(format!("expect `{other}`: use leak or lost_access")));
         }
     };
     Ok(Mutant {

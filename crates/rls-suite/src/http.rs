@@ -32,7 +32,7 @@ pub struct Tokens {
 impl Tokens {
     /// Tokens for A and B as Clerk would mint them, and the broken ones built from A's.
     pub fn mint(secret: &Secret, a: &ClerkUser, b: &ClerkUser) -> Result<Self, SuiteError> {
-        let err = |e: clerk_token::MintError| SuiteError::Token(e.to_string());
+        let err = SuiteError::from;
         let template = ClerkTemplate::insforge(secret.clone());
         let mut no_sub = template.claims_for(a).map_err(err)?;
         no_sub.remove("sub");
@@ -121,7 +121,11 @@ impl Api {
             .timeout(Duration::from_secs(20))
             .https_only(base.starts_with("https://"))
             .build()
-            .map_err(|e| SuiteError::Http(e.to_string()))?;
+            .map_err(|e| SuiteError::Http {
+                context: format!("cannot build an HTTP client for {base}"),
+                detail: send_error(&e),
+                source: e,
+            })?;
         Ok(Self {
             client,
             base: base.trim_end_matches('/').to_owned(),
@@ -168,15 +172,17 @@ impl Api {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| SuiteError::Http(format!("{url}: {}", send_error(&e))))?;
+        let resp = req.send().await.map_err(|e| SuiteError::Http {
+            context: url.clone(),
+            detail: send_error(&e),
+            source: e,
+        })?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| SuiteError::Http(e.to_string()))?;
+        let text = resp.text().await.map_err(|e| SuiteError::Http {
+            context: format!("{url}: reading the body"),
+            detail: send_error(&e),
+            source: e,
+        })?;
         let body = if text.trim().is_empty() {
             Value::Null
         } else {

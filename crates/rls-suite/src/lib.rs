@@ -13,17 +13,51 @@ pub mod verify;
 
 use clerk_token::{ClerkTemplate, ClerkUser, Secret};
 
-/// Why the suite could not run (as opposed to what it found).
+/// Why the suite could not run (as opposed to what it found). Every variant that has a cause
+/// keeps it as its `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("fixture problem: {0}")]
-    Fixture(String),
-    #[error("database: {0}")]
-    Sql(String),
-    #[error("token: {0}")]
-    Token(String),
-    #[error("http: {0}")]
-    Http(String),
+    /// A fixture file that does not hold (a bad case, an unknown user).
+    #[error("fixture {path}: {message}")]
+    Fixture {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("cannot read fixture {path}: {source}")]
+    FixtureRead {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("fixture {path} is not valid JSON: {source}")]
+    FixtureJson {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{context}: {source}")]
+    Sql {
+        context: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(transparent)]
+    Harness(#[from] harness::HarnessError),
+    #[error("cannot mint a token: {0}")]
+    Token(#[from] clerk_token::MintError),
+    #[error("cannot verify a minted token: {0}")]
+    Verify(#[from] clerk_token::TokenError),
+    /// A request that did not get an answer; `detail` spells out the cause chain.
+    #[error("{context}: {detail}")]
+    Http {
+        context: String,
+        detail: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An endpoint that answered, but not as InsForge's records API does.
+    #[error("{0}")]
+    Endpoint(String),
 }
 
 /// The claims the database gets for users A and B: minted as Clerk's `insforge` template would
@@ -44,12 +78,8 @@ impl Identities {
             if let Some(email) = &user.email {
                 clerk = clerk.with_email(email.clone());
             }
-            let token = template
-                .mint(&clerk)
-                .map_err(|e| SuiteError::Token(e.to_string()))?;
-            let identity = verifier
-                .verify(&token)
-                .map_err(|e| SuiteError::Token(e.to_string()))?;
+            let token = template.mint(&clerk)?;
+            let identity = verifier.verify(&token)?;
             Ok(identity.claims_json())
         };
         Ok(Self {

@@ -71,14 +71,14 @@ impl Owners {
 
 /// A connection, with the harness's error as the suite's.
 pub async fn connect(target: &PgTarget) -> Result<PgConnection, SuiteError> {
-    target
-        .connect()
-        .await
-        .map_err(|e| SuiteError::Sql(e.to_string()))
+    target.connect().await.map_err(SuiteError::from)
 }
 
 fn sql_err(context: &str) -> impl FnOnce(sqlx::Error) -> SuiteError + '_ {
-    move |e| SuiteError::Sql(format!("{context}: {e}"))
+    move |source| SuiteError::Sql {
+        context: context.to_owned(),
+        source,
+    }
 }
 
 /// Replaces the table's rows with the fixtures' seed (as a superuser, so RLS does not apply).
@@ -218,9 +218,7 @@ async fn probe(
     let victim_row = seeded.first_row.get(&victim).copied();
     let before = snapshot(admin, owners).await?;
 
-    let mut tx = begin_as(conn, who)
-        .await
-        .map_err(|e| SuiteError::Sql(e.to_string()))?;
+    let mut tx = begin_as(conn, who).await?;
     let result: Result<Vec<Option<String>>, sqlx::Error> = match op {
         Op::Select { target } => {
             // `target` is a from-item built from the catalog with quote_ident (extra_targets).

@@ -43,10 +43,12 @@ pub fn cases() -> Result<Vec<TokenCase>, SuiteError> {
         cases: Vec<TokenCase>,
     }
     let path = crate::fixtures::dir().join("tokens.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| SuiteError::Fixture(format!("{}: {e}", path.display())))?;
-    let file: File = serde_json::from_str(&text)
-        .map_err(|e| SuiteError::Fixture(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|source| SuiteError::FixtureRead {
+        path: path.clone(),
+        source,
+    })?;
+    let file: File =
+        serde_json::from_str(&text).map_err(|source| SuiteError::FixtureJson { path, source })?;
     Ok(file.cases)
 }
 
@@ -72,7 +74,7 @@ impl TokenCase {
         a: &ClerkUser,
         b_id: &str,
     ) -> Result<String, SuiteError> {
-        let err = |e: clerk_token::MintError| SuiteError::Token(e.to_string());
+        let err = SuiteError::from;
         let template = ClerkTemplate::insforge(secret.clone());
         let now = template.now();
         let mut claims = template.claims_for(a).map_err(err)?;
@@ -132,10 +134,10 @@ impl TokenCase {
                 format!("{body}.{flipped}")
             }
             other => {
-                return Err(SuiteError::Fixture(format!(
-                    "case `{}`: unknown sign `{other}`",
-                    self.case
-                )));
+                return Err(SuiteError::Fixture {
+                    path: crate::fixtures::dir().join("tokens.json"),
+                    message: format!("case `{}`: unknown sign `{other}`", self.case),
+                });
             }
         };
         let token = match self.mangle.as_deref() {
@@ -145,10 +147,10 @@ impl TokenCase {
             Some("four_parts") => format!("{token}.{p}"),
             Some("non_base64_payload") => sign_parts(secret, &h, "%%not*base64%%").map_err(err)?,
             Some(other) => {
-                return Err(SuiteError::Fixture(format!(
-                    "case `{}`: unknown mangle `{other}`",
-                    self.case
-                )));
+                return Err(SuiteError::Fixture {
+                    path: crate::fixtures::dir().join("tokens.json"),
+                    message: format!("case `{}`: unknown mangle `{other}`", self.case),
+                });
             }
         };
         Ok(fill(

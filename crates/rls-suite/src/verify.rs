@@ -212,7 +212,7 @@ impl Live {
                     .and_then(|r| r["id"].as_str())
                     .and_then(|s| Uuid::parse_str(s).ok());
                 let Some(id) = id else {
-                    return Err(SuiteError::Http(format!(
+                    return Err(SuiteError::Endpoint(format!(
                         "seeding failed: POST as a synthetic user answered {} {} — the table must accept \
                          {{\"title\": …}} with user_id defaulting to requesting_user_id()",
                         reply.status, reply.body
@@ -233,7 +233,7 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, SuiteError> {
     let owners = Owners::from_ids(&users[0].id, &users[1].id, &users[2].id);
     // Long-lived, so a slow endpoint cannot expire them mid-run.
     let template = ClerkTemplate::insforge(opts.secret.clone()).with_lifetime_secs(3600);
-    let err = |e: clerk_token::MintError| SuiteError::Token(e.to_string());
+    let err = SuiteError::from;
     let tokens = BTreeMap::from([
         (Owner::A, template.mint(&users[0]).map_err(err)?),
         (Owner::B, template.mint(&users[1]).map_err(err)?),
@@ -249,14 +249,21 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, SuiteError> {
     let preflight = live
         .call(Method::GET, "select=id&limit=1", Owner::A, None, "return=minimal")
         .await
-        .map_err(|e| {
-            SuiteError::Http(format!(
-                "cannot reach {}: {e} — is the endpoint running? (the sample app: `cargo xtask app`)",
-                opts.base_url
-            ))
+        .map_err(|e| match e {
+            SuiteError::Http {
+                detail, source, ..
+            } => SuiteError::Http {
+                context: format!(
+                    "cannot reach {} — is the endpoint running? (the sample app: `cargo xtask app`)",
+                    opts.base_url
+                ),
+                detail,
+                source,
+            },
+            other => other,
         })?;
     if !preflight.status.is_success() {
-        return Err(SuiteError::Http(format!(
+        return Err(SuiteError::Endpoint(format!(
             "{} answered {} {} to a valid token — check --base-url, --table and --jwt-secret",
             opts.base_url, preflight.status, preflight.body
         )));
