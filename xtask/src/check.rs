@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use harness::{Migrations, TestDatabase};
 use rls_suite::access::{self, BoundSpec, CheckReport, RunOptions};
 use rls_suite::actors::ClaimsForwarding;
-use rls_suite::spec::Spec;
+use rls_suite::spec::{Command, Rule, Spec};
 use serde_json::json;
 
 #[derive(Debug, clap::Args)]
@@ -149,6 +149,7 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
         let lint_opts = rls_lint::LintOptions {
             schemas: vec![spec.schema.clone()],
             app_role: Some(state.app.user.clone()),
+            intent: lint_intent(&spec),
             ..Default::default()
         };
         let lint = rls_lint::lint(&mut admin, &lint_opts).await?;
@@ -164,4 +165,28 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
         migrations: migrations.names(),
         took_ms: started.elapsed().as_millis(),
     })
+}
+
+/// What the spec tells the lint: each table's owner column, and reads it declares public.
+pub fn lint_intent(spec: &Spec) -> std::collections::BTreeMap<String, rls_lint::TableIntent> {
+    spec.tables
+        .iter()
+        .map(|t| {
+            let select = t.rules.get(&Command::Select).map_or(&[][..], Vec::as_slice);
+            let public_read = if select.contains(&Rule::Anyone) {
+                Some(rls_lint::PublicRead::Anyone)
+            } else if select.contains(&Rule::SignedIn) {
+                Some(rls_lint::PublicRead::SignedIn)
+            } else {
+                None
+            };
+            (
+                format!("{}.{}", spec.schema, t.name),
+                rls_lint::TableIntent {
+                    owner_column: t.owner.clone(),
+                    public_read,
+                },
+            )
+        })
+        .collect()
 }

@@ -70,6 +70,10 @@ struct LintArgs {
     /// Default: the role from setup, else rls_app.
     #[arg(long)]
     app_role: Option<String>,
+    /// Your access spec: reads it declares public are not findings, and fixes name each
+    /// table's owner column.
+    #[arg(long)]
+    spec: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -428,9 +432,14 @@ async fn lint(dir: &StateDir, args: LintArgs) -> Result<ExitCode> {
         Some(role) => Some(role.to_owned()),
         None => Some(state.map_or_else(|| "rls_app".to_owned(), |s| s.app.user)),
     };
+    let intent = match &args.spec {
+        Some(path) => check::lint_intent(&rls_suite::spec::Spec::load(path)?),
+        None => Default::default(),
+    };
     let opts = rls_lint::LintOptions {
         schemas: args.schemas,
         app_role,
+        intent,
         ..Default::default()
     };
     let report = rls_lint::lint_url(&url, &opts).await?;

@@ -55,6 +55,13 @@ pub(crate) struct ExprFacts {
     pub unguarded_cast: bool,
     /// Functions called directly.
     pub functions: BTreeSet<usize>,
+    /// Subqueries that check the caller (a membership lookup) but never tie the looked-up row
+    /// to this policy's row: `EXISTS (SELECT … WHERE m.user_id = <caller>)` without
+    /// `<table>.<column>`, or `<caller> IN (SELECT …)`. As written (shortened).
+    pub uncorrelated: Vec<String>,
+    /// `coalesce(<caller id>, <column>)`: without a caller id the comparison falls back to the
+    /// row's own value, which is true for every row. As written.
+    pub caller_fallbacks: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -316,12 +323,97 @@ impl<'c> Analysis<'c> {
                 }
             }
         }
+        self.correlation(&tokens, table, columns, &mut facts);
+        for call in &calls {
+            if call.base_name() != "coalesce" || call.schema().is_some_and(|s| s != "pg_catalog") {
+                continue;
+            }
+            let args = tokens.args(call);
+            let caller = args
+                .iter()
+                .any(|a| self.holds_caller_id(&tokens, a.clone()));
+            let column = args.iter().any(|a| {
+                tokens.column_ref(a.clone()).is_some_and(|(q, c)| {
+                    q.is_none_or(|q| q == table.name) && columns.iter().any(|col| col.name == c)
+                })
+            });
+            if caller && column {
+                facts
+                    .caller_fallbacks
+                    .push(tokens.text(call.start..call.close + 1));
+            }
+        }
         facts.binds_caller = !facts.always_true
             && tokens
                 .disjuncts(all)
                 .into_iter()
                 .all(|branch| self.branch_binds_caller(&tokens, branch));
         facts
+    }
+
+    /// Finds membership subqueries that never correlate with the policy's own row. Postgres
+    /// prints every column inside a sublink qualified, so an outer reference reads
+    /// `<table>.<column>`; `EXISTS` needs one inside, `x IN (SELECT …)` needs `x` to be a
+    /// column of the table.
+    fn correlation(
+        &self,
+        tokens: &Tokens,
+        table: &Relation,
+        columns: &[Column],
+        facts: &mut ExprFacts,
+    ) {
+        for p in tokens.all() {
+            let Some(tok) = tokens.get(p) else { continue };
+            let kind = if tok.is_word("exists") {
+                "exists"
+            } else if tok.is_word("in") || tok.is_word("any") {
+                "in"
+            } else {
+                continue;
+            };
+            let open = p + 1;
+            if tokens.get(open) != Some(&Token::Open)
+                || !tokens.get(open + 1).is_some_and(|t| t.is_word("select"))
+            {
+                continue;
+            }
+            let Some(close) = tokens.partner(open) else {
+                continue;
+            };
+            let inner = open + 1..close;
+            if !self.holds_caller_id(tokens, inner.clone()) && kind == "exists" {
+                continue;
+            }
+            let correlated = match kind {
+                "exists" => inner.clone().any(|i| {
+                    tokens.get(i).and_then(Token::ident) == Some(table.name.as_str())
+                        && tokens.get(i + 1) == Some(&Token::Dot)
+                }),
+                _ => {
+                    // `x IN (…)` / `x = ANY (…)`: the operand before the keyword.
+                    let end = if tok.is_word("any") {
+                        p.saturating_sub(1)
+                    } else {
+                        p
+                    };
+                    tokens.operand_before(end).is_some_and(|left| {
+                        !self.holds_caller_id(tokens, left.clone())
+                            && tokens.column_ref(left).is_some_and(|(q, c)| {
+                                q.is_none_or(|q| q == table.name)
+                                    && columns.iter().any(|col| col.name == c)
+                            })
+                    })
+                }
+            };
+            if !correlated
+                && (kind == "exists"
+                    || self.holds_caller_id(tokens, 0..open)
+                    || self.holds_caller_id(tokens, inner.clone()))
+            {
+                let text = tokens.text(p..close + 1);
+                facts.uncorrelated.push(text);
+            }
+        }
     }
 
     fn branch_binds_caller(&self, tokens: &Tokens, branch: Range<usize>) -> bool {

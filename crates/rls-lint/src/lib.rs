@@ -29,7 +29,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 pub use error::LintError;
-pub use options::LintOptions;
+pub use options::{LintOptions, PublicRead, TableIntent};
 pub use report::{Finding, JSON_FORMAT, Level, Report, Summary, UnknownLevel};
 pub use rules::{RULES, Rule, rule};
 

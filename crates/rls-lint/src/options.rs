@@ -1,6 +1,24 @@
 //! What to lint: the schemas PostgREST exposes, the roles requests run as, and the app's login
 //! role. Defaults match InsForge and this project's harness.
 
+/// Who may read a table without owning the row, as the team's access spec says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicRead {
+    /// `anon` and `authenticated`: a `SELECT … USING (true)` for both is intended.
+    Anyone,
+    /// `authenticated` only.
+    SignedIn,
+}
+
+/// What the team's access spec says about one table (from `cargo xtask lint --spec`): findings
+/// the spec declares intended are not reported, and fixes name the table's real owner column.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableIntent {
+    /// The column holding the owner's Clerk id (`owner_id`, `created_by`, …).
+    pub owner_column: Option<String>,
+    pub public_read: Option<PublicRead>,
+}
+
 /// Settings for one [`crate::lint`] run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LintOptions {
@@ -17,6 +35,8 @@ pub struct LintOptions {
     /// Claims a policy can rely on. Default: `["sub", "email", "role"]`, the ones InsForge
     /// ≥ 2.2.5 keeps when it re-signs the caller's token for PostgREST.
     pub available_claims: Vec<String>,
+    /// Per `schema.table`, what the access spec intends. Empty: no spec.
+    pub intent: std::collections::BTreeMap<String, TableIntent>,
 }
 
 impl Default for LintOptions {
@@ -27,6 +47,7 @@ impl Default for LintOptions {
             exposed_roles: vec!["anon".into(), "authenticated".into()],
             anon_role: "anon".into(),
             available_claims: vec!["sub".into(), "email".into(), "role".into()],
+            intent: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -23,6 +23,8 @@ pub(crate) const POLICY_NOT_OWNER_SCOPED: &str = "policy.not_owner_scoped";
 pub(crate) const POLICY_ANON_PERMISSIVE: &str = "policy.anon_permissive";
 pub(crate) const POLICY_MULTIPLE_PERMISSIVE: &str = "policy.multiple_permissive";
 pub(crate) const POLICY_UNWRAPPED_CALL: &str = "policy.unwrapped_call";
+pub(crate) const POLICY_UNCORRELATED_MEMBERSHIP: &str = "policy.uncorrelated_membership";
+pub(crate) const POLICY_CALLER_ID_FALLBACK: &str = "policy.caller_id_fallback";
 pub(crate) const OWNER_COLUMN_UUID: &str = "owner_column.uuid";
 pub(crate) const OWNER_COLUMN_DEFAULT: &str = "owner_column.default";
 pub(crate) const OWNER_COLUMN_UNINDEXED: &str = "owner_column.unindexed";
@@ -101,6 +103,11 @@ pub const RULES: &[Rule] = &[
         summary: "a permissive policy lets anonymous requests reach a user-owned table",
     },
     Rule {
+        id: POLICY_CALLER_ID_FALLBACK,
+        level: Level::Error,
+        summary: "a policy falls back to the row's own value when there is no caller id (`coalesce(requesting_user_id(), <column>)`): true for every row",
+    },
+    Rule {
         id: POLICY_CHECK_WEAKER,
         level: Level::Error,
         summary: "an UPDATE/ALL policy's WITH CHECK does not pin the owner its USING pins (rows can be handed off)",
@@ -119,6 +126,11 @@ pub const RULES: &[Rule] = &[
         id: POLICY_NOT_OWNER_SCOPED,
         level: Level::Error,
         summary: "a policy on a user-owned table does not compare the owner with the caller's id (warn for SELECT)",
+    },
+    Rule {
+        id: POLICY_UNCORRELATED_MEMBERSHIP,
+        level: Level::Error,
+        summary: "a membership subquery checks the caller but never ties the membership to the policy's row: a member of anything passes for every row",
     },
     Rule {
         id: POLICY_UNWRAPPED_CALL,

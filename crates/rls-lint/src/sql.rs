@@ -497,6 +497,46 @@ impl Tokens {
         self.toks.len()
     }
 
+    /// The tokens of a range as SQL text again (spacing normalised), shortened past 160
+    /// characters: for naming a piece of a policy in a finding.
+    pub(crate) fn text(&self, range: Range<usize>) -> String {
+        let mut out = String::new();
+        let mut prev: Option<&Token> = None;
+        for t in &self.toks[range.start.min(self.toks.len())..range.end.min(self.toks.len())] {
+            let glue = matches!(t, Token::Close | Token::Comma | Token::Dot | Token::Open)
+                || matches!(prev, Some(Token::Open | Token::Dot) | None);
+            if !glue {
+                out.push(' ');
+            }
+            match t {
+                Token::Ident { text, quoted: true } => {
+                    out.push('"');
+                    out.push_str(&text.replace('"', "\"\""));
+                    out.push('"');
+                }
+                Token::Ident { text, .. } | Token::Num(text) | Token::Op(text) => {
+                    out.push_str(text)
+                }
+                Token::Str(text) => {
+                    out.push('\'');
+                    out.push_str(&text.replace('\'', "''"));
+                    out.push('\'');
+                }
+                Token::Open => out.push('('),
+                Token::Close => out.push(')'),
+                Token::Comma => out.push(','),
+                Token::Dot => out.push('.'),
+                Token::Semi => out.push(';'),
+                Token::Other(c) => out.push(*c),
+            }
+            prev = Some(t);
+        }
+        if out.chars().count() > 160 {
+            out = out.chars().take(157).collect::<String>() + "…";
+        }
+        out
+    }
+
     pub(crate) fn get(&self, i: usize) -> Option<&Token> {
         self.toks.get(i)
     }

@@ -32,6 +32,7 @@ create table public.tasks (
   done boolean not null default false
 );
 create index tasks_project_id_idx on public.tasks (project_id);
+create index tasks_created_by_idx on public.tasks (created_by);
 
 -- The caller's role in a project (NULL: not a member). SECURITY DEFINER so that policies on
 -- project_members can ask about project_members without recursing into their own policies.
@@ -42,7 +43,7 @@ as $$
   where m.project_id = project and m.user_id = (select public.requesting_user_id())
 $$;
 revoke all on function public.project_role(uuid) from public;
-grant execute on function public.project_role(uuid) to anon, authenticated;
+grant execute on function public.project_role(uuid) to authenticated;
 
 alter table public.profiles enable row level security;
 alter table public.profiles force row level security;

@@ -5,16 +5,30 @@
 //! performance and claim rules look at every policy.
 
 use crate::catalog::Command;
+use crate::options::{PublicRead, TableIntent};
 use crate::report::{Finding, Level};
 use crate::rules::{
     CLAIMS_CAST_BEFORE_GUARD, CLAIMS_UNAVAILABLE, POLICY_ALWAYS_TRUE, POLICY_ANON_PERMISSIVE,
-    POLICY_CHECK_WEAKER, POLICY_MISSING_WITH_CHECK, POLICY_MULTIPLE_PERMISSIVE,
-    POLICY_NOT_OWNER_SCOPED, POLICY_UNWRAPPED_CALL,
+    POLICY_CALLER_ID_FALLBACK, POLICY_CHECK_WEAKER, POLICY_MISSING_WITH_CHECK,
+    POLICY_MULTIPLE_PERMISSIVE, POLICY_NOT_OWNER_SCOPED, POLICY_UNCORRELATED_MEMBERSHIP,
+    POLICY_UNWRAPPED_CALL,
 };
 
 use super::{Context, PolicyView, TableView, and_list, finding};
 
-const OWNER_CHECK: &str = "user_id = (select public.requesting_user_id())";
+/// The owner comparison a fix suggests: on the spec's owner column, else the one the table's
+/// policies or defaults use, else `user_id`.
+fn owner_check(ctx: &Context<'_>, table: &TableView<'_>) -> String {
+    let column = intent(ctx, table)
+        .and_then(|i| i.owner_column.clone())
+        .or_else(|| table.owner_columns.iter().next().cloned())
+        .unwrap_or_else(|| "user_id".into());
+    format!("{column} = (select public.requesting_user_id())")
+}
+
+fn intent<'o>(ctx: &Context<'o>, table: &TableView<'_>) -> Option<&'o TableIntent> {
+    ctx.options.intent.get(&table.relation.qualified())
+}
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     for table in &ctx.tables {
@@ -87,6 +101,41 @@ fn every_policy(
         ));
     }
 
+    for text in policy.clauses().flat_map(|c| c.uncorrelated.iter()) {
+        out.push(finding(
+            POLICY_UNCORRELATED_MEMBERSHIP,
+            Level::Error,
+            &object,
+            format!(
+                "the subquery `{text}` checks the caller but never ties the looked-up rows to \
+                 this row of {table}: anyone with one matching row (a member of any project, say) \
+                 passes for every row of the table (inside a subquery an unqualified column is \
+                 the subquery's own)",
+                table = table.relation.qualified()
+            ),
+            format!(
+                "correlate it with the outer row, qualified: `… AND m.<key> = {}.<column>`",
+                table.relation.name
+            ),
+        ));
+    }
+    for text in policy.clauses().flat_map(|c| c.caller_fallbacks.iter()) {
+        out.push(finding(
+            POLICY_CALLER_ID_FALLBACK,
+            Level::Error,
+            &object,
+            format!(
+                "`{text}` falls back to the row's own value when the request carries no caller \
+                 id (no claims, anon, a pooled connection after a request): the comparison is \
+                 then true for every row"
+            ),
+            format!(
+                "compare with the caller's id alone: {}",
+                owner_check(ctx, table)
+            ),
+        ));
+    }
+
     if policy.clauses().any(|c| c.unguarded_cast) {
         out.push(finding(
             CLAIMS_CAST_BEFORE_GUARD,
@@ -115,6 +164,14 @@ fn access(
     let anon = ctx.options.anon_role.as_str();
     let using_true = policy.using.as_ref().is_some_and(|u| u.always_true);
     let check_true = policy.check.as_ref().is_some_and(|c| c.always_true);
+    let owner_check = owner_check(ctx, table);
+    // A read the spec makes public is intended, for exactly the roles it names.
+    let intended_public_read = command == Command::Select
+        && match intent(ctx, table).and_then(|i| i.public_read) {
+            Some(PublicRead::Anyone) => true,
+            Some(PublicRead::SignedIn) => p.applies_to.iter().all(|r| r != anon),
+            None => false,
+        };
 
     // --- always true
     if command != Command::Select && (using_true || check_true) {
@@ -148,9 +205,13 @@ fn access(
                 "{} policy with {clause} for {roles}: they can {effect}",
                 command.sql()
             ),
-            owner_fix(command),
+            owner_fix(command, &owner_check),
         ));
-    } else if command == Command::Select && using_true && table.user_owned() {
+    } else if command == Command::Select
+        && using_true
+        && table.user_owned()
+        && !intended_public_read
+    {
         out.push(finding(
             POLICY_ALWAYS_TRUE,
             Level::Error,
@@ -158,7 +219,7 @@ fn access(
             format!(
                 "SELECT policy with USING (true) on a user-owned table: {roles} can read every user's rows"
             ),
-            format!("USING ({OWNER_CHECK})"),
+            format!("USING ({owner_check})"),
         ));
     }
 
@@ -170,7 +231,11 @@ fn access(
     let scoped = scope.is_some_and(|s| s.binds_caller);
 
     // --- anon
-    if p.applies_to.iter().any(|r| r == anon) && table.user_owned() && !scoped {
+    if p.applies_to.iter().any(|r| r == anon)
+        && table.user_owned()
+        && !scoped
+        && !intended_public_read
+    {
         out.push(finding(
             POLICY_ANON_PERMISSIVE,
             Level::Error,
@@ -181,14 +246,14 @@ fn access(
                  internet reaches these rows",
                 command.sql()
             ),
-            format!("drop it, or restrict it with TO authenticated and USING ({OWNER_CHECK})"),
+            format!("drop it, or restrict it with TO authenticated and USING ({owner_check})"),
         ));
     }
 
     // --- missing WITH CHECK
     if matches!(command, Command::Update | Command::All) && policy.check.is_none() {
         match &policy.using {
-            None => out.push(admits_nothing(&object, command)),
+            None => out.push(admits_nothing(&object, command, &owner_check)),
             Some(u) if u.always_true => {}
             Some(u) if !u.owner_columns.is_empty() && u.binds_caller => out.push(finding(
                 POLICY_MISSING_WITH_CHECK,
@@ -221,12 +286,12 @@ fn access(
                      the old row), so an UPDATE without WHERE can hand rows to another user",
                     command.sql()
                 ),
-                format!("WITH CHECK ({OWNER_CHECK})"),
+                format!("WITH CHECK ({owner_check})"),
             )),
         }
     }
     if command == Command::Insert && policy.check.is_none() {
-        out.push(admits_nothing(&object, command));
+        out.push(admits_nothing(&object, command, &owner_check));
     }
 
     // --- WITH CHECK weaker than USING
@@ -242,7 +307,7 @@ fn access(
             &object,
             "USING pins the row to the caller but WITH CHECK does not pin the new row's owner: \
              a user can update their row into someone else's",
-            format!("WITH CHECK ({OWNER_CHECK}), the same owner comparison as USING"),
+            format!("WITH CHECK ({owner_check}), the same owner comparison as USING"),
         ));
     }
 
@@ -250,6 +315,7 @@ fn access(
     let only_anon = p.applies_to.iter().all(|r| r == anon);
     if table.user_owned()
         && !only_anon
+        && !intended_public_read
         && let Some(s) = scope
         && !s.always_true
         && !s.binds_caller
@@ -274,23 +340,23 @@ fn access(
                     "any signed-in user can write other users' rows"
                 }
             ),
-            format!("compare the owner column with the caller: {OWNER_CHECK}"),
+            format!("compare the owner column with the caller: {owner_check}"),
         ));
     }
 }
 
 /// The owner check in the clauses `command` has.
-fn owner_fix(command: Command) -> String {
+fn owner_fix(command: Command, owner_check: &str) -> String {
     match command {
-        Command::Insert => format!("WITH CHECK ({OWNER_CHECK})"),
-        Command::Select | Command::Delete => format!("USING ({OWNER_CHECK})"),
+        Command::Insert => format!("WITH CHECK ({owner_check})"),
+        Command::Select | Command::Delete => format!("USING ({owner_check})"),
         Command::Update | Command::All => {
-            format!("USING ({OWNER_CHECK}) WITH CHECK ({OWNER_CHECK})")
+            format!("USING ({owner_check}) WITH CHECK ({owner_check})")
         }
     }
 }
 
-fn admits_nothing(object: &str, command: Command) -> Finding {
+fn admits_nothing(object: &str, command: Command, owner_check: &str) -> Finding {
     finding(
         POLICY_MISSING_WITH_CHECK,
         Level::Warn,
@@ -300,7 +366,7 @@ fn admits_nothing(object: &str, command: Command) -> Finding {
              missing expression as false, so this policy admits no row",
             command.sql()
         ),
-        format!("WITH CHECK ({OWNER_CHECK})"),
+        format!("WITH CHECK ({owner_check})"),
     )
 }
 

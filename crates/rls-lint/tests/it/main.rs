@@ -5,6 +5,7 @@
 
 mod bad_schema;
 mod clean;
+mod intent;
 mod more_rules;
 mod mutants;
 mod performance;
