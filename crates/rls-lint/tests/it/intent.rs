@@ -89,14 +89,12 @@ async fn a_declared_public_read_is_not_a_finding_and_fixes_name_the_owner_column
     let db = TestDatabase::create().await.unwrap();
     apply(
         &db,
-        &format!(
-            "CREATE TABLE public.profiles (id int PRIMARY KEY, owner_id text NOT NULL DEFAULT public.requesting_user_id());
-             CREATE INDEX ON public.profiles (owner_id);
-             ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;
-             ALTER TABLE public.profiles FORCE ROW LEVEL SECURITY;
-             CREATE POLICY read_all ON public.profiles FOR SELECT TO anon, authenticated USING (true);
-             CREATE POLICY write_own ON public.profiles FOR INSERT TO authenticated;"
-        ),
+        "CREATE TABLE public.profiles (id int PRIMARY KEY, owner_id text NOT NULL DEFAULT public.requesting_user_id());
+         CREATE INDEX ON public.profiles (owner_id);
+         ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE public.profiles FORCE ROW LEVEL SECURITY;
+         CREATE POLICY read_all ON public.profiles FOR SELECT TO anon, authenticated USING (true);
+         CREATE POLICY write_own ON public.profiles FOR INSERT TO authenticated;",
     )
     .await;
     let plain = lint_with(&db, &LintOptions::default()).await;
