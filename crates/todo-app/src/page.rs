@@ -82,6 +82,7 @@ impl ClerkFrontend {
     }
 
     /// The Frontend API host, e.g. `clerk.example.com` or `name-12.clerk.accounts.dev`.
+    #[cfg(test)]
     pub fn frontend_api(&self) -> &str {
         &self.frontend_api
     }

@@ -9,7 +9,7 @@ use clerk_token::Verifier;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::config::{AppConfig, ConfigError};
+use crate::config::{AppConfig, ConfigError, SignInMode};
 use crate::dev::DevSignIn;
 use crate::page::{ClerkFrontend, Page, SignIn};
 
@@ -49,19 +49,22 @@ impl AppState {
     /// so every way of starting the app refuses what `check` refuses.
     pub fn new(config: &AppConfig) -> Result<Self, ConfigError> {
         config.check()?;
-        let (sign_in, dev) = if config.dev_sign_in {
-            let dev = DevSignIn::load(&config.dev_users_file, config.jwt_secret.clone())?;
-            (SignIn::Dev, Some(dev))
-        } else if let Some(key) = &config.clerk_publishable_key {
-            let clerk = ClerkFrontend::from_publishable_key(key).map_err(|reason| {
-                ConfigError::Invalid {
-                    var: "CLERK_PUBLISHABLE_KEY",
-                    reason: reason.to_owned(),
-                }
-            })?;
-            (SignIn::Clerk(clerk), None)
-        } else {
-            (SignIn::None, None)
+        let (sign_in, dev) = match &config.sign_in {
+            SignInMode::Dev { users_file } => {
+                let dev = DevSignIn::load(users_file, config.jwt_secret.clone())?;
+                (SignIn::Dev, Some(dev))
+            }
+            SignInMode::Clerk { publishable_key } => {
+                let clerk =
+                    ClerkFrontend::from_publishable_key(publishable_key).map_err(|reason| {
+                        ConfigError::Invalid {
+                            var: "CLERK_PUBLISHABLE_KEY",
+                            reason: reason.to_owned(),
+                        }
+                    })?;
+                (SignIn::Clerk(clerk), None)
+            }
+            SignInMode::None => (SignIn::None, None),
         };
         let options = PgConnectOptions::from_str(&config.database_url)
             .map_err(|e| ConfigError::Invalid {
@@ -96,18 +99,6 @@ impl AppState {
         Self {
             inner: Arc::new(inner),
         }
-    }
-
-    /// Assembles a state from ready parts (e.g. a pool a test already opened); the page offers
-    /// no sign-in and there are no `/dev/*` routes.
-    pub fn from_parts(pool: PgPool, verifier: Verifier, statement_timeout: Duration) -> Self {
-        Self::assemble(Inner {
-            pool,
-            verifier,
-            statement_timeout,
-            page: Page::new(&SignIn::None),
-            dev: None,
-        })
     }
 
     pub fn pool(&self) -> &PgPool {
