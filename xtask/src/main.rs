@@ -188,6 +188,10 @@ async fn run(cli: Cli, root: PathBuf) -> Result<ExitCode> {
 }
 
 async fn setup(dir: &StateDir, root: &Path, args: SetupArgs) -> Result<ExitCode> {
+    // Refused before anything starts; InsForge's minimum is clerk-token's rule.
+    if let Some(secret) = &args.jwt_secret {
+        clerk_token::Secret::new(secret.as_str())?;
+    }
     let opts = SetupOptions {
         backend: args.backend,
         image: args.image,
