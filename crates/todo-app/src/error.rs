@@ -1,7 +1,8 @@
 //! Every way a request can fail, and the one place each becomes an HTTP response.
 //! Auth failures use InsForge's body shape; everything else PostgREST's `{code,details,hint,message}`.
 //!
-//! Status codes follow PostgREST 12 (facts.md §5) with these choices of our own:
+//! Status codes follow PostgREST 12 (ARCHITECTURE.md, "InsForge's records API") with these
+//! choices of our own:
 //!
 //! - database unreachable, pool exhausted or a connection lost mid-request: 503, code
 //!   `PGRST000`, message "Database connection error" and nothing else (PostgREST uses 504

@@ -86,7 +86,7 @@ fn router(state: AppState) -> Router {
         .route("/favicon.svg", get(page::favicon))
         .route("/config.json", get(page::config));
     // Without --dev-sign-in these routes do not exist at all: a plain 404, like any other path.
-    if state.dev().is_some() {
+    if state.dev_sign_in() {
         router = router
             .route("/dev/users", get(dev::users))
             .route("/dev/token", post(dev::token));
@@ -140,14 +140,17 @@ async fn serve(
     result.map_err(StartError::Serve)
 }
 
-/// Binds `config.bind` (use `127.0.0.1:0` for a free port).
-async fn bind(config: &AppConfig) -> Result<TcpListener, StartError> {
-    TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.bind,
-            source,
-        })
+/// Checks `config`, builds the state and binds `config.bind` (use `127.0.0.1:0` for a free
+/// port). The address returned is the one the OS gave: with port 0 it has the real port.
+async fn start(config: &AppConfig) -> Result<(AppState, TcpListener, SocketAddr), StartError> {
+    let state = AppState::new(config)?;
+    let bind_error = |source| StartError::Bind {
+        addr: config.bind,
+        source,
+    };
+    let listener = TcpListener::bind(config.bind).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    Ok((state, listener, addr))
 }
 
 /// A server running in a background task. Dropping it starts a graceful shutdown;
@@ -206,13 +209,7 @@ pub async fn run(
     config: AppConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let state = AppState::new(&config)?;
-    let listener = bind(&config).await?;
-    // The address the OS gave, not the one asked for: with `--bind 127.0.0.1:0` it has the port.
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.bind,
-        source,
-    })?;
+    let (state, listener, addr) = start(&config).await?;
     tracing::info!(
         %addr,
         url = %format!("http://{addr}/"),
@@ -238,12 +235,7 @@ pub async fn run(
 
 /// Starts the app in a background task on `config.bind`.
 pub async fn spawn(config: AppConfig) -> Result<RunningApp, StartError> {
-    let state = AppState::new(&config)?;
-    let listener = bind(&config).await?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.bind,
-        source,
-    })?;
+    let (state, listener, addr) = start(&config).await?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, state, async move {
         let _ = stopped.await;

@@ -3,7 +3,8 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -38,25 +39,28 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
 /// What every records request carries before its verb-specific part. The identity is
 /// extracted first, so a request without a valid token learns nothing (not even whether the
 /// table exists) — as InsForge checks the token before proxying.
-struct Request {
+pub(crate) struct Request {
     table: Table,
     query: Query,
     prefs: Preferences,
     singular: bool,
+    /// The `Content-Type` header, if any (unreadable bytes read as empty).
+    content_type: Option<String>,
 }
 
-impl Request {
-    fn parse(
-        table: Result<Path<String>, PathRejection>,
-        raw_query: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Result<Self, ApiError> {
+impl FromRequestParts<AppState> for Request {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // A segment that does not even decode (invalid UTF-8) names no route we serve.
-        let Path(table) = table.map_err(|_| ApiError::RouteNotFound)?;
+        let Path(table) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_: PathRejection| ApiError::RouteNotFound)?;
         let table = Table::from_name(&table).ok_or(ApiError::UnknownTable(table))?;
+        let headers = &parts.headers;
         Ok(Self {
             table,
-            query: parse_query(raw_query)?,
+            query: parse_query(parts.uri.query())?,
             prefs: Preferences::parse(
                 headers
                     .get_all(HeaderName::from_static("prefer"))
@@ -64,7 +68,18 @@ impl Request {
                     .filter_map(|v| v.to_str().ok()),
             ),
             singular: wants_singular(headers),
+            content_type: headers
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap_or("").to_owned()),
         })
+    }
+}
+
+impl Request {
+    /// A write's body: refused with paging (see [`refuse_paging`]) or a non-JSON content type.
+    fn write_body(&self, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+        refuse_paging(&self.query)?;
+        json_body(self.content_type.as_deref(), body)
     }
 
     /// The statement for `action` and whether its transaction may write.
@@ -128,32 +143,26 @@ enum Verb {
     Delete,
 }
 
-/// `GET|HEAD /api/database/records/{table}`.
-pub async fn get_records(
+/// `GET|HEAD /api/database/records/{table}`. Each handler takes [`Identity`] first, so a
+/// request without a valid token learns nothing, not even whether the table exists.
+pub(crate) async fn get_records(
     identity: Identity,
     State(state): State<AppState>,
-    table: Result<Path<String>, PathRejection>,
-    RawQuery(raw_query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let request = Request::parse(table, raw_query.as_deref(), &headers)?;
     request
         .run(Verb::Get, Action::Read, &identity, &state)
         .await
 }
 
 /// `POST /api/database/records/{table}`: one object or an array of them.
-pub async fn post_records(
+pub(crate) async fn post_records(
     identity: Identity,
     State(state): State<AppState>,
-    table: Result<Path<String>, PathRejection>,
-    RawQuery(raw_query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request = Request::parse(table, raw_query.as_deref(), &headers)?;
-    refuse_paging(&request.query)?;
-    let bytes = json_body(&headers, body)?;
+    let bytes = request.write_body(body)?;
     let rows = parse_insert_body(request.table, &bytes, request.query.columns.as_deref())?;
     request
         .run(Verb::Post, Action::Insert(rows), &identity, &state)
@@ -161,17 +170,13 @@ pub async fn post_records(
 }
 
 /// `PATCH /api/database/records/{table}?filters`: one object of new values.
-pub async fn patch_records(
+pub(crate) async fn patch_records(
     identity: Identity,
     State(state): State<AppState>,
-    table: Result<Path<String>, PathRejection>,
-    RawQuery(raw_query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request = Request::parse(table, raw_query.as_deref(), &headers)?;
-    refuse_paging(&request.query)?;
-    let bytes = json_body(&headers, body)?;
+    let bytes = request.write_body(body)?;
     let set = parse_patch_body(request.table, &bytes)?;
     if set.is_empty() {
         // Nothing to change: no statement, and so no rows affected.
@@ -197,14 +202,11 @@ pub async fn patch_records(
 }
 
 /// `DELETE /api/database/records/{table}?filters`.
-pub async fn delete_records(
+pub(crate) async fn delete_records(
     identity: Identity,
     State(state): State<AppState>,
-    table: Result<Path<String>, PathRejection>,
-    RawQuery(raw_query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let request = Request::parse(table, raw_query.as_deref(), &headers)?;
     refuse_paging(&request.query)?;
     request
         .run(Verb::Delete, Action::Delete, &identity, &state)
@@ -224,6 +226,7 @@ pub(crate) fn plan_request(
         query: parse_query(raw_query)?,
         prefs: Preferences::default(),
         singular: false,
+        content_type: None,
     };
     let action = match body {
         None => Action::Read,
@@ -265,9 +268,11 @@ fn media_type(value: &str) -> &str {
 }
 
 /// The body, if the request says (or does not say) it is JSON.
-fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let text = content_type.to_str().unwrap_or("");
+fn json_body(
+    content_type: Option<&str>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    if let Some(text) = content_type {
         let essence = media_type(text).to_ascii_lowercase();
         if essence != "application/json" && essence != SINGULAR_MEDIA_TYPE {
             return Err(ApiError::UnsupportedMediaType(text.to_owned()));

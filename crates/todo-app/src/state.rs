@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use clerk_token::Verifier;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -23,9 +24,23 @@ struct Inner {
     pool: PgPool,
     verifier: Verifier,
     statement_timeout: Duration,
-    page: Page,
+    page: Arc<Page>,
     /// `Some` only with `--dev-sign-in`: the `/dev/*` routes exist only then.
-    dev: Option<DevSignIn>,
+    dev: Option<Arc<DevSignIn>>,
+}
+
+// The page and dev handlers take only their part of the state, so `page` and `dev` never
+// name `AppState` (no import loop with this module).
+impl FromRef<AppState> for Arc<Page> {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.page.clone()
+    }
+}
+
+impl FromRef<AppState> for Option<Arc<DevSignIn>> {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.dev.clone()
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -90,8 +105,8 @@ impl AppState {
             pool,
             verifier,
             statement_timeout: config.statement_timeout,
-            page: Page::new(&sign_in),
-            dev,
+            page: Arc::new(Page::new(&sign_in)),
+            dev: dev.map(Arc::new),
         }))
     }
 
@@ -113,12 +128,8 @@ impl AppState {
         self.inner.statement_timeout
     }
 
-    pub fn page(&self) -> &Page {
-        &self.inner.page
-    }
-
-    /// Dev sign-in, when it is on.
-    pub fn dev(&self) -> Option<&DevSignIn> {
-        self.inner.dev.as_ref()
+    /// Whether dev sign-in is on (its routes are mounted only then).
+    pub fn dev_sign_in(&self) -> bool {
+        self.inner.dev.is_some()
     }
 }
