@@ -257,7 +257,7 @@ pub async fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
     if cfg!(debug_assertions) {
         println!(
             "  note      debug build: figures are not comparable with the published ones \
-             (those come from `cargo run --release -p xtask -- bench`)"
+             (those come from `cargo run --release -p bench`)"
         );
     }
 

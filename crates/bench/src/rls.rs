@@ -41,8 +41,8 @@ pub struct RlsAtScale {
     pub runs: usize,
     pub users_per_run: usize,
     pub queries: Vec<QueryFigures>,
-    /// The whole identity transaction around the RLS list query (begin, set_config, query,
-    /// commit): four round trips where the limit needs one.
+    /// The whole identity transaction around the RLS list query (begin read only with the
+    /// identity, query, rollback): three round trips where the limit needs one.
     pub identity_tx_ms: Stats,
     pub project_policy: String,
     pub naive_policy: String,
