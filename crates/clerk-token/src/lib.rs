@@ -34,6 +34,7 @@ mod id;
 mod json;
 mod mint;
 mod secret;
+mod users;
 mod verify;
 
 pub use bearer::{BearerError, parse_bearer};
@@ -46,6 +47,7 @@ pub use mint::{
     DEFAULT_LIFETIME_SECS, INSFORGE_TEMPLATE_NAME, MintError, RESERVED_CLAIMS, TokenShape,
 };
 pub use secret::{MIN_SECRET_CHARS, Secret, SecretError};
+pub use users::{KnownUser, UsersFileError, read_users};
 pub use verify::{
     DEFAULT_MAX_TOKEN_BYTES, DEFAULT_ROLE, INSFORGE_AUDIENCE, Identity, TokenError, Verifier,
 };

@@ -118,6 +118,10 @@ pub enum HarnessError {
 
     #[error("invalid setting: {0}")]
     Invalid(String),
+
+    /// An identity session could not be opened before reaching the server.
+    #[error("cannot open an identity session")]
+    Identity(#[source] pg_identity::IdentityError),
 }
 
 impl HarnessError {

@@ -28,7 +28,8 @@ pub const ALLOWED_ROLE: &str = "authenticated";
 #[derive(Clone)]
 pub struct Identity {
     sub: String,
-    claims_json: String,
+    /// Role `authenticated` and the token's claims, as the database will be told.
+    db: pg_identity::DbIdentity,
 }
 
 impl std::fmt::Debug for Identity {
@@ -42,13 +43,20 @@ impl std::fmt::Debug for Identity {
 
 impl Identity {
     /// The token's `sub` (a Clerk user id).
+    #[cfg(test)]
     pub fn sub(&self) -> &str {
         &self.sub
     }
 
-    /// All claims as JSON, for `request.jwt.claims`.
+    /// All claims as JSON, as `request.jwt.claims` will hold them.
+    #[cfg(test)]
     pub fn claims_json(&self) -> &str {
-        &self.claims_json
+        self.db.claims.as_deref().unwrap_or_default()
+    }
+
+    /// Who the database should believe is asking.
+    pub(crate) fn db(&self) -> &pg_identity::DbIdentity {
+        &self.db
     }
 
     /// Checks an `Authorization` header value with `verifier`.
@@ -79,7 +87,7 @@ impl Identity {
             return Err(ApiError::RoleNotAllowed);
         }
         Ok(Self {
-            claims_json: identity.claims_json(),
+            db: pg_identity::DbIdentity::authenticated_json(identity.claims_json()),
             sub: identity.sub,
         })
     }

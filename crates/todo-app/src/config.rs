@@ -13,7 +13,6 @@ use std::time::Duration;
 use clap::Parser;
 use clerk_token::{INSFORGE_AUDIENCE, Secret, SecretError};
 
-pub const DEFAULT_BIND: &str = "127.0.0.1:7130";
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_ACQUIRE_TIMEOUT_MS: u64 = 5_000;
@@ -133,12 +132,39 @@ pub struct AppConfig {
     /// 0 disables it, as in Postgres.
     pub statement_timeout: Duration,
     pub acquire_timeout: Duration,
-    /// Serve `/dev/users` and `/dev/token`; only with a loopback `bind` ([`AppConfig::check`]).
-    pub dev_sign_in: bool,
-    /// The users `/dev/token` may mint tokens for.
-    pub dev_users_file: PathBuf,
-    /// Public by design (it is sent to every browser): safe to log.
-    pub clerk_publishable_key: Option<String>,
+    /// How the page signs people in: one mode, so two cannot be on at once.
+    pub sign_in: SignInMode,
+}
+
+/// How the todo page signs people in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SignInMode {
+    /// No sign-in on the page: the API still takes any valid token.
+    #[default]
+    None,
+    /// Local development: serve `/dev/users` and `/dev/token`, minting tokens for the users in
+    /// `users_file`; only with a loopback `bind` ([`AppConfig::check`]).
+    Dev { users_file: PathBuf },
+    /// Sign in with Clerk. The key is public by design (it is sent to every browser): safe to log.
+    Clerk { publishable_key: String },
+}
+
+impl SignInMode {
+    /// Dev sign-in with the workspace's `fixtures/users.json`.
+    pub fn dev() -> Self {
+        Self::Dev {
+            users_file: default_dev_users_file(),
+        }
+    }
+
+    /// `none`, `dev` or `clerk`, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Dev { .. } => "dev",
+            Self::Clerk { .. } => "clerk",
+        }
+    }
 }
 
 impl std::fmt::Debug for AppConfig {
@@ -151,9 +177,7 @@ impl std::fmt::Debug for AppConfig {
             .field("max_connections", &self.max_connections)
             .field("statement_timeout", &self.statement_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
-            .field("dev_sign_in", &self.dev_sign_in)
-            .field("dev_users_file", &self.dev_users_file)
-            .field("clerk_publishable_key", &self.clerk_publishable_key)
+            .field("sign_in", &self.sign_in)
             .finish()
     }
 }
@@ -182,32 +206,30 @@ impl AppConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             statement_timeout: Duration::from_millis(DEFAULT_STATEMENT_TIMEOUT_MS),
             acquire_timeout: Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
-            dev_sign_in: false,
-            dev_users_file: default_dev_users_file(),
-            clerk_publishable_key: None,
+            sign_in: SignInMode::None,
         }
     }
 
     /// Refuses combinations that must not run: dev sign-in on a non-loopback address (it
-    /// would hand out tokens to the network), both sign-in modes at once, and a publishable
-    /// key that names no Clerk frontend API. [`AppConfig::from_layers`] and
+    /// would hand out tokens to the network) and a publishable key that names no Clerk
+    /// frontend API. (Both sign-in modes at once cannot be built: [`SignInMode`].) [`AppConfig::from_layers`] and
     /// [`crate::AppState::new`] both call it, so a config built by hand is checked too.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.dev_sign_in && !self.bind.ip().to_canonical().is_loopback() {
-            return Err(ConfigError::DevSignInNotLoopback { bind: self.bind });
-        }
-        if let Some(key) = &self.clerk_publishable_key {
-            if self.dev_sign_in {
-                return Err(ConfigError::TwoSignInModes);
+        match &self.sign_in {
+            SignInMode::Dev { .. } if !self.bind.ip().to_canonical().is_loopback() => {
+                Err(ConfigError::DevSignInNotLoopback { bind: self.bind })
             }
-            crate::page::ClerkFrontend::from_publishable_key(key).map_err(|reason| {
-                ConfigError::Invalid {
-                    var: ENV_CLERK_PUBLISHABLE_KEY,
-                    reason: reason.to_owned(),
-                }
-            })?;
+            SignInMode::Clerk { publishable_key } => {
+                crate::page::ClerkFrontend::from_publishable_key(publishable_key).map_err(
+                    |reason| ConfigError::Invalid {
+                        var: ENV_CLERK_PUBLISHABLE_KEY,
+                        reason: reason.to_owned(),
+                    },
+                )?;
+                Ok(())
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Parses the process's arguments and environment and the workspace `.env`. Exits the
@@ -264,16 +286,23 @@ impl AppConfig {
         if let Some(ms) = pick(cli.acquire_timeout_ms, ENV_ACQUIRE_TIMEOUT_MS) {
             config.acquire_timeout = Duration::from_millis(parse(ENV_ACQUIRE_TIMEOUT_MS, &ms)?);
         }
-        if let Some(flag) = pick(cli.dev_sign_in, ENV_DEV_SIGN_IN) {
-            config.dev_sign_in = parse_bool(ENV_DEV_SIGN_IN, &flag)?;
-        }
-        if let Some(path) = pick(cli.dev_users_file, ENV_DEV_USERS_FILE).filter(|p| !p.is_empty()) {
-            config.dev_users_file = PathBuf::from(path);
-        }
-        if let Some(key) = pick(cli.clerk_publishable_key, ENV_CLERK_PUBLISHABLE_KEY) {
-            let key = key.trim();
-            config.clerk_publishable_key = (!key.is_empty()).then(|| key.to_owned());
-        }
+        let dev = match pick(cli.dev_sign_in, ENV_DEV_SIGN_IN) {
+            Some(flag) => parse_bool(ENV_DEV_SIGN_IN, &flag)?,
+            None => false,
+        };
+        let clerk = pick(cli.clerk_publishable_key, ENV_CLERK_PUBLISHABLE_KEY)
+            .map(|key| key.trim().to_owned())
+            .filter(|key| !key.is_empty());
+        config.sign_in = match (dev, clerk) {
+            (true, Some(_)) => return Err(ConfigError::TwoSignInModes),
+            (true, None) => SignInMode::Dev {
+                users_file: pick(cli.dev_users_file, ENV_DEV_USERS_FILE)
+                    .filter(|p| !p.is_empty())
+                    .map_or_else(default_dev_users_file, PathBuf::from),
+            },
+            (false, Some(publishable_key)) => SignInMode::Clerk { publishable_key },
+            (false, None) => SignInMode::None,
+        };
         config.check()?;
         Ok(config)
     }
@@ -379,7 +408,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(cfg.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(cfg.bind.to_string(), "127.0.0.1:7130");
         assert_eq!(cfg.audience.as_deref(), Some("insforge-api"));
         assert_eq!(cfg.max_connections, 10);
         assert_eq!(cfg.statement_timeout, Duration::from_secs(5));
@@ -483,24 +512,32 @@ mod tests {
 
     #[test]
     fn dev_sign_in_is_a_switch_from_any_layer() {
+        let is_dev = |cfg: &AppConfig| matches!(cfg.sign_in, SignInMode::Dev { .. });
         let cfg = AppConfig::from_layers(Cli::default(), &base()).unwrap();
-        assert!(!cfg.dev_sign_in);
-        assert!(cfg.dev_users_file.ends_with("fixtures/users.json"));
+        assert_eq!(cfg.sign_in, SignInMode::None);
 
         let cli = Cli::try_parse_from(["todo-app", "--dev-sign-in"]).unwrap();
-        assert!(AppConfig::from_layers(cli, &base()).unwrap().dev_sign_in);
+        let cfg = AppConfig::from_layers(cli, &base()).unwrap();
+        assert!(
+            matches!(&cfg.sign_in, SignInMode::Dev { users_file } if users_file.ends_with("fixtures/users.json")),
+            "{cfg:?}"
+        );
         let cli = Cli::try_parse_from(["todo-app", "--dev-sign-in", "--bind", "[::1]:0"]).unwrap();
-        assert!(AppConfig::from_layers(cli, &base()).unwrap().dev_sign_in);
+        assert!(is_dev(&AppConfig::from_layers(cli, &base()).unwrap()));
 
         let mut file = base();
         file.insert(ENV_DEV_SIGN_IN.into(), "1".into());
         file.insert(ENV_DEV_USERS_FILE.into(), "/tmp/users.json".into());
         let cfg = AppConfig::from_layers(Cli::default(), &file).unwrap();
-        assert!(cfg.dev_sign_in);
-        assert_eq!(cfg.dev_users_file, PathBuf::from("/tmp/users.json"));
+        assert_eq!(
+            cfg.sign_in,
+            SignInMode::Dev {
+                users_file: PathBuf::from("/tmp/users.json")
+            }
+        );
         // The flag beats the file, in both directions.
         let cli = Cli::try_parse_from(["todo-app", "--dev-sign-in=false"]).unwrap();
-        assert!(!AppConfig::from_layers(cli, &file).unwrap().dev_sign_in);
+        assert!(!is_dev(&AppConfig::from_layers(cli, &file).unwrap()));
 
         file.insert(ENV_DEV_SIGN_IN.into(), "maybe".into());
         let err = AppConfig::from_layers(Cli::default(), &file).unwrap_err();
@@ -533,7 +570,7 @@ mod tests {
         ] {
             let mut cfg = AppConfig::from_layers(Cli::default(), &base()).unwrap();
             cfg.bind = bind.parse().unwrap();
-            cfg.dev_sign_in = true;
+            cfg.sign_in = SignInMode::dev();
             assert!(cfg.check().is_ok(), "{bind}");
         }
     }
@@ -543,7 +580,12 @@ mod tests {
         let key = clerk_key();
         let cli = Cli::try_parse_from(["todo-app", "--clerk-publishable-key", &key]).unwrap();
         let cfg = AppConfig::from_layers(cli, &base()).unwrap();
-        assert_eq!(cfg.clerk_publishable_key.as_deref(), Some(key.as_str()));
+        assert_eq!(
+            cfg.sign_in,
+            SignInMode::Clerk {
+                publishable_key: key.clone()
+            }
+        );
 
         let cli =
             Cli::try_parse_from(["todo-app", "--clerk-publishable-key", "pk_test_nope"]).unwrap();
@@ -561,7 +603,7 @@ mod tests {
         let cli = Cli::try_parse_from(["todo-app", "--dev-sign-in", "--clerk-publishable-key", ""])
             .unwrap();
         let cfg = AppConfig::from_layers(cli, &file).unwrap();
-        assert!(cfg.dev_sign_in && cfg.clerk_publishable_key.is_none());
+        assert!(matches!(cfg.sign_in, SignInMode::Dev { .. }), "{cfg:?}");
     }
 
     #[test]

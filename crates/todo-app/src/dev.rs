@@ -17,6 +17,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -24,10 +25,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clerk_token::{ClerkTemplate, ClerkUser, Secret};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
-use crate::AppState;
 use crate::config::ConfigError;
 use crate::error::ApiError;
 use crate::query::ParseError;
@@ -35,21 +35,9 @@ use crate::query::ParseError;
 /// Most users a users file may list: it feeds a picker, not a directory.
 const MAX_USERS: usize = 100;
 
-/// A local test user, as `fixtures/users.json` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DevUser {
-    /// Short name shown in the picker and sent to `/dev/token`.
-    pub key: String,
-    /// The Clerk user id: the token's `sub`.
-    pub id: String,
-    #[serde(default)]
-    pub email: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct UsersFile {
-    users: Vec<DevUser>,
-}
+/// A local test user, as `fixtures/users.json` lists it (read by `clerk-token`, the file's one
+/// reader): `key` is shown in the picker and sent to `/dev/token`, `id` is the token's `sub`.
+pub type DevUser = clerk_token::KnownUser;
 
 /// The users and the template their tokens are minted with.
 #[derive(Debug, Clone)]
@@ -65,9 +53,14 @@ impl DevSignIn {
             path: path.to_owned(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let file: UsersFile = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
-        Self::new(file.users, secret).map_err(fail)
+        let users = clerk_token::read_users(path).map_err(|e| {
+            // The cause's text, as the configuration error is reported on one line.
+            match std::error::Error::source(&e) {
+                Some(cause) => fail(cause.to_string()),
+                None => fail(e.to_string()),
+            }
+        })?;
+        Self::new(users, secret).map_err(fail)
     }
 
     /// Checks the list: 1 to 100 users, non-empty unique keys, non-empty ids.
@@ -156,9 +149,9 @@ fn local_only(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(host)
 }
 
-fn dev(state: &AppState) -> Result<&DevSignIn, ApiError> {
+fn dev(state: Option<Arc<DevSignIn>>) -> Result<Arc<DevSignIn>, ApiError> {
     // The routes are only mounted with dev sign-in on; this is belt and braces.
-    state.dev().ok_or(ApiError::RouteNotFound)
+    state.ok_or(ApiError::RouteNotFound)
 }
 
 fn no_store_json(status: StatusCode, body: String) -> Response {
@@ -179,10 +172,10 @@ fn no_store_json(status: StatusCode, body: String) -> Response {
 
 /// `GET /dev/users`: `{"users":[{"key","id","email"}]}`.
 pub async fn users(
-    State(state): State<AppState>,
+    State(state): State<Option<Arc<DevSignIn>>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let dev = dev(&state)?;
+    let dev = dev(state)?;
     local_only(&headers)?;
     let body = json!({ "users": dev.users() });
     Ok(no_store_json(StatusCode::OK, body.to_string()))
@@ -196,11 +189,11 @@ struct TokenRequest {
 
 /// `POST /dev/token {"user":"alice"}`: `{"token","expires_in","user"}`.
 pub async fn token(
-    State(state): State<AppState>,
+    State(state): State<Option<Arc<DevSignIn>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let dev = dev(&state)?;
+    let dev = dev(state)?;
     local_only(&headers)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)

@@ -1,7 +1,8 @@
 //! Every way a request can fail, and the one place each becomes an HTTP response.
 //! Auth failures use InsForge's body shape; everything else PostgREST's `{code,details,hint,message}`.
 //!
-//! Status codes follow PostgREST 12 (facts.md §5) with these choices of our own:
+//! Status codes follow PostgREST 12 (ARCHITECTURE.md, "InsForge's records API") with these
+//! choices of our own:
 //!
 //! - database unreachable, pool exhausted or a connection lost mid-request: 503, code
 //!   `PGRST000`, message "Database connection error" and nothing else (PostgREST uses 504
@@ -20,16 +21,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::db::{DbError, PgError};
 use crate::query::{ParseError, echo};
-
-/// A Postgres error as the client may see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgError {
-    pub code: String,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
-}
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,47 +76,16 @@ pub enum ApiError {
     DevNotLocal,
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
+/// The database layer's failures, as the client sees them; causes are logged where detected.
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
         match error {
-            sqlx::Error::Database(db) => {
-                let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
-                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                if is_connection_failure(&code) {
-                    tracing::warn!(sqlstate = %code, "database unavailable");
-                    return Self::Unavailable;
-                }
-                Self::Database(PgError {
-                    message: db.message().to_owned(),
-                    detail: pg.and_then(|e| e.detail()).map(str::to_owned),
-                    hint: pg.and_then(|e| e.hint()).map(str::to_owned),
-                    code,
-                })
-            }
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => {
-                // sqlx's messages name the failure, not the server or its credentials.
-                tracing::warn!(error = %error, "database unavailable");
-                Self::Unavailable
-            }
-            other => {
-                tracing::error!(error = %other, "unexpected database driver error");
-                Self::Internal
-            }
+            DbError::Statement(pg) => Self::Database(pg),
+            DbError::Unavailable(_) => Self::Unavailable,
+            DbError::NotSingular { rows } => Self::NotSingular { rows },
+            DbError::Identity(_) | DbError::Driver(_) => Self::Internal,
         }
     }
-}
-
-/// SQLSTATEs that mean "no usable database" rather than "your request is wrong": connection
-/// exceptions (08), a login refused (28: the app's own credentials), a missing database
-/// (3D000), too many connections (53300) and a server shutting down (57P01–57P03).
-fn is_connection_failure(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("28")
-        || matches!(code, "3D000" | "53300" | "57P01" | "57P02" | "57P03")
 }
 
 /// PostgREST 12's status for a SQLSTATE raised while serving a signed-in user.
@@ -336,18 +298,6 @@ mod tests {
             ("", 400),
         ] {
             assert_eq!(pg_status(code).as_u16(), status, "{code}");
-        }
-    }
-
-    #[test]
-    fn connection_failures_are_unavailable() {
-        for code in [
-            "08006", "08001", "28P01", "28000", "3D000", "53300", "57P01",
-        ] {
-            assert!(is_connection_failure(code), "{code}");
-        }
-        for code in ["57014", "42501", "22P02", "23505"] {
-            assert!(!is_connection_failure(code), "{code}");
         }
     }
 }

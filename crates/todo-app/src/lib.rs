@@ -18,17 +18,17 @@
 //! # Ok(()) }
 //! ```
 
-pub mod auth;
-pub mod config;
-pub mod db;
-pub mod dev;
-pub mod error;
-pub mod page;
-pub mod query;
-pub mod routes;
-pub mod schema;
-pub mod sql;
-pub mod state;
+mod auth;
+mod config;
+mod db;
+mod dev;
+mod error;
+mod page;
+mod query;
+mod routes;
+mod schema;
+mod sql;
+mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,10 +43,12 @@ use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-pub use auth::Identity;
-pub use config::{AppConfig, Cli, ConfigError};
+pub use config::{AppConfig, Cli, ConfigError, SignInMode};
 pub use error::ApiError;
-pub use state::AppState;
+pub use pg_identity::Access;
+pub use sql::{Bind, Statement};
+
+use state::AppState;
 
 /// Why the app could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -69,50 +71,29 @@ pub enum StartError {
 const MAX_LOGGED_REQUEST_ID: usize = 128;
 
 /// All routes, with request ids, request logs and the body limit.
-pub fn router(state: AppState) -> Router {
+fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let records = get(routes::records)
-        .post(routes::records)
-        .patch(routes::records)
-        .delete(routes::records)
-        .fallback(routes::method_not_allowed);
+    let records = get(routes::get_records)
+        .post(routes::post_records)
+        .patch(routes::patch_records)
+        .delete(routes::delete_records);
     let mut router = Router::new()
         .route("/api/database/records/{table}", records)
-        .route(
-            "/health",
-            get(routes::health).fallback(routes::method_not_allowed),
-        )
-        .route("/", get(page::index).fallback(routes::method_not_allowed))
-        .route(
-            "/app.js",
-            get(page::script).fallback(routes::method_not_allowed),
-        )
-        .route(
-            "/app.css",
-            get(page::style).fallback(routes::method_not_allowed),
-        )
-        .route(
-            "/favicon.svg",
-            get(page::favicon).fallback(routes::method_not_allowed),
-        )
-        .route(
-            "/config.json",
-            get(page::config).fallback(routes::method_not_allowed),
-        );
+        .route("/health", get(routes::health))
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/app.css", get(page::style))
+        .route("/favicon.svg", get(page::favicon))
+        .route("/config.json", get(page::config));
     // Without --dev-sign-in these routes do not exist at all: a plain 404, like any other path.
-    if state.dev().is_some() {
+    if state.dev_sign_in() {
         router = router
-            .route(
-                "/dev/users",
-                get(dev::users).fallback(routes::method_not_allowed),
-            )
-            .route(
-                "/dev/token",
-                post(dev::token).fallback(routes::method_not_allowed),
-            );
+            .route("/dev/users", get(dev::users))
+            .route("/dev/token", post(dev::token));
     }
     router
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(routes::BODY_LIMIT_BYTES))
         // Layers run outermost-last: the id is set before the trace span reads it, and copied
         // onto the response on the way out.
@@ -146,7 +127,7 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
 
 /// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests
 /// and closes the pool.
-pub async fn serve(
+async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -159,14 +140,17 @@ pub async fn serve(
     result.map_err(StartError::Serve)
 }
 
-/// Binds `config.bind` (use `127.0.0.1:0` for a free port).
-pub async fn bind(config: &AppConfig) -> Result<TcpListener, StartError> {
-    TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.bind,
-            source,
-        })
+/// Checks `config`, builds the state and binds `config.bind` (use `127.0.0.1:0` for a free
+/// port). The address returned is the one the OS gave: with port 0 it has the real port.
+async fn start(config: &AppConfig) -> Result<(AppState, TcpListener, SocketAddr), StartError> {
+    let state = AppState::new(config)?;
+    let bind_error = |source| StartError::Bind {
+        addr: config.bind,
+        source,
+    };
+    let listener = TcpListener::bind(config.bind).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    Ok((state, listener, addr))
 }
 
 /// A server running in a background task. Dropping it starts a graceful shutdown;
@@ -207,14 +191,51 @@ impl Drop for RunningApp {
     }
 }
 
+/// What the app runs for a `GET` (`insert_body: None`) or a `POST` of `insert_body` on `table`
+/// with this query string: the statement, its values, and whether its transaction may write.
+/// The benchmark hands exactly this to pgbench, so both sides run the same SQL.
+pub fn plan_request(
+    table: &str,
+    query: Option<&str>,
+    insert_body: Option<&[u8]>,
+) -> Result<(Statement, Access), ApiError> {
+    let planned = routes::plan_request(table, query, insert_body)?;
+    Ok((planned.statement, planned.access))
+}
+
+/// Serves `config` until `shutdown` resolves (the binary passes Ctrl-C / SIGTERM): binds,
+/// says where it listens, and finishes in-flight requests before it returns.
+pub async fn run(
+    config: AppConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let (state, listener, addr) = start(&config).await?;
+    tracing::info!(
+        %addr,
+        url = %format!("http://{addr}/"),
+        sign_in = config.sign_in.name(),
+        database = %config::redact_url(&config.database_url),
+        "todo-app listening: open the url in a browser"
+    );
+    if let SignInMode::Dev { users_file } = &config.sign_in {
+        tracing::warn!(
+            users = %users_file.display(),
+            "dev sign-in is on: any program on this machine can act as those users; for local \
+             development only"
+        );
+    }
+    // Not fatal: the pool is lazy and /health reports 503 until the database answers.
+    if let Err(e) = db::ping(state.pool()).await {
+        tracing::warn!(error = %e, "database not reachable yet; serving 503 until it is");
+    }
+    serve(listener, state, shutdown).await?;
+    tracing::info!("todo-app stopped");
+    Ok(())
+}
+
 /// Starts the app in a background task on `config.bind`.
 pub async fn spawn(config: AppConfig) -> Result<RunningApp, StartError> {
-    let state = AppState::new(&config)?;
-    let listener = bind(&config).await?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.bind,
-        source,
-    })?;
+    let (state, listener, addr) = start(&config).await?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, state, async move {
         let _ = stopped.await;

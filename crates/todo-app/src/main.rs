@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use todo_app::{AppConfig, AppState, StartError};
+use todo_app::{AppConfig, StartError};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(todo_app::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         // A setting (or the dev users file) is unusable: same report as a bad flag.
         Err(StartError::Config(e)) => {
@@ -47,44 +47,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run(config: AppConfig) -> Result<(), StartError> {
-    let state = AppState::new(&config)?;
-    let listener = todo_app::bind(&config).await?;
-    // The address the OS gave, not the one asked for: with `--bind 127.0.0.1:0` it has the port.
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.bind,
-        source,
-    })?;
-    let sign_in = if config.dev_sign_in {
-        "dev"
-    } else if config.clerk_publishable_key.is_some() {
-        "clerk"
-    } else {
-        "none"
-    };
-    tracing::info!(
-        %addr,
-        url = %format!("http://{addr}/"),
-        sign_in,
-        database = %todo_app::config::redact_url(&config.database_url),
-        "todo-app listening: open the url in a browser"
-    );
-    if config.dev_sign_in {
-        tracing::warn!(
-            users = %config.dev_users_file.display(),
-            "dev sign-in is on: any program on this machine can act as those users; for local \
-             development only"
-        );
-    }
-    // Not fatal: the pool is lazy and /health reports 503 until the database answers.
-    if let Err(e) = todo_app::db::ping(state.pool()).await {
-        tracing::warn!(error = %e, "database not reachable yet; serving 503 until it is");
-    }
-    todo_app::serve(listener, state, shutdown_signal()).await?;
-    tracing::info!("todo-app stopped");
-    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -21,8 +21,6 @@ use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::json;
 
-use crate::AppState;
-
 /// The page, its script and its styles, as shipped in `static/`.
 pub const INDEX_HTML: &str = include_str!("../static/index.html");
 pub const APP_JS: &str = include_str!("../static/app.js");
@@ -82,6 +80,7 @@ impl ClerkFrontend {
     }
 
     /// The Frontend API host, e.g. `clerk.example.com` or `name-12.clerk.accounts.dev`.
+    #[cfg(test)]
     pub fn frontend_api(&self) -> &str {
         &self.frontend_api
     }
@@ -206,10 +205,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /`: the page, with its policy.
-pub async fn index(State(state): State<AppState>) -> Response {
+pub async fn index(State(page): State<Arc<Page>>) -> Response {
     let mut response = asset("text/html; charset=utf-8", INDEX_HTML);
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, state.page().csp().clone());
+    headers.insert(header::CONTENT_SECURITY_POLICY, page.csp().clone());
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -238,7 +237,7 @@ pub async fn favicon() -> Response {
 }
 
 /// `GET /config.json`: which sign-in the page offers (and Clerk's key and script, if any).
-pub async fn config(State(state): State<AppState>) -> Response {
+pub async fn config(State(page): State<Arc<Page>>) -> Response {
     let mut response = (
         StatusCode::OK,
         [
@@ -248,7 +247,7 @@ pub async fn config(State(state): State<AppState>) -> Response {
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        state.page().config_json.to_string(),
+        page.config_json.to_string(),
     )
         .into_response();
     response.headers_mut().insert(

@@ -3,20 +3,21 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Identity;
-use crate::db::{self, Outcome};
+use crate::db::{self, Access, Expect, Outcome};
 use crate::error::ApiError;
 use crate::query::{
     ParseError, Preferences, Query, ReturnPref, parse_insert_body, parse_patch_body, parse_query,
 };
 use crate::schema::Table;
-use crate::sql::{self, Action, Want};
+use crate::sql::{self, Action, Statement, Want};
 
 /// Largest request body accepted (the router's `DefaultBodyLimit`).
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -35,91 +36,210 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
     ))
 }
 
-/// `GET|POST|PATCH|DELETE /api/database/records/{table}`.
-///
-/// The identity is extracted first, so a request without a valid token learns nothing (not
-/// even whether the table exists) — as InsForge checks the token before proxying.
-pub async fn records(
+/// What every records request carries before its verb-specific part. The identity is
+/// extracted first, so a request without a valid token learns nothing (not even whether the
+/// table exists) — as InsForge checks the token before proxying.
+pub(crate) struct Request {
+    table: Table,
+    query: Query,
+    prefs: Preferences,
+    singular: bool,
+    /// The `Content-Type` header, if any (unreadable bytes read as empty).
+    content_type: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Request {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // A segment that does not even decode (invalid UTF-8) names no route we serve.
+        let Path(table) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_: PathRejection| ApiError::RouteNotFound)?;
+        let table = Table::from_name(&table).ok_or(ApiError::UnknownTable(table))?;
+        let headers = &parts.headers;
+        Ok(Self {
+            table,
+            query: parse_query(parts.uri.query())?,
+            prefs: Preferences::parse(
+                headers
+                    .get_all(HeaderName::from_static("prefer"))
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            ),
+            singular: wants_singular(headers),
+            content_type: headers
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap_or("").to_owned()),
+        })
+    }
+}
+
+impl Request {
+    /// A write's body: refused with paging (see [`refuse_paging`]) or a non-JSON content type.
+    fn write_body(&self, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+        refuse_paging(&self.query)?;
+        json_body(self.content_type.as_deref(), body)
+    }
+
+    /// The statement for `action` and whether its transaction may write.
+    fn plan(&self, action: &Action) -> Planned {
+        let is_read = matches!(action, Action::Read);
+        let want = Want {
+            body: is_read || self.prefs.return_pref == Some(ReturnPref::Representation),
+            total: is_read && self.prefs.count,
+        };
+        Planned {
+            statement: sql::build(self.table, action, &self.query, want),
+            access: if is_read {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            },
+        }
+    }
+
+    /// Runs `action` as `identity` and shapes the response for `verb`.
+    async fn run(
+        self,
+        verb: Verb,
+        action: Action,
+        identity: &Identity,
+        state: &AppState,
+    ) -> Result<Response, ApiError> {
+        let Planned { statement, access } = self.plan(&action);
+        let expect = if self.singular {
+            Expect::ExactlyOne
+        } else {
+            Expect::Any
+        };
+        let timeout_ms = u64::try_from(state.statement_timeout().as_millis()).unwrap_or(u64::MAX);
+        let outcome = db::run_as(
+            state.pool(),
+            identity,
+            timeout_ms,
+            access,
+            statement,
+            expect,
+        )
+        .await?;
+        respond(verb, &self.query, self.prefs, self.singular, outcome)
+    }
+}
+
+/// What the app runs for a request: one statement, and whether its transaction may write.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    pub statement: Statement,
+    pub access: Access,
+}
+
+/// The records API's verbs (HEAD is served as GET without a body, by axum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+/// `GET|HEAD /api/database/records/{table}`. Each handler takes [`Identity`] first, so a
+/// request without a valid token learns nothing, not even whether the table exists.
+pub(crate) async fn get_records(
     identity: Identity,
     State(state): State<AppState>,
-    method: Method,
-    table: Result<Path<String>, PathRejection>,
-    RawQuery(raw_query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    request
+        .run(Verb::Get, Action::Read, &identity, &state)
+        .await
+}
+
+/// `POST /api/database/records/{table}`: one object or an array of them.
+pub(crate) async fn post_records(
+    identity: Identity,
+    State(state): State<AppState>,
+    request: Request,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    // A segment that does not even decode (invalid UTF-8) names no route we serve.
-    let Path(table) = table.map_err(|_| ApiError::RouteNotFound)?;
-    let table = Table::from_name(&table).ok_or(ApiError::UnknownTable(table))?;
-    let query = parse_query(raw_query.as_deref())?;
-    let prefs = Preferences::parse(
-        headers
-            .get_all(HeaderName::from_static("prefer"))
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
-    let singular = wants_singular(&headers);
+    let bytes = request.write_body(body)?;
+    let rows = parse_insert_body(request.table, &bytes, request.query.columns.as_deref())?;
+    request
+        .run(Verb::Post, Action::Insert(rows), &identity, &state)
+        .await
+}
 
-    let action = match method {
-        Method::GET | Method::HEAD => Action::Read,
-        Method::POST => {
-            refuse_paging(&query)?;
-            let bytes = json_body(&headers, body)?;
-            Action::Insert(parse_insert_body(table, &bytes, query.columns.as_deref())?)
+/// `PATCH /api/database/records/{table}?filters`: one object of new values.
+pub(crate) async fn patch_records(
+    identity: Identity,
+    State(state): State<AppState>,
+    request: Request,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = request.write_body(body)?;
+    let set = parse_patch_body(request.table, &bytes)?;
+    if set.is_empty() {
+        // Nothing to change: no statement, and so no rows affected.
+        if request.singular {
+            return Err(ApiError::NotSingular { rows: 0 });
         }
-        Method::PATCH => {
-            refuse_paging(&query)?;
-            let bytes = json_body(&headers, body)?;
-            let set = parse_patch_body(table, &bytes)?;
-            if set.is_empty() {
-                // Nothing to change: no statement, and so no rows affected.
-                let empty = Outcome {
-                    total: None,
-                    page_count: 0,
-                    body: Some("[]".to_owned()),
-                };
-                if singular {
-                    return Err(ApiError::NotSingular { rows: 0 });
-                }
-                return respond(&method, &query, prefs, singular, empty);
-            }
-            Action::Update(set)
-        }
-        Method::DELETE => {
-            refuse_paging(&query)?;
-            Action::Delete
-        }
-        _ => return Err(ApiError::MethodNotAllowed),
-    };
+        let empty = Outcome {
+            total: None,
+            page_count: 0,
+            body: Some("[]".to_owned()),
+        };
+        return respond(
+            Verb::Patch,
+            &request.query,
+            request.prefs,
+            request.singular,
+            empty,
+        );
+    }
+    request
+        .run(Verb::Patch, Action::Update(set), &identity, &state)
+        .await
+}
 
-    let is_read = matches!(action, Action::Read);
-    let want = Want {
-        body: is_read || prefs.return_pref == Some(ReturnPref::Representation),
-        total: is_read && prefs.count,
+/// `DELETE /api/database/records/{table}?filters`.
+pub(crate) async fn delete_records(
+    identity: Identity,
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    refuse_paging(&request.query)?;
+    request
+        .run(Verb::Delete, Action::Delete, &identity, &state)
+        .await
+}
+
+/// The statement the app would run for a `GET` (`body: None`) or `POST` of `table` with this
+/// query string — the benchmark's pgbench side runs exactly it.
+pub(crate) fn plan_request(
+    table: &str,
+    raw_query: Option<&str>,
+    body: Option<&[u8]>,
+) -> Result<Planned, ApiError> {
+    let table = Table::from_name(table).ok_or_else(|| ApiError::UnknownTable(table.to_owned()))?;
+    let request = Request {
+        table,
+        query: parse_query(raw_query)?,
+        prefs: Preferences::default(),
+        singular: false,
+        content_type: None,
     };
-    let statement = sql::build(table, &action, &query, want);
-    let access = if is_read {
-        db::Access::ReadOnly
-    } else {
-        db::Access::ReadWrite
+    let action = match body {
+        None => Action::Read,
+        Some(bytes) => {
+            refuse_paging(&request.query)?;
+            Action::Insert(parse_insert_body(
+                table,
+                bytes,
+                request.query.columns.as_deref(),
+            )?)
+        }
     };
-    let outcome = db::run_as(
-        state.pool(),
-        &identity,
-        state.statement_timeout().as_millis(),
-        access,
-        statement,
-        |outcome| {
-            if singular && outcome.page_count != 1 {
-                return Err(ApiError::NotSingular {
-                    rows: outcome.page_count,
-                });
-            }
-            Ok(())
-        },
-    )
-    .await?;
-    respond(&method, &query, prefs, singular, outcome)
+    Ok(request.plan(&action))
 }
 
 /// `limit`/`offset` shape a read; on a write they would silently change which rows are
@@ -148,9 +268,11 @@ fn media_type(value: &str) -> &str {
 }
 
 /// The body, if the request says (or does not say) it is JSON.
-fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let text = content_type.to_str().unwrap_or("");
+fn json_body(
+    content_type: Option<&str>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    if let Some(text) = content_type {
         let essence = media_type(text).to_ascii_lowercase();
         if essence != "application/json" && essence != SINGULAR_MEDIA_TYPE {
             return Err(ApiError::UnsupportedMediaType(text.to_owned()));
@@ -170,14 +292,14 @@ fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
 
 /// Status, headers and body for a successful statement, as PostgREST would send them.
 fn respond(
-    method: &Method,
+    verb: Verb,
     query: &Query,
     prefs: Preferences,
     singular: bool,
     outcome: Outcome,
 ) -> Result<Response, ApiError> {
     let rows = u64::try_from(outcome.page_count).unwrap_or(0);
-    let is_read = matches!(*method, Method::GET | Method::HEAD);
+    let is_read = verb == Verb::Get;
     let offset = if is_read {
         u64::try_from(query.offset.unwrap_or(0)).unwrap_or(0)
     } else {
@@ -191,9 +313,9 @@ fn respond(
         None
     };
 
-    let mut status = match *method {
-        Method::POST => StatusCode::CREATED,
-        Method::GET | Method::HEAD => StatusCode::OK,
+    let mut status = match verb {
+        Verb::Post => StatusCode::CREATED,
+        Verb::Get => StatusCode::OK,
         _ if prefs.return_pref == Some(ReturnPref::Representation) => StatusCode::OK,
         _ => StatusCode::NO_CONTENT,
     };
@@ -213,10 +335,10 @@ fn respond(
     let body = match outcome.body {
         Some(array) if singular => single_object(&array)?,
         Some(array) if is_read || prefs.return_pref == Some(ReturnPref::Representation) => array,
-        // InsForge replaces PostgREST's empty insert body with `[]` (facts.md §4), so the
+        // InsForge replaces PostgREST's empty insert body with `[]` (ARCHITECTURE.md, "InsForge's records API"), so the
         // InsForge SDK's `insert()` without `.select()` gets `data: []`; match it. A 204
         // (PATCH/DELETE) has no body there either.
-        _ if *method == Method::POST => "[]".to_owned(),
+        _ if verb == Verb::Post => "[]".to_owned(),
         _ => String::new(),
     };
     let content_type = if singular {

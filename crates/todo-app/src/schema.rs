@@ -18,12 +18,6 @@ impl Table {
         }
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Todos => "todos",
-        }
-    }
-
     /// Schema-qualified and quoted, ready to paste into SQL.
     pub fn sql(self) -> &'static str {
         match self {

@@ -5,11 +5,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use clerk_token::Verifier;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::config::{AppConfig, ConfigError};
+use crate::config::{AppConfig, ConfigError, SignInMode};
 use crate::dev::DevSignIn;
 use crate::page::{ClerkFrontend, Page, SignIn};
 
@@ -23,9 +24,23 @@ struct Inner {
     pool: PgPool,
     verifier: Verifier,
     statement_timeout: Duration,
-    page: Page,
+    page: Arc<Page>,
     /// `Some` only with `--dev-sign-in`: the `/dev/*` routes exist only then.
-    dev: Option<DevSignIn>,
+    dev: Option<Arc<DevSignIn>>,
+}
+
+// The page and dev handlers take only their part of the state, so `page` and `dev` never
+// name `AppState` (no import loop with this module).
+impl FromRef<AppState> for Arc<Page> {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.page.clone()
+    }
+}
+
+impl FromRef<AppState> for Option<Arc<DevSignIn>> {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.dev.clone()
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -49,19 +64,22 @@ impl AppState {
     /// so every way of starting the app refuses what `check` refuses.
     pub fn new(config: &AppConfig) -> Result<Self, ConfigError> {
         config.check()?;
-        let (sign_in, dev) = if config.dev_sign_in {
-            let dev = DevSignIn::load(&config.dev_users_file, config.jwt_secret.clone())?;
-            (SignIn::Dev, Some(dev))
-        } else if let Some(key) = &config.clerk_publishable_key {
-            let clerk = ClerkFrontend::from_publishable_key(key).map_err(|reason| {
-                ConfigError::Invalid {
-                    var: "CLERK_PUBLISHABLE_KEY",
-                    reason: reason.to_owned(),
-                }
-            })?;
-            (SignIn::Clerk(clerk), None)
-        } else {
-            (SignIn::None, None)
+        let (sign_in, dev) = match &config.sign_in {
+            SignInMode::Dev { users_file } => {
+                let dev = DevSignIn::load(users_file, config.jwt_secret.clone())?;
+                (SignIn::Dev, Some(dev))
+            }
+            SignInMode::Clerk { publishable_key } => {
+                let clerk =
+                    ClerkFrontend::from_publishable_key(publishable_key).map_err(|reason| {
+                        ConfigError::Invalid {
+                            var: "CLERK_PUBLISHABLE_KEY",
+                            reason: reason.to_owned(),
+                        }
+                    })?;
+                (SignIn::Clerk(clerk), None)
+            }
+            SignInMode::None => (SignIn::None, None),
         };
         let options = PgConnectOptions::from_str(&config.database_url)
             .map_err(|e| ConfigError::Invalid {
@@ -87,8 +105,8 @@ impl AppState {
             pool,
             verifier,
             statement_timeout: config.statement_timeout,
-            page: Page::new(&sign_in),
-            dev,
+            page: Arc::new(Page::new(&sign_in)),
+            dev: dev.map(Arc::new),
         }))
     }
 
@@ -96,18 +114,6 @@ impl AppState {
         Self {
             inner: Arc::new(inner),
         }
-    }
-
-    /// Assembles a state from ready parts (e.g. a pool a test already opened); the page offers
-    /// no sign-in and there are no `/dev/*` routes.
-    pub fn from_parts(pool: PgPool, verifier: Verifier, statement_timeout: Duration) -> Self {
-        Self::assemble(Inner {
-            pool,
-            verifier,
-            statement_timeout,
-            page: Page::new(&SignIn::None),
-            dev: None,
-        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -122,12 +128,8 @@ impl AppState {
         self.inner.statement_timeout
     }
 
-    pub fn page(&self) -> &Page {
-        &self.inner.page
-    }
-
-    /// Dev sign-in, when it is on.
-    pub fn dev(&self) -> Option<&DevSignIn> {
-        self.inner.dev.as_ref()
+    /// Whether dev sign-in is on (its routes are mounted only then).
+    pub fn dev_sign_in(&self) -> bool {
+        self.inner.dev.is_some()
     }
 }

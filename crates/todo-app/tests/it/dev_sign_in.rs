@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use clerk_token::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
-use todo_app::{AppConfig, ConfigError, StartError};
+use todo_app::{AppConfig, ConfigError, SignInMode, StartError};
 
 use crate::support::{Reply, TestApp, logs, user};
 
 async fn dev_app() -> TestApp {
-    TestApp::start_with(|c| c.dev_sign_in = true).await
+    TestApp::start_with(|c| c.sign_in = SignInMode::dev()).await
 }
 
 async fn mint(app: &TestApp, body: &Value) -> Reply {
@@ -164,7 +164,7 @@ async fn the_library_refuses_dev_sign_in_off_loopback_before_listening() {
     for bind in ["0.0.0.0:0", "[::]:0"] {
         let mut config = AppConfig::new("postgres://nobody@127.0.0.1:1/none", Secret::generate());
         config.bind = bind.parse().unwrap();
-        config.dev_sign_in = true;
+        config.sign_in = SignInMode::dev();
         let err = todo_app::spawn(config).await.unwrap_err();
         assert!(
             matches!(
@@ -176,8 +176,9 @@ async fn the_library_refuses_dev_sign_in_off_loopback_before_listening() {
     }
     let mut config = AppConfig::new("postgres://nobody@127.0.0.1:1/none", Secret::generate());
     config.bind = "127.0.0.1:0".parse().unwrap();
-    config.dev_sign_in = true;
-    config.dev_users_file = "/nonexistent/users.json".into();
+    config.sign_in = SignInMode::Dev {
+        users_file: "/nonexistent/users.json".into(),
+    };
     let err = todo_app::spawn(config).await.unwrap_err();
     assert!(
         matches!(err, StartError::Config(ConfigError::DevUsers { .. })),

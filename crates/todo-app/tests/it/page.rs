@@ -76,7 +76,7 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
 
 #[tokio::test]
 async fn dev_sign_in_mode_is_announced_to_the_page() {
-    let app = TestApp::start_with(|c| c.dev_sign_in = true).await;
+    let app = TestApp::start_with(|c| c.sign_in = todo_app::SignInMode::dev()).await;
     let config = app.call(Method::GET, "/config.json").send().await;
     assert_eq!(config.json(), json!({ "signIn": "dev" }));
     let page = app.call(Method::GET, "/").send().await;
@@ -86,7 +86,12 @@ async fn dev_sign_in_mode_is_announced_to_the_page() {
 #[tokio::test]
 async fn a_clerk_key_adds_its_frontend_api_and_nothing_else() {
     let key = clerk_key("name-12.clerk.accounts.dev");
-    let app = TestApp::start_with(|c| c.clerk_publishable_key = Some(key.clone())).await;
+    let app = TestApp::start_with(|c| {
+        c.sign_in = todo_app::SignInMode::Clerk {
+            publishable_key: key.clone(),
+        }
+    })
+    .await;
 
     let config = app.call(Method::GET, "/config.json").send().await;
     assert_eq!(

@@ -68,14 +68,12 @@ pub struct User {
 
 pub fn user(key: &str) -> User {
     let path = harness::state::workspace_root().join("fixtures/users.json");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let found = doc["users"]
-        .as_array()
-        .and_then(|users| users.iter().find(|u| u["key"] == key))
+    let found = clerk_token::read_users(&path)
+        .unwrap()
+        .into_iter()
+        .find(|u| u.key == key)
         .unwrap_or_else(|| panic!("no fixture user {key}"));
-    User {
-        id: found["id"].as_str().unwrap().to_owned(),
-    }
+    User { id: found.id }
 }
 
 /// A row of `todos` as the API returns it.

@@ -3,11 +3,11 @@
 //! `standard_conforming_strings` on or off.
 
 use harness::TestDatabase;
+use pg_identity::quote_literal;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use sqlx::{AssertSqlSafe, Row};
-use todo_app::db::sql_literal;
 
 /// Text heavy in what breaks quoting: quotes, backslashes, `$`, `;`, `--`, newlines, unicode.
 fn hostile_text() -> impl Strategy<Value = String> {
@@ -42,7 +42,7 @@ async fn every_text_reads_back_exactly() {
             .map(|_| hostile_text().new_tree(&mut runner).unwrap().current())
             .collect();
         for text in cases {
-            let literal = sql_literal(&text).unwrap();
+            let literal = quote_literal(&text).unwrap();
             // The simple query protocol, as `begin_with` sends it.
             let row = sqlx::raw_sql(AssertSqlSafe(format!("select {literal}::text as t")))
                 .fetch_one(&mut conn)

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use harness::target::quote_literal;
+use pg_identity::{Access, DbIdentity, IdentityTx, quote_literal};
 use rand::SeedableRng as _;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnection, PgRow};
@@ -41,8 +41,8 @@ pub struct RlsAtScale {
     pub runs: usize,
     pub users_per_run: usize,
     pub queries: Vec<QueryFigures>,
-    /// The whole identity transaction around the RLS list query (begin, set_config, query,
-    /// commit): four round trips where the limit needs one.
+    /// The whole identity transaction around the RLS list query (begin read only with the
+    /// identity, query, rollback): three round trips where the limit needs one.
     pub identity_tx_ms: Stats,
     pub project_policy: String,
     pub naive_policy: String,
@@ -203,7 +203,7 @@ async fn run_rls(
         .fetch_all(&mut *tx)
         .await?;
     let stmt = t1.elapsed().as_secs_f64() * 1000.0;
-    tx.commit().await?;
+    tx.rollback().await?;
     let total = t0.elapsed().as_secs_f64() * 1000.0;
     Ok((stmt, total, answer(kind, &rows)?))
 }
@@ -385,7 +385,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<RlsAtScale> {
         let limit_sql = kind.limit_sql();
         let limit_plan = explain(
             &mut conns.admin,
-            &limit_sql.replace("$1", &quote_literal(&user)),
+            &limit_sql.replace("$1", &quote_literal(&user)?),
         )
         .await?;
         let naive_plan = explain_as(
@@ -520,26 +520,21 @@ async fn explain_as(
 ) -> Result<String> {
     let mut tx = begin_identity(conn, claims, timeout).await?;
     let text = explain(&mut tx, sql).await?;
-    tx.commit().await?;
+    tx.rollback().await?;
     Ok(text)
 }
 
-/// The real path's identity switch, as the app does it: role, claims and a statement timeout,
-/// all transaction-local.
+/// The real path's identity switch, the app's own (`pg-identity`): a read-only transaction
+/// with role, claims and a statement timeout, all transaction-local, opened in one round trip.
 async fn begin_identity<'c>(
     conn: &'c mut PgConnection,
     claims: &str,
     timeout: Option<Duration>,
 ) -> Result<sqlx::Transaction<'c, sqlx::Postgres>> {
-    let mut tx = conn.begin().await?;
-    sqlx::query(
-        "select set_config('role', 'authenticated', true), \
-                set_config('request.jwt.claims', $1, true), \
-                set_config('statement_timeout', $2, true)",
-    )
-    .bind(claims)
-    .bind(timeout.map_or_else(|| "0".to_owned(), |t| t.as_millis().to_string()))
-    .execute(&mut *tx)
-    .await?;
-    Ok(tx)
+    let identity = DbIdentity::authenticated_json(claims);
+    let mut opening = IdentityTx::new(&identity).access(Access::ReadOnly);
+    if let Some(t) = timeout {
+        opening = opening.statement_timeout_ms(u64::try_from(t.as_millis())?);
+    }
+    Ok(pg_identity::begin_as(conn, opening).await?)
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the project's benchmarks — time to green, the cost of RLS at scale,
+//! The project's benchmarks (`cargo xtask bench`) — time to green, the cost of RLS at scale,
 //! and the sample app's throughput against pgbench — each figure a median of several runs,
 //! each target a ratio measured side by side in the same run.
 //!
@@ -257,7 +257,7 @@ pub async fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
     if cfg!(debug_assertions) {
         println!(
             "  note      debug build: figures are not comparable with the published ones \
-             (those come from `cargo run --release -p xtask -- bench`)"
+             (those come from `cargo run --release -p bench`)"
         );
     }
 
@@ -345,25 +345,17 @@ async fn run_stages(ctx: &Ctx, selected: &[Which], out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask` builds in debug; published figures come from a release build.
+/// `cargo xtask bench` builds in debug; published figures come from a release build.
 fn rerun_in_release() -> Result<ExitCode> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let rest = bench_args();
     println!(
         "bench: full figures are measured on a release build — running \
-         `cargo run --release -p xtask -- bench {}`",
+         `cargo run --release -p bench -- {}`",
         rest.join(" ")
     );
     let status = std::process::Command::new(cargo)
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "--package",
-            "xtask",
-            "--",
-            "bench",
-        ])
+        .args(["run", "--release", "--quiet", "--package", "bench", "--"])
         .args(&rest)
         .status()
         .context("cannot run cargo")?;
@@ -374,13 +366,9 @@ fn rerun_in_release() -> Result<ExitCode> {
     })
 }
 
-/// The arguments after `bench`.
+/// The arguments the bench binary was given (what follows `cargo xtask bench`).
 fn bench_args() -> Vec<String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "bench") {
-        Some(i) => args[i + 1..].to_vec(),
-        None => Vec::new(),
-    }
+    std::env::args().skip(1).collect()
 }
 
 /// The command as a person would type it to get these figures.
@@ -389,7 +377,7 @@ fn command_line() -> String {
     let base = if cfg!(debug_assertions) {
         "cargo xtask bench".to_owned()
     } else {
-        "cargo run --release -p xtask -- bench".to_owned()
+        "cargo run --release -p bench --".to_owned()
     };
     if rest.is_empty() {
         base

@@ -156,7 +156,7 @@ pub fn render(out: &Path) -> Result<Vec<PathBuf>> {
     );
     md.push_str(
         "## Reproduce\n\n```sh\ncargo xtask setup                       # the server measured \
-         (its template, app role and JWT secret)\ncargo run --release -p xtask -- bench     \
+         (its template, app role and JWT secret)\ncargo run --release -p bench             \
          # full: writes docs/benchmarks/ (`cargo xtask bench` re-runs itself in release)\n\
          cargo xtask bench --quick               # about 2 minutes: target/bench-quick/\n\
          cargo xtask bench --only rls,app        # some benchmarks; README from all JSON present\n\
@@ -385,8 +385,9 @@ pub fn rls_md(r: &RlsAtScale, full: bool) -> String {
     }
     let _ = writeln!(
         md,
-        "\nThe whole identity transaction around the RLS list query (BEGIN, set_config, query, \
-         COMMIT — four round trips) takes {}.\n",
+        "\nThe whole identity transaction around the RLS list query, opened as the app opens it \
+         (BEGIN READ ONLY and set_config in one round trip, the query, ROLLBACK — three round \
+         trips) takes {}.\n",
         r.identity_tx_ms.show(Unit::Ms)
     );
     for n in &r.notes {

@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use pg_identity::{Access, quote_literal_for_pgbench};
 use rand::{RngExt as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
-use todo_app::query::{parse_insert_body, parse_query};
-use todo_app::schema::Table;
-use todo_app::sql::{self, Action, Bind, Want};
+use todo_app::Bind;
 
 use super::cpu::Cpu;
 use super::dataset::{self, Dataset, DatasetInfo};
@@ -231,7 +230,7 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<AppThroughput> {
                 claims_suffix,
                 &list_sql,
                 &insert_sql,
-            );
+            )?;
             let script_path = script_dir.join(format!("{}-{users}.sql", workload.key()));
             std::fs::write(&script_path, &script)?;
             if !scripts.iter().any(|s| s.workload == workload.key()) {
@@ -410,71 +409,48 @@ fn targets(rows: &[LoadRow], have_pgbench: bool) -> Vec<Target> {
     out
 }
 
-/// The exact SQL the app runs for the workload's request, with its values inlined as literals
-/// (pgbench then prepares it once, like the app's statement cache).
-fn app_sql(workload: Workload) -> Result<String> {
-    let statement = match workload {
-        Workload::List => {
-            let query = parse_query(Some(LIST_QUERY)).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            sql::build(
-                Table::Todos,
-                &Action::Read,
-                &query,
-                Want {
-                    body: true,
-                    total: false,
-                },
-            )
-        }
-        Workload::Mix => {
-            let body = parse_insert_body(Table::Todos, INSERT_BODY.as_bytes(), None)
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            sql::build(
-                Table::Todos,
-                &Action::Insert(body),
-                &parse_query(None).map_err(|e| anyhow::anyhow!("{e:?}"))?,
-                Want {
-                    body: false,
-                    total: false,
-                },
-            )
-        }
-    };
+/// The exact SQL the app runs for the workload's request (`todo_app::plan_request`, the path
+/// the handlers take), with its values inlined as literals (pgbench then prepares it once,
+/// like the app's statement cache), and the access mode its transaction opens with.
+fn app_sql(workload: Workload) -> Result<(String, Access)> {
+    let (statement, access) = match workload {
+        Workload::List => todo_app::plan_request("todos", Some(LIST_QUERY), None),
+        Workload::Mix => todo_app::plan_request("todos", None, Some(INSERT_BODY.as_bytes())),
+    }
+    .map_err(|e| anyhow::anyhow!("the app refuses the benchmark's request: {e:?}"))?;
     let mut text = statement.sql;
     // Highest first, so `$1` never eats the start of `$10`.
     for (i, bind) in statement.binds.iter().enumerate().rev() {
         let literal = match bind {
-            Bind::Text(Some(v)) => e_literal(v),
+            Bind::Text(Some(v)) => quote_literal_for_pgbench(v)?,
             Bind::Text(None) => "NULL".into(),
             Bind::BigInt(v) => v.to_string(),
             Bind::TextArray(items) => format!(
                 "ARRAY[{}]::text[]",
                 items
                     .iter()
-                    .map(|v| e_literal(v))
-                    .collect::<Vec<_>>()
+                    .map(|v| quote_literal_for_pgbench(v))
+                    .collect::<Result<Vec<_>, _>>()?
                     .join(", ")
             ),
         };
         text = text.replace(&format!("${}", i + 1), &literal);
     }
-    Ok(text)
+    Ok((text, access))
 }
 
-/// An `E'…'` literal that pgbench leaves alone: `:` is written `\x3a`, since pgbench reads
-/// `:name` as a variable even inside quotes.
-fn e_literal(value: &str) -> String {
-    let mut out = String::from("E'");
-    for ch in value.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            ':' => out.push_str("\\x3a"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
+/// One request's transaction as pgbench lines, the same statements the app sends (`BEGIN READ
+/// ONLY` for a read, the identity switch, the statement, then `COMMIT`, or `ROLLBACK` for a
+/// read). The app sends `BEGIN` and the switch as one simple query; `pgbench -M prepared`
+/// refuses compound statements, so here they are two.
+fn transaction_lines(claims: &str, sql: &str, access: Access) -> Result<String> {
+    let role = quote_literal_for_pgbench("authenticated")?;
+    Ok(format!(
+        "{};\n{};\n{sql};\n{};\n",
+        access.begin().to_uppercase(),
+        pg_identity::set_identity_sql(&role, Some(claims), Some(STATEMENT_TIMEOUT_MS)),
+        access.end().to_uppercase(),
+    ))
 }
 
 /// The app's transaction as a pgbench script: client `c` of `users` acts as a random one of
@@ -485,35 +461,30 @@ fn pgbench_script(
     slice: usize,
     claims_prefix: &str,
     claims_suffix: &str,
-    list_sql: &str,
-    insert_sql: &str,
-) -> String {
+    list: &(String, Access),
+    insert: &(String, Access),
+) -> Result<String> {
     let claims = format!(
         "{} || {} || {}",
-        e_literal(claims_prefix),
+        quote_literal_for_pgbench(claims_prefix)?,
         dataset::user_id_sql(":u"),
-        e_literal(claims_suffix)
+        quote_literal_for_pgbench(claims_suffix)?
     );
+    let list = transaction_lines(&claims, &list.0, list.1)?;
     let mut s = String::new();
     s.push_str(&format!("\\set r random(0, {})\n", slice.saturating_sub(1)));
     s.push_str(&format!("\\set u :client_id + {users} * :r\n"));
-    if workload == Workload::Mix {
-        s.push_str("\\set p random(1, 100)\n");
-    }
-    s.push_str("BEGIN;\n");
-    s.push_str(&format!(
-        "SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', {claims}, true), set_config('statement_timeout', '{STATEMENT_TIMEOUT_MS}', true);\n"
-    ));
     match workload {
-        Workload::List => s.push_str(&format!("{list_sql};\n")),
+        Workload::List => s.push_str(&list),
         Workload::Mix => {
+            let insert = transaction_lines(&claims, &insert.0, insert.1)?;
+            s.push_str("\\set p random(1, 100)\n");
             s.push_str(&format!(
-                "\\if :p <= {INSERT_PERCENT}\n{insert_sql};\n\\else\n{list_sql};\n\\endif\n"
+                "\\if :p <= {INSERT_PERCENT}\n{insert}\\else\n{list}\\endif\n"
             ));
         }
     }
-    s.push_str("COMMIT;\n");
-    s
+    Ok(s)
 }
 
 /// The script as shown in the docs: the concurrency-specific numbers named.
@@ -891,22 +862,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn literals_hide_colons_from_pgbench() {
-        assert_eq!(e_literal(r#"{"a":1}"#), r#"E'{"a"\x3a1}'"#);
-        assert_eq!(e_literal(r"it's \ok"), r"E'it\'s \\ok'");
-    }
-
-    #[test]
     fn the_app_sql_has_no_parameters_left() {
         for w in [Workload::List, Workload::Mix] {
-            let sql = app_sql(w).expect("builds");
+            let (sql, _) = app_sql(w).expect("builds");
             assert!(!sql.contains("$1"), "{sql}");
         }
-        assert!(
-            app_sql(Workload::List)
-                .expect("builds")
-                .contains("limit 20::bigint")
-        );
+        let (list, access) = app_sql(Workload::List).expect("builds");
+        assert!(list.contains("limit 20::bigint"));
+        assert_eq!(access, Access::ReadOnly);
+        assert_eq!(app_sql(Workload::Mix).expect("builds").1, Access::ReadWrite);
     }
 
     #[test]
@@ -917,15 +881,23 @@ mod tests {
             512,
             "{\"sub\":\"",
             "\"}",
-            "SELECT 1",
-            "SELECT 2",
-        );
+            &("SELECT 1".into(), Access::ReadOnly),
+            &("SELECT 2".into(), Access::ReadWrite),
+        )
+        .expect("builds");
         assert!(s.contains("\\set r random(0, 511)"), "{s}");
         assert!(s.contains("\\set u :client_id + 4 * :r"), "{s}");
         assert!(
-            s.contains("\\if :p <= 10\nSELECT 2;\n\\else\nSELECT 1;\n\\endif"),
+            s.contains(
+                "\\if :p <= 10\nBEGIN;\nselect set_config('role', E'authenticated', true), "
+            ),
             "{s}"
         );
+        assert!(
+            s.contains("\nSELECT 2;\nCOMMIT;\n\\else\nBEGIN READ ONLY;\nselect "),
+            "{s}"
+        );
+        assert!(s.contains("\nSELECT 1;\nROLLBACK;\n\\endif"), "{s}");
         assert!(!s.contains("\"sub\":"), "colons are escaped: {s}");
     }
 
