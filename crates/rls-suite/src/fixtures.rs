@@ -13,13 +13,8 @@ pub fn dir() -> PathBuf {
     harness::state::workspace_root().join("fixtures")
 }
 
-/// A Clerk-shaped user.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct User {
-    pub key: String,
-    pub id: String,
-    pub email: Option<String>,
-}
+/// A Clerk-shaped user, read by clerk-token's one users-file reader.
+pub type User = clerk_token::KnownUser;
 
 /// One seeded todo, owned by a fixture user (by key).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -49,17 +44,13 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SuiteError>
 impl Fixtures {
     pub fn load() -> Result<Self, SuiteError> {
         #[derive(Deserialize)]
-        struct Users {
-            users: Vec<User>,
-        }
-        #[derive(Deserialize)]
         struct Todos {
             todos: Vec<SeedTodo>,
         }
-        let users: Users = read_json(&dir().join("users.json"))?;
+        let users = clerk_token::read_users(&dir().join("users.json"))?;
         let todos: Todos = read_json(&dir().join("todos.json"))?;
         for todo in &todos.todos {
-            if !users.users.iter().any(|u| u.key == todo.owner) {
+            if !users.iter().any(|u| u.key == todo.owner) {
                 return Err(SuiteError::Fixture {
                     path: dir().join("todos.json"),
                     message: format!("names unknown user {}", todo.owner),
@@ -67,7 +58,7 @@ impl Fixtures {
             }
         }
         Ok(Self {
-            users: users.users,
+            users,
             todos: todos.todos,
         })
     }

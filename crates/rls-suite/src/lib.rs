@@ -42,6 +42,8 @@ pub enum SuiteError {
         source: sqlx::Error,
     },
     #[error(transparent)]
+    Users(#[from] clerk_token::UsersFileError),
+    #[error(transparent)]
     Harness(#[from] harness::HarnessError),
     #[error("cannot mint a token: {0}")]
     Token(#[from] clerk_token::MintError),
