@@ -15,6 +15,7 @@ mod plot;
 mod progress;
 mod report;
 mod rls;
+mod spec;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,8 @@ pub enum Which {
     Rls,
     /// App throughput vs pgbench.
     App,
+    /// The spec check: the team-workspaces example, growth with generated tables, cost per cell.
+    Spec,
 }
 
 /// Sizes and repetitions of one mode.
@@ -209,7 +212,7 @@ pub async fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
         );
     }
 
-    let selected: Vec<Which> = [Which::Green, Which::Rls, Which::App]
+    let selected: Vec<Which> = [Which::Green, Which::Rls, Which::App, Which::Spec]
         .into_iter()
         .filter(|w| args.only.is_empty() || args.only.contains(w))
         .collect();
@@ -268,6 +271,7 @@ pub async fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
             Which::Green => vec![green::plan(&plan)],
             Which::Rls => vec![rls::plan(&plan)],
             Which::App => vec![app::plan(&plan)],
+            Which::Spec => vec![spec::plan(&plan)],
         })
         .collect();
     let needs_dataset = selected.contains(&Which::Rls) || selected.contains(&Which::App);
@@ -323,6 +327,11 @@ async fn run_stages(ctx: &Ctx, selected: &[Which], out: &Path) -> Result<()> {
         let result = green::run(ctx).await?;
         report::print_green(&result);
         report::write_json(out, green::NAME, &result)?;
+    }
+    if selected.contains(&Which::Spec) {
+        let result = spec::run(ctx).await?;
+        report::print_spec(&result);
+        report::write_json(out, spec::NAME, &result)?;
     }
     if !(selected.contains(&Which::Rls) || selected.contains(&Which::App)) {
         return Ok(());

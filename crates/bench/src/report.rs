@@ -14,6 +14,7 @@ use super::green::{self, TimeToGreen};
 use super::meta::Meta;
 use super::plot;
 use super::rls::{self, RlsAtScale};
+use super::spec::{self, SpecCheck};
 use super::stats::{Stats, Unit};
 use super::{Skipped, Target};
 
@@ -46,12 +47,14 @@ fn read_json<T: DeserializeOwned>(out: &Path, name: &str) -> Result<Option<T>> {
 
 /// Whether `out` holds results of a full (not --quick) run.
 pub fn has_full_results(out: &Path) -> bool {
-    [green::NAME, rls::NAME, app::NAME].iter().any(|name| {
-        std::fs::read_to_string(out.join(format!("{name}.json")))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|v| v["meta"]["mode"] == "full")
-    })
+    [green::NAME, rls::NAME, app::NAME, spec::NAME]
+        .iter()
+        .any(|name| {
+            std::fs::read_to_string(out.join(format!("{name}.json")))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|v| v["meta"]["mode"] == "full")
+        })
 }
 
 /// Renders README.md and the plots from every result file in `out`.
@@ -59,7 +62,8 @@ pub fn render(out: &Path) -> Result<Vec<PathBuf>> {
     let green: Option<TimeToGreen> = read_json(out, green::NAME)?;
     let rls: Option<RlsAtScale> = read_json(out, rls::NAME)?;
     let app: Option<AppThroughput> = read_json(out, app::NAME)?;
-    if green.is_none() && rls.is_none() && app.is_none() {
+    let spec: Option<SpecCheck> = read_json(out, spec::NAME)?;
+    if green.is_none() && rls.is_none() && app.is_none() && spec.is_none() {
         anyhow::bail!(
             "no result files in {} — run `cargo xtask bench` first",
             out.display()
@@ -91,6 +95,7 @@ pub fn render(out: &Path) -> Result<Vec<PathBuf>> {
         green.as_ref().map(|g| &g.meta),
         rls.as_ref().map(|r| &r.meta),
         app.as_ref().map(|a| &a.meta),
+        spec.as_ref().map(|s| &s.meta),
     ]
     .into_iter()
     .flatten()
@@ -135,7 +140,8 @@ pub fn render(out: &Path) -> Result<Vec<PathBuf>> {
         .iter()
         .flat_map(|g| g.targets.iter())
         .chain(rls.iter().flat_map(|r| r.targets.iter()))
-        .chain(app.iter().flat_map(|a| a.targets.iter()));
+        .chain(app.iter().flat_map(|a| a.targets.iter()))
+        .chain(spec.iter().flat_map(|s| s.targets.iter()));
     for t in all_targets {
         md.push_str(&target_row(t));
     }
@@ -149,6 +155,11 @@ pub fn render(out: &Path) -> Result<Vec<PathBuf>> {
     }
     if let Some(a) = &app {
         md.push_str(&app_md(a, true));
+    }
+    if let Some(s) = &spec {
+        md.push_str("## Spec check\n\n");
+        md.push_str(&spec::markdown(s));
+        md.push('\n');
     }
     let _ = writeln!(
         md,
@@ -562,6 +573,11 @@ fn print_targets(targets: &[Target]) {
         println!("  [{mark}] {} — goal {}: {}", t.name, t.goal, t.measured);
     }
     println!();
+}
+
+pub fn print_spec(s: &SpecCheck) {
+    println!("\n{}", spec::markdown(s));
+    print_targets(&s.targets);
 }
 
 pub fn print_green(g: &TimeToGreen) {

@@ -1,0 +1,297 @@
+//! Spec check figures: the whole `examples/team-workspaces` check (fresh database, migrations,
+//! matrices, lint), the engine's time per table at 1, 10 and 50 generated tables (so the
+//! growth is visible), and the verdict cost per matrix cell.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use harness::{Migrations, TestDatabase};
+use rls_suite::access::{self, BoundSpec, RunOptions};
+use rls_suite::spec::Spec;
+use serde::{Deserialize, Serialize};
+
+use super::meta::Meta;
+use super::progress::{StagePlan, Step};
+use super::stats::{Stats, Unit};
+use super::{Ctx, Plan, Target};
+
+pub const NAME: &str = "spec_check";
+pub const TARGET_CELL_MS: f64 = 1.0;
+pub const TARGET_EXAMPLE_SECS: f64 = 3.0;
+/// Growth counts as linear while a table at the largest size costs at most this much more
+/// than at the middle one.
+pub const LINEAR_SLACK: f64 = 1.5;
+pub const PEER: &str = "before the spec engine the todos SQL matrix took ~7 ms per cell (0.31 s \
+     for ~44 cells); rls-policy-tester spends ~1.7 ms per check on this machine (quoted)";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpecCheck {
+    pub meta: Meta,
+    pub example: ExampleFigures,
+    pub growth: Vec<GrowthPoint>,
+    pub targets: Vec<Target>,
+    pub peer: String,
+}
+
+/// The example's check as `cargo xtask check` runs it, minus process start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExampleFigures {
+    pub tables: usize,
+    pub cells: usize,
+    /// Fresh database + migrations + bind + matrices + lint.
+    pub wall_secs: Stats,
+    /// The matrices alone (seeding, planning, every cell).
+    pub matrices_secs: Stats,
+    pub per_cell_ms: Stats,
+}
+
+/// The engine on `tables` generated owner-scoped tables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrowthPoint {
+    pub tables: usize,
+    pub cells: usize,
+    pub matrices_secs: Stats,
+    pub per_table_ms: Stats,
+    pub per_cell_ms: Stats,
+}
+
+fn sizes(plan: &Plan) -> (usize, Vec<usize>) {
+    if plan.quick {
+        (2, vec![1, 10, 50])
+    } else {
+        (5, vec![1, 10, 50])
+    }
+}
+
+pub fn plan(plan: &Plan) -> StagePlan {
+    let (runs, growth) = sizes(plan);
+    StagePlan {
+        name: NAME,
+        steps: vec![
+            Step::new("spec-example", runs as u64, 2.0),
+            Step::new("spec-growth", (runs * growth.len()) as u64, 3.0),
+        ],
+    }
+}
+
+pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
+    let started = Instant::now();
+    ctx.progress.stage(NAME);
+    let (runs, growth_sizes) = sizes(&ctx.plan);
+
+    let example_dir = ctx.root.join("examples/team-workspaces");
+    let spec = Spec::load(&example_dir.join("access.toml"))?;
+    let migrations = Migrations::from_dir(&example_dir.join("migrations"))?;
+    let (mut wall, mut matrices, mut per_cell) = (Vec::new(), Vec::new(), Vec::new());
+    let mut shape = (0, 0);
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let db = TestDatabase::migrated(&migrations).await?;
+        let mut admin = db.admin_connection().await?;
+        let bound = BoundSpec::bind(&spec, &mut admin).await?;
+        let t1 = Instant::now();
+        let report = access::run(
+            &bound,
+            db.admin_target(),
+            db.app_target(),
+            RunOptions::default(),
+        )
+        .await?;
+        let engine = t1.elapsed().as_secs_f64();
+        let lint_opts = rls_lint::LintOptions {
+            app_role: Some(ctx.state.app.user.clone()),
+            ..Default::default()
+        };
+        rls_lint::lint(&mut admin, &lint_opts).await?;
+        wall.push(t0.elapsed().as_secs_f64());
+        anyhow::ensure!(
+            report.leaks().is_empty() && report.lost_access().is_empty(),
+            "the example's check is not clean: {:?}",
+            report.leaks()
+        );
+        shape = (report.tables.len(), report.cell_count());
+        matrices.push(engine);
+        per_cell.push(engine * 1000.0 / report.cell_count().max(1) as f64);
+        drop(db);
+        ctx.progress
+            .tick("spec-example", 1, "team-workspaces check");
+    }
+    harness::testing::flush_drops().await.ok();
+    let example = ExampleFigures {
+        tables: shape.0,
+        cells: shape.1,
+        wall_secs: stats(&wall)?,
+        matrices_secs: stats(&matrices)?,
+        per_cell_ms: stats(&per_cell)?,
+    };
+
+    let mut growth = Vec::new();
+    for &n in &growth_sizes {
+        let dir = ctx.scratch.join(format!("spec-growth-{n}"));
+        let spec_path = generate(&dir, n)?;
+        let spec = Spec::load(&spec_path)?;
+        let migrations = Migrations::from_dir(&dir.join("migrations"))?;
+        let (mut secs, mut per_table, mut per_cell) = (Vec::new(), Vec::new(), Vec::new());
+        let mut cells = 0;
+        for _ in 0..runs {
+            let db = TestDatabase::migrated(&migrations).await?;
+            let mut admin = db.admin_connection().await?;
+            let bound = BoundSpec::bind(&spec, &mut admin).await?;
+            let t = Instant::now();
+            let report = access::run(
+                &bound,
+                db.admin_target(),
+                db.app_target(),
+                RunOptions::default(),
+            )
+            .await?;
+            let took = t.elapsed().as_secs_f64();
+            cells = report.cell_count();
+            secs.push(took);
+            per_table.push(took * 1000.0 / n as f64);
+            per_cell.push(took * 1000.0 / cells.max(1) as f64);
+            drop(db);
+            ctx.progress
+                .tick("spec-growth", 1, &format!("{n} generated tables"));
+        }
+        harness::testing::flush_drops().await.ok();
+        growth.push(GrowthPoint {
+            tables: n,
+            cells,
+            matrices_secs: stats(&secs)?,
+            per_table_ms: stats(&per_table)?,
+            per_cell_ms: stats(&per_cell)?,
+        });
+    }
+
+    let targets = targets(&example, &growth);
+    Ok(SpecCheck {
+        meta: ctx.meta(started.elapsed()),
+        example,
+        growth,
+        targets,
+        peer: PEER.into(),
+    })
+}
+
+fn stats(samples: &[f64]) -> Result<Stats> {
+    Stats::of(samples).context("no samples")
+}
+
+/// Writes `n` owner-scoped tables (four policies each, an index on the owner) and their spec
+/// into `dir`; returns the spec's path.
+fn generate(dir: &std::path::Path, n: usize) -> Result<std::path::PathBuf> {
+    let migrations = dir.join("migrations");
+    std::fs::create_dir_all(&migrations)
+        .with_context(|| format!("cannot create {}", migrations.display()))?;
+    let mut sql = String::new();
+    let mut spec = String::from("[actors.ada]\n[actors.ben]\n[actors.cy]\n");
+    for i in 0..n {
+        let t = format!("gen_{i:03}");
+        let _ = write!(
+            sql,
+            "create table public.{t} (id uuid primary key default gen_random_uuid(), \
+             owner_id text not null default public.requesting_user_id(), title text not null);\n\
+             create index on public.{t} (owner_id);\n\
+             alter table public.{t} enable row level security;\n\
+             alter table public.{t} force row level security;\n\
+             create policy {t}_s on public.{t} for select to authenticated using (owner_id = (select public.requesting_user_id()));\n\
+             create policy {t}_i on public.{t} for insert to authenticated with check (owner_id = (select public.requesting_user_id()));\n\
+             create policy {t}_u on public.{t} for update to authenticated using (owner_id = (select public.requesting_user_id())) with check (owner_id = (select public.requesting_user_id()));\n\
+             create policy {t}_d on public.{t} for delete to authenticated using (owner_id = (select public.requesting_user_id()));\n"
+        );
+        let _ = write!(
+            spec,
+            "[tables.{t}]\nowner = \"owner_id\"\npayload = {{ title = \"t\" }}\nselect = \"owner\"\n\
+             insert = \"owner\"\nupdate = \"owner\"\ndelete = \"owner\"\n"
+        );
+    }
+    std::fs::write(migrations.join("V1__generated.sql"), sql)?;
+    let path = dir.join("access.toml");
+    std::fs::write(&path, spec)?;
+    Ok(path)
+}
+
+fn targets(example: &ExampleFigures, growth: &[GrowthPoint]) -> Vec<Target> {
+    let mut out = vec![
+        Target {
+            name: "verdict cost per matrix cell (team-workspaces)".into(),
+            goal: format!("≤ {TARGET_CELL_MS} ms median"),
+            measured: Unit::Ms.fmt(example.per_cell_ms.median),
+            met: Some(example.per_cell_ms.median <= TARGET_CELL_MS),
+            note: format!("{} cells over {} tables", example.cells, example.tables),
+        },
+        Target {
+            name: "the example's whole check".into(),
+            goal: format!("≤ {TARGET_EXAMPLE_SECS} s median"),
+            measured: Unit::Secs.fmt(example.wall_secs.median),
+            met: Some(example.wall_secs.median <= TARGET_EXAMPLE_SECS),
+            note: format!(
+                "matrices {} of it; the rest is the fresh database, migrations and lint",
+                Unit::Secs.fmt(example.matrices_secs.median)
+            ),
+        },
+    ];
+    if let (Some(mid), Some(last)) = (growth.get(growth.len().saturating_sub(2)), growth.last()) {
+        let ratio = last.per_table_ms.median / mid.per_table_ms.median;
+        out.push(Target {
+            name: "growth linear in tables".into(),
+            goal: format!(
+                "per table at {} ≤ {LINEAR_SLACK}× per table at {}",
+                last.tables, mid.tables
+            ),
+            measured: format!(
+                "{:.2}× ({} vs {})",
+                ratio,
+                Unit::Ms.fmt(last.per_table_ms.median),
+                Unit::Ms.fmt(mid.per_table_ms.median)
+            ),
+            met: Some(ratio <= LINEAR_SLACK),
+            note: growth
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} tables: {}",
+                        g.tables,
+                        Unit::Secs.fmt(g.matrices_secs.median)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" · "),
+        });
+    }
+    out
+}
+
+pub fn markdown(s: &SpecCheck) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "The `examples/team-workspaces` check ({} tables, {} cells): whole check {}, matrices {}, \
+         {} per cell.\n",
+        s.example.tables,
+        s.example.cells,
+        s.example.wall_secs.show(Unit::Secs),
+        s.example.matrices_secs.show(Unit::Secs),
+        s.example.per_cell_ms.show(Unit::Ms)
+    );
+    let _ = writeln!(
+        md,
+        "| generated tables | cells | matrices | per table | per cell |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for g in &s.growth {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            g.tables,
+            g.cells,
+            g.matrices_secs.show(Unit::Secs),
+            g.per_table_ms.show(Unit::Ms),
+            g.per_cell_ms.show(Unit::Ms)
+        );
+    }
+    let _ = writeln!(md, "\nPeer: {}.", s.peer);
+    md
+}
