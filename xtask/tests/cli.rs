@@ -307,7 +307,7 @@ fn local_setup_recovers_from_interruptions_and_teardown_leaves_nothing() {
     assert!(
         first
             .stdout
-            .contains("applied V1__insforge_roles, V2__requesting_user_id, V3__todos, V4__inlinable_requesting_user_id")
+            .contains("applied V1__insforge_roles, V2__requesting_user_id, V4__inlinable_requesting_user_id, V3__todos")
     );
     assert!(!dir.path().join("local/pgdata.partial").exists());
     assert!(
