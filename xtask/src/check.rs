@@ -29,6 +29,13 @@ pub struct CheckArgs {
     /// (InsForge ≤ 2.2.1 forwarded every claim of the token).
     #[arg(long, default_value = "insforge", value_parser = ["insforge", "all"])]
     claims_forwarding: String,
+    /// Skip the mutants generated from the catalog (each policy weakened one way at a time,
+    /// each judged on a clone by the matrices and the lint).
+    #[arg(long)]
+    no_mutants: bool,
+    /// How many mutants run at once.
+    #[arg(long, default_value_t = 2)]
+    mutant_jobs: usize,
     /// Also fail (exit 1) on lint findings at or above this level (error, warn, info). The lint
     /// does not read the spec yet, so intended sharing (a public read) is reported as a finding:
     /// by default the lint is advice and the matrices decide.
@@ -39,6 +46,7 @@ pub struct CheckArgs {
 /// What a run found, and the exit status it maps to.
 struct Outcome {
     report: CheckReport,
+    mutants: Option<rls_suite::mutation::MutationReport>,
     lint: rls_lint::Report,
     migrations: Vec<String>,
     took_ms: u128,
@@ -65,6 +73,7 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
                     "matrices": outcome.report.to_json(),
                     "lint": serde_json::from_str::<serde_json::Value>(&outcome.lint.render_json())
                         .unwrap_or_default(),
+                    "mutants": outcome.mutants.as_ref().map(rls_suite::mutation::MutationReport::to_json),
                     "exit": code,
                 });
                 println!("{value:#}");
@@ -91,6 +100,10 @@ fn print_text(args: &CheckArgs, o: &Outcome, leaks: &[String], lost: &[String], 
     println!("migrations: {}", o.migrations.join(", "));
     println!();
     print!("{}", o.report.render());
+    if let Some(m) = &o.mutants {
+        print!("{}", m.render());
+        println!();
+    }
     println!("lint:");
     for line in o.lint.render_text().lines() {
         println!("  {line}");
@@ -135,6 +148,12 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
     let db = TestDatabase::migrated(&migrations)
         .await
         .context("applying the migrations to a fresh database")?;
+    // The mutants are cloned from this copy, made before anything is seeded.
+    let pristine = if args.no_mutants {
+        None
+    } else {
+        Some(TestDatabase::clone_of(&db).await?)
+    };
     let result = async {
         let mut admin = db.admin_connection().await?;
         let bound = BoundSpec::bind(&spec, &mut admin).await?;
@@ -144,8 +163,9 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
             } else {
                 ClaimsForwarding::InsForge23
             },
+            tables: None,
         };
-        let report = access::run(&bound, db.admin_target(), db.app_target(), opts).await?;
+        let report = access::run(&bound, db.admin_target(), db.app_target(), opts.clone()).await?;
         let lint_opts = rls_lint::LintOptions {
             schemas: vec![spec.schema.clone()],
             app_role: Some(state.app.user.clone()),
@@ -153,14 +173,26 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
             ..Default::default()
         };
         let lint = rls_lint::lint(&mut admin, &lint_opts).await?;
-        anyhow::Ok((report, lint))
+        let mutants = match &pristine {
+            Some(pristine) => {
+                let list = rls_suite::mutation::generate(&bound, &mut admin).await?;
+                Some(
+                    rls_suite::mutation::run(&bound, pristine, list, opts, &lint_opts, args.mutant_jobs)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        anyhow::Ok((report, lint, mutants))
     }
     .await;
     drop(db);
+    drop(pristine);
     harness::testing::flush_drops().await.ok();
-    let (report, lint) = result?;
+    let (report, lint, mutants) = result?;
     Ok(Outcome {
         report,
+        mutants,
         lint,
         migrations: migrations.names(),
         took_ms: started.elapsed().as_millis(),

@@ -127,8 +127,18 @@ impl TestDatabase {
     /// An empty database (a clone of `template0`) on the shared server, for migrations other
     /// than the template's: a team's own set, applied by the caller.
     pub async fn empty() -> Result<Self> {
+        Self::from_template("template0").await
+    }
+
+    /// A copy of another test database (nobody may be connected to it meanwhile): one
+    /// migrated, seeded or mutated database cloned many times.
+    pub async fn clone_of(other: &TestDatabase) -> Result<Self> {
+        Self::from_template(&other.name).await
+    }
+
+    async fn from_template(template: &str) -> Result<Self> {
         let state = shared_state().await?;
-        let name = factory(state)?.create("template0").await?;
+        let name = factory(state)?.create(template).await?;
         Ok(Self {
             admin: state.admin.with_database(&name),
             app: state.app.with_database(&name),

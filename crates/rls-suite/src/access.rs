@@ -36,6 +36,10 @@ pub enum AccessError {
     },
     #[error(transparent)]
     Harness(#[from] harness::HarnessError),
+    #[error("the lint could not run: {0}")]
+    Lint(#[from] rls_lint::LintError),
+    #[error("a mutant's task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// The server's message for a database error, else the driver's.
@@ -1136,9 +1140,11 @@ pub struct CheckReport {
 }
 
 /// Options of a run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub forwarding: ClaimsForwarding,
+    /// Only these tables' matrices (every table is still seeded); `None`: all.
+    pub tables: Option<Vec<String>>,
 }
 
 /// Runs the SQL matrices of every spec table against one database: `admin` a superuser there,
@@ -1184,6 +1190,13 @@ pub async fn run(
             .collect(),
     };
     for (ti, table) in bound.tables.iter().enumerate() {
+        if opts
+            .tables
+            .as_ref()
+            .is_some_and(|only| !only.contains(&table.spec.name))
+        {
+            continue;
+        }
         let planned = std::time::Instant::now();
         let allowed = expected(table, &seeds.rows[ti], &actors, &mut admin).await?;
         tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");

@@ -6,6 +6,7 @@ pub mod actors;
 pub mod fixtures;
 pub mod http;
 pub mod matrix;
+pub mod mutation;
 pub mod spec;
 pub mod sql;
 pub mod tokens;

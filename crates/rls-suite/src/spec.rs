@@ -155,6 +155,9 @@ pub struct Spec {
     pub users: Vec<UserSpec>,
     /// In the file's order.
     pub tables: Vec<TableSpec>,
+    /// Generated mutants the team declares equivalent (no check can tell them apart from the
+    /// schema), by id, with the reason: reported apart from survivors.
+    pub equivalent: BTreeMap<String, String>,
 }
 
 // ---- the file as written ----
@@ -168,6 +171,14 @@ struct RawSpec {
     actors: IndexMap<String, Spanned<RawUser>>,
     #[serde(default)]
     tables: IndexMap<String, Spanned<RawTable>>,
+    mutants: Option<RawMutants>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMutants {
+    #[serde(default)]
+    equivalent: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,7 +375,19 @@ impl Spec {
                 .map(|m| path.parent().unwrap_or_else(|| Path::new(".")).join(m)),
             users,
             tables,
+            equivalent: BTreeMap::new(),
         };
+        let mut spec = spec;
+        for (id, reason) in raw.mutants.map(|m| m.equivalent).unwrap_or_default() {
+            if reason.get_ref().trim().is_empty() {
+                return Err(src.err(
+                    reason.span().start,
+                    format!("mutants.equivalent.{id}"),
+                    "say why the mutant is equivalent",
+                ));
+            }
+            spec.equivalent.insert(id, reason.into_inner());
+        }
         spec.check_relations(&src)?;
         Ok(spec)
     }
