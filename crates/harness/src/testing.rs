@@ -143,7 +143,10 @@ impl NextestRun {
     /// died while making it leaves no `ready` mark; the next one finishes the job (setup is
     /// safe to run again).
     async fn shared_server(&self, dir: &StateDir, backend: BackendChoice) -> Result<State> {
-        let eph = StateDir::at(dir.root().join(format!("nextest-{}", self.id)));
+        // Short: the cluster's socket path must fit in 107 bytes (a run id is a UUID; its
+        // first 13 characters tell runs apart).
+        let short = self.id.get(..13).unwrap_or(&self.id);
+        let eph = StateDir::at(dir.root().join(format!("nextest-{short}")));
         eph.create()?;
         let lock_path = eph.root().join(RUN_LOCK);
         let lock = std::fs::OpenOptions::new()
@@ -171,7 +174,7 @@ impl NextestRun {
             drop(lock);
             return Ok(state);
         }
-        let suffix = format!("run-{}", self.id.get(..13).unwrap_or(&self.id));
+        let suffix = format!("run-{short}");
         let opts = ephemeral_options(backend, &suffix).await?;
         let guarded = eph.root().join(RUN_GUARDED);
         if !guarded.is_file() {

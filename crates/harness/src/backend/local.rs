@@ -315,10 +315,17 @@ impl Cluster {
 
     /// `pg_ctl start` on `port`: `PortInUse` when the server could not bind it.
     fn start_on(&self, port: u16, run_dir: &Path) -> Result<()> {
+        // A Unix socket path holds at most 107 bytes: a cluster deep in a folder tree (a moved
+        // checkout, a nextest run's folder) listens on TCP only, which is all the harness uses.
+        let socket = run_dir.join(format!(".s.PGSQL.{port}"));
+        let sockets = if socket.as_os_str().len() <= MAX_SOCKET_PATH {
+            run_dir.display().to_string()
+        } else {
+            String::new()
+        };
         let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-            run_dir.display()
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{sockets}' \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         );
         let mut cmd = self.command("pg_ctl");
         cmd.arg("start")
@@ -422,6 +429,9 @@ fn free_port() -> Result<u16> {
         .map(|a| a.port())
         .map_err(|e| HarnessError::Invalid(format!("cannot find a free port on 127.0.0.1: {e}")))
 }
+
+/// The longest Unix socket path PostgreSQL accepts (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
 
 /// How many ports `start` tries when it picks them itself.
 pub const PORT_ATTEMPTS: usize = 8;

@@ -91,3 +91,24 @@ async fn two_clusters_that_found_the_same_free_port_both_start() {
         admin.connect_within(Duration::from_secs(60)).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_too_deep_for_a_unix_socket_still_starts_on_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    // A moved checkout's target/insforge-rls/nextest-…/local can exceed the 107-byte limit.
+    let deep = format!("{}/{}", "a-long-checkout-folder-name", "x".repeat(60));
+    let Some(cluster) = cluster(&dir, &deep) else {
+        return;
+    };
+    for d in std::path::Path::new(&deep).ancestors().skip(1) {
+        if !d.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+            let path = dir.path().join(d);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    let socket = dir.path().join(&deep).join("run/.s.PGSQL.5432");
+    assert!(socket.as_os_str().len() > 107, "not deep enough to test");
+    let admin = cluster.0.start(None, None).unwrap();
+    admin.connect_within(Duration::from_secs(60)).await.unwrap();
+}
