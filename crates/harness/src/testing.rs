@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use crate::backend::BackendChoice;
 use crate::error::{HarnessError, Result};
 use crate::factory::{DatabaseFactory, create_retrying};
+use crate::guardian::ProcessId;
 use crate::provision::{SetupOptions, setup};
 use crate::state::{Server, State, StateDir};
 use crate::target::{PgTarget, quote_ident};
@@ -18,8 +19,10 @@ use crate::target::{PgTarget, quote_ident};
 static SHARED: OnceCell<State> = OnceCell::const_new();
 
 /// The server every test in this process uses: the one `cargo xtask setup` recorded, or — when
-/// nothing is set up — an ephemeral one (backend from `INSFORGE_RLS_BACKEND`, default auto)
-/// that a guardian removes when the process exits.
+/// nothing is set up — an ephemeral one (backend from `INSFORGE_RLS_BACKEND`, default auto).
+/// Under nextest (one process per test) every process of a run shares one server, made by the
+/// first and removed once the run has ended; under `cargo test` a process has its own, removed
+/// when it exits.
 pub async fn shared_state() -> Result<&'static State> {
     SHARED.get_or_try_init(init_shared).await
 }
@@ -54,9 +57,24 @@ async fn init_shared() -> Result<State> {
                 .into(),
         ));
     }
-    let suffix = format!("{}-{}", std::process::id(), crate::random_lower(6));
-    let eph = StateDir::at(dir.root().join(format!("ephemeral-{suffix}")));
-    eph.create()?;
+    match NextestRun::current() {
+        Some(run) => run.shared_server(&dir, backend).await,
+        None => {
+            let suffix = format!("{}-{}", std::process::id(), crate::random_lower(6));
+            let eph = StateDir::at(dir.root().join(format!("ephemeral-{suffix}")));
+            eph.create()?;
+            let opts = ephemeral_options(backend, &suffix).await?;
+            // The guardian is watching before anything exists, so no exit path leaks a server.
+            let (container, scratch) = cleanup_targets(&eph, &opts);
+            crate::guardian::watch(eph.root(), container, scratch.as_deref())?;
+            tracing::info!(backend = %opts.backend, "no setup found: starting an ephemeral server for this test process");
+            Ok(setup(&eph, &opts).await?.state)
+        }
+    }
+}
+
+/// Setup options for an ephemeral server, its backend resolved (`auto` asks Docker).
+async fn ephemeral_options(backend: BackendChoice, suffix: &str) -> Result<SetupOptions> {
     let mut opts = SetupOptions {
         backend,
         container_name: Some(format!("insforge-rls-test-{suffix}")),
@@ -69,21 +87,112 @@ async fn init_shared() -> Result<State> {
     {
         opts.image = image;
     }
-    let resolved = match backend {
+    opts.backend = match backend {
         BackendChoice::Auto => crate::provision::auto_backend().await?,
         other => other,
     };
-    opts.backend = resolved;
-    // The guardian is watching before anything exists, so no exit path leaks a server.
+    Ok(opts)
+}
+
+/// What a guardian removes besides the state folder: the container, the scratch folder.
+fn cleanup_targets<'a>(
+    eph: &StateDir,
+    opts: &'a SetupOptions,
+) -> (Option<&'a str>, Option<std::path::PathBuf>) {
     let container = opts
         .container_name
         .as_deref()
-        .filter(|_| resolved == BackendChoice::Docker);
+        .filter(|_| opts.backend == BackendChoice::Docker);
     let scratch =
-        (resolved == BackendChoice::Local).then(|| crate::scratch::local_location(eph.root()));
-    crate::guardian::watch(eph.root(), container, scratch.as_deref())?;
-    tracing::info!(backend = %resolved, "no setup found: starting an ephemeral server for this test run");
-    Ok(setup(&eph, &opts).await?.state)
+        (opts.backend == BackendChoice::Local).then(|| crate::scratch::local_location(eph.root()));
+    (container, scratch)
+}
+
+/// The nextest run this process is a test of: nextest runs each test in a process of its own,
+/// all children of one runner, and names the run in `NEXTEST_RUN_ID`.
+#[derive(Debug)]
+struct NextestRun {
+    id: String,
+    runner: ProcessId,
+}
+
+/// Beside the run's state: held while a process makes (or looks for) the run's server.
+const RUN_LOCK: &str = "lock";
+/// Written once the run's server is migrated and recorded; its absence means "not yet".
+const RUN_READY: &str = "ready";
+/// Written once a guardian watches the run's runner.
+const RUN_GUARDED: &str = "guarded";
+
+impl NextestRun {
+    fn current() -> Option<NextestRun> {
+        let id = std::env::var("NEXTEST_RUN_ID").ok()?;
+        // A folder name: keep what a UUID is made of.
+        let id: String = id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if id.is_empty() {
+            return None;
+        }
+        let runner = ProcessId::ancestor_named("cargo-nextest")?;
+        Some(NextestRun { id, runner })
+    }
+
+    /// The run's server: made by the first process to get here (the others wait on a file
+    /// lock and then use it), removed by a guardian once the runner has exited. A process that
+    /// died while making it leaves no `ready` mark; the next one finishes the job (setup is
+    /// safe to run again).
+    async fn shared_server(&self, dir: &StateDir, backend: BackendChoice) -> Result<State> {
+        // Short: the cluster's socket path must fit in 107 bytes (a run id is a UUID; its
+        // first 13 characters tell runs apart).
+        let short = self.id.get(..13).unwrap_or(&self.id);
+        let eph = StateDir::at(dir.root().join(format!("nextest-{short}")));
+        eph.create()?;
+        let lock_path = eph.root().join(RUN_LOCK);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(HarnessError::io(
+                "cannot open the run's lock file",
+                &lock_path,
+            ))?;
+        // Released when `lock` is dropped, or by the kernel when this process dies.
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| {
+                HarnessError::Invalid(format!("waiting for the run's lock panicked: {e}"))
+            })?
+            .map_err(HarnessError::io(
+                "cannot lock the run's lock file",
+                &lock_path,
+            ))?;
+        if eph.root().join(RUN_READY).is_file()
+            && let Some(state) = eph.load()?
+        {
+            drop(lock);
+            return Ok(state);
+        }
+        let suffix = format!("run-{short}");
+        let opts = ephemeral_options(backend, &suffix).await?;
+        let guarded = eph.root().join(RUN_GUARDED);
+        if !guarded.is_file() {
+            let (container, scratch) = cleanup_targets(&eph, &opts);
+            crate::guardian::watch_process(
+                eph.root(),
+                container,
+                scratch.as_deref(),
+                &self.runner,
+            )?;
+            crate::state::write_private(&guarded, self.runner.pid.to_string().as_bytes())?;
+        }
+        tracing::info!(backend = %opts.backend, run = %self.id, "no setup found: starting one ephemeral server for this nextest run");
+        let state = setup(&eph, &opts).await?.state;
+        crate::state::write_private(&eph.root().join(RUN_READY), b"")?;
+        drop(lock);
+        Ok(state)
+    }
 }
 
 /// The factory every [`TestDatabase`] in this process comes from.
@@ -229,5 +338,8 @@ pub async fn clone_database(admin: &PgTarget, template: &str, name: &str) -> Res
 /// Whether the shared server is an ephemeral one this process made.
 pub fn is_ephemeral(state: &State) -> bool {
     matches!(&state.server, Server::Docker { container_name, .. } if container_name.starts_with("insforge-rls-test-"))
-        || matches!(&state.server, Server::Local { data_dir, .. } if data_dir.to_string_lossy().contains("/ephemeral-"))
+        || matches!(&state.server, Server::Local { data_dir, .. } if {
+            let dir = data_dir.to_string_lossy();
+            dir.contains("/ephemeral-") || dir.contains("/nextest-")
+        })
 }

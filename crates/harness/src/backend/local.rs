@@ -246,25 +246,41 @@ impl Cluster {
         {
             return Err(HarnessError::PortInUse { port: p });
         }
+        match port {
+            Some(p) => self.start_trying(std::iter::once(Ok(p)), Some(p)),
+            // A port found free can be taken by someone else before the server binds it (test
+            // processes and CI shards start clusters side by side): the server's own bind is
+            // the only test that counts, so a port lost in between is replaced by another.
+            None => self.start_trying(
+                previous_port
+                    .filter(|p| port_is_free(*p))
+                    .into_iter()
+                    .map(Ok)
+                    .chain(std::iter::repeat_with(free_port)),
+                None,
+            ),
+        }
+    }
+
+    /// Starts (or finds running) the cluster on the first of `candidates` its server can bind,
+    /// trying at most [`PORT_ATTEMPTS`]. A running cluster must be on `wanted`, when given.
+    pub fn start_trying(
+        &self,
+        candidates: impl IntoIterator<Item = Result<u16>>,
+        wanted: Option<u16>,
+    ) -> Result<PgTarget> {
         self.init_if_needed()?;
         let password = self.superuser_password()?;
         let target = |port| PgTarget::new("127.0.0.1", port, SUPERUSER, &password, "postgres");
         if let Some(running) = self.running_port() {
-            if port.is_none_or(|p| p == running) {
+            if wanted.is_none_or(|p| p == running) {
                 return Ok(target(running));
             }
             return Err(HarnessError::Invalid(format!(
                 "the local cluster already runs on port {running}; `cargo xtask teardown` first to move it to {}",
-                port.unwrap_or(running)
+                wanted.unwrap_or(running)
             )));
         }
-        let port = match port {
-            Some(p) if !port_is_free(p) => return Err(HarnessError::PortInUse { port: p }),
-            Some(p) => p,
-            None => previous_port
-                .filter(|p| port_is_free(*p))
-                .map_or_else(free_port, Ok)?,
-        };
         let run_dir = self.dir.join("run");
         fs::create_dir_all(&run_dir).map_err(HarnessError::io(
             "cannot create the socket folder",
@@ -273,10 +289,43 @@ impl Cluster {
         if let Some(user) = &self.run_as {
             user.chown(&run_dir)?;
         }
+        let mut lost = Vec::new();
+        for candidate in candidates.into_iter().take(PORT_ATTEMPTS) {
+            let port = candidate?;
+            match self.start_on(port, &run_dir) {
+                Ok(()) => {
+                    if !lost.is_empty() {
+                        tracing::debug!(?lost, port, "ports taken before the server bound them");
+                    }
+                    return Ok(target(port));
+                }
+                Err(HarnessError::PortInUse { port }) => lost.push(port),
+                Err(e) => return Err(e),
+            }
+        }
+        match lost.as_slice() {
+            [port] => Err(HarnessError::PortInUse { port: *port }),
+            _ => Err(HarnessError::Invalid(format!(
+                "the local server could not bind any of {} free ports it found on 127.0.0.1 \
+                 ({lost:?}): something takes ports as fast as they are found — pass --port",
+                lost.len()
+            ))),
+        }
+    }
+
+    /// `pg_ctl start` on `port`: `PortInUse` when the server could not bind it.
+    fn start_on(&self, port: u16, run_dir: &Path) -> Result<()> {
+        // A Unix socket path holds at most 107 bytes: a cluster deep in a folder tree (a moved
+        // checkout, a nextest run's folder) listens on TCP only, which is all the harness uses.
+        let socket = run_dir.join(format!(".s.PGSQL.{port}"));
+        let sockets = if socket.as_os_str().len() <= MAX_SOCKET_PATH {
+            run_dir.display().to_string()
+        } else {
+            String::new()
+        };
         let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-            run_dir.display()
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{sockets}' \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         );
         let mut cmd = self.command("pg_ctl");
         cmd.arg("start")
@@ -299,8 +348,11 @@ impl Cluster {
                 ))?;
             user.chown(&self.log_file())?;
         }
+        // Only this attempt's part of the log says why it failed.
+        let log_start = fs::metadata(self.log_file()).map_or(0, |m| m.len());
         if let Err(e) = self.run(cmd, "pg_ctl start") {
-            let log = fs::read_to_string(self.log_file()).unwrap_or_default();
+            let log = fs::read(self.log_file()).unwrap_or_default();
+            let log = String::from_utf8_lossy(log.get(log_start as usize..).unwrap_or_default());
             if log.contains("could not bind") || log.contains("Address already in use") {
                 return Err(HarnessError::PortInUse { port });
             }
@@ -314,7 +366,7 @@ impl Cluster {
                 ),
             });
         }
-        Ok(target(port))
+        Ok(())
     }
 
     /// Turns TLS on in a running (or initialised) cluster: writes `server.crt` / `server.key`
@@ -377,6 +429,12 @@ fn free_port() -> Result<u16> {
         .map(|a| a.port())
         .map_err(|e| HarnessError::Invalid(format!("cannot find a free port on 127.0.0.1: {e}")))
 }
+
+/// The longest Unix socket path PostgreSQL accepts (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// How many ports `start` tries when it picks them itself.
+pub const PORT_ATTEMPTS: usize = 8;
 
 /// How long `pg_ctl -w` may wait; also the bound callers use when polling.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -5,6 +5,7 @@
 mod factory;
 mod isolation;
 mod library_use;
+mod local_ports;
 mod migrations;
 mod support;
 mod tls;
