@@ -177,8 +177,15 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
             Some(pristine) => {
                 let list = rls_suite::mutation::generate(&bound, &mut admin).await?;
                 Some(
-                    rls_suite::mutation::run(&bound, pristine, list, opts, &lint_opts, args.mutant_jobs)
-                        .await?,
+                    rls_suite::mutation::run(
+                        &bound,
+                        pristine,
+                        list,
+                        opts,
+                        &lint_opts,
+                        args.mutant_jobs,
+                    )
+                    .await?,
                 )
             }
             None => None,

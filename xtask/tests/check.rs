@@ -45,6 +45,8 @@ fn the_example_is_clean_and_a_hand_broken_copy_is_a_leak() {
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("0 leaks, 0 lost access — clean"), "{out}");
     assert!(out.contains("| tasks "), "{out}");
+    // Every mutant generated from the example's catalog is killed.
+    assert!(out.contains("mutation score: 100% ("), "{out}");
 
     let copy = tempfile::tempdir().unwrap();
     copy_example(copy.path());
@@ -55,7 +57,13 @@ fn the_example_is_clean_and_a_hand_broken_copy_is_a_leak() {
     );
     fs::write(&migration, sql).unwrap();
     let spec = copy.path().join("access.toml");
-    let (code, out, err) = check(&["--spec", spec.to_str().unwrap(), "--format", "json"]);
+    let (code, out, err) = check(&[
+        "--spec",
+        spec.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-mutants",
+    ]);
     assert_eq!(code, Some(1), "{out}\n{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     let leaks = report["matrices"]["leaks"].as_array().unwrap();

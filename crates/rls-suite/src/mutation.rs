@@ -51,7 +51,8 @@ pub struct MutationReport {
     pub results: Vec<(Mutant, Outcome)>,
 }
 
-/// Per-statement facts about a policy, from the catalog.
+/// A policy as the catalog has it.
+#[derive(sqlx::FromRow)]
 struct PolicyRow {
     table: String,
     name: String,
@@ -63,15 +64,24 @@ struct PolicyRow {
 }
 
 /// Generates the mutants of every spec table from the catalog `admin` is connected to.
-pub async fn generate(bound: &BoundSpec, admin: &mut PgConnection) -> Result<Vec<Mutant>, AccessError> {
+pub async fn generate(
+    bound: &BoundSpec,
+    admin: &mut PgConnection,
+) -> Result<Vec<Mutant>, AccessError> {
     let schema = &bound.spec().schema;
-    let tables: Vec<String> = bound.table_names().iter().map(|s| (*s).to_owned()).collect();
-    let rows: Vec<(String, String, String, bool, Vec<String>, Option<String>, Option<String>)> =
+    let tables: Vec<String> = bound
+        .table_names()
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let policies: Vec<PolicyRow> =
         sqlx::query_as(
-            "select c.relname::text, p.polname::text, p.polcmd::text, p.polpermissive, \
+            "select c.relname::text as table, p.polname::text as name, p.polcmd::text as cmd, \
+                    p.polpermissive as permissive, \
                     coalesce((select array_agg(case r when 0 then 'public' else quote_ident(pg_get_userbyid(r)) end \
-                              order by r) from unnest(p.polroles) r), '{}'), \
-                    pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
+                              order by r) from unnest(p.polroles) r), '{}') as roles, \
+                    pg_get_expr(p.polqual, p.polrelid) as qual, \
+                    pg_get_expr(p.polwithcheck, p.polrelid) as check \
              from pg_policy p join pg_class c on c.oid = p.polrelid \
              join pg_namespace n on n.oid = c.relnamespace \
              where n.nspname = $1 and c.relname = any($2) order by 1, 2",
@@ -84,15 +94,6 @@ pub async fn generate(bound: &BoundSpec, admin: &mut PgConnection) -> Result<Vec
             context: "read the policies".into(),
             source,
         })?;
-    let policies = rows.into_iter().map(|(table, name, cmd, permissive, roles, qual, check)| PolicyRow {
-        table,
-        name,
-        cmd,
-        permissive,
-        roles,
-        qual,
-        check,
-    });
     let q = |t: &str| format!("{}.{}", quote_ident(schema), quote_ident(t));
     let mut out = Vec::new();
     let mut push = |table: &str, what: &str, operator: &'static str, sql: String| {
@@ -107,10 +108,20 @@ pub async fn generate(bound: &BoundSpec, admin: &mut PgConnection) -> Result<Vec
         let (t, name) = (q(&p.table), quote_ident(&p.name));
         let is_true = |e: &Option<String>| e.as_deref().map(str::trim) == Some("true");
         if p.qual.is_some() && !is_true(&p.qual) {
-            push(&p.table, &p.name, "using_true", format!("alter policy {name} on {t} using (true)"));
+            push(
+                &p.table,
+                &p.name,
+                "using_true",
+                format!("alter policy {name} on {t} using (true)"),
+            );
         }
         if p.check.is_some() && !is_true(&p.check) {
-            push(&p.table, &p.name, "check_true", format!("alter policy {name} on {t} with check (true)"));
+            push(
+                &p.table,
+                &p.name,
+                "check_true",
+                format!("alter policy {name} on {t} with check (true)"),
+            );
         }
         if let (Some(qual), Some(_), "w" | "*") = (&p.qual, &p.check, p.cmd.as_str()) {
             // Postgres then reuses USING as the check: the mutant is the policy as it would be
@@ -122,12 +133,21 @@ pub async fn generate(bound: &BoundSpec, admin: &mut PgConnection) -> Result<Vec
                 "drop_check",
                 format!(
                     "drop policy {name} on {t}; create policy {name} on {t} as {} for {cmd} to {} using ({qual})",
-                    if p.permissive { "permissive" } else { "restrictive" },
+                    if p.permissive {
+                        "permissive"
+                    } else {
+                        "restrictive"
+                    },
                     p.roles.join(", ")
                 ),
             );
         }
-        push(&p.table, &p.name, "drop_policy", format!("drop policy {name} on {t}"));
+        push(
+            &p.table,
+            &p.name,
+            "drop_policy",
+            format!("drop policy {name} on {t}"),
+        );
     }
     for table in &tables {
         let t = q(table);
@@ -155,9 +175,16 @@ pub async fn generate(bound: &BoundSpec, admin: &mut PgConnection) -> Result<Vec
             table,
             "table",
             "no_force_owned",
-            format!("alter table {t} owner to authenticated; alter table {t} no force row level security"),
+            format!(
+                "alter table {t} owner to authenticated; alter table {t} no force row level security"
+            ),
         );
-        push(table, "table", "disable_rls", format!("alter table {t} disable row level security"));
+        push(
+            table,
+            "table",
+            "disable_rls",
+            format!("alter table {t} disable row level security"),
+        );
     }
     Ok(out)
 }
@@ -166,7 +193,11 @@ pub async fn generate(bound: &BoundSpec, admin: &mut PgConnection) -> Result<Vec
 /// matrices a mutant of `table` can change. (A SECURITY INVOKER function that reads the table
 /// inside another table's policy is not tracked there: such a mutant may survive falsely — it
 /// is listed, never hidden.)
-async fn affected(bound: &BoundSpec, table: &str, admin: &mut PgConnection) -> Result<Vec<String>, AccessError> {
+async fn affected(
+    bound: &BoundSpec,
+    table: &str,
+    admin: &mut PgConnection,
+) -> Result<Vec<String>, AccessError> {
     let schema = &bound.spec().schema;
     let mut out: BTreeSet<String> = sqlx::query_scalar(
         "select distinct c.relname::text from pg_depend d \
@@ -187,7 +218,10 @@ async fn affected(bound: &BoundSpec, table: &str, admin: &mut PgConnection) -> R
     .collect();
     out.insert(table.to_owned());
     let known: Vec<&str> = bound.table_names();
-    Ok(out.into_iter().filter(|t| known.contains(&t.as_str())).collect())
+    Ok(out
+        .into_iter()
+        .filter(|t| known.contains(&t.as_str()))
+        .collect())
 }
 
 /// What the unmutated database looks like to the judges: its lint findings (`rule object`).
@@ -226,7 +260,9 @@ pub async fn run(
     let mut queue = mutants.into_iter().enumerate();
     loop {
         while set.len() < parallel.max(1) {
-            let Some((i, mutant)) = queue.next() else { break };
+            let Some((i, mutant)) = queue.next() else {
+                break;
+            };
             let db = match TestDatabase::clone_of(base).await {
                 Ok(db) => db,
                 Err(e) => {
@@ -241,7 +277,9 @@ pub async fn run(
                 (i, mutant, outcome)
             });
         }
-        let Some(joined) = set.join_next().await else { break };
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
         match joined {
             Ok((i, mutant, outcome)) => {
                 let outcome = match (outcome, equivalent.get(&mutant.id)) {
@@ -275,9 +313,7 @@ async fn judge_one(
             return Ok(Outcome::NotRun(format!("it does not apply: {e}")));
         }
         let tables = affected(bound, &mutant.table, &mut admin).await?;
-        let lint_report = rls_lint::lint(&mut admin, lint)
-            .await
-            ?;
+        let lint_report = rls_lint::lint(&mut admin, lint).await?;
         admin.close().await.ok();
         let report = access::run(
             bound,
@@ -330,7 +366,13 @@ impl MutationReport {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let scores = self.scores();
-        let pct = |(k, n): (usize, usize)| if n == 0 { 100.0 } else { 100.0 * k as f64 / n as f64 };
+        let pct = |(k, n): (usize, usize)| {
+            if n == 0 {
+                100.0
+            } else {
+                100.0 * k as f64 / n as f64
+            }
+        };
         let overall = scores.get("").copied().unwrap_or_default();
         let _ = writeln!(
             out,

@@ -233,3 +233,119 @@ async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
     assert!(list.len() >= 10);
     assert!(missed.is_empty(), "missed:\n{}", missed.join("\n\n"));
 }
+
+fn lint_options(db: &TestDatabase) -> rls_lint::LintOptions {
+    rls_lint::LintOptions {
+        app_role: Some(db.app_target().user.clone()),
+        ..Default::default()
+    }
+}
+
+/// Mutants generated from the catalog of the todos schema: every one is killed by the
+/// matrices or the lint, and one that cannot apply is named "not run", never counted.
+#[tokio::test]
+async fn every_generated_mutant_of_the_todos_schema_is_killed() {
+    use rls_suite::mutation::{self, Mutant, Outcome};
+    let spec = Spec::load(&root().join("fixtures/todos.access.toml")).unwrap();
+    let db = TestDatabase::create().await.unwrap();
+    let mut admin = db.admin_connection().await.unwrap();
+    let bound = BoundSpec::bind(&spec, &mut admin).await.unwrap();
+    let mut list = mutation::generate(&bound, &mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    assert!(list.len() >= 15, "{list:?}");
+    list.push(Mutant {
+        id: "todos.broken.sql".into(),
+        table: "todos".into(),
+        operator: "broken",
+        sql: "alter policy no_such_policy on public.todos using (true)".into(),
+    });
+    let report = mutation::run(
+        &bound,
+        &db,
+        list,
+        RunOptions::default(),
+        &lint_options(&db),
+        2,
+    )
+    .await
+    .unwrap();
+    let not_run: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::NotRun(_)))
+        .map(|(m, _)| m.id.as_str())
+        .collect();
+    assert_eq!(not_run, ["todos.broken.sql"], "{}", report.render());
+    let (killed, judged) = report.scores()[""];
+    assert_eq!(killed, judged, "{}", report.render());
+    assert!(report.render().starts_with("mutation score: 100%"));
+}
+
+/// A second policy that grants the same rows makes dropping either one invisible: both
+/// survive, and a spec that marks one equivalent (with its reason) reports it apart.
+#[tokio::test]
+async fn a_redundant_policy_survives_until_the_spec_marks_it_equivalent() {
+    use rls_suite::mutation::{self, Outcome};
+    let db = TestDatabase::create().await.unwrap();
+    let mut admin = db.admin_connection().await.unwrap();
+    sqlx::raw_sql(
+        "create policy todos_select_again on public.todos for select to authenticated \
+         using (user_id = (select public.requesting_user_id()))",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(root().join("fixtures/todos.access.toml")).unwrap()
+        + "\n[mutants]\nequivalent = { \"todos.todos_select_again.drop_policy\" = \"todos_select_own grants the same rows\" }\n";
+    let spec = Spec::parse(&root().join("fixtures/todos.access.toml"), &text).unwrap();
+    let bound = BoundSpec::bind(&spec, &mut admin).await.unwrap();
+    let list: Vec<_> = mutation::generate(&bound, &mut admin)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.operator == "drop_policy" && m.id.contains("select"))
+        .collect();
+    admin.close().await.unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let report = mutation::run(
+        &bound,
+        &db,
+        list,
+        RunOptions::default(),
+        &lint_options(&db),
+        2,
+    )
+    .await
+    .unwrap();
+    let outcome = |id: &str| {
+        report
+            .results
+            .iter()
+            .find(|(m, _)| m.id == id)
+            .map(|(_, o)| o.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        outcome("todos.todos_select_own.drop_policy"),
+        Outcome::Survived,
+        "{}",
+        report.render()
+    );
+    assert_eq!(
+        outcome("todos.todos_select_again.drop_policy"),
+        Outcome::Equivalent("todos_select_own grants the same rows".into())
+    );
+    let text = report.render();
+    assert!(
+        text.contains("SURVIVED todos.todos_select_own.drop_policy"),
+        "{text}"
+    );
+    assert!(
+        text.contains("drop policy \"todos_select_own\" on \"public\".\"todos\""),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("mutation score: 0% (0 of 1 killed"),
+        "{text}"
+    );
+}
