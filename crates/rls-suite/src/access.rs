@@ -6,7 +6,6 @@
 //! Nothing here knows a table name: the spec names them, the catalog describes them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use harness::PgTarget;
 use harness::target::quote_ident;
@@ -1655,33 +1654,14 @@ impl TableMatrix {
         let mut rows = vec![header];
         for (op, cells) in self.ops.iter().zip(&self.cells) {
             let mut row = vec![op.clone()];
-            for cell in cells {
-                let mark = match cell.verdict {
-                    Verdict::Ok => "",
-                    Verdict::Leak(_) => "LEAK: ",
-                    Verdict::LostAccess(_) => "LOST: ",
-                };
-                row.push(format!("{mark}{}", cell.text));
-            }
+            row.extend(
+                cells
+                    .iter()
+                    .map(|c| format!("{}{}", crate::matrix::mark(&c.verdict), c.text)),
+            );
             rows.push(row);
         }
-        let widths: Vec<usize> = (0..rows[0].len())
-            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-            .collect();
-        let mut out = String::new();
-        for (i, row) in rows.iter().enumerate() {
-            let line: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, w)| format!("{cell:<w$}", w = *w))
-                .collect();
-            let _ = writeln!(out, "| {} |", line.join(" | "));
-            if i == 0 {
-                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-                let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
-            }
-        }
-        out
+        crate::matrix::render_table(&rows)
     }
 
     pub fn to_json(&self) -> Value {

@@ -437,36 +437,54 @@ impl AccessMatrix {
         for (op, cells) in self.ops.iter().zip(&self.cells) {
             let mut row = vec![op.label()];
             for cell in cells {
-                let mark = match cell.verdict {
-                    Verdict::Ok => "",
-                    Verdict::Leak(_) => "LEAK: ",
-                    Verdict::LostAccess(_) => "LOST: ",
-                };
-                row.push(format!("{mark}{}", cell.observation.describe(op)));
+                row.push(format!(
+                    "{}{}",
+                    mark(&cell.verdict),
+                    cell.observation.describe(op)
+                ));
             }
             rows.push(row);
         }
-        let widths: Vec<usize> = (0..rows[0].len())
-            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-            .collect();
         let mut out = format!(
             "{} access matrix (A = user A, B = user B, M = bystander; n = rows)\n",
             self.layer
         );
-        for (i, row) in rows.iter().enumerate() {
-            let line: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, w)| format!("{cell:<w$}", w = *w))
-                .collect();
-            let _ = writeln!(out, "| {} |", line.join(" | "));
-            if i == 0 {
-                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-                let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
-            }
-        }
+        out.push_str(&render_table(&rows));
         out
     }
+}
+
+/// The mark a verdict puts before a cell's text.
+pub(crate) fn mark(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Ok => "",
+        Verdict::Leak(_) => "LEAK: ",
+        Verdict::LostAccess(_) => "LOST: ",
+    }
+}
+
+/// A fixed-width Markdown-style table; the first row is the header.
+pub(crate) fn render_table(rows: &[Vec<String>]) -> String {
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let widths: Vec<usize> = (0..first.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}", w = *w))
+            .collect();
+        let _ = writeln!(out, "| {} |", line.join(" | "));
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
