@@ -70,7 +70,7 @@ async fn an_unreachable_database_is_a_quick_503() {
     config.bind = "127.0.0.1:0".parse().unwrap();
     config.acquire_timeout = DOWN_ACQUIRE_TIMEOUT;
     let app = todo_app::spawn(config).await.unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client();
     let token = ClerkTemplate::insforge(secret)
         .mint(&ClerkUser::new(user("alice").id))
         .unwrap();
@@ -151,7 +151,7 @@ async fn shutdown_is_graceful_and_frees_the_port() {
     let addr = app.app.addr;
     let TestApp { app: running, .. } = app;
     running.shutdown().await.unwrap();
-    let after = reqwest::Client::new()
+    let after = crate::support::http_client()
         .get(format!("http://{addr}/health"))
         .send()
         .await;

@@ -214,7 +214,7 @@ impl TestApp {
             app,
             db,
             template: ClerkTemplate::insforge(secret),
-            client: reqwest::Client::new(),
+            client: http_client(),
         }
     }
 
@@ -376,4 +376,11 @@ impl Proxy {
         let listener = TcpListener::bind(self.addr).await.unwrap();
         self.serve(listener);
     }
+}
+
+/// A reqwest client: reqwest is built without a crypto provider of its own (the workspace uses
+/// rustls with ring everywhere), so the process's default is installed first.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
