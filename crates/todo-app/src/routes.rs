@@ -11,11 +11,12 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Identity;
+use crate::body::{parse_insert_body, parse_patch_body};
 use crate::db::{self, Access, Expect, Outcome};
 use crate::error::ApiError;
-use crate::query::{
-    ParseError, Preferences, Query, ReturnPref, parse_insert_body, parse_patch_body, parse_query,
-};
+use crate::parse_error::ParseError;
+use crate::prefer::{Preferences, ReturnPref};
+use crate::query_string::{Query, parse_query};
 use crate::schema::Table;
 use crate::sql::{self, Action, Statement, Want};
 
