@@ -5,7 +5,7 @@
 //! or, for local development, with `--dev-sign-in` ([`dev`]) and calls the same API.
 //!
 //! Each request is verified ([`Identity`]), parsed ([`query_string`], [`prefer`], [`body`]), turned into one SQL statement
-//! from an allowlist of identifiers with every value bound ([`sql`]), and run in one
+//! from an allowlist of identifiers with every value bound ([`statement`]), and run in one
 //! transaction as the `authenticated` role with the token's claims ([`db`]). The app never
 //! filters by user: the policies on `public.todos` do.
 //!
@@ -30,8 +30,8 @@ mod prefer;
 mod query_string;
 mod routes;
 mod schema;
-mod sql;
 mod state;
+mod statement;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,7 +49,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 pub use config::{AppConfig, Cli, ConfigError, SignInMode};
 pub use error::ApiError;
 pub use pg_identity::Access;
-pub use sql::{Bind, Statement};
+pub use statement::{Bind, Statement};
 
 use state::AppState;
 
