@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::backend::BackendChoice;
+
 /// Result alias for the harness.
 pub type Result<T, E = HarnessError> = std::result::Result<T, E>;
 
@@ -116,6 +118,73 @@ pub enum HarnessError {
     )]
     WontClobber { path: PathBuf, state_env: PathBuf },
 
+    #[error(
+        "--backend url needs --database-url (or INSFORGE_RLS_DATABASE_URL) — pass the admin URL \
+         of the server to use"
+    )]
+    UrlBackendWithoutUrl,
+
+    #[error(
+        "this checkout is already set up with the {recorded} backend — run `cargo xtask teardown` \
+         before switching to {wanted}"
+    )]
+    BackendSwitch {
+        recorded: BackendChoice,
+        wanted: BackendChoice,
+    },
+
+    #[error(
+        "no backend is available: {docker}; and {local}. Start Docker, install PostgreSQL, \
+         or pass --backend url --database-url postgres://…"
+    )]
+    NoBackend {
+        #[source]
+        docker: Box<HarnessError>,
+        local: Box<HarnessError>,
+    },
+
+    /// A bug: setup resolves `auto` before it starts a backend.
+    #[error("the backend was not resolved before setup started it — this is a bug in the harness")]
+    BackendUnresolved,
+
+    /// A blocking task (starting or removing a local cluster) panicked or was cancelled.
+    #[error("{task} did not finish — this is a bug in the harness: {source}")]
+    TaskFailed {
+        task: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
+    /// The test database factory's runtime or thread could not be started.
+    #[error("cannot start {what}: {source} — the system may be out of threads or memory")]
+    Spawn {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "the test database factory's thread has stopped — an earlier error in this test run \
+         (above) says why"
+    )]
+    FactoryStopped,
+
+    #[error("test database owner id already in use; try again")]
+    OwnerIdInUse,
+
+    #[error("scratch path {path} {problem}")]
+    ScratchPath {
+        path: PathBuf,
+        problem: &'static str,
+    },
+
+    #[error(
+        "the app role's password contains a NUL character, which Postgres cannot store — choose another password"
+    )]
+    PasswordHasNul(#[source] pg_identity::NulInText),
+
+    /// Being split into the typed variants above; remaining uses are in `testing`, `state` and
+    /// the backends. Add no new ones.
     #[error("invalid setting: {0}")]
     Invalid(String),
 

@@ -102,7 +102,10 @@ impl DatabaseFactory {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| HarnessError::Invalid(format!("cannot start a runtime: {e}")))?;
+            .map_err(|source| HarnessError::Spawn {
+                what: "the test database factory's runtime",
+                source,
+            })?;
         let flag = alive.clone();
         std::thread::Builder::new()
             .name("harness-database-factory".into())
@@ -110,7 +113,10 @@ impl DatabaseFactory {
                 runtime.block_on(Worker::new(admin).run(queue));
                 flag.store(false, Ordering::SeqCst);
             })
-            .map_err(|e| HarnessError::Invalid(format!("cannot start a thread: {e}")))?;
+            .map_err(|source| HarnessError::Spawn {
+                what: "the test database factory's thread",
+                source,
+            })?;
         Ok(Self { jobs, alive })
     }
 
@@ -153,7 +159,7 @@ impl DatabaseFactory {
 }
 
 fn gone() -> HarnessError {
-    HarnessError::Invalid("the test database factory's thread has stopped".into())
+    HarnessError::FactoryStopped
 }
 
 struct Session {
@@ -218,7 +224,9 @@ impl Worker {
 
     /// The open session, (re)connecting and taking the owner lock first when there is none.
     async fn session(&mut self) -> Result<&mut Session> {
-        if self.session.is_none() {
+        let session = if let Some(session) = self.session.take() {
+            session
+        } else {
             let mut conn = self.admin.connect().await?;
             let owner_key = i32::from_ne_bytes(self.owner.to_ne_bytes());
             let (locked, version, fsync, tablespace): (bool, i32, String, Option<String>) =
@@ -240,9 +248,7 @@ impl Worker {
                 // Another live process drew the same id: take a new one.
                 self.owner = rand::random();
                 conn.close().await.ok();
-                return Err(HarnessError::Invalid(
-                    "test database owner id already in use; try again".into(),
-                ));
+                return Err(HarnessError::OwnerIdInUse);
             }
             let strategy = if version < 150_000 {
                 CloneStrategy::ServerDefault
@@ -256,15 +262,13 @@ impl Worker {
                 tablespace = tablespace.as_deref().unwrap_or("default"),
                 "test database factory connected"
             );
-            self.session = Some(Session {
+            Session {
                 conn,
                 strategy,
                 tablespace,
-            });
-        }
-        self.session
-            .as_mut()
-            .ok_or_else(|| HarnessError::Invalid("no session".into()))
+            }
+        };
+        Ok(self.session.insert(session))
     }
 
     async fn create(&mut self, template: &str) -> Result<String> {

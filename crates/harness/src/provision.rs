@@ -12,7 +12,7 @@ use crate::backend::local::{self, Cluster, RunAs};
 use crate::error::{HarnessError, Result};
 use crate::migrate::{MigrationReport, Migrations};
 use crate::state::{Server, State, StateDir};
-use crate::target::{PgTarget, quote_ident, quote_literal};
+use crate::target::{PgTarget, quote_ident};
 
 /// Everything `setup` can be told. Defaults match the README.
 #[derive(Debug, Clone)]
@@ -159,7 +159,10 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
             let port = opts.port;
             let admin = tokio::task::spawn_blocking(move || cluster.start(port, previous_port))
                 .await
-                .map_err(|e| HarnessError::Invalid(format!("local start panicked: {e}")))??;
+                .map_err(|source| HarnessError::TaskFailed {
+                    task: "starting the local cluster",
+                    source,
+                })??;
             let server = Server::Local {
                 data_dir: dir.local_dir().join("pgdata"),
                 bin_dir,
@@ -188,18 +191,14 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
                     }) => Some(admin.url()),
                     _ => None,
                 })
-                .ok_or_else(|| {
-                    HarnessError::Invalid(
-                        "--backend url needs --database-url (or INSFORGE_RLS_DATABASE_URL)".into(),
-                    )
-                })?;
+                .ok_or(HarnessError::UrlBackendWithoutUrl)?;
             let admin = PgTarget::parse(&url)?;
             admin.connect().await?.close().await.ok();
             steps.done("connect");
             (Server::Url, admin, true)
         }
         BackendChoice::Auto => {
-            return Err(HarnessError::Invalid("the backend was not resolved".into()));
+            return Err(HarnessError::BackendUnresolved);
         }
     };
 
@@ -322,10 +321,9 @@ async fn resolve_backend(opts: &SetupOptions, previous: Option<&State>) -> Resul
     });
     match (opts.backend, recorded) {
         (BackendChoice::Auto, Some(recorded)) => Ok(recorded),
-        (wanted, Some(recorded)) if wanted != recorded => Err(HarnessError::Invalid(format!(
-            "this checkout is already set up with the {recorded} backend — run `cargo xtask teardown` \
-             before switching to {wanted}"
-        ))),
+        (wanted, Some(recorded)) if wanted != recorded => {
+            Err(HarnessError::BackendSwitch { recorded, wanted })
+        }
         (BackendChoice::Auto, None) => auto_backend().await,
         (wanted, _) => Ok(wanted),
     }
@@ -339,10 +337,10 @@ pub async fn auto_backend() -> Result<BackendChoice> {
     };
     match local::find_bin_dir() {
         Ok(_) => Ok(BackendChoice::Local),
-        Err(local) => Err(HarnessError::Invalid(format!(
-            "no backend is available: {docker}; and {local}. Start Docker, install PostgreSQL, \
-             or pass --backend url --database-url postgres://…"
-        ))),
+        Err(local) => Err(HarnessError::NoBackend {
+            docker: Box::new(docker),
+            local: Box::new(local),
+        }),
     }
 }
 
@@ -397,11 +395,11 @@ async fn ensure_app_role(admin: &PgTarget, role: &str, password: &str) -> Result
             .await
             .map_err(HarnessError::sql("cannot list roles"))?;
     let ident = quote_ident(role);
+    let password = pg_identity::quote_literal(password).map_err(HarnessError::PasswordHasNul)?;
     let verb = if exists { "alter" } else { "create" };
     let sql = format!(
         "{verb} role {ident} login noinherit nosuperuser nocreatedb nocreaterole nobypassrls \
-         password {}; grant anon, authenticated to {ident}",
-        quote_literal(password)
+         password {password}; grant anon, authenticated to {ident}"
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(&mut conn)
@@ -466,7 +464,10 @@ pub async fn teardown(dir: &StateDir) -> Result<TeardownReport> {
             let cluster = Cluster::new(dir.local_dir(), bin_dir.clone(), run_as);
             tokio::task::spawn_blocking(move || cluster.destroy())
                 .await
-                .map_err(|e| HarnessError::Invalid(format!("local teardown panicked: {e}")))??;
+                .map_err(|source| HarnessError::TaskFailed {
+                    task: "removing the local cluster",
+                    source,
+                })??;
             report
                 .removed
                 .push(format!("local cluster in {}", dir.local_dir().display()));

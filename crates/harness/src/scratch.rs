@@ -47,11 +47,9 @@ pub async fn ensure(admin: &PgTarget, location: &Path) -> Result<Option<PathBuf>
     let location_text = location
         .to_str()
         .filter(|l| l.starts_with("/dev/shm/") && is_plain(l))
-        .ok_or_else(|| {
-            HarnessError::Invalid(format!(
-                "scratch location {} is not a plain /dev/shm path",
-                location.display()
-            ))
+        .ok_or_else(|| HarnessError::ScratchPath {
+            path: location.to_path_buf(),
+            problem: "is not a plain /dev/shm path",
         })?;
     let mut conn = admin.connect().await?;
     let result = ensure_on(&mut conn, location_text).await;
@@ -133,9 +131,10 @@ fn is_plain(path: &str) -> bool {
 async fn run_on_server(conn: &mut sqlx::PgConnection, command: &str, path: &str) -> Result<()> {
     // Also a location read back from the catalog: checked here, where it meets the shell.
     if !is_plain(path) {
-        return Err(HarnessError::Invalid(format!(
-            "scratch path {path} has unexpected characters"
-        )));
+        return Err(HarnessError::ScratchPath {
+            path: path.into(),
+            problem: "has unexpected characters",
+        });
     }
     let sql = format!("copy (select 1) to program '{command} {path}'");
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))

@@ -600,9 +600,14 @@ pub fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Quotes an SQL string literal for statements that cannot take parameters (e.g. PASSWORD).
+/// `value` as an SQL string literal, through the workspace's one quoter
+/// ([`pg_identity::quote_literal`]; ARCHITECTURE.md, "No client text becomes SQL"). Kept, with
+/// this infallible signature, for rls-suite's spec engine; new code calls `pg_identity`'s,
+/// which says when text holds a NUL. Here such text becomes `E'\000'`, a literal Postgres
+/// refuses ("invalid byte sequence"), so the statement fails instead of comparing with
+/// something else.
 pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+    pg_identity::quote_literal(value).unwrap_or_else(|_| r"E'\000'".to_owned())
 }
 
 #[cfg(test)]
@@ -692,5 +697,7 @@ mod tests {
     fn quoting_doubles_quotes() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal(r"a\b"), r"E'a\\b'");
+        assert_eq!(quote_literal("nul\0"), r"E'\000'");
     }
 }

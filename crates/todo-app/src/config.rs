@@ -30,6 +30,8 @@ const ENV_CLERK_PUBLISHABLE_KEY: &str = "CLERK_PUBLISHABLE_KEY";
 
 /// Command-line flags (each also read from its environment variable by clap). Every field is
 /// optional here so that the `.env` file can sit between the environment and the defaults.
+/// Values are typed by the same parsers clap and the `.env` layer use (`parse_*` below), so a
+/// flag, a variable and a line of `.env` follow one rule each.
 #[derive(Debug, Default, Parser)]
 #[command(
     name = "todo-app",
@@ -45,20 +47,20 @@ pub struct Cli {
     #[arg(long, env = ENV_JWT_SECRET, hide_env_values = true, value_name = "SECRET")]
     pub jwt_secret: Option<String>,
     /// Address to listen on [default: 127.0.0.1:7130].
-    #[arg(long, env = ENV_BIND, value_name = "ADDR")]
-    pub bind: Option<String>,
+    #[arg(long, env = ENV_BIND, value_name = "ADDR", value_parser = parse_bind)]
+    pub bind: Option<SocketAddr>,
     /// Required `aud` claim; an empty value disables the check [default: insforge-api].
     #[arg(long, env = ENV_AUDIENCE, value_name = "AUD")]
     pub audience: Option<String>,
     /// Most Postgres connections the pool opens [default: 10].
-    #[arg(long, env = ENV_MAX_CONNECTIONS, value_name = "N")]
-    pub max_connections: Option<String>,
+    #[arg(long, env = ENV_MAX_CONNECTIONS, value_name = "N", value_parser = parse_max_connections)]
+    pub max_connections: Option<u32>,
     /// `statement_timeout` set for each request, in milliseconds; 0 disables [default: 5000].
-    #[arg(long, env = ENV_STATEMENT_TIMEOUT_MS, value_name = "MS")]
-    pub statement_timeout_ms: Option<String>,
+    #[arg(long, env = ENV_STATEMENT_TIMEOUT_MS, value_name = "MS", value_parser = parse_millis)]
+    pub statement_timeout_ms: Option<u64>,
     /// How long a request waits for a database connection, in milliseconds [default: 5000].
-    #[arg(long, env = ENV_ACQUIRE_TIMEOUT_MS, value_name = "MS")]
-    pub acquire_timeout_ms: Option<String>,
+    #[arg(long, env = ENV_ACQUIRE_TIMEOUT_MS, value_name = "MS", value_parser = parse_millis)]
+    pub acquire_timeout_ms: Option<u64>,
     /// Local development only: the page offers a picker of local test users and this server
     /// mints their tokens (`GET /dev/users`, `POST /dev/token`). Refused unless --bind is a
     /// loopback address. Takes an optional true/false (also 1/0, yes/no, on/off).
@@ -67,9 +69,10 @@ pub struct Cli {
         env = ENV_DEV_SIGN_IN,
         value_name = "BOOL",
         num_args = 0..=1,
-        default_missing_value = "true"
+        default_missing_value = "true",
+        value_parser = parse_switch
     )]
-    pub dev_sign_in: Option<String>,
+    pub dev_sign_in: Option<bool>,
     /// Local test users for --dev-sign-in, as `{"users":[{"key","id","email"}]}`
     /// [default: the workspace's fixtures/users.json].
     #[arg(long, env = ENV_DEV_USERS_FILE, value_name = "PATH")]
@@ -265,31 +268,37 @@ impl AppConfig {
         })?;
 
         let mut config = Self::new(database_url, jwt_secret);
-        if let Some(bind) = pick(cli.bind, ENV_BIND) {
-            config.bind = parse(ENV_BIND, &bind)?;
+        if let Some(bind) = typed(cli.bind, dotenv, ENV_BIND, parse_bind)? {
+            config.bind = bind;
         }
         if let Some(audience) = pick(cli.audience, ENV_AUDIENCE) {
             config.audience = (!audience.is_empty()).then_some(audience);
         }
-        if let Some(n) = pick(cli.max_connections, ENV_MAX_CONNECTIONS) {
-            config.max_connections = parse(ENV_MAX_CONNECTIONS, &n)?;
-            if config.max_connections == 0 {
-                return Err(ConfigError::Invalid {
-                    var: ENV_MAX_CONNECTIONS,
-                    reason: "must be at least 1".into(),
-                });
-            }
+        if let Some(n) = typed(
+            cli.max_connections,
+            dotenv,
+            ENV_MAX_CONNECTIONS,
+            parse_max_connections,
+        )? {
+            config.max_connections = n;
         }
-        if let Some(ms) = pick(cli.statement_timeout_ms, ENV_STATEMENT_TIMEOUT_MS) {
-            config.statement_timeout = Duration::from_millis(parse(ENV_STATEMENT_TIMEOUT_MS, &ms)?);
+        if let Some(ms) = typed(
+            cli.statement_timeout_ms,
+            dotenv,
+            ENV_STATEMENT_TIMEOUT_MS,
+            parse_millis,
+        )? {
+            config.statement_timeout = Duration::from_millis(ms);
         }
-        if let Some(ms) = pick(cli.acquire_timeout_ms, ENV_ACQUIRE_TIMEOUT_MS) {
-            config.acquire_timeout = Duration::from_millis(parse(ENV_ACQUIRE_TIMEOUT_MS, &ms)?);
+        if let Some(ms) = typed(
+            cli.acquire_timeout_ms,
+            dotenv,
+            ENV_ACQUIRE_TIMEOUT_MS,
+            parse_millis,
+        )? {
+            config.acquire_timeout = Duration::from_millis(ms);
         }
-        let dev = match pick(cli.dev_sign_in, ENV_DEV_SIGN_IN) {
-            Some(flag) => parse_bool(ENV_DEV_SIGN_IN, &flag)?,
-            None => false,
-        };
+        let dev = typed(cli.dev_sign_in, dotenv, ENV_DEV_SIGN_IN, parse_switch)?.unwrap_or(false);
         let clerk = pick(cli.clerk_publishable_key, ENV_CLERK_PUBLISHABLE_KEY)
             .map(|key| key.trim().to_owned())
             .filter(|key| !key.is_empty());
@@ -308,44 +317,87 @@ impl AppConfig {
     }
 }
 
-/// The workspace's `fixtures/users.json`, found from where this crate was built, so
-/// `cargo run -p todo-app -- --dev-sign-in` works from any folder.
+/// The workspace's `fixtures/users.json` ([`workspace_root`]), so
+/// `cargo run -p todo-app -- --dev-sign-in` works from any folder inside the checkout.
 pub fn default_dev_users_file() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .unwrap_or(manifest)
-        .join("fixtures/users.json")
+    workspace_root().join("fixtures/users.json")
 }
 
-/// A switch as people write it in flags and environment files.
-fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "" | "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::Invalid {
-            var,
-            reason: "expected true or false (1/0, yes/no, on/off)".into(),
-        }),
+/// The Cargo workspace in use, found at run time — never the path this crate was compiled at,
+/// so a moved checkout or an archived test binary still finds it: the nearest folder with a
+/// `[workspace]` Cargo.toml above `CARGO_MANIFEST_DIR` (as `cargo run` and `cargo test` set it
+/// for the process), else above the current folder, else the current folder. The same rule as
+/// `harness::state::workspace_root`, kept here because todo-app never depends on harness
+/// (ARCHITECTURE.md, "todo-app never depends on harness").
+fn workspace_root() -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    manifest_dir
+        .iter()
+        .chain(std::iter::once(&cwd))
+        .find_map(|start| {
+            start.ancestors().find(|dir| {
+                std::fs::read_to_string(dir.join("Cargo.toml"))
+                    .is_ok_and(|m| m.lines().any(|line| line.trim() == "[workspace]"))
+            })
+        })
+        .map_or(cwd.clone(), Path::to_path_buf)
+}
+
+/// The layer below flags and the environment: `value` as clap parsed it, else the `.env` line
+/// for `var` through the same `parse`, its error naming `var`.
+fn typed<T>(
+    value: Option<T>,
+    dotenv: &HashMap<String, String>,
+    var: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    match value {
+        Some(value) => Ok(Some(value)),
+        None => dotenv
+            .get(var)
+            .map(|raw| parse(raw).map_err(|reason| ConfigError::Invalid { var, reason }))
+            .transpose(),
     }
 }
 
-fn parse<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
+/// A switch as people write it in flags and environment files.
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false (1/0, yes/no, on/off)".into()),
+    }
+}
+
+fn parse_bind(value: &str) -> Result<SocketAddr, String> {
     value
         .trim()
         .parse()
-        .map_err(|e: T::Err| ConfigError::Invalid {
-            var,
-            reason: e.to_string(),
-        })
+        .map_err(|e: std::net::AddrParseError| e.to_string())
+}
+
+/// A pool needs at least one connection.
+fn parse_max_connections(value: &str) -> Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Milliseconds; 0 is allowed (for `statement_timeout` it disables the limit, as in Postgres).
+fn parse_millis(value: &str) -> Result<u64, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|e: std::num::ParseIntError| e.to_string())
 }
 
 /// `.env` in the working directory or the nearest ancestor holding one, else the workspace
-/// root this crate was built in (so `cargo run -p todo-app` works from any folder inside it).
+/// root ([`workspace_root`], so `cargo run -p todo-app` works from any folder inside it).
 pub fn find_env_file() -> Option<PathBuf> {
     let cwd = std::env::current_dir().ok();
     let from_cwd = cwd
@@ -353,10 +405,7 @@ pub fn find_env_file() -> Option<PathBuf> {
         .flat_map(|d| d.ancestors())
         .map(|d| d.join(".env"))
         .find(|p| p.is_file());
-    from_cwd.or_else(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2)?;
-        Some(workspace.join(".env")).filter(|p| p.is_file())
-    })
+    from_cwd.or_else(|| Some(workspace_root().join(".env")).filter(|p| p.is_file()))
 }
 
 /// The `KEY=value` pairs of an env file. A malformed line is reported by number only: its
@@ -493,6 +542,20 @@ mod tests {
         file.insert(ENV_BIND.into(), "localhost".into());
         let err = AppConfig::from_layers(Cli::default(), &file).unwrap_err();
         assert!(err.to_string().contains(ENV_BIND), "{err}");
+        // Flags (and the environment, through clap) follow the same rules, typed by clap.
+        for (flag, value, reason) in [
+            ("--max-connections", "0", "must be at least 1"),
+            ("--max-connections", "ten", "invalid digit"),
+            ("--statement-timeout-ms", "-1", "invalid digit"),
+            ("--bind", "localhost", "invalid socket address"),
+            ("--dev-sign-in", "maybe", "expected true or false"),
+        ] {
+            let err = Cli::try_parse_from(["todo-app", &format!("{flag}={value}")]).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(flag) && msg.contains(reason), "{msg}");
+        }
+        let cli = Cli::try_parse_from(["todo-app", "--statement-timeout-ms", " 0 "]).unwrap();
+        assert_eq!(cli.statement_timeout_ms, Some(0));
     }
 
     fn base() -> HashMap<String, String> {

@@ -14,9 +14,9 @@ use sqlx::{AssertSqlSafe, Row};
 pub use pg_identity::Access;
 
 use crate::auth::Identity;
-use crate::sql::{Bind, Statement};
+use crate::statement::{Bind, Statement};
 
-/// The one row every statement returns (see [`crate::sql`]).
+/// The one row every statement returns (see [`crate::statement`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub total: Option<i64>,

@@ -30,7 +30,7 @@ use serde_json::json;
 
 use crate::config::ConfigError;
 use crate::error::ApiError;
-use crate::query::ParseError;
+use crate::parse_error::ParseError;
 
 /// Most users a users file may list: it feeds a picker, not a directory.
 const MAX_USERS: usize = 100;

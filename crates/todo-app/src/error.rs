@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::db::{DbError, PgError};
-use crate::query::{ParseError, echo};
+use crate::parse_error::{ParseError, echo};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]

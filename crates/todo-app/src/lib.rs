@@ -4,8 +4,8 @@
 //! `GET /` serves a todo page (static files compiled in, strict CSP) that signs in with Clerk
 //! or, for local development, with `--dev-sign-in` ([`dev`]) and calls the same API.
 //!
-//! Each request is verified ([`Identity`]), parsed ([`query`]), turned into one SQL statement
-//! from an allowlist of identifiers with every value bound ([`sql`]), and run in one
+//! Each request is verified ([`Identity`]), parsed ([`query_string`], [`prefer`], [`body`]), turned into one SQL statement
+//! from an allowlist of identifiers with every value bound ([`statement`]), and run in one
 //! transaction as the `authenticated` role with the token's claims ([`db`]). The app never
 //! filters by user: the policies on `public.todos` do.
 //!
@@ -19,16 +19,19 @@
 //! ```
 
 mod auth;
+mod body;
 mod config;
 mod db;
 mod dev;
 mod error;
 mod page;
-mod query;
+mod parse_error;
+mod prefer;
+mod query_string;
 mod routes;
 mod schema;
-mod sql;
 mod state;
+mod statement;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,7 +49,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 pub use config::{AppConfig, Cli, ConfigError, SignInMode};
 pub use error::ApiError;
 pub use pg_identity::Access;
-pub use sql::{Bind, Statement};
+pub use statement::{Bind, Statement};
 
 use state::AppState;
 

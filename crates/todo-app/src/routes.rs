@@ -11,13 +11,14 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Identity;
+use crate::body::{parse_insert_body, parse_patch_body};
 use crate::db::{self, Access, Expect, Outcome};
 use crate::error::ApiError;
-use crate::query::{
-    ParseError, Preferences, Query, ReturnPref, parse_insert_body, parse_patch_body, parse_query,
-};
+use crate::parse_error::ParseError;
+use crate::prefer::{Preferences, ReturnPref};
+use crate::query_string::{Query, parse_query};
 use crate::schema::Table;
-use crate::sql::{self, Action, Statement, Want};
+use crate::statement::{self, Action, Statement, Want};
 
 /// Largest request body accepted (the router's `DefaultBodyLimit`).
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -90,7 +91,7 @@ impl Request {
             total: is_read && self.prefs.count,
         };
         Planned {
-            statement: sql::build(self.table, action, &self.query, want),
+            statement: statement::build(self.table, action, &self.query, want),
             access: if is_read {
                 Access::ReadOnly
             } else {

@@ -5,23 +5,23 @@ use clerk_token::{ClerkTemplate, ClerkUser, FixedClock, Secret, forge};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::support::{Reply, TestApp, logs, user};
+use crate::support::{FullResponse, TestApp, logs, user};
 
-fn assert_insforge_error(reply: &Reply, status: u16, error: &str) {
+fn assert_insforge_error(reply: &FullResponse, status: u16, error: &str) {
     assert_eq!(reply.status, status, "{}", reply.text);
     let body = reply.json();
     assert_eq!(body["error"], error, "{body}");
     assert_eq!(body["statusCode"], status, "{body}");
 }
 
-async fn with_header(app: &TestApp, value: &str) -> Reply {
+async fn with_header(app: &TestApp, value: &str) -> FullResponse {
     app.records(Method::GET, "todos")
         .header("authorization", value)
         .send()
         .await
 }
 
-async fn with_token(app: &TestApp, token: &str) -> Reply {
+async fn with_token(app: &TestApp, token: &str) -> FullResponse {
     let reply = app.records(Method::GET, "todos").bearer(token).send().await;
     assert!(!reply.text.contains(token), "the body echoes the token");
     reply

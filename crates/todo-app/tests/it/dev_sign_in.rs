@@ -10,13 +10,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use todo_app::{AppConfig, ConfigError, SignInMode, StartError};
 
-use crate::support::{Reply, TestApp, logs, user};
+use crate::support::{FullResponse, TestApp, logs, user};
 
 async fn dev_app() -> TestApp {
     TestApp::start_with(|c| c.sign_in = SignInMode::dev()).await
 }
 
-async fn mint(app: &TestApp, body: &Value) -> Reply {
+async fn mint(app: &TestApp, body: &Value) -> FullResponse {
     app.call(Method::POST, "/dev/token").json(body).send().await
 }
 

@@ -4,15 +4,15 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{Reply, TestApp, User, user};
+use crate::support::{FullResponse, TestApp, User, user};
 
 /// Asserts status and code, then snapshots status and body under `name`.
-fn check(name: &str, reply: &Reply, status: u16, code: &str) {
+fn check(name: &str, reply: &FullResponse, status: u16, code: &str) {
     reply.assert_error(status, code);
     insta::assert_json_snapshot!(name, reply.snapshot());
 }
 
-async fn get(app: &TestApp, who: &User, table_and_query: &str) -> Reply {
+async fn get(app: &TestApp, who: &User, table_and_query: &str) -> FullResponse {
     app.records(Method::GET, table_and_query)
         .signed_in_as(app, who)
         .send()

@@ -88,13 +88,13 @@ pub struct Todo {
 
 /// An HTTP answer, fully read.
 #[derive(Debug)]
-pub struct Reply {
+pub struct FullResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub text: String,
 }
 
-impl Reply {
+impl FullResponse {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
@@ -167,9 +167,9 @@ impl Call {
         }
     }
 
-    pub async fn send(self) -> Reply {
+    pub async fn send(self) -> FullResponse {
         let response = self.builder.send().await.unwrap();
-        Reply {
+        FullResponse {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
             text: response.text().await.unwrap(),
@@ -237,7 +237,7 @@ impl TestApp {
     }
 
     /// `GET todos?{query}` as `user`.
-    pub async fn get(&self, user: &User, query: &str) -> Reply {
+    pub async fn get(&self, user: &User, query: &str) -> FullResponse {
         self.records(Method::GET, &format!("todos?{query}"))
             .signed_in_as(self, user)
             .send()
@@ -249,7 +249,7 @@ impl TestApp {
     }
 
     /// `POST todos` with `return=representation`.
-    pub async fn post(&self, user: &User, body: &Value) -> Reply {
+    pub async fn post(&self, user: &User, body: &Value) -> FullResponse {
         self.records(Method::POST, "todos")
             .signed_in_as(self, user)
             .prefer("return=representation")
@@ -267,7 +267,7 @@ impl TestApp {
     }
 
     /// `PATCH todos?{query}` with `return=representation`.
-    pub async fn patch(&self, user: &User, query: &str, body: &Value) -> Reply {
+    pub async fn patch(&self, user: &User, query: &str, body: &Value) -> FullResponse {
         self.records(Method::PATCH, &format!("todos?{query}"))
             .signed_in_as(self, user)
             .prefer("return=representation")
@@ -277,7 +277,7 @@ impl TestApp {
     }
 
     /// `DELETE todos?{query}` with `return=representation`.
-    pub async fn delete(&self, user: &User, query: &str) -> Reply {
+    pub async fn delete(&self, user: &User, query: &str) -> FullResponse {
         self.records(Method::DELETE, &format!("todos?{query}"))
             .signed_in_as(self, user)
             .prefer("return=representation")

@@ -9,7 +9,8 @@
 
 use std::fmt::Write as _;
 
-use crate::query::{Direction, Filter, InsertBody, Nulls, Op, OrderTerm, Query};
+use crate::body::InsertBody;
+use crate::query_string::{Direction, Filter, Nulls, Op, OrderTerm, Query};
 use crate::schema::{Column, Table};
 
 /// A value sent alongside the SQL text.
@@ -242,7 +243,8 @@ pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statem
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::{parse_insert_body, parse_patch_body, parse_query};
+    use crate::body::{parse_insert_body, parse_patch_body};
+    use crate::query_string::parse_query;
 
     const READ_ALL: Want = Want {
         body: true,

@@ -1,0 +1,244 @@
+//! Parses JSON bodies: rows to insert (POST) and the columns to set (PATCH). Pure: no I/O, no
+//! SQL; every key is resolved against [`crate::schema`].
+
+use serde_json::Value;
+
+use crate::parse_error::ParseError;
+use crate::schema::{Column, Table};
+
+/// Rows to insert: the columns (in order) and every row as a JSON object, re-serialized so
+/// Postgres receives exactly what was checked here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertBody {
+    pub columns: Vec<Column>,
+    pub rows_json: String,
+    pub row_count: usize,
+}
+
+fn invalid_json(details: Option<String>) -> ParseError {
+    ParseError::InvalidBody {
+        message: "Empty or invalid json",
+        details,
+    }
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, ParseError> {
+    // The parser's message names a line and column, never the input itself.
+    serde_json::from_slice(bytes).map_err(|e| invalid_json(Some(e.to_string())))
+}
+
+/// A POST body: one object or an array of objects. Columns come from `columns` when given
+/// (keys outside it are ignored, missing keys become NULL), else from the first object's keys,
+/// and then every object must have exactly those keys (PostgREST's "All object keys must
+/// match").
+pub fn parse_insert_body(
+    table: Table,
+    bytes: &[u8],
+    columns: Option<&[Column]>,
+) -> Result<InsertBody, ParseError> {
+    let value = parse_json(bytes)?;
+    let rows = match value {
+        Value::Array(rows) => rows,
+        object @ Value::Object(_) => vec![object],
+        _ => {
+            return Err(invalid_json(Some(
+                "expected a JSON object or an array of objects".into(),
+            )));
+        }
+    };
+    let mut objects = Vec::with_capacity(rows.len());
+    for row in rows {
+        match row {
+            Value::Object(map) => objects.push(map),
+            _ => {
+                return Err(invalid_json(Some(
+                    "every element of the array must be a JSON object".into(),
+                )));
+            }
+        }
+    }
+
+    let columns = match columns {
+        Some(columns) => columns.to_vec(),
+        None => {
+            let mut columns = Vec::new();
+            if let Some(first) = objects.first() {
+                for key in first.keys() {
+                    let column = table
+                        .columns()
+                        .iter()
+                        .copied()
+                        .find(|c| c.name() == key)
+                        .ok_or_else(|| ParseError::unknown_write_column(key))?;
+                    columns.push(column);
+                }
+                for other in &objects[1..] {
+                    if other.len() != first.len() || other.keys().any(|k| !first.contains_key(k)) {
+                        return Err(ParseError::InvalidBody {
+                            message: "All object keys must match",
+                            details: None,
+                        });
+                    }
+                }
+            }
+            // Table order, so the same key set always builds the same SQL text.
+            columns.sort();
+            columns
+        }
+    };
+
+    let row_count = objects.len();
+    let rows_json = Value::Array(objects.into_iter().map(Value::Object).collect()).to_string();
+    Ok(InsertBody {
+        columns,
+        rows_json,
+        row_count,
+    })
+}
+
+/// A PATCH body: one object; each value as the text Postgres will cast to the column's type
+/// (`None` for JSON null; objects and arrays as their JSON text, as PostgREST passes them).
+pub fn parse_patch_body(
+    table: Table,
+    bytes: &[u8],
+) -> Result<Vec<(Column, Option<String>)>, ParseError> {
+    let Value::Object(map) = parse_json(bytes)? else {
+        return Err(invalid_json(Some("expected a JSON object".into())));
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (key, value) in map {
+        let column = table
+            .columns()
+            .iter()
+            .copied()
+            .find(|c| c.name() == key)
+            .ok_or_else(|| ParseError::unknown_write_column(&key))?;
+        let text = match value {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            other => Some(other.to_string()),
+        };
+        out.push((column, text));
+    }
+    out.sort_by_key(|(c, _)| *c);
+    Ok(out)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_bodies() {
+        let body =
+            parse_insert_body(Table::Todos, br#"{"title":"a","is_complete":true}"#, None).unwrap();
+        assert_eq!(body.columns, [Column::Title, Column::IsComplete]);
+        assert_eq!(body.row_count, 1);
+        assert_eq!(body.rows_json, r#"[{"is_complete":true,"title":"a"}]"#);
+
+        let body =
+            parse_insert_body(Table::Todos, br#"[{"title":"a"},{"title":"b"}]"#, None).unwrap();
+        assert_eq!(
+            (body.columns.as_slice(), body.row_count),
+            ([Column::Title].as_slice(), 2)
+        );
+
+        let empty = parse_insert_body(Table::Todos, b"[]", None).unwrap();
+        assert_eq!((empty.columns.len(), empty.row_count), (0, 0));
+        let defaults = parse_insert_body(Table::Todos, b"{}", None).unwrap();
+        assert_eq!((defaults.columns.len(), defaults.row_count), (0, 1));
+
+        assert_eq!(
+            parse_insert_body(Table::Todos, br#"{"title":"a","nope":1}"#, None),
+            Err(ParseError::UnknownWriteColumn("nope".into()))
+        );
+        assert_eq!(
+            parse_insert_body(Table::Todos, br#"{"title\";drop":1}"#, None),
+            Err(ParseError::UnknownWriteColumn("title\";drop".into()))
+        );
+        assert!(matches!(
+            parse_insert_body(
+                Table::Todos,
+                br#"[{"title":"a"},{"is_complete":true}]"#,
+                None
+            ),
+            Err(ParseError::InvalidBody {
+                message: "All object keys must match",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_insert_body(
+                Table::Todos,
+                br#"[{"title":"a"},{"title":"b","id":null}]"#,
+                None
+            ),
+            Err(ParseError::InvalidBody {
+                message: "All object keys must match",
+                ..
+            })
+        ));
+        for bad in [
+            &b""[..],
+            b"{",
+            b"null",
+            b"42",
+            b"\"x\"",
+            b"[1]",
+            b"[{}, []]",
+            b"{\"title\":}",
+        ] {
+            assert!(
+                matches!(
+                    parse_insert_body(Table::Todos, bad, None),
+                    Err(ParseError::InvalidBody {
+                        message: "Empty or invalid json",
+                        ..
+                    })
+                ),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // With `columns`, other keys are ignored and objects may differ.
+        let body = parse_insert_body(
+            Table::Todos,
+            br#"[{"title":"a","junk":1},{"is_complete":true}]"#,
+            Some(&[Column::Title]),
+        )
+        .unwrap();
+        assert_eq!(
+            (body.columns.as_slice(), body.row_count),
+            ([Column::Title].as_slice(), 2)
+        );
+    }
+
+    #[test]
+    fn patch_bodies() {
+        let set = parse_patch_body(
+            Table::Todos,
+            br#"{"title":"x","is_complete":true,"user_id":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            set,
+            [
+                (Column::UserId, None),
+                (Column::Title, Some("x".into())),
+                (Column::IsComplete, Some("true".into())),
+            ]
+        );
+        assert_eq!(
+            parse_patch_body(Table::Todos, br#"{"title":{"a":[1]}}"#).unwrap(),
+            [(Column::Title, Some(r#"{"a":[1]}"#.into()))]
+        );
+        assert_eq!(parse_patch_body(Table::Todos, b"{}").unwrap(), []);
+        assert!(matches!(
+            parse_patch_body(Table::Todos, br#"[{"title":"x"}]"#),
+            Err(ParseError::InvalidBody { .. })
+        ));
+        assert_eq!(
+            parse_patch_body(Table::Todos, br#"{"owner":"x"}"#),
+            Err(ParseError::UnknownWriteColumn("owner".into()))
+        );
+    }
+}
