@@ -183,10 +183,44 @@ pub enum HarnessError {
     )]
     PasswordHasNul(#[source] pg_identity::NulInText),
 
-    /// Being split into the typed variants above; remaining uses are in `testing`, `state` and
-    /// the backends. Add no new ones.
-    #[error("invalid setting: {0}")]
-    Invalid(String),
+    #[error(
+        "the server from setup has no template database (the URL's role cannot create \
+         databases) — give setup a role with CREATEDB, or set up another backend"
+    )]
+    NoTemplate,
+
+    #[error(
+        "the server from `cargo xtask setup` is not answering: run setup again (it restarts a \
+         stopped server) or `cargo xtask teardown`: {0}"
+    )]
+    SetupServerDown(#[source] Box<HarnessError>),
+
+    #[error("INSFORGE_RLS_BACKEND: {0}")]
+    BadBackend(String),
+
+    #[error(
+        "tests cannot make an ephemeral server with the url backend — run `cargo xtask setup \
+         --backend url --database-url …` first"
+    )]
+    EphemeralUrl,
+
+    #[error(
+        "the local cluster already runs on port {running}; `cargo xtask teardown` first to move \
+         it to {wanted}"
+    )]
+    PortMove { running: u16, wanted: u16 },
+
+    #[error(
+        "the local server could not bind any of the free ports it found on 127.0.0.1 ({0:?}): \
+         something takes ports as fast as they are found — pass --port"
+    )]
+    PortsRaced(Vec<u16>),
+
+    #[error("cannot find a free port on 127.0.0.1: {0}")]
+    NoFreePort(#[source] std::io::Error),
+
+    #[error("the state does not serialize: {0}")]
+    StateSerialize(#[source] serde_json::Error),
 
     /// An identity session could not be opened before reaching the server.
     #[error("cannot open an identity session")]

@@ -173,8 +173,7 @@ impl StateDir {
     /// Writes the state and its env file (both 0600, atomically).
     pub fn save(&self, state: &State) -> Result<()> {
         self.create()?;
-        let json = serde_json::to_string_pretty(state)
-            .map_err(|e| HarnessError::Invalid(format!("state does not serialize: {e}")))?;
+        let json = serde_json::to_string_pretty(state).map_err(HarnessError::StateSerialize)?;
         write_private(&self.state_file(), json.as_bytes())?;
         write_private(&self.env_file(), render_env(state).as_bytes())
     }

@@ -31,31 +31,22 @@ async fn init_shared() -> Result<State> {
     let dir = StateDir::discover();
     if let Some(state) = dir.load()? {
         if state.template.is_none() {
-            return Err(HarnessError::Invalid(
-                "the server from setup has no template database (the URL's role cannot create \
-                 databases) — give setup a role with CREATEDB, or set up another backend"
-                    .into(),
-            ));
+            return Err(HarnessError::NoTemplate);
         }
-        state.admin.connect().await.map_err(|e| {
-            HarnessError::Invalid(format!(
-                "{e} — the server from `cargo xtask setup` is not answering: run setup again \
-                 (it restarts a stopped server) or `cargo xtask teardown`"
-            ))
-        })?;
+        state
+            .admin
+            .connect()
+            .await
+            .map_err(|e| HarnessError::SetupServerDown(Box::new(e)))?;
         return Ok(state);
     }
 
     let backend = match std::env::var("INSFORGE_RLS_BACKEND") {
-        Ok(b) if !b.is_empty() => b.parse().map_err(HarnessError::Invalid)?,
+        Ok(b) if !b.is_empty() => b.parse().map_err(HarnessError::BadBackend)?,
         _ => BackendChoice::Auto,
     };
     if backend == BackendChoice::Url {
-        return Err(HarnessError::Invalid(
-            "tests cannot make an ephemeral server with the url backend — run `cargo xtask setup \
-             --backend url --database-url …` first"
-                .into(),
-        ));
+        return Err(HarnessError::EphemeralUrl);
     }
     match NextestRun::current() {
         Some(run) => run.shared_server(&dir, backend).await,
@@ -161,8 +152,9 @@ impl NextestRun {
         // Released when `lock` is dropped, or by the kernel when this process dies.
         let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
             .await
-            .map_err(|e| {
-                HarnessError::Invalid(format!("waiting for the run's lock panicked: {e}"))
+            .map_err(|source| HarnessError::TaskFailed {
+                task: "waiting for the run's lock",
+                source,
             })?
             .map_err(HarnessError::io(
                 "cannot lock the run's lock file",
@@ -221,10 +213,7 @@ impl TestDatabase {
     /// Clones the template into a fresh database.
     pub async fn create() -> Result<Self> {
         let state = shared_state().await?;
-        let template = state
-            .template
-            .as_deref()
-            .ok_or_else(|| HarnessError::Invalid("no template database".into()))?;
+        let template = state.template.as_deref().ok_or(HarnessError::NoTemplate)?;
         let name = factory(state)?.create(template).await?;
         Ok(Self {
             admin: state.admin.with_database(&name),

@@ -276,10 +276,10 @@ impl Cluster {
             if wanted.is_none_or(|p| p == running) {
                 return Ok(target(running));
             }
-            return Err(HarnessError::Invalid(format!(
-                "the local cluster already runs on port {running}; `cargo xtask teardown` first to move it to {}",
-                wanted.unwrap_or(running)
-            )));
+            return Err(HarnessError::PortMove {
+                running,
+                wanted: wanted.unwrap_or(running),
+            });
         }
         let run_dir = self.dir.join("run");
         fs::create_dir_all(&run_dir).map_err(HarnessError::io(
@@ -305,11 +305,7 @@ impl Cluster {
         }
         match lost.as_slice() {
             [port] => Err(HarnessError::PortInUse { port: *port }),
-            _ => Err(HarnessError::Invalid(format!(
-                "the local server could not bind any of {} free ports it found on 127.0.0.1 \
-                 ({lost:?}): something takes ports as fast as they are found — pass --port",
-                lost.len()
-            ))),
+            _ => Err(HarnessError::PortsRaced(lost)),
         }
     }
 
@@ -427,7 +423,7 @@ fn free_port() -> Result<u16> {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| HarnessError::Invalid(format!("cannot find a free port on 127.0.0.1: {e}")))
+        .map_err(HarnessError::NoFreePort)
 }
 
 /// The longest Unix socket path PostgreSQL accepts (`sun_path` less its NUL).
