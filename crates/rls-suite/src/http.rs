@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::SuiteError;
 use crate::fixtures::Fixtures;
 use crate::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use crate::sql::{self, Owners, Seeded, connect};
+use crate::todos_sql::{self, Owners, Seeded, connect};
 
 const INSERTED: &str = "matrix: inserted";
 const UPDATED: &str = "matrix: updated";
@@ -208,8 +208,8 @@ pub async fn run_with_database(
         Op::all(&[]),
         |actor| fixtures.seeded_for_actor(actor),
         async |actor, op| {
-            let seeded = sql::reseed(&mut admin, fixtures, &owners).await?;
-            let before = sql::snapshot(&mut admin, &owners).await?;
+            let seeded = todos_sql::reseed(&mut admin, fixtures, &owners).await?;
+            let before = todos_sql::snapshot(&mut admin, &owners).await?;
             let probed = probe(
                 api,
                 "todos",
@@ -221,7 +221,9 @@ pub async fn run_with_database(
             )
             .await?;
             probed
-                .observe(&before, async || sql::snapshot(&mut admin, &owners).await)
+                .observe(&before, async || {
+                    todos_sql::snapshot(&mut admin, &owners).await
+                })
                 .await
         },
     )

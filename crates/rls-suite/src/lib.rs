@@ -8,7 +8,7 @@ pub mod http;
 pub mod matrix;
 pub mod mutation;
 pub mod spec;
-pub mod sql;
+pub mod todos_sql;
 pub mod tokens;
 pub mod verify;
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::SuiteError;
 use crate::http::{Api, Tokens, probe};
 use crate::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use crate::sql::{Owners, Seeded};
+use crate::todos_sql::{Owners, Seeded};
 
 /// Rows each synthetic user starts with: A and B two each, the bystander one.
 const SEED: [(Owner, usize); 3] = [(Owner::A, 2), (Owner::B, 2), (Owner::Bystander, 1)];

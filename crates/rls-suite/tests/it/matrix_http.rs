@@ -16,7 +16,7 @@ async fn the_http_matrix_shows_no_leak_and_agrees_with_sql() {
     crate::support::assert_clean(&http, &db).await;
     insta::assert_snapshot!("http_matrix", http.render());
 
-    let sql = rls_suite::sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
+    let sql = rls_suite::todos_sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
         .await
         .unwrap();
     let disagreements = rls_suite::http::disagreements(&sql, &http);

@@ -27,9 +27,10 @@ async fn every_mutant_is_caught_or_flagged() {
             .unwrap_or_else(|e| panic!("mutant {} does not apply: {e}", mutant.id));
         admin.close().await.unwrap();
 
-        let sql = rls_suite::sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
-            .await
-            .unwrap();
+        let sql =
+            rls_suite::todos_sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
+                .await
+                .unwrap();
         let (app, api) = w.spawn_app(&db, 2).await;
         let http =
             rls_suite::http::run_with_database(&api, &w.tokens(), db.admin_target(), &w.fixtures)

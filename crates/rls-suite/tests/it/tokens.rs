@@ -4,7 +4,7 @@
 use harness::TestDatabase;
 use reqwest::Method;
 use rls_suite::matrix::{Observation, Owner};
-use rls_suite::sql::{Owners, reseed, snapshot};
+use rls_suite::todos_sql::{Owners, reseed, snapshot};
 use rls_suite::tokens::cases;
 use serde_json::json;
 
