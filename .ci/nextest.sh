@@ -46,6 +46,10 @@ chmod 755 "$work"
 export INSFORGE_RLS_PG_BINDIR=$bin
 
 shm_before=$(ls -d /dev/shm/insforge-rls-* 2>/dev/null || true)
+# Scratch folders that appeared since the script started (only new ones are its leftovers).
+new_shm_folders() {
+	comm -13 <(printf '%s\n' "$shm_before" | sort) <(ls -d /dev/shm/insforge-rls-* 2>/dev/null | sort) | grep . || true
+}
 
 # Polls (bounded) until nothing of a run is left under STATE_DIR: no process with the folder
 # in its command line, an empty folder, no new scratch folder in /dev/shm.
@@ -54,7 +58,7 @@ nothing_left() { # nothing_left STATE_DIR
 	for ((i = 0; i < 300; i++)); do
 		if ! pgrep -f -- "$dir" >/dev/null &&
 			[[ -z $(ls -A "$dir" 2>/dev/null) ]] &&
-			[[ $(ls -d /dev/shm/insforge-rls-* 2>/dev/null || true) == "$shm_before" ]]; then
+			[[ -z $(new_shm_folders) ]]; then
 			echo "nothing left in $dir (checked $((i + 1)) times)"
 			return 0
 		fi
