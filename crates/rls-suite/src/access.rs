@@ -137,6 +137,10 @@ impl Table {
 pub struct BoundSpec {
     spec: Spec,
     tables: Vec<Table>,
+    /// Per table (by position), the tables a write to it can change: itself and, through
+    /// foreign keys (cascades), the tables that reference it, transitively. Only those are
+    /// restored after a cell, so a check's cost grows with its tables, not their square.
+    touched: Vec<Vec<i32>>,
 }
 
 impl BoundSpec {
@@ -164,11 +168,32 @@ impl BoundSpec {
                 ));
             }
         }
-        let order = seed_order(spec, &tables, admin).await?;
-        let tables = order.into_iter().map(|i| tables[i].clone()).collect();
+        let (order, fks) = seed_order(spec, &tables, admin).await?;
+        let tables: Vec<Table> = order.into_iter().map(|i| tables[i].clone()).collect();
+        let position = |name: &str| tables.iter().position(|t| t.spec.name == name);
+        let touched = (0..tables.len())
+            .map(|start| {
+                let mut seen = BTreeSet::from([start]);
+                let mut stack = vec![start];
+                while let Some(t) = stack.pop() {
+                    for (child, target) in &fks {
+                        if position(target) == Some(t)
+                            && let Some(c) = position(child)
+                            && seen.insert(c)
+                        {
+                            stack.push(c);
+                        }
+                    }
+                }
+                seen.into_iter()
+                    .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+                    .collect()
+            })
+            .collect();
         Ok(Self {
             spec: spec.clone(),
             tables,
+            touched,
         })
     }
 
@@ -590,11 +615,12 @@ fn member(
 
 /// Parents before children: the spec's parents, membership tables after the table they grant,
 /// and the catalog's foreign keys among the spec's tables. A cycle is an error.
+#[allow(clippy::type_complexity)]
 async fn seed_order(
     spec: &Spec,
     tables: &[Table],
     admin: &mut PgConnection,
-) -> Result<Vec<usize>, AccessError> {
+) -> Result<(Vec<usize>, Vec<(String, String)>), AccessError> {
     let fks: Vec<(String, String)> = sqlx::query_as(
         "select c.relname::text, f.relname::text from pg_constraint k \
          join pg_class c on c.oid = k.conrelid join pg_class f on f.oid = k.confrelid \
@@ -658,7 +684,7 @@ async fn seed_order(
         done[i] = true;
         order.push(i);
     }
-    Ok(order)
+    Ok((order, fks))
 }
 
 // ---- seeds ----
@@ -857,20 +883,20 @@ const RESTORE_SETUP: &str = "
 create table if not exists insforge_rls.check_seeds (
   position int primary key, tbl regclass not null, cols text not null, images jsonb not null);
 truncate insforge_rls.check_seeds;
-create or replace function insforge_rls.check_restore() returns void
+create or replace function insforge_rls.check_restore(tables int[]) returns void
 language plpgsql set session_replication_role = replica as $fn$
 declare r record;
 begin
-  for r in select * from insforge_rls.check_seeds order by position desc loop
+  for r in select * from insforge_rls.check_seeds where position = any(tables) order by position desc loop
     execute format('delete from %s', r.tbl);
   end loop;
-  for r in select * from insforge_rls.check_seeds order by position loop
+  for r in select * from insforge_rls.check_seeds where position = any(tables) order by position loop
     execute format('insert into %s (%s) overriding system value select %s
                     from jsonb_populate_recordset(null::%s, $1)', r.tbl, r.cols, r.cols, r.tbl)
       using r.images;
   end loop;
 end $fn$;
-revoke all on function insforge_rls.check_restore() from public;
+revoke all on function insforge_rls.check_restore(int[]) from public;
 ";
 
 /// Records the seeded rows for [`restore`].
@@ -900,9 +926,10 @@ async fn keep_seeds(
     Ok(())
 }
 
-/// Puts every spec table back to the seeded rows, exactly (same keys, same values).
-async fn restore(admin: &mut PgConnection) -> Result<(), AccessError> {
-    sqlx::query("select insforge_rls.check_restore()")
+/// Puts `tables` (positions) back to the seeded rows, exactly (same keys, same values).
+async fn restore(admin: &mut PgConnection, tables: &[i32]) -> Result<(), AccessError> {
+    sqlx::query("select insforge_rls.check_restore($1)")
+        .bind(tables)
         .execute(&mut *admin)
         .await
         .map_err(sql_err("restore the seeds"))?;
@@ -1443,7 +1470,7 @@ async fn run_cell(
             || !o.updated.is_empty()
             || !o.deleted.is_empty();
         if changed {
-            restore(admin).await?;
+            restore(admin, &bound.touched[ti]).await?;
         }
     }
     let verdict = judge(table, seeds, ti, allowed, actor, op, expect_row, &o);
