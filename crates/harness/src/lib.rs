@@ -18,7 +18,7 @@ pub mod testing;
 pub use backend::BackendChoice;
 pub use error::{HarnessError, Result};
 pub use factory::{CloneSettings, CloneStrategy, DatabaseFactory};
-pub use identity::{DbIdentity, begin_as};
+pub use identity::{ClaimsForwarding, DbIdentity, begin_as};
 pub use migrate::{MigrationReport, Migrations};
 pub use provision::{SetupOptions, SetupReport, setup, status, teardown};
 pub use state::{Server, State, StateDir};

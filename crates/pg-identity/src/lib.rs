@@ -13,11 +13,13 @@
 //! values go in as literals quoted by [`quote_literal`], the workspace's one SQL-literal
 //! quoter (ARCHITECTURE.md, "No client text becomes SQL").
 
+mod forwarding;
 mod literal;
 
 use sqlx::postgres::{PgConnection, PgPool, Postgres};
 use sqlx::{AssertSqlSafe, Connection as _, Transaction};
 
+pub use forwarding::ClaimsForwarding;
 pub use literal::{NulInText, quote_literal, quote_literal_for_pgbench};
 
 /// Who the database should believe is asking: a role plus the token's claims as JSON.

@@ -32,8 +32,9 @@ pub struct LintOptions {
     pub exposed_roles: Vec<String>,
     /// The exposed role of requests without a token. Default: `anon`.
     pub anon_role: String,
-    /// Claims a policy can rely on. Default: `["sub", "email", "role"]`, the ones InsForge
-    /// ≥ 2.2.5 keeps when it re-signs the caller's token for PostgREST.
+    /// Claims a policy can rely on. Default: the ones InsForge ≥ 2.2.5 keeps when it re-signs
+    /// the caller's token for PostgREST (`pg_identity::ClaimsForwarding::INSFORGE_23_CLAIMS`:
+    /// `sub`, `email`, `role`, `iat`, `exp`), the same list the sample app forwards.
     pub available_claims: Vec<String>,
     /// Per `schema.table`, what the access spec intends. Empty: no spec.
     pub intent: std::collections::BTreeMap<String, TableIntent>,
@@ -46,7 +47,10 @@ impl Default for LintOptions {
             app_role: Some("rls_app".into()),
             exposed_roles: vec!["anon".into(), "authenticated".into()],
             anon_role: "anon".into(),
-            available_claims: vec!["sub".into(), "email".into(), "role".into()],
+            available_claims: pg_identity::ClaimsForwarding::INSFORGE_23_CLAIMS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
             intent: std::collections::BTreeMap::new(),
         }
     }

@@ -55,7 +55,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: CLAIMS_UNAVAILABLE,
         level: Level::Warn,
-        summary: "a policy reads a claim other than the available ones (InsForge >= 2.2.5 keeps only sub, email, role)",
+        summary: "a policy reads a claim other than the available ones (InsForge >= 2.2.5 keeps only sub, email, role, iat, exp)",
     },
     Rule {
         id: FUNCTION_SEARCH_PATH,

@@ -23,25 +23,7 @@ pub const LOOKALIKE_IDS: [(&str, &str); 5] = [
     ("padded", "user_2GIpXOEpVyJw51rkZn9Kmnc6Sxr "),
 ];
 
-/// Which claims reach Postgres: InsForge ≥ 2.2.5 re-signs the identity with `sub`, `email`,
-/// `role` (and `iat`, `exp`); up to 2.2.1 every claim of the token was forwarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClaimsForwarding {
-    #[default]
-    InsForge23,
-    All,
-}
-
-impl ClaimsForwarding {
-    const KEPT: [&str; 5] = ["sub", "email", "role", "iat", "exp"];
-
-    fn apply(self, mut claims: Map<String, Value>) -> Map<String, Value> {
-        if self == ClaimsForwarding::InsForge23 {
-            claims.retain(|k, _| Self::KEPT.contains(&k.as_str()));
-        }
-        claims
-    }
-}
+pub use harness::ClaimsForwarding;
 
 /// Why an actor's claims could not be made.
 #[derive(Debug, thiserror::Error)]
