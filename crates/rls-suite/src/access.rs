@@ -16,6 +16,11 @@ use crate::actors::{Actor, ClaimsForwarding};
 use crate::matrix::Verdict;
 use crate::spec::{Command, Rule, Spec, SpecError, TableSpec};
 
+mod observe;
+
+pub use observe::HttpEndpoint;
+use observe::{Executed, Observer};
+
 /// Why a check could not run (as opposed to what it found).
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -39,6 +44,9 @@ pub enum AccessError {
     Lint(#[from] rls_lint::LintError),
     #[error("a mutant's task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Over HTTP: an endpoint that did not answer, or not as the records API does.
+    #[error(transparent)]
+    Suite(#[from] crate::SuiteError),
 }
 
 /// The server's message for a database error, else the driver's.
@@ -108,9 +116,8 @@ struct Table {
     /// Columns copied from a seed row into an insert candidate (relations, payload, no default).
     candidate_columns: Vec<String>,
     /// Other ways `authenticated` can read this table's rows: views that carry its primary key,
-    /// and set-returning functions of its row type taking only text (called with `''`), as
-    /// from-items (`"public"."todos_overview"`, `"public"."search_todos"('')`).
-    readers: Vec<String>,
+    /// and set-returning functions of its row type taking only text (called with `''`).
+    readers: Vec<Reader>,
 }
 
 impl Table {
@@ -130,6 +137,17 @@ impl Table {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// A view or function that reads a spec table's rows.
+#[derive(Debug, Clone)]
+struct Reader {
+    /// As a from-item, quoted by the catalog: `"public"."todos_overview"`,
+    /// `"public"."search_todos"('')`.
+    from: String,
+    /// A view's own name, which the records API serves; `None` for a function (the records
+    /// API has no route that lists a function's rows the same way).
+    view: Option<String>,
 }
 
 /// The spec's tables, bound and in seeding (foreign-key) order.
@@ -488,9 +506,9 @@ async fn readers(
     schema: &str,
     table: &str,
     pk: &[String],
-) -> Result<Vec<String>, AccessError> {
-    let mut out: Vec<String> = sqlx::query_scalar(
-        "select distinct quote_ident(vn.nspname) || '.' || quote_ident(v.relname) \
+) -> Result<Vec<Reader>, AccessError> {
+    let views: Vec<(String, String)> = sqlx::query_as(
+        "select distinct quote_ident(vn.nspname) || '.' || quote_ident(v.relname), v.relname::text \
          from pg_depend d join pg_rewrite r on r.oid = d.objid \
          join pg_class v on v.oid = r.ev_class join pg_namespace vn on vn.oid = v.relnamespace \
          join pg_class t on t.oid = d.refobjid join pg_namespace tn on tn.oid = t.relnamespace \
@@ -523,7 +541,14 @@ async fn readers(
     .fetch_all(&mut *admin)
     .await
     .map_err(sql_err("list functions"))?;
-    out.extend(functions);
+    let mut out: Vec<Reader> = views
+        .into_iter()
+        .map(|(from, name)| Reader {
+            from,
+            view: Some(name),
+        })
+        .collect();
+    out.extend(functions.into_iter().map(|from| Reader { from, view: None }));
     Ok(out)
 }
 
@@ -1074,8 +1099,8 @@ fn candidate(table: &Table, row: &SeedRow) -> Value {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
     Select,
-    /// A select through a view or function that reads the table (a from-item from the catalog).
-    SelectVia(String),
+    /// A select through a view or function that reads the table (by position in `readers`).
+    SelectVia(usize),
     InsertAllowed,
     InsertForbidden,
     UpdateAllowed,
@@ -1091,7 +1116,7 @@ enum Op {
 impl Op {
     fn all(table: &Table) -> Vec<Op> {
         let mut ops = vec![Op::Select];
-        ops.extend(table.readers.iter().cloned().map(Op::SelectVia));
+        ops.extend((0..table.readers.len()).map(Op::SelectVia));
         ops.extend([
             Op::InsertAllowed,
             Op::InsertForbidden,
@@ -1111,10 +1136,10 @@ impl Op {
         matches!(self, Op::Select | Op::SelectVia(_))
     }
 
-    fn label(&self) -> String {
+    fn label(&self, table: &Table) -> String {
         match self {
             Op::Select => "select".into(),
-            Op::SelectVia(from) => format!("select via {from}"),
+            Op::SelectVia(i) => format!("select via {}", table.readers[*i].from),
             Op::InsertAllowed => "insert · allowed row".into(),
             Op::InsertForbidden => "insert · forbidden row".into(),
             Op::UpdateAllowed => "update · allowed row".into(),
@@ -1181,19 +1206,59 @@ pub async fn run(
     app: &PgTarget,
     opts: RunOptions,
 ) -> Result<CheckReport, AccessError> {
-    let actors = crate::actors::actors(&bound.spec);
-    let users: Vec<&Actor> = actors.iter().filter(|a| a.is_user()).collect();
-    let template = crate::actors::template();
-    let identities = actors
+    run_via(bound, admin, Via::Sql(app), opts).await
+}
+
+/// How a run's cells are carried out.
+#[derive(Debug, Clone, Copy)]
+pub enum Via<'a> {
+    /// Identity transactions on the app's login role.
+    Sql(&'a PgTarget),
+    /// The records API of an endpoint serving this database (the sample app, or an InsForge
+    /// deployment whose database `admin` reaches). Only the Clerk users act over HTTP: the
+    /// built-in `no_claims` and `anon` actors are refused before Postgres there (see
+    /// [`crate::spec_http`]'s token table for what such requests get).
+    Http(&'a HttpEndpoint),
+}
+
+/// Runs the matrices of every spec table, carried out `via` SQL or HTTP, seeding, observing
+/// and restoring through `admin` (a superuser of the database the cells reach).
+pub async fn run_via(
+    bound: &BoundSpec,
+    admin: &PgTarget,
+    via: Via<'_>,
+    opts: RunOptions,
+) -> Result<CheckReport, AccessError> {
+    let http = matches!(via, Via::Http(_));
+    let all_actors = crate::actors::actors(&bound.spec);
+    let users: Vec<&Actor> = all_actors.iter().filter(|a| a.is_user()).collect();
+    let actors: Vec<Actor> = all_actors
         .iter()
-        .map(|a| {
-            a.db_identity(&template, opts.forwarding)
-                .map_err(|source| AccessError::Token {
-                    actor: a.key.clone(),
-                    source,
+        .filter(|a| observe::can_act(http, a))
+        .cloned()
+        .collect();
+    let mut observer = match via {
+        Via::Sql(app) => {
+            let template = crate::actors::template();
+            let identities = actors
+                .iter()
+                .map(|a| {
+                    a.db_identity(&template, opts.forwarding)
+                        .map_err(|source| AccessError::Token {
+                            actor: a.key.clone(),
+                            source,
+                        })
                 })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()?;
+            // One connection for every cell, as a pool of one: each cell after the first runs
+            // on a connection an earlier identity used.
+            Observer::Sql {
+                conn: app.connect().await?,
+                identities,
+            }
+        }
+        Via::Http(endpoint) => Observer::http(endpoint, &actors)?,
+    };
     let mut admin = admin.connect().await?;
     // Seeding, removing and restoring as the superuser skip triggers and foreign-key checks:
     // an app's own triggers neither add rows nor refuse them, and nothing cascades.
@@ -1201,9 +1266,6 @@ pub async fn run(
         .execute(&mut admin)
         .await
         .map_err(sql_err("prepare the superuser session"))?;
-    // One connection for every cell, as a pool of one: each cell after the first runs on a
-    // connection an earlier identity used.
-    let mut conn = app.connect().await?;
     let started = std::time::Instant::now();
     let seeds = seed(bound, &users, &mut admin).await?;
     keep_seeds(bound, &seeds, &mut admin).await?;
@@ -1215,50 +1277,53 @@ pub async fn run(
             .map(|a| (a.key.clone(), a.id().unwrap_or("-").to_owned()))
             .collect(),
     };
-    for (ti, table) in bound.tables.iter().enumerate() {
-        if opts
-            .tables
-            .as_ref()
-            .is_some_and(|only| !only.contains(&table.spec.name))
-        {
-            continue;
-        }
-        let planned = std::time::Instant::now();
-        let allowed = expected(table, &seeds.rows[ti], &actors, &mut admin).await?;
-        tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");
-        let ops = Op::all(table);
-        let mut cells = Vec::new();
-        for op in &ops {
-            let mut row = Vec::new();
-            for (ai, actor) in actors.iter().enumerate() {
-                let cell = run_cell(
-                    table,
-                    ti,
-                    &seeds,
-                    &allowed[ai],
-                    actor,
-                    &identities[ai],
-                    op,
-                    &mut conn,
-                    &mut admin,
-                    bound,
-                )
-                .await?;
-                row.push(cell);
+    let result = async {
+        for (ti, table) in bound.tables.iter().enumerate() {
+            if opts
+                .tables
+                .as_ref()
+                .is_some_and(|only| !only.contains(&table.spec.name))
+            {
+                continue;
             }
-            cells.push(row);
+            let planned = std::time::Instant::now();
+            let allowed = expected(table, &seeds.rows[ti], &actors, &mut admin).await?;
+            tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");
+            let ops = Op::all(table);
+            let mut cells = Vec::new();
+            for op in &ops {
+                let mut row = Vec::new();
+                for (ai, actor) in actors.iter().enumerate() {
+                    let cell = run_cell(
+                        table,
+                        ti,
+                        &seeds,
+                        &allowed[ai],
+                        (ai, actor),
+                        op,
+                        &mut observer,
+                        &mut admin,
+                        bound,
+                    )
+                    .await?;
+                    row.push(cell);
+                }
+                cells.push(row);
+            }
+            tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "matrix done");
+            report.tables.push(TableMatrix {
+                table: table.spec.name.clone(),
+                actors: actors.iter().map(|a| a.key.clone()).collect(),
+                ops: ops.iter().map(|op| op.label(table)).collect(),
+                cells,
+            });
         }
-        tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "matrix done");
-        report.tables.push(TableMatrix {
-            table: table.spec.name.clone(),
-            actors: actors.iter().map(|a| a.key.clone()).collect(),
-            ops: ops.iter().map(Op::label).collect(),
-            cells,
-        });
+        Ok::<_, AccessError>(())
     }
-    conn.close().await.ok();
+    .await;
+    observer.close().await;
     admin.close().await.ok();
-    Ok(report)
+    result.map(|()| report)
 }
 
 /// The row an operation aims at: one the actor may (or may not) do `command` to. Forbidden
@@ -1302,155 +1367,49 @@ async fn run_cell(
     ti: usize,
     seeds: &Seeds,
     allowed: &Allowed,
-    actor: &Actor,
-    identity: &harness::DbIdentity,
+    actor: (usize, &Actor),
     op: &Op,
-    conn: &mut PgConnection,
+    observer: &mut Observer,
     admin: &mut PgConnection,
     bound: &BoundSpec,
 ) -> Result<SpecCell, AccessError> {
+    let (ai, actor) = actor;
     let rows = &seeds.rows[ti];
-    let na = || SpecCell {
-        text: "n/a".into(),
-        verdict: Verdict::Ok,
+    let Some(plan) = plan(table, rows, allowed, op) else {
+        return Ok(SpecCell {
+            text: "n/a".into(),
+            verdict: Verdict::Ok,
+        });
     };
-    let q = &table.qname;
-    let pk = table.pk_expr("t");
-    let change = quote_ident(&table.change);
-    // What the statement is, what it binds, and what the spec expects of it.
-    let (sql, binds, expect_row, removed): (String, Vec<Value>, Option<bool>, Option<&SeedRow>) =
-        match op {
-            Op::Select => (format!("select {pk} from {q} t"), vec![], None, None),
-            // The from-item comes from the catalog, quoted there (see `readers`).
-            Op::SelectVia(from) => (format!("select {pk} from {from} t"), vec![], None, None),
-            Op::InsertAllowed | Op::InsertForbidden => {
-                let want = *op == Op::InsertAllowed;
-                let Some(r) = pick(rows, allowed, &allowed.insert, want) else {
-                    return Ok(na());
-                };
-                let cols: Vec<String> = table
-                    .candidate_columns
-                    .iter()
-                    .map(|c| quote_ident(c))
-                    .collect();
-                (
-                    format!(
-                        "insert into {q} ({c}) select {c} from jsonb_populate_record(null::{q}, $1)",
-                        c = cols.join(", ")
-                    ),
-                    vec![candidate(table, r)],
-                    Some(want),
-                    Some(r),
-                )
-            }
-            Op::UpdateAllowed | Op::UpdateForbidden => {
-                let want = *op == Op::UpdateAllowed;
-                let Some(r) = pick(rows, allowed, &allowed.update, want) else {
-                    return Ok(na());
-                };
-                (
-                    format!(
-                        "update {q} t set {change} = (jsonb_populate_record(null::{q}, $1)).{change} \
-                     where {pk} = $2"
-                    ),
-                    vec![
-                        json!({ &table.change: changed(rows, &table.change, field(&r.image, &table.change)) }),
-                        json!(r.pk),
-                    ],
-                    Some(want),
-                    None,
-                )
-            }
-            Op::UpdateUnfiltered => {
-                let Some(r) = rows.first() else {
-                    return Ok(na());
-                };
-                (
-                    format!(
-                        "update {q} set {change} = (jsonb_populate_record(null::{q}, $1)).{change}"
-                    ),
-                    vec![
-                        json!({ &table.change: changed(rows, &table.change, field(&r.image, &table.change)) }),
-                    ],
-                    None,
-                    None,
-                )
-            }
-            Op::HandOver(col) | Op::HandOverUnfiltered(col) => {
-                // Someone else's value for the column: from a row this actor may not update.
-                let Some(own) = pick(rows, allowed, &allowed.update, true) else {
-                    return Ok(na());
-                };
-                let Some(value) = rows
-                    .iter()
-                    .filter(|r| !allowed.update.contains(&r.pk))
-                    .map(|r| field(&r.image, col))
-                    .find(|v| *v != field(&own.image, col))
-                else {
-                    return Ok(na());
-                };
-                let c = quote_ident(col);
-                let set = format!("{c} = (jsonb_populate_record(null::{q}, $1)).{c}");
-                let mut binds = vec![json!({ col: value })];
-                let sql = if matches!(op, Op::HandOver(_)) {
-                    binds.push(json!(own.pk));
-                    format!("update {q} t set {set} where {pk} = $2")
-                } else {
-                    format!("update {q} set {set}")
-                };
-                (sql, binds, Some(false), None)
-            }
-            Op::DeleteAllowed | Op::DeleteForbidden => {
-                let want = *op == Op::DeleteAllowed;
-                let Some(r) = pick(rows, allowed, &allowed.delete, want) else {
-                    return Ok(na());
-                };
-                (
-                    format!("delete from {q} t where {pk} = $1"),
-                    vec![json!(r.pk)],
-                    Some(want),
-                    None,
-                )
-            }
-            Op::DeleteUnfiltered => (format!("delete from {q}"), vec![], None, None),
-        };
 
     let mut before: BTreeMap<String, Value> = rows
         .iter()
         .map(|r| (r.pk.clone(), r.image.clone()))
         .collect();
-    if let Some(r) = removed {
+    if let Some(r) = plan.removed {
         remove(table, &r.pk, admin).await?;
         before.remove(&r.pk);
     }
 
-    let mut tx = harness::begin_as(conn, identity).await?;
-    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-    for b in binds {
-        query = match b {
-            Value::String(s) => query.bind(s),
-            other => query.bind(other),
-        };
-    }
-    let result = query.fetch_all(&mut *tx).await;
     let mut o = Observed::default();
-    match result {
-        Ok(seen) => {
-            tx.commit().await.map_err(sql_err("commit"))?;
+    match observer.execute(table, rows, ai, &plan.action).await? {
+        Executed::Done { seen, refused } => {
             if op.is_select() {
                 o.seen = seen;
             }
+            o.refused = refused;
         }
-        Err(e) => {
-            tx.rollback().await.ok();
-            o.refused = Some(
-                e.as_database_error()
-                    .and_then(|d| d.code())
-                    .map_or_else(|| "error".to_owned(), |c| c.into_owned()),
-            );
+        Executed::Unsupported(why) => {
+            if plan.removed.is_some() {
+                restore(admin, &bound.touched[ti]).await?;
+            }
+            return Ok(SpecCell {
+                text: why.into(),
+                verdict: Verdict::Ok,
+            });
         }
     }
-    let dirty = removed.is_some() || (!op.is_select() && o.refused.is_none());
+    let dirty = plan.removed.is_some() || (!op.is_select() && o.refused.is_none());
     if dirty {
         let after = images(table, admin).await?;
         for (k, v) in &after {
@@ -1465,7 +1424,7 @@ async fn run_cell(
             .filter(|k| !after.contains_key(*k))
             .cloned()
             .collect();
-        let changed = removed.is_some()
+        let changed = plan.removed.is_some()
             || !o.inserted.is_empty()
             || !o.updated.is_empty()
             || !o.deleted.is_empty();
@@ -1473,10 +1432,106 @@ async fn run_cell(
             restore(admin, &bound.touched[ti]).await?;
         }
     }
-    let verdict = judge(table, seeds, ti, allowed, actor, op, expect_row, &o);
+    let verdict = judge(table, seeds, ti, allowed, actor, op, plan.expect_row, &o);
     Ok(SpecCell {
         text: describe(table, seeds, ti, op, &o, &bound.spec),
         verdict,
+    })
+}
+
+/// What a cell asks for, whoever carries it out: the identity transaction in SQL, or the
+/// records API over HTTP ([`observe`]).
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    /// The primary keys of every row the caller can read: through the table itself (`None`)
+    /// or through one of its readers (by position).
+    Select { via: Option<usize> },
+    /// One row like a seed row (relations, payload; defaults for the rest).
+    Insert { row: Value },
+    /// Sets the columns of `set` (an object) on the row with primary key `target`, or on every
+    /// row (`None`: no filter at all, as a client that forgot one would send it).
+    Update { target: Option<String>, set: Value },
+    /// Deletes the row `target`, or every row (`None`).
+    Delete { target: Option<String> },
+}
+
+/// A cell's action, what the spec expects of the row it aims at (`Some(true)`: it may), and
+/// the seed row removed first (an insert re-inserts it).
+struct Plan<'a> {
+    action: Action,
+    expect_row: Option<bool>,
+    removed: Option<&'a SeedRow>,
+}
+
+/// The action for `op`, or `None` when no seed row fits it (the cell is "n/a").
+fn plan<'a>(table: &Table, rows: &'a [SeedRow], allowed: &Allowed, op: &Op) -> Option<Plan<'a>> {
+    let change = |r: &SeedRow| {
+        json!({ &table.change: changed(rows, &table.change, field(&r.image, &table.change)) })
+    };
+    let plain = |action| Plan {
+        action,
+        expect_row: None,
+        removed: None,
+    };
+    Some(match op {
+        Op::Select => plain(Action::Select { via: None }),
+        Op::SelectVia(i) => plain(Action::Select { via: Some(*i) }),
+        Op::InsertAllowed | Op::InsertForbidden => {
+            let want = *op == Op::InsertAllowed;
+            let r = pick(rows, allowed, &allowed.insert, want)?;
+            Plan {
+                action: Action::Insert {
+                    row: candidate(table, r),
+                },
+                expect_row: Some(want),
+                removed: Some(r),
+            }
+        }
+        Op::UpdateAllowed | Op::UpdateForbidden => {
+            let want = *op == Op::UpdateAllowed;
+            let r = pick(rows, allowed, &allowed.update, want)?;
+            Plan {
+                action: Action::Update {
+                    target: Some(r.pk.clone()),
+                    set: change(r),
+                },
+                expect_row: Some(want),
+                removed: None,
+            }
+        }
+        Op::UpdateUnfiltered => plain(Action::Update {
+            target: None,
+            set: change(rows.first()?),
+        }),
+        Op::HandOver(col) | Op::HandOverUnfiltered(col) => {
+            // Someone else's value for the column: from a row this actor may not update.
+            let own = pick(rows, allowed, &allowed.update, true)?;
+            let value = rows
+                .iter()
+                .filter(|r| !allowed.update.contains(&r.pk))
+                .map(|r| field(&r.image, col))
+                .find(|v| *v != field(&own.image, col))?;
+            Plan {
+                action: Action::Update {
+                    target: matches!(op, Op::HandOver(_)).then(|| own.pk.clone()),
+                    set: json!({ col: value }),
+                },
+                expect_row: Some(false),
+                removed: None,
+            }
+        }
+        Op::DeleteAllowed | Op::DeleteForbidden => {
+            let want = *op == Op::DeleteAllowed;
+            let r = pick(rows, allowed, &allowed.delete, want)?;
+            Plan {
+                action: Action::Delete {
+                    target: Some(r.pk.clone()),
+                },
+                expect_row: Some(want),
+                removed: None,
+            }
+        }
+        Op::DeleteUnfiltered => plain(Action::Delete { target: None }),
     })
 }
 
