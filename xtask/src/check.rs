@@ -163,7 +163,7 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
             } else {
                 ClaimsForwarding::InsForge23
             },
-            tables: None,
+            ..RunOptions::default()
         };
         let report = access::run(&bound, db.admin_target(), db.app_target(), opts.clone()).await?;
         let lint_opts = rls_lint::LintOptions {

@@ -44,6 +44,12 @@ pub enum AccessError {
     Lint(#[from] rls_lint::LintError),
     #[error("a mutant's task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(
+        "`{table}` already has rows: the run seeds its own and restores whole tables between \
+         cells, so it only runs where the spec's tables are empty (a fresh or staging database, \
+         an InsForge branch) — never against production data"
+    )]
+    NotEmpty { table: String },
     /// Over HTTP: an endpoint that did not answer, or not as the records API does.
     #[error(transparent)]
     Suite(#[from] crate::SuiteError),
@@ -548,7 +554,11 @@ async fn readers(
             view: Some(name),
         })
         .collect();
-    out.extend(functions.into_iter().map(|from| Reader { from, view: None }));
+    out.extend(
+        functions
+            .into_iter()
+            .map(|from| Reader { from, view: None }),
+    );
     Ok(out)
 }
 
@@ -1196,6 +1206,10 @@ pub struct RunOptions {
     pub forwarding: ClaimsForwarding,
     /// Only these tables' matrices (every table is still seeded); `None`: all.
     pub tables: Option<Vec<String>>,
+    /// The database is not the run's own (`verify` against a deployment): refuse to start when
+    /// a spec table already has rows, because restoring between cells rewrites whole tables.
+    /// A check's fresh database is its own, and rows its migrations inserted are replaced.
+    pub refuse_existing_rows: bool,
 }
 
 /// Runs the SQL matrices of every spec table against one database: `admin` a superuser there,
@@ -1266,6 +1280,9 @@ pub async fn run_via(
         .execute(&mut admin)
         .await
         .map_err(sql_err("prepare the superuser session"))?;
+    if opts.refuse_existing_rows {
+        refuse_existing_rows(bound, &mut admin).await?;
+    }
     let started = std::time::Instant::now();
     let seeds = seed(bound, &users, &mut admin).await?;
     keep_seeds(bound, &seeds, &mut admin).await?;
@@ -1322,8 +1339,45 @@ pub async fn run_via(
     }
     .await;
     observer.close().await;
+    // Whatever happened, the seeds go: the tables are left empty, as a run finds them.
+    let cleared = clear(bound, &mut admin).await;
     admin.close().await.ok();
-    result.map(|()| report)
+    result?;
+    cleared?;
+    Ok(report)
+}
+
+/// Refuses a database whose spec tables hold rows the run did not put there.
+async fn refuse_existing_rows(
+    bound: &BoundSpec,
+    admin: &mut PgConnection,
+) -> Result<(), AccessError> {
+    for table in &bound.tables {
+        let some: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select exists (select from {})",
+            table.qname
+        )))
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(sql_err(format!("read {}", table.spec.name)))?;
+        if some {
+            return Err(AccessError::NotEmpty {
+                table: table.spec.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Removes every row of the spec tables (children first), as the superuser with triggers off.
+async fn clear(bound: &BoundSpec, admin: &mut PgConnection) -> Result<(), AccessError> {
+    for table in bound.tables.iter().rev() {
+        sqlx::query(sqlx::AssertSqlSafe(format!("delete from {}", table.qname)))
+            .execute(&mut *admin)
+            .await
+            .map_err(sql_err(format!("remove the seeds of {}", table.spec.name)))?;
+    }
+    Ok(())
 }
 
 /// The row an operation aims at: one the actor may (or may not) do `command` to. Forbidden
@@ -1465,9 +1519,7 @@ struct Plan<'a> {
 
 /// The action for `op`, or `None` when no seed row fits it (the cell is "n/a").
 fn plan<'a>(table: &Table, rows: &'a [SeedRow], allowed: &Allowed, op: &Op) -> Option<Plan<'a>> {
-    let change = |r: &SeedRow| {
-        json!({ &table.change: changed(rows, &table.change, field(&r.image, &table.change)) })
-    };
+    let change = |r: &SeedRow| json!({ &table.change: changed(rows, &table.change, field(&r.image, &table.change)) });
     let plain = |action| Plan {
         action,
         expect_row: None,
@@ -1767,6 +1819,43 @@ impl TableMatrix {
 }
 
 impl CheckReport {
+    /// Where two runs of the same spec (SQL and HTTP, say) observed different things, over the
+    /// tables, operations and actors both have: `[table] op · actor: SQL "…" vs HTTP "…"`.
+    /// A cell one observer cannot carry out (a function over HTTP) is not compared.
+    pub fn disagreements(&self, other: &CheckReport, names: (&str, &str)) -> Vec<String> {
+        let mut out = Vec::new();
+        for mine in &self.tables {
+            let Some(theirs) = other.table(&mine.table) else {
+                continue;
+            };
+            for (op, row) in mine.ops.iter().zip(&mine.cells) {
+                let Some(oi) = theirs.ops.iter().position(|o| o == op) else {
+                    continue;
+                };
+                for (actor, cell) in mine.actors.iter().zip(row) {
+                    let Some(ai) = theirs.actors.iter().position(|a| a == actor) else {
+                        continue;
+                    };
+                    let other_cell = &theirs.cells[oi][ai];
+                    let unsupported = |c: &SpecCell| c.text.starts_with("n/a over");
+                    if unsupported(cell) || unsupported(other_cell) {
+                        continue;
+                    }
+                    if cell.text != other_cell.text
+                        || std::mem::discriminant(&cell.verdict)
+                            != std::mem::discriminant(&other_cell.verdict)
+                    {
+                        out.push(format!(
+                            "[{}] {op} · {actor}: {} {:?} vs {} {:?}",
+                            mine.table, names.0, cell.text, names.1, other_cell.text
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn leaks(&self) -> Vec<String> {
         self.tables.iter().flat_map(TableMatrix::leaks).collect()
     }

@@ -114,7 +114,9 @@ impl Observer {
         action: &Action,
     ) -> Result<Executed, AccessError> {
         match self {
-            Observer::Sql { conn, identities } => sql(conn, &identities[actor], table, action).await,
+            Observer::Sql { conn, identities } => {
+                sql(conn, &identities[actor], table, action).await
+            }
             Observer::Http {
                 api,
                 authorizations,

@@ -8,6 +8,7 @@ mod model;
 mod mutants;
 mod pool;
 mod spec_check;
+mod spec_http;
 mod support;
 mod tokens;
 mod verify;

@@ -1,0 +1,101 @@
+//! The spec engine over HTTP: the same cells carried out through the records API of the sample
+//! app serving the check's database, judged alike, and in agreement with the SQL matrices.
+
+use std::path::PathBuf;
+
+use harness::TestDatabase;
+use rls_suite::access::{self, BoundSpec, CheckReport, HttpEndpoint, RunOptions, Via};
+use rls_suite::spec::Spec;
+use sqlx::Connection;
+
+use crate::support::world;
+
+fn root() -> PathBuf {
+    harness::state::workspace_root()
+}
+
+/// The SQL run, then the HTTP run through the sample app, on the same database.
+async fn both(spec: &Spec, db: &TestDatabase) -> (CheckReport, CheckReport) {
+    let mut admin = db.admin_connection().await.unwrap();
+    let bound = BoundSpec::bind(spec, &mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    let sql = access::run(
+        &bound,
+        db.admin_target(),
+        db.app_target(),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let w = world();
+    let (app, _) = w.spawn_app(db, 4).await;
+    let endpoint = HttpEndpoint {
+        base_url: app.url(),
+        secret: w.secret.clone(),
+    };
+    let http = access::run_via(
+        &bound,
+        db.admin_target(),
+        Via::Http(&endpoint),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    app.shutdown().await.unwrap();
+    (sql, http)
+}
+
+fn assert_agree(sql: &CheckReport, http: &CheckReport) {
+    let diff = sql.disagreements(http, ("SQL", "HTTP"));
+    assert!(
+        diff.is_empty(),
+        "SQL and HTTP disagree:\n{}\n\nHTTP:\n{}",
+        diff.join("\n"),
+        http.render()
+    );
+}
+
+#[tokio::test]
+async fn the_todos_spec_over_http_agrees_with_sql() {
+    let spec = Spec::load(&root().join("fixtures/todos.access.toml")).unwrap();
+    let db = TestDatabase::create().await.unwrap();
+    let (sql, http) = both(&spec, &db).await;
+    assert!(http.leaks().is_empty(), "{}", http.render());
+    assert!(http.lost_access().is_empty(), "{}", http.render());
+    // Over HTTP only the Clerk users act; every cell they share with SQL says the same.
+    assert!(
+        !http
+            .actors
+            .iter()
+            .any(|(k, _)| k == "anon" || k == "no_claims")
+    );
+    assert_eq!(http.tables[0].ops, sql.tables[0].ops);
+    assert_agree(&sql, &http);
+    insta::assert_snapshot!("todos_spec_matrix_http", http.render());
+}
+
+#[tokio::test]
+async fn a_policy_broken_by_hand_leaks_over_http_too() {
+    let spec = Spec::load(&root().join("fixtures/todos.access.toml")).unwrap();
+    let db = TestDatabase::create().await.unwrap();
+    let mut admin = db.admin_connection().await.unwrap();
+    sqlx::raw_sql(
+        "alter policy todos_update_own on public.todos with check (true); \
+         alter policy todos_select_own on public.todos using (true);",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+    let (sql, http) = both(&spec, &db).await;
+    let leaks = http.leaks();
+    assert!(
+        leaks.iter().any(|l| l.contains("sees a row of")),
+        "{leaks:?}"
+    );
+    assert!(
+        leaks.iter().any(|l| l.contains("re-assigns user_id")),
+        "{leaks:?}"
+    );
+    assert_agree(&sql, &http);
+}
