@@ -16,8 +16,10 @@ use crate::actors::{Actor, ClaimsForwarding};
 use crate::matrix::Verdict;
 use crate::spec::{Command, Rule, Spec, SpecError, TableSpec};
 
+mod hostile;
 mod observe;
 
+pub use hostile::HostileRow;
 pub use observe::HttpEndpoint;
 use observe::{Executed, Observer};
 
@@ -1198,6 +1200,8 @@ pub struct CheckReport {
     pub tables: Vec<TableMatrix>,
     /// `key = id` for each actor, for reading the matrices.
     pub actors: Vec<(String, String)>,
+    /// Over HTTP: the hostile-token table on every table (empty in SQL).
+    pub hostile: Vec<HostileRow>,
 }
 
 /// Options of a run.
@@ -1293,7 +1297,10 @@ pub async fn run_via(
             .iter()
             .map(|a| (a.key.clone(), a.id().unwrap_or("-").to_owned()))
             .collect(),
+        hostile: Vec::new(),
     };
+    // User A's allowed rows per table (by position), for the hostile-token table.
+    let mut allowed_a: Vec<(usize, Allowed)> = Vec::new();
     let result = async {
         for (ti, table) in bound.tables.iter().enumerate() {
             if opts
@@ -1306,6 +1313,9 @@ pub async fn run_via(
             let planned = std::time::Instant::now();
             let allowed = expected(table, &seeds.rows[ti], &actors, &mut admin).await?;
             tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");
+            if let Some(a) = allowed.first() {
+                allowed_a.push((ti, a.clone()));
+            }
             let ops = Op::all(table);
             let mut cells = Vec::new();
             for op in &ops {
@@ -1334,6 +1344,13 @@ pub async fn run_via(
                 ops: ops.iter().map(|op| op.label(table)).collect(),
                 cells,
             });
+        }
+        if let (Via::Http(endpoint), [a, b, ..]) = (via, users.as_slice())
+            && let Some(b_id) = b.id()
+        {
+            let victims = hostile::Victims { a, b_id };
+            report.hostile =
+                hostile::run(bound, &seeds, endpoint, &victims, &allowed_a, &mut admin).await?;
         }
         Ok::<_, AccessError>(())
     }
@@ -1819,6 +1836,13 @@ impl TableMatrix {
 }
 
 impl CheckReport {
+    fn hostile_leaks(&self) -> impl Iterator<Item = String> + '_ {
+        self.hostile.iter().filter_map(|r| match &r.verdict {
+            Verdict::Leak(why) => Some(format!("[{}] token \"{}\": {why}", r.table, r.case)),
+            _ => None,
+        })
+    }
+
     /// Where two runs of the same spec (SQL and HTTP, say) observed different things, over the
     /// tables, operations and actors both have: `[table] op · actor: SQL "…" vs HTTP "…"`.
     /// A cell one observer cannot carry out (a function over HTTP) is not compared.
@@ -1857,7 +1881,11 @@ impl CheckReport {
     }
 
     pub fn leaks(&self) -> Vec<String> {
-        self.tables.iter().flat_map(TableMatrix::leaks).collect()
+        self.tables
+            .iter()
+            .flat_map(TableMatrix::leaks)
+            .chain(self.hostile_leaks())
+            .collect()
     }
 
     pub fn lost_access(&self) -> Vec<String> {
@@ -1894,6 +1922,10 @@ impl CheckReport {
             out.push_str(&t.render());
             out.push('\n');
         }
+        if !self.hostile.is_empty() {
+            out.push_str(&hostile::render(&self.hostile));
+            out.push('\n');
+        }
         out
     }
 
@@ -1904,6 +1936,15 @@ impl CheckReport {
             "leaks": self.leaks(),
             "lost_access": self.lost_access(),
             "cells": self.cell_count(),
+            "hostile_tokens": self.hostile.iter().map(|r| json!({
+                "table": r.table,
+                "case": r.case,
+                "status": r.status,
+                "error": r.error,
+                "contract_status": r.contract,
+                "observed": r.observed,
+                "leak": match &r.verdict { Verdict::Leak(why) => Some(why), _ => None },
+            })).collect::<Vec<_>>(),
         })
     }
 }

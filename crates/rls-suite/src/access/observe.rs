@@ -237,6 +237,12 @@ fn select_name(column: &str) -> String {
     }
 }
 
+/// `select=` of the table's primary key columns.
+pub(super) fn select_list(table: &Table) -> String {
+    let cols: Vec<String> = table.pk.iter().map(|c| select_name(c)).collect();
+    format!("select={}", encode(&cols.join(",")))
+}
+
 fn encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
@@ -267,7 +273,7 @@ fn key_filter(table: &Table, key: &str) -> Result<String, AccessError> {
 
 /// The engine's key for a row the API returned: the seed row whose key values match, else the
 /// values themselves.
-fn key_of(table: &Table, seeds: &[SeedRow], row: &Value) -> String {
+pub(super) fn key_of(table: &Table, seeds: &[SeedRow], row: &Value) -> String {
     let values = Value::Array(
         table
             .pk
@@ -309,13 +315,7 @@ async fn http(
                     None => return Ok(Executed::Unsupported("n/a over HTTP (a function)")),
                 },
             };
-            let cols: Vec<String> = table.pk.iter().map(|c| select_name(c)).collect();
-            (
-                Method::GET,
-                resource,
-                format!("select={}", encode(&cols.join(","))),
-                None,
-            )
+            (Method::GET, resource, select_list(table), None)
         }
         Action::Insert { row } => (Method::POST, name, String::new(), Some(row)),
         Action::Update { target, set } => (

@@ -71,6 +71,18 @@ async fn the_todos_spec_over_http_agrees_with_sql() {
     );
     assert_eq!(http.tables[0].ops, sql.tables[0].ops);
     assert_agree(&sql, &http);
+    // The hostile-token table: every case answered as the contract says, nothing leaked.
+    assert_eq!(
+        http.hostile.len(),
+        rls_suite::tokens::cases().unwrap().len()
+    );
+    let off_contract: Vec<_> = http
+        .hostile
+        .iter()
+        .filter(|r| r.status != r.contract)
+        .map(|r| &r.case)
+        .collect();
+    assert!(off_contract.is_empty(), "{off_contract:?}");
     insta::assert_snapshot!("todos_spec_matrix_http", http.render());
 }
 
@@ -95,6 +107,13 @@ async fn a_policy_broken_by_hand_leaks_over_http_too() {
     );
     assert!(
         leaks.iter().any(|l| l.contains("re-assigns user_id")),
+        "{leaks:?}"
+    );
+    // A well-formed token of user A now reads everyone's rows: the token table says so too.
+    assert!(
+        leaks
+            .iter()
+            .any(|l| l.contains("token \"well-formed (control)\": reads a row of")),
         "{leaks:?}"
     );
     assert_agree(&sql, &http);

@@ -1,0 +1,175 @@
+//! The hostile-token table on a spec's tables: every case of `fixtures/tokens.json` (user A's
+//! token tampered one way at a time: forged, expired, another role, no `sub`, odd headers)
+//! reads each table and sends a PATCH with no filter. A case may see and change at most what
+//! the spec lets user A see and change; a refused request must change nothing.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+
+use super::observe::{HttpEndpoint, key_of, select_list};
+use super::{AccessError, Allowed, BoundSpec, Seeds, changed, field, images, restore, tag};
+use crate::actors::{Actor, ActorKind};
+use crate::http::Api;
+use crate::matrix::Verdict;
+
+/// One token case on one table.
+#[derive(Debug, Clone)]
+pub struct HostileRow {
+    pub table: String,
+    pub case: String,
+    /// What the endpoint answered the read, and InsForge's `error` or PostgREST's `code`.
+    pub status: u16,
+    pub error: String,
+    /// The status `fixtures/tokens.json` promises for the case.
+    pub contract: u16,
+    /// What the read returned and the PATCH changed, by the rows' actors.
+    pub observed: String,
+    pub verdict: Verdict,
+}
+
+/// User A and B of the table: the spec's first two Clerk users.
+pub(super) struct Victims<'a> {
+    pub a: &'a Actor,
+    pub b_id: &'a str,
+}
+
+pub(super) async fn run(
+    bound: &BoundSpec,
+    seeds: &Seeds,
+    endpoint: &HttpEndpoint,
+    victims: &Victims<'_>,
+    allowed_a: &[(usize, Allowed)],
+    admin: &mut PgConnection,
+) -> Result<Vec<HostileRow>, AccessError> {
+    let ActorKind::User { id, email, claims } = &victims.a.kind else {
+        return Ok(Vec::new());
+    };
+    let mut user = clerk_token::ClerkUser::new(id.clone());
+    if let Some(email) = email {
+        user = user.with_email(email.clone());
+    }
+    for (k, v) in claims {
+        user = user.with_claim(k.clone(), v.clone());
+    }
+    let api = Api::new(&endpoint.base_url)?;
+    let cases = crate::tokens::cases()?;
+    let mut out = Vec::new();
+    for (ti, allowed) in allowed_a {
+        let ti = *ti;
+        let table = &bound.tables[ti];
+        let rows = &seeds.rows[ti];
+        let Some(first) = rows.first() else {
+            continue;
+        };
+        let set = json!({ &table.change: changed(rows, &table.change, field(&first.image, &table.change)) });
+        let before: std::collections::BTreeMap<String, Value> = rows
+            .iter()
+            .map(|r| (r.pk.clone(), r.image.clone()))
+            .collect();
+        for case in &cases {
+            let authorization = case.authorization(&endpoint.secret, &user, victims.b_id)?;
+            let read = api
+                .request_with_authorization(
+                    Method::GET,
+                    &table.spec.name,
+                    &select_list(table),
+                    Some(&authorization),
+                    None,
+                    None,
+                )
+                .await?;
+            api.request_with_authorization(
+                Method::PATCH,
+                &table.spec.name,
+                "",
+                Some(&authorization),
+                Some(&set),
+                None,
+            )
+            .await?;
+            let after = images(table, admin).await?;
+            let updated: Vec<&String> = before
+                .iter()
+                .filter(|(k, v)| after.get(*k) != Some(*v))
+                .map(|(k, _)| k)
+                .collect();
+            let added = after.keys().filter(|k| !before.contains_key(*k)).count();
+            if !updated.is_empty() || added > 0 {
+                restore(admin, &bound.touched[ti]).await?;
+            }
+            let seen: Vec<String> = if read.status.is_success() {
+                read.body
+                    .as_array()
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|r| key_of(table, &seeds.rows[ti], r))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let of = |pk: &String| tag(seeds, ti, pk);
+            let verdict = if let Some(pk) = seen.iter().find(|pk| !allowed.select.contains(*pk)) {
+                Verdict::Leak(format!("reads a row of {} user A may not see", of(pk)))
+            } else if let Some(pk) = updated.iter().find(|pk| !allowed.update.contains(**pk)) {
+                Verdict::Leak(format!("changes a row of {} user A may not change", of(pk)))
+            } else if added > 0 {
+                Verdict::Leak(format!("adds {added} rows with a PATCH"))
+            } else if !read.status.is_success() && !updated.is_empty() {
+                Verdict::Leak(format!(
+                    "refused ({}) yet changes {} rows",
+                    read.status.as_u16(),
+                    updated.len()
+                ))
+            } else {
+                Verdict::Ok
+            };
+            let mut observed = format!("reads {}", seen.len());
+            if !updated.is_empty() {
+                observed.push_str(&format!(", changes {}", updated.len()));
+            }
+            out.push(HostileRow {
+                table: table.spec.name.clone(),
+                case: case.case.clone(),
+                status: read.status.as_u16(),
+                error: read
+                    .body
+                    .get("error")
+                    .or_else(|| read.body.get("code"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                contract: case.expect.status,
+                observed,
+                verdict,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One line per table and case: status (with the contract's when it differs), what happened.
+pub fn render(rows: &[HostileRow]) -> String {
+    let mut table = vec![vec![
+        "table".to_owned(),
+        "token case (user A's token, tampered)".to_owned(),
+        "status".to_owned(),
+        "observed".to_owned(),
+    ]];
+    for r in rows {
+        let status = if r.status == r.contract {
+            format!("{} {}", r.status, r.error)
+        } else {
+            format!("{} {} (contract: {})", r.status, r.error, r.contract)
+        };
+        table.push(vec![
+            r.table.clone(),
+            r.case.clone(),
+            status.trim_end().to_owned(),
+            format!("{}{}", crate::matrix::mark(&r.verdict), r.observed),
+        ]);
+    }
+    crate::matrix::render_table(&table)
+}
