@@ -41,11 +41,18 @@ pub struct CheckArgs {
     /// by default the lint is advice and the matrices decide.
     #[arg(long)]
     deny_lint: Option<rls_lint::Level>,
+    /// Also run the matrices over HTTP: the sample app serves the check's database and every
+    /// cell goes through the records API, plus the hostile-token table; where SQL and HTTP
+    /// disagree, the check says so (and fails).
+    #[arg(long)]
+    http: bool,
 }
 
 /// What a run found, and the exit status it maps to.
 struct Outcome {
     report: CheckReport,
+    /// `--http`: the matrices over the records API, and where they differ from SQL's.
+    http: Option<(CheckReport, Vec<String>)>,
     mutants: Option<rls_suite::mutation::MutationReport>,
     lint: rls_lint::Report,
     migrations: Vec<String>,
@@ -58,8 +65,14 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
             let lint_fails = args
                 .deny_lint
                 .is_some_and(|level| outcome.lint.exit_code(level) != 0);
-            let (leaks, lost) = (outcome.report.leaks(), outcome.report.lost_access());
-            let code: u8 = if !leaks.is_empty() || lint_fails {
+            let (mut leaks, mut lost) = (outcome.report.leaks(), outcome.report.lost_access());
+            let mut disagree = Vec::new();
+            if let Some((http, diff)) = &outcome.http {
+                leaks.extend(http.leaks().into_iter().map(|l| format!("HTTP {l}")));
+                lost.extend(http.lost_access().into_iter().map(|l| format!("HTTP {l}")));
+                disagree.clone_from(diff);
+            }
+            let code: u8 = if !leaks.is_empty() || lint_fails || !disagree.is_empty() {
                 1
             } else if !lost.is_empty() {
                 3
@@ -74,11 +87,15 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
                     "lint": serde_json::from_str::<serde_json::Value>(&outcome.lint.render_json())
                         .unwrap_or_default(),
                     "mutants": outcome.mutants.as_ref().map(rls_suite::mutation::MutationReport::to_json),
+                    "http": outcome.http.as_ref().map(|(http, diff)| json!({
+                        "matrices": http.to_json(),
+                        "disagreements_with_sql": diff,
+                    })),
                     "exit": code,
                 });
                 println!("{value:#}");
             } else {
-                print_text(&args, &outcome, &leaks, &lost, code);
+                print_text(&args, &outcome, (&leaks, &lost, &disagree), code);
             }
             Ok(ExitCode::from(code))
         }
@@ -89,7 +106,12 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     }
 }
 
-fn print_text(args: &CheckArgs, o: &Outcome, leaks: &[String], lost: &[String], code: u8) {
+fn print_text(
+    args: &CheckArgs,
+    o: &Outcome,
+    (leaks, lost, disagree): (&[String], &[String], &[String]),
+    code: u8,
+) {
     println!(
         "insforge-rls check: {} ({} tables, {} cells, {} ms)",
         args.spec.display(),
@@ -100,6 +122,10 @@ fn print_text(args: &CheckArgs, o: &Outcome, leaks: &[String], lost: &[String], 
     println!("migrations: {}", o.migrations.join(", "));
     println!();
     print!("{}", o.report.render());
+    if let Some((http, _)) = &o.http {
+        println!("over HTTP (the sample app's records API on the same database):");
+        print!("{}", http.render());
+    }
     if let Some(m) = &o.mutants {
         print!("{}", m.render());
         println!();
@@ -115,12 +141,18 @@ fn print_text(args: &CheckArgs, o: &Outcome, leaks: &[String], lost: &[String], 
     for l in lost {
         println!("LOST {l}");
     }
+    for l in disagree {
+        println!("DIFF {l}");
+    }
     println!(
         "{} leaks, {} lost access — {}",
         leaks.len(),
         lost.len(),
         match code {
             0 => "clean",
+            1 if leaks.is_empty() && !disagree.is_empty() => {
+                "FAILED: SQL and HTTP disagree (the records API does not pass the caller on as Postgres expects)"
+            }
             1 => "FAILED: someone can do more than the spec allows",
             _ => "FAILED: someone can do less than the spec allows",
         }
@@ -166,6 +198,13 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
             ..RunOptions::default()
         };
         let report = access::run(&bound, db.admin_target(), db.app_target(), opts.clone()).await?;
+        let http = if args.http {
+            let http = over_http(&bound, &db, &opts).await?;
+            let diff = report.disagreements(&http, ("SQL", "HTTP"));
+            Some((http, diff))
+        } else {
+            None
+        };
         let lint_opts = rls_lint::LintOptions {
             schemas: vec![spec.schema.clone()],
             app_role: Some(state.app.user.clone()),
@@ -190,20 +229,66 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
             }
             None => None,
         };
-        anyhow::Ok((report, lint, mutants))
+        anyhow::Ok((report, http, lint, mutants))
     }
     .await;
     drop(db);
     drop(pristine);
     harness::testing::flush_drops().await.ok();
-    let (report, lint, mutants) = result?;
+    let (report, http, lint, mutants) = result?;
     Ok(Outcome {
         report,
+        http,
         mutants,
         lint,
         migrations: migrations.names(),
         took_ms: started.elapsed().as_millis(),
     })
+}
+
+/// The matrices over HTTP: the sample app, in process on a free loopback port, serving the
+/// check's database with a secret of its own, stopped afterwards.
+async fn over_http(bound: &BoundSpec, db: &TestDatabase, opts: &RunOptions) -> Result<CheckReport> {
+    let secret = clerk_token::Secret::generate();
+    let mut config = todo_app::AppConfig::new(db.app_target().url(), secret.clone());
+    config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let app = todo_app::spawn(config)
+        .await
+        .context("starting the sample app for --http")?;
+    let endpoint = access::HttpEndpoint {
+        base_url: app.url(),
+        secret,
+    };
+    let report = access::run_via(
+        bound,
+        db.admin_target(),
+        access::Via::Http(&endpoint),
+        opts.clone(),
+    )
+    .await;
+    app.shutdown().await.context("stopping the sample app")?;
+    Ok(report?)
+}
+
+/// `verify --spec`: the spec's matrices over HTTP against `endpoint`, seeding and observing
+/// through `admin` (the endpoint's database), on tables that must start empty and are left so.
+pub async fn verify_spec(
+    spec: &Path,
+    admin: &harness::PgTarget,
+    endpoint: &access::HttpEndpoint,
+) -> Result<CheckReport> {
+    let spec = Spec::load(spec)?;
+    let mut conn = admin
+        .connect()
+        .await
+        .context("connecting to the endpoint's database")?;
+    let bound = BoundSpec::bind(&spec, &mut conn).await?;
+    drop(conn);
+    let opts = RunOptions {
+        refuse_existing_rows: true,
+        ..RunOptions::default()
+    };
+    Ok(access::run_via(&bound, admin, access::Via::Http(endpoint), opts).await?)
 }
 
 /// What the spec tells the lint: each table's owner column, and reads it declares public.

@@ -97,6 +97,23 @@ struct VerifyArgs {
     /// The table to probe: it must accept {"title": …} with user_id defaulting to the caller.
     #[arg(long, default_value = "todos")]
     table: String,
+    /// An access spec: run its matrices for every table over HTTP, and the hostile-token table,
+    /// instead of the todos probe. Needs the endpoint's database (--database-url) to seed,
+    /// observe and remove its rows; refuses tables that already hold rows.
+    #[arg(long, value_name = "FILE")]
+    spec: Option<std::path::PathBuf>,
+    /// With --spec: a superuser (or table owner) URL of the database the endpoint serves
+    /// [default: the database `cargo xtask setup` made, which `cargo xtask app` serves].
+    #[arg(
+        long,
+        env = "INSFORGE_RLS_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    database_url: Option<String>,
+    /// With --spec: text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -467,13 +484,63 @@ async fn lint(dir: &StateDir, args: LintArgs) -> Result<ExitCode> {
 }
 
 async fn verify(dir: &StateDir, args: VerifyArgs) -> Result<ExitCode> {
-    let secret = match (args.jwt_secret, dir.load()?) {
+    let state = dir.load()?;
+    let secret = match (args.jwt_secret.clone(), &state) {
         (Some(secret), _) => secret,
-        (None, Some(state)) => state.jwt_secret,
+        (None, Some(state)) => state.jwt_secret.clone(),
         (None, None) => anyhow::bail!(
             "no JWT secret: pass --jwt-secret (the InsForge project's JWT_SECRET) or run `cargo xtask setup` first"
         ),
     };
+    if let Some(spec) = &args.spec {
+        let admin = match (&args.database_url, &state) {
+            (Some(url), _) => harness::PgTarget::parse(url)?,
+            (None, Some(state)) => state.admin.clone(),
+            (None, None) => anyhow::bail!(
+                "verify --spec needs the endpoint's database to seed and observe its rows: pass \
+                 --database-url (a superuser or the tables' owner) or run `cargo xtask setup` first"
+            ),
+        };
+        let endpoint = rls_suite::access::HttpEndpoint {
+            base_url: args.base_url.clone(),
+            secret: clerk_token::Secret::new(secret)?,
+        };
+        return match check::verify_spec(spec, &admin, &endpoint).await {
+            Ok(report) => {
+                let (leaks, lost) = (report.leaks(), report.lost_access());
+                let code: u8 = if !leaks.is_empty() {
+                    1
+                } else if !lost.is_empty() {
+                    3
+                } else {
+                    0
+                };
+                if args.format == "json" {
+                    println!("{:#}", report.to_json());
+                } else {
+                    println!("verify {} against {}", spec.display(), args.base_url);
+                    println!();
+                    print!("{}", report.render());
+                    for l in &leaks {
+                        println!("LEAK {l}");
+                    }
+                    for l in &lost {
+                        println!("LOST {l}");
+                    }
+                    println!(
+                        "{} leaks, {} lost access; the synthetic rows were removed",
+                        leaks.len(),
+                        lost.len()
+                    );
+                }
+                Ok(ExitCode::from(code))
+            }
+            Err(e) => {
+                eprintln!("error: verify could not run: {e:#}");
+                Ok(ExitCode::from(2))
+            }
+        };
+    }
     let opts = rls_suite::verify::VerifyOptions {
         base_url: args.base_url,
         secret: clerk_token::Secret::new(secret)?,
