@@ -18,10 +18,12 @@ use crate::spec::{Command, Rule, Spec, SpecError, TableSpec};
 
 mod hostile;
 mod observe;
+mod pool;
 
 pub use hostile::HostileRow;
 pub use observe::HttpEndpoint;
 use observe::{Executed, Observer};
+pub use pool::PoolBleed;
 
 /// Why a check could not run (as opposed to what it found).
 #[derive(Debug, thiserror::Error)]
@@ -1202,6 +1204,8 @@ pub struct CheckReport {
     pub actors: Vec<(String, String)>,
     /// Over HTTP: the hostile-token table on every table (empty in SQL).
     pub hostile: Vec<HostileRow>,
+    /// Over HTTP: every user reading every table at once through the endpoint's pool.
+    pub pool: Option<PoolBleed>,
 }
 
 /// Options of a run.
@@ -1298,9 +1302,10 @@ pub async fn run_via(
             .map(|a| (a.key.clone(), a.id().unwrap_or("-").to_owned()))
             .collect(),
         hostile: Vec::new(),
+        pool: None,
     };
-    // User A's allowed rows per table (by position), for the hostile-token table.
-    let mut allowed_a: Vec<(usize, Allowed)> = Vec::new();
+    // Every actor's allowed rows per table (by position), for the token and pool tables.
+    let mut allowed_all: Vec<(usize, Vec<Allowed>)> = Vec::new();
     let result = async {
         for (ti, table) in bound.tables.iter().enumerate() {
             if opts
@@ -1313,9 +1318,7 @@ pub async fn run_via(
             let planned = std::time::Instant::now();
             let allowed = expected(table, &seeds.rows[ti], &actors, &mut admin).await?;
             tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");
-            if let Some(a) = allowed.first() {
-                allowed_a.push((ti, a.clone()));
-            }
+            allowed_all.push((ti, allowed.clone()));
             let ops = Op::all(table);
             let mut cells = Vec::new();
             for op in &ops {
@@ -1349,8 +1352,18 @@ pub async fn run_via(
             && let Some(b_id) = b.id()
         {
             let victims = hostile::Victims { a, b_id };
+            let allowed_a: Vec<(usize, Allowed)> = allowed_all
+                .iter()
+                .filter_map(|(ti, all)| all.first().map(|a| (*ti, a.clone())))
+                .collect();
             report.hostile =
                 hostile::run(bound, &seeds, endpoint, &victims, &allowed_a, &mut admin).await?;
+            if let Observer::Http { authorizations, .. } = &observer {
+                let keys: Vec<String> = actors.iter().map(|a| a.key.clone()).collect();
+                report.pool = Some(
+                    pool::run(bound, &seeds, endpoint, &allowed_all, authorizations, &keys).await?,
+                );
+            }
         }
         Ok::<_, AccessError>(())
     }
@@ -1885,6 +1898,7 @@ impl CheckReport {
             .iter()
             .flat_map(TableMatrix::leaks)
             .chain(self.hostile_leaks())
+            .chain(self.pool.iter().flat_map(|p| p.leaks.iter().cloned()))
             .collect()
     }
 
@@ -1892,6 +1906,7 @@ impl CheckReport {
         self.tables
             .iter()
             .flat_map(TableMatrix::lost_access)
+            .chain(self.pool.iter().flat_map(|p| p.lost.iter().cloned()))
             .collect()
     }
 
@@ -1926,6 +1941,10 @@ impl CheckReport {
             out.push_str(&hostile::render(&self.hostile));
             out.push('\n');
         }
+        if let Some(pool) = &self.pool {
+            out.push_str(&pool.render());
+            out.push('\n');
+        }
         out
     }
 
@@ -1936,6 +1955,9 @@ impl CheckReport {
             "leaks": self.leaks(),
             "lost_access": self.lost_access(),
             "cells": self.cell_count(),
+            "pool_bleed": self.pool.as_ref().map(|p| json!({
+                "reads": p.reads, "leaks": p.leaks, "lost": p.lost,
+            })),
             "hostile_tokens": self.hostile.iter().map(|r| json!({
                 "table": r.table,
                 "case": r.case,

@@ -28,7 +28,8 @@ async fn both(spec: &Spec, db: &TestDatabase) -> (CheckReport, CheckReport) {
     .await
     .unwrap();
     let w = world();
-    let (app, _) = w.spawn_app(db, 4).await;
+    // A pool of two: every connection serves many identities in turn.
+    let (app, _) = w.spawn_app(db, 2).await;
     let endpoint = HttpEndpoint {
         base_url: app.url(),
         secret: w.secret.clone(),
@@ -83,6 +84,8 @@ async fn the_todos_spec_over_http_agrees_with_sql() {
         .map(|r| &r.case)
         .collect();
     assert!(off_contract.is_empty(), "{off_contract:?}");
+    let pool = http.pool.as_ref().unwrap();
+    assert!(pool.reads >= 6 * 4, "{pool:?}");
     insta::assert_snapshot!("todos_spec_matrix_http", http.render());
 }
 
