@@ -5,6 +5,7 @@
 mod matrix_http;
 mod matrix_sql;
 mod model;
+mod model_tasks;
 mod mutants;
 mod pool;
 mod spec_check;
