@@ -85,23 +85,31 @@ impl Actor {
         template: &ClerkTemplate,
         forwarding: ClaimsForwarding,
     ) -> Result<DbIdentity, IdentityError> {
-        Ok(match &self.kind {
-            ActorKind::User { id, email, claims } => {
-                let mut user = ClerkUser::new(id.clone());
-                if let Some(email) = email {
-                    user = user.with_email(email.clone());
-                }
-                for (k, v) in claims {
-                    user = user.with_claim(k.clone(), v.clone());
-                }
+        Ok(match self.clerk_user() {
+            Some(user) => {
                 let token = template.mint(&user)?;
                 let identity = template.verifier().verify(&token)?;
                 let claims = Value::Object(forwarding.apply(identity.claims.clone()));
                 DbIdentity::raw("authenticated", Some(&claims.to_string()))
             }
-            ActorKind::NoClaims => DbIdentity::authenticated_without_claims(),
-            ActorKind::Anon => DbIdentity::anon(),
+            None if self.kind == ActorKind::NoClaims => DbIdentity::authenticated_without_claims(),
+            None => DbIdentity::anon(),
         })
+    }
+
+    /// A Clerk user's token contents (id, email, extra claims); `None` for the built-ins.
+    pub fn clerk_user(&self) -> Option<ClerkUser> {
+        let ActorKind::User { id, email, claims } = &self.kind else {
+            return None;
+        };
+        let mut user = ClerkUser::new(id.clone());
+        if let Some(email) = email {
+            user = user.with_email(email.clone());
+        }
+        for (k, v) in claims {
+            user = user.with_claim(k.clone(), v.clone());
+        }
+        Some(user)
     }
 }
 

@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 
 use super::observe::{HttpEndpoint, key_of, select_list};
 use super::{AccessError, Allowed, BoundSpec, Seeds, changed, field, images, restore, tag};
-use crate::actors::{Actor, ActorKind};
+use crate::actors::Actor;
 use crate::http::Api;
 use crate::matrix::Verdict;
 
@@ -42,16 +42,9 @@ pub(super) async fn run(
     allowed_a: &[(usize, Allowed)],
     admin: &mut PgConnection,
 ) -> Result<Vec<HostileRow>, AccessError> {
-    let ActorKind::User { id, email, claims } = &victims.a.kind else {
+    let Some(user) = victims.a.clerk_user() else {
         return Ok(Vec::new());
     };
-    let mut user = clerk_token::ClerkUser::new(id.clone());
-    if let Some(email) = email {
-        user = user.with_email(email.clone());
-    }
-    for (k, v) in claims {
-        user = user.with_claim(k.clone(), v.clone());
-    }
     let api = Api::new(&endpoint.base_url)?;
     let cases = crate::tokens::cases()?;
     let mut out = Vec::new();

@@ -9,7 +9,7 @@
 //!
 //! Neither knows a table name: the bound spec and the catalog give them.
 
-use clerk_token::{ClerkTemplate, ClerkUser, Secret};
+use clerk_token::{ClerkTemplate, Secret};
 use harness::DbIdentity;
 use harness::target::quote_ident;
 use reqwest::Method;
@@ -18,7 +18,7 @@ use sqlx::{Connection as _, PgConnection};
 
 use super::{AccessError, Action, SeedRow, Table, sql_err};
 use crate::SuiteError;
-use crate::actors::{Actor, ActorKind};
+use crate::actors::Actor;
 use crate::http::Api;
 
 /// What the caller got back.
@@ -77,24 +77,15 @@ impl Observer {
         let template = ClerkTemplate::insforge(endpoint.secret.clone()).with_lifetime_secs(3600);
         let authorizations = actors
             .iter()
-            .map(|a| match &a.kind {
-                ActorKind::User { id, email, claims } => {
-                    let mut user = ClerkUser::new(id.clone());
-                    if let Some(email) = email {
-                        user = user.with_email(email.clone());
-                    }
-                    for (k, v) in claims {
-                        user = user.with_claim(k.clone(), v.clone());
-                    }
-                    template
-                        .mint(&user)
-                        .map(|t| format!("Bearer {t}"))
-                        .map_err(|e| AccessError::Token {
-                            actor: a.key.clone(),
-                            source: e.into(),
-                        })
-                }
-                _ => Err(AccessError::Suite(SuiteError::Endpoint(format!(
+            .map(|a| match a.clerk_user() {
+                Some(user) => template
+                    .mint(&user)
+                    .map(|t| format!("Bearer {t}"))
+                    .map_err(|e| AccessError::Token {
+                        actor: a.key.clone(),
+                        source: e.into(),
+                    }),
+                None => Err(AccessError::Suite(SuiteError::Endpoint(format!(
                     "actor {} has no token to send over HTTP",
                     a.key
                 )))),

@@ -39,13 +39,35 @@ fn owner(user: usize, project: usize) -> bool {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Create { user: usize, project: usize, title: String },
-    List { user: usize },
-    Rename { user: usize, pick: usize, title: String },
-    Move { user: usize, pick: usize, project: usize },
-    Delete { user: usize, pick: usize },
-    RenameAll { user: usize, title: String },
-    DeleteAll { user: usize },
+    Create {
+        user: usize,
+        project: usize,
+        title: String,
+    },
+    List {
+        user: usize,
+    },
+    Rename {
+        user: usize,
+        pick: usize,
+        title: String,
+    },
+    Move {
+        user: usize,
+        pick: usize,
+        project: usize,
+    },
+    Delete {
+        user: usize,
+        pick: usize,
+    },
+    RenameAll {
+        user: usize,
+        title: String,
+    },
+    DeleteAll {
+        user: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -154,7 +176,9 @@ fn check(what: &str, got: &[(String, Task)], want: &[(String, Task)]) -> Result<
     if got == want {
         Ok(())
     } else {
-        Err(format!("{what}: the API answered {got:?}, the model says {want:?}"))
+        Err(format!(
+            "{what}: the API answered {got:?}, the model says {want:?}"
+        ))
     }
 }
 
@@ -208,13 +232,22 @@ async fn run_step(env: &Env, model: &mut Model, step: &Step) -> Result<(), Strin
             let reply = env.call(Method::GET, *user, "select=*", None).await?;
             check(&what, &env.tasks(&reply)?, &visible(*user, model))?;
         }
-        Step::Rename { user, pick: p, title } => {
+        Step::Rename {
+            user,
+            pick: p,
+            title,
+        } => {
             let Some((id, task)) = pick(model, *p) else {
                 return Ok(());
             };
             let query = format!("id=eq.{id}");
             let reply = env
-                .call(Method::PATCH, *user, &query, Some(&json!({ "title": title })))
+                .call(
+                    Method::PATCH,
+                    *user,
+                    &query,
+                    Some(&json!({ "title": title })),
+                )
                 .await?;
             let mut want = Vec::new();
             if member(*user, task.project) {
@@ -299,12 +332,11 @@ async fn run_step(env: &Env, model: &mut Model, step: &Step) -> Result<(), Strin
 /// The table as a superuser sees it, in model form.
 async fn database_state(env: &Env) -> Result<Model, String> {
     let mut admin = env.db.admin_connection().await.map_err(|e| e.to_string())?;
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "select id::text, project_id::text, created_by, title from public.tasks",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .map_err(|e| e.to_string())?;
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as("select id::text, project_id::text, created_by, title from public.tasks")
+            .fetch_all(&mut admin)
+            .await
+            .map_err(|e| e.to_string())?;
     admin.close().await.ok();
     rows.into_iter()
         .map(|(id, project, created_by, title)| {
