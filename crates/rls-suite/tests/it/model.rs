@@ -8,13 +8,12 @@ use std::sync::Arc;
 use clerk_token::{ClerkTemplate, ClerkUser};
 use harness::TestDatabase;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use reqwest::Method;
 use rls_suite::http::{Api, Reply};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::support::world;
+use crate::support::{model_runtime, run_model, world};
 
 const USERS: usize = 3;
 const REPRESENTATION: Option<&str> = Some("return=representation");
@@ -361,11 +360,7 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
 
 #[test]
 fn random_operations_by_random_users_match_the_ownership_model() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = model_runtime();
     let w = world();
     let (env, _app) = rt.block_on(async {
         let db = TestDatabase::create().await.unwrap();
@@ -389,19 +384,11 @@ fn random_operations_by_random_users_match_the_ownership_model() {
             app,
         )
     });
-    // source_file turns on proptest's regression file (proptest-regressions/…/model.txt):
-    // a failing case, shrunk, is replayed first on every later run.
-    let mut runner = TestRunner::new(Config {
-        cases: 24,
-        max_shrink_iters: 256,
-        source_file: Some(file!()),
-        ..Config::default()
-    });
-    let outcome = runner.run(&prop::collection::vec(batch(), 1..24), |batches| {
-        rt.block_on(run_case(&env, &batches))
-            .map_err(TestCaseError::fail)
-    });
-    if let Err(e) = outcome {
-        panic!("{e}");
-    }
+    run_model(
+        &rt,
+        file!(),
+        24,
+        &prop::collection::vec(batch(), 1..24),
+        async |batches| run_case(&env, &batches).await,
+    );
 }

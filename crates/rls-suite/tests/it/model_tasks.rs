@@ -10,13 +10,12 @@ use std::sync::Arc;
 use clerk_token::{ClerkTemplate, ClerkUser};
 use harness::{Migrations, TestDatabase};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use reqwest::Method;
 use rls_suite::http::{Api, Reply};
 use serde_json::json;
 use sqlx::Connection;
 
-use crate::support::world;
+use crate::support::{model_runtime, run_model, world};
 
 const USERS: usize = 3;
 const PROJECTS: usize = 2;
@@ -384,11 +383,7 @@ async fn run_case(env: &Env, steps: &[Step]) -> Result<(), String> {
 
 #[test]
 fn random_operations_on_shared_tasks_match_the_membership_model() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = model_runtime();
     let w = world();
     let (env, _app) = rt.block_on(async {
         let root = harness::state::workspace_root();
@@ -444,17 +439,11 @@ fn random_operations_on_shared_tasks_match_the_membership_model() {
             app,
         )
     });
-    let mut runner = TestRunner::new(Config {
-        cases: 16,
-        max_shrink_iters: 256,
-        source_file: Some(file!()),
-        ..Config::default()
-    });
-    let outcome = runner.run(&prop::collection::vec(step(), 1..24), |steps| {
-        rt.block_on(run_case(&env, &steps))
-            .map_err(TestCaseError::fail)
-    });
-    if let Err(e) = outcome {
-        panic!("{e}");
-    }
+    run_model(
+        &rt,
+        file!(),
+        16,
+        &prop::collection::vec(step(), 1..24),
+        async |steps| run_case(&env, &steps).await,
+    );
 }

@@ -84,3 +84,37 @@ pub async fn assert_clean(matrix: &rls_suite::matrix::AccessMatrix, db: &TestDat
         );
     }
 }
+
+/// The runtime a model test drives its async steps on (proptest's runner is synchronous).
+pub fn model_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs a model test: `cases` random cases of `strategy`, each checked by `case` on `rt`.
+/// `source` (the test's `file!()`) turns on proptest's regression file
+/// (proptest-regressions/…): a failing case, shrunk, is replayed first on every later run.
+pub fn run_model<S: proptest::strategy::Strategy>(
+    rt: &tokio::runtime::Runtime,
+    source: &'static str,
+    cases: u32,
+    strategy: &S,
+    case: impl AsyncFn(S::Value) -> Result<(), String>,
+) {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let mut runner = TestRunner::new(Config {
+        cases,
+        max_shrink_iters: 256,
+        source_file: Some(source),
+        ..Config::default()
+    });
+    let outcome = runner.run(strategy, |value| {
+        rt.block_on(case(value)).map_err(TestCaseError::fail)
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+}
