@@ -1119,6 +1119,10 @@ enum Op {
     InsertForbidden,
     UpdateAllowed,
     UpdateForbidden,
+    /// Set the owner column of a row the caller may not update to the caller's own id: a
+    /// USING that matches too much lets a caller take other users' rows even when WITH CHECK
+    /// holds them to their own id.
+    TakeOver,
     UpdateUnfiltered,
     HandOver(String),
     HandOverUnfiltered(String),
@@ -1136,8 +1140,11 @@ impl Op {
             Op::InsertForbidden,
             Op::UpdateAllowed,
             Op::UpdateForbidden,
-            Op::UpdateUnfiltered,
         ]);
+        if table.spec.owner.is_some() {
+            ops.push(Op::TakeOver);
+        }
+        ops.push(Op::UpdateUnfiltered);
         for col in &table.spec.immutable {
             ops.push(Op::HandOver(col.clone()));
             ops.push(Op::HandOverUnfiltered(col.clone()));
@@ -1158,6 +1165,7 @@ impl Op {
             Op::InsertForbidden => "insert · forbidden row".into(),
             Op::UpdateAllowed => "update · allowed row".into(),
             Op::UpdateForbidden => "update · forbidden row".into(),
+            Op::TakeOver => "take over · forbidden row".into(),
             Op::UpdateUnfiltered => "update · no filter".into(),
             Op::HandOver(c) => format!("hand over {c} · own row"),
             Op::HandOverUnfiltered(c) => format!("hand over {c} · no filter"),
@@ -1459,7 +1467,7 @@ async fn run_cell(
 ) -> Result<SpecCell, AccessError> {
     let (ai, actor) = actor;
     let rows = &seeds.rows[ti];
-    let Some(plan) = plan(table, rows, allowed, op) else {
+    let Some(plan) = plan(table, rows, allowed, op, actor.id()) else {
         return Ok(SpecCell {
             text: "n/a".into(),
             verdict: Verdict::Ok,
@@ -1548,7 +1556,13 @@ struct Plan<'a> {
 }
 
 /// The action for `op`, or `None` when no seed row fits it (the cell is "n/a").
-fn plan<'a>(table: &Table, rows: &'a [SeedRow], allowed: &Allowed, op: &Op) -> Option<Plan<'a>> {
+fn plan<'a>(
+    table: &Table,
+    rows: &'a [SeedRow],
+    allowed: &Allowed,
+    op: &Op,
+    caller: Option<&str>,
+) -> Option<Plan<'a>> {
     let change = |r: &SeedRow| json!({ &table.change: changed(rows, &table.change, field(&r.image, &table.change)) });
     let plain = |action| Plan {
         action,
@@ -1578,6 +1592,18 @@ fn plan<'a>(table: &Table, rows: &'a [SeedRow], allowed: &Allowed, op: &Op) -> O
                     set: change(r),
                 },
                 expect_row: Some(want),
+                removed: None,
+            }
+        }
+        Op::TakeOver => {
+            let (owner, me) = (table.spec.owner.as_ref()?, caller?);
+            let r = pick(rows, allowed, &allowed.update, false)?;
+            Plan {
+                action: Action::Update {
+                    target: Some(r.pk.clone()),
+                    set: json!({ owner: me }),
+                },
+                expect_row: Some(false),
                 removed: None,
             }
         }
