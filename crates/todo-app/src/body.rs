@@ -1,16 +1,16 @@
 //! Parses JSON bodies: rows to insert (POST) and the columns to set (PATCH). Pure: no I/O, no
-//! SQL; every key is resolved against [`crate::schema`].
+//! SQL; every key is resolved against the request's [`Relation`].
 
 use serde_json::Value;
 
 use crate::parse_error::ParseError;
-use crate::schema::{Column, Table};
+use crate::schema::{ColumnId, Relation};
 
 /// Rows to insert: the columns (in order) and every row as a JSON object, re-serialized so
 /// Postgres receives exactly what was checked here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InsertBody {
-    pub columns: Vec<Column>,
+    pub columns: Vec<ColumnId>,
     pub rows_json: String,
     pub row_count: usize,
 }
@@ -32,9 +32,9 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ParseError> {
 /// and then every object must have exactly those keys (PostgREST's "All object keys must
 /// match").
 pub fn parse_insert_body(
-    table: Table,
+    table: &Relation,
     bytes: &[u8],
-    columns: Option<&[Column]>,
+    columns: Option<&[ColumnId]>,
 ) -> Result<InsertBody, ParseError> {
     let value = parse_json(bytes)?;
     let rows = match value {
@@ -65,11 +65,8 @@ pub fn parse_insert_body(
             if let Some(first) = objects.first() {
                 for key in first.keys() {
                     let column = table
-                        .columns()
-                        .iter()
-                        .copied()
-                        .find(|c| c.name() == key)
-                        .ok_or_else(|| ParseError::unknown_write_column(key))?;
+                        .find(key)
+                        .ok_or_else(|| ParseError::unknown_write_column(table, key))?;
                     columns.push(column);
                 }
                 for other in &objects[1..] {
@@ -99,20 +96,17 @@ pub fn parse_insert_body(
 /// A PATCH body: one object; each value as the text Postgres will cast to the column's type
 /// (`None` for JSON null; objects and arrays as their JSON text, as PostgREST passes them).
 pub fn parse_patch_body(
-    table: Table,
+    table: &Relation,
     bytes: &[u8],
-) -> Result<Vec<(Column, Option<String>)>, ParseError> {
+) -> Result<Vec<(ColumnId, Option<String>)>, ParseError> {
     let Value::Object(map) = parse_json(bytes)? else {
         return Err(invalid_json(Some("expected a JSON object".into())));
     };
     let mut out = Vec::with_capacity(map.len());
     for (key, value) in map {
         let column = table
-            .columns()
-            .iter()
-            .copied()
-            .find(|c| c.name() == key)
-            .ok_or_else(|| ParseError::unknown_write_column(&key))?;
+            .find(&key)
+            .ok_or_else(|| ParseError::unknown_write_column(table, &key))?;
         let text = match value {
             Value::Null => None,
             Value::String(s) => Some(s),
@@ -126,41 +120,37 @@ pub fn parse_patch_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::fixture::{col, todos};
 
     #[test]
     fn insert_bodies() {
         let body =
-            parse_insert_body(Table::Todos, br#"{"title":"a","is_complete":true}"#, None).unwrap();
-        assert_eq!(body.columns, [Column::Title, Column::IsComplete]);
+            parse_insert_body(&todos(), br#"{"title":"a","is_complete":true}"#, None).unwrap();
+        assert_eq!(body.columns, [col("title"), col("is_complete")]);
         assert_eq!(body.row_count, 1);
         assert_eq!(body.rows_json, r#"[{"is_complete":true,"title":"a"}]"#);
 
-        let body =
-            parse_insert_body(Table::Todos, br#"[{"title":"a"},{"title":"b"}]"#, None).unwrap();
+        let body = parse_insert_body(&todos(), br#"[{"title":"a"},{"title":"b"}]"#, None).unwrap();
         assert_eq!(
             (body.columns.as_slice(), body.row_count),
-            ([Column::Title].as_slice(), 2)
+            ([col("title")].as_slice(), 2)
         );
 
-        let empty = parse_insert_body(Table::Todos, b"[]", None).unwrap();
+        let empty = parse_insert_body(&todos(), b"[]", None).unwrap();
         assert_eq!((empty.columns.len(), empty.row_count), (0, 0));
-        let defaults = parse_insert_body(Table::Todos, b"{}", None).unwrap();
+        let defaults = parse_insert_body(&todos(), b"{}", None).unwrap();
         assert_eq!((defaults.columns.len(), defaults.row_count), (0, 1));
 
         assert_eq!(
-            parse_insert_body(Table::Todos, br#"{"title":"a","nope":1}"#, None),
-            Err(ParseError::UnknownWriteColumn("nope".into()))
+            parse_insert_body(&todos(), br#"{"title":"a","nope":1}"#, None),
+            Err(ParseError::unknown_write_column(&todos(), "nope"))
         );
         assert_eq!(
-            parse_insert_body(Table::Todos, br#"{"title\";drop":1}"#, None),
-            Err(ParseError::UnknownWriteColumn("title\";drop".into()))
+            parse_insert_body(&todos(), br#"{"title\";drop":1}"#, None),
+            Err(ParseError::unknown_write_column(&todos(), "title\";drop"))
         );
         assert!(matches!(
-            parse_insert_body(
-                Table::Todos,
-                br#"[{"title":"a"},{"is_complete":true}]"#,
-                None
-            ),
+            parse_insert_body(&todos(), br#"[{"title":"a"},{"is_complete":true}]"#, None),
             Err(ParseError::InvalidBody {
                 message: "All object keys must match",
                 ..
@@ -168,7 +158,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_insert_body(
-                Table::Todos,
+                &todos(),
                 br#"[{"title":"a"},{"title":"b","id":null}]"#,
                 None
             ),
@@ -189,7 +179,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    parse_insert_body(Table::Todos, bad, None),
+                    parse_insert_body(&todos(), bad, None),
                     Err(ParseError::InvalidBody {
                         message: "Empty or invalid json",
                         ..
@@ -201,44 +191,44 @@ mod tests {
         }
         // With `columns`, other keys are ignored and objects may differ.
         let body = parse_insert_body(
-            Table::Todos,
+            &todos(),
             br#"[{"title":"a","junk":1},{"is_complete":true}]"#,
-            Some(&[Column::Title]),
+            Some(&[col("title")]),
         )
         .unwrap();
         assert_eq!(
             (body.columns.as_slice(), body.row_count),
-            ([Column::Title].as_slice(), 2)
+            ([col("title")].as_slice(), 2)
         );
     }
 
     #[test]
     fn patch_bodies() {
         let set = parse_patch_body(
-            Table::Todos,
+            &todos(),
             br#"{"title":"x","is_complete":true,"user_id":null}"#,
         )
         .unwrap();
         assert_eq!(
             set,
             [
-                (Column::UserId, None),
-                (Column::Title, Some("x".into())),
-                (Column::IsComplete, Some("true".into())),
+                (col("user_id"), None),
+                (col("title"), Some("x".into())),
+                (col("is_complete"), Some("true".into())),
             ]
         );
         assert_eq!(
-            parse_patch_body(Table::Todos, br#"{"title":{"a":[1]}}"#).unwrap(),
-            [(Column::Title, Some(r#"{"a":[1]}"#.into()))]
+            parse_patch_body(&todos(), br#"{"title":{"a":[1]}}"#).unwrap(),
+            [(col("title"), Some(r#"{"a":[1]}"#.into()))]
         );
-        assert_eq!(parse_patch_body(Table::Todos, b"{}").unwrap(), []);
+        assert_eq!(parse_patch_body(&todos(), b"{}").unwrap(), []);
         assert!(matches!(
-            parse_patch_body(Table::Todos, br#"[{"title":"x"}]"#),
+            parse_patch_body(&todos(), br#"[{"title":"x"}]"#),
             Err(ParseError::InvalidBody { .. })
         ));
         assert_eq!(
-            parse_patch_body(Table::Todos, br#"{"owner":"x"}"#),
-            Err(ParseError::UnknownWriteColumn("owner".into()))
+            parse_patch_body(&todos(), br#"{"owner":"x"}"#),
+            Err(ParseError::unknown_write_column(&todos(), "owner"))
         );
     }
 }
