@@ -280,3 +280,73 @@ pub async fn reload_on_signal(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Introspection against a real catalog, as the app role.
+
+    use super::*;
+    use harness::TestDatabase;
+
+    #[tokio::test]
+    async fn introspection_reads_tables_views_types_and_keys_and_reload_swaps_whole() {
+        let db = TestDatabase::create().await.unwrap();
+        let mut admin = db.admin_connection().await.unwrap();
+        sqlx::raw_sql(
+            r#"create table public.typed (
+                 a int, b varchar(20), c numeric(10,2), gone text, d text[], e timestamptz,
+                 primary key (b, a));
+               alter table public.typed drop column gone;
+               create table public.parted (id int, k int) partition by range (k);
+               create table public.parted_1 partition of public.parted for values from (0) to (10);
+               create view public."a view" as select a, b from public.typed;
+               create schema other; create table other.hidden (id int);"#,
+        )
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        let pool = db.app_pool(2).await.unwrap();
+        let cache = SchemaCache::new("public");
+        assert!(cache.snapshot().is_none());
+        let before = cache.get_or_load(&pool).await.unwrap();
+
+        assert_eq!(before.names(), ["a view", "parted", "todos", "typed"]);
+        let typed = before.relation("typed").unwrap();
+        let described: Vec<(&str, &str)> = typed
+            .column_ids()
+            .map(|c| (typed.column(c).name(), typed.column(c).sql_type()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("a", "integer"),
+                ("b", "character varying(20)"),
+                ("c", "numeric(10,2)"),
+                ("d", "text[]"),
+                ("e", "timestamp with time zone"),
+            ]
+        );
+        let pk: Vec<&str> = typed
+            .primary_key()
+            .iter()
+            .map(|&c| typed.column(c).name())
+            .collect();
+        assert_eq!(pk, ["b", "a"]);
+        let view = before.relation("a view").unwrap();
+        assert!(view.is_view() && view.primary_key().is_empty());
+        assert_eq!(view.sql(), r#""public"."a view""#);
+
+        // A request in flight holds `before`; a reload swaps a new snapshot in beside it.
+        sqlx::raw_sql("create table public.later (id int)")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        assert!(cache.snapshot().unwrap().relation("later").is_none());
+        let loads = cache.watch().borrow().loads;
+        let after = cache.reload(&pool).await.unwrap();
+        assert!(after.relation("later").is_some());
+        assert!(before.relation("later").is_none());
+        assert!(Arc::ptr_eq(&cache.snapshot().unwrap(), &after));
+        assert_eq!(cache.watch().borrow().loads, loads + 1);
+    }
+}
