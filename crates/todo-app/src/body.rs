@@ -1,7 +1,11 @@
 //! Parses JSON bodies: rows to insert (POST) and the columns to set (PATCH). Pure: no I/O, no
 //! SQL; every key is resolved against the request's [`Relation`].
+//!
+//! Before PostgREST sees a body, InsForge drops every `""` value whose key is not a text-like
+//! column (`records.routes.ts` at v2.3.1, `TEXT_LIKE_DATA_TYPES` in `utils/constants.ts`), so a
+//! column default applies instead of a cast error; [`strip_empty_strings`] does the same.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::parse_error::ParseError;
 use crate::schema::{ColumnId, Relation};
@@ -27,6 +31,28 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ParseError> {
     serde_json::from_slice(bytes).map_err(|e| invalid_json(Some(e.to_string())))
 }
 
+/// InsForge's text-like types (`text`, `character varying`, `character`, `citext`), read from
+/// `format_type` (which adds a length, and may qualify `citext` with its schema).
+fn is_text_like(sql_type: &str) -> bool {
+    if sql_type.ends_with("[]") {
+        return false;
+    }
+    let base = sql_type.split('(').next().unwrap_or("").trim();
+    matches!(base, "text" | "character varying" | "character" | "citext")
+        || base.ends_with(".citext")
+}
+
+/// Drops the `""` values InsForge drops: those of keys that are not a text-like column of
+/// `table` (unknown keys included; with no table, every one).
+pub fn strip_empty_strings(table: Option<&Relation>, object: &mut Map<String, Value>) {
+    object.retain(|key, value| {
+        value.as_str() != Some("")
+            || table
+                .and_then(|t| t.find(key).map(|c| t.column(c).sql_type()))
+                .is_some_and(is_text_like)
+    });
+}
+
 /// A POST body: one object or an array of objects. Columns come from `columns` when given
 /// (keys outside it are ignored, missing keys become NULL), else from the first object's keys,
 /// and then every object must have exactly those keys (PostgREST's "All object keys must
@@ -49,7 +75,10 @@ pub fn parse_insert_body(
     let mut objects = Vec::with_capacity(rows.len());
     for row in rows {
         match row {
-            Value::Object(map) => objects.push(map),
+            Value::Object(mut map) => {
+                strip_empty_strings(Some(table), &mut map);
+                objects.push(map);
+            }
             _ => {
                 return Err(invalid_json(Some(
                     "every element of the array must be a JSON object".into(),
@@ -99,9 +128,10 @@ pub fn parse_patch_body(
     table: &Relation,
     bytes: &[u8],
 ) -> Result<Vec<(ColumnId, Option<String>)>, ParseError> {
-    let Value::Object(map) = parse_json(bytes)? else {
+    let Value::Object(mut map) = parse_json(bytes)? else {
         return Err(invalid_json(Some("expected a JSON object".into())));
     };
+    strip_empty_strings(Some(table), &mut map);
     let mut out = Vec::with_capacity(map.len());
     for (key, value) in map {
         let column = table
@@ -199,6 +229,43 @@ mod tests {
         assert_eq!(
             (body.columns.as_slice(), body.row_count),
             ([col("title")].as_slice(), 2)
+        );
+    }
+
+    #[test]
+    fn empty_strings_are_dropped_as_insforge_drops_them() {
+        let body = parse_insert_body(
+            &todos(),
+            br#"{"title":"","is_complete":"","id":"","nope":"","user_id":"u"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(body.columns, [col("user_id"), col("title")]);
+        assert_eq!(body.rows_json, r#"[{"title":"","user_id":"u"}]"#);
+        assert_eq!(
+            parse_patch_body(&todos(), br#"{"is_complete":"","title":""}"#).unwrap(),
+            [(col("title"), Some(String::new()))]
+        );
+        for (ty, text_like) in [
+            ("text", true),
+            ("character varying(20)", true),
+            ("character varying", true),
+            ("character(3)", true),
+            ("citext", true),
+            ("public.citext", true),
+            ("text[]", false),
+            ("uuid", false),
+            ("jsonb", false),
+            ("\"char\"", false),
+        ] {
+            assert_eq!(is_text_like(ty), text_like, "{ty}");
+        }
+        let mut unknown: Map<String, Value> =
+            serde_json::from_str(r#"{"a":"","b":"x","c":null}"#).unwrap();
+        strip_empty_strings(None, &mut unknown);
+        assert_eq!(
+            Value::Object(unknown),
+            serde_json::json!({"b":"x","c":null})
         );
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::AppState;
 use crate::auth::Identity;
-use crate::body::{parse_insert_body, parse_patch_body};
+use crate::body::{parse_insert_body, parse_patch_body, strip_empty_strings};
 use crate::db::{self, Access, Expect, Outcome};
 use crate::error::{ApiError, InvalidTableName};
 use crate::parse_error::ParseError;
@@ -74,13 +74,18 @@ impl Records {
                 name,
                 columns_param,
             } => {
+                // What InsForge forwards: `""` values dropped (no column is text-like here).
+                let names = |object: Option<&Value>| {
+                    object.and_then(Value::as_object).is_some_and(|map| {
+                        let mut map = map.clone();
+                        strip_empty_strings(None, &mut map);
+                        !map.is_empty()
+                    })
+                };
                 let names_columns = columns_param
                     || match serde_json::from_slice::<Value>(body) {
-                        Ok(Value::Object(map)) => !map.is_empty(),
-                        Ok(Value::Array(rows)) => rows
-                            .first()
-                            .and_then(Value::as_object)
-                            .is_some_and(|m| !m.is_empty()),
+                        Ok(object @ Value::Object(_)) => names(Some(&object)),
+                        Ok(Value::Array(rows)) => names(rows.first()),
                         Ok(_) | Err(_) => {
                             return Err(ParseError::InvalidBody {
                                 message: "Empty or invalid json",
