@@ -122,6 +122,8 @@ pub struct SchemaCache {
     /// One load at a time, so an older read of the catalog never replaces a newer one.
     loading: Mutex<()>,
     status: watch::Sender<SchemaStatus>,
+    /// How long a request waits for a first snapshot (behind a load in progress, or its own).
+    load_timeout: Duration,
 }
 
 impl SchemaCache {
@@ -131,7 +133,14 @@ impl SchemaCache {
             current: RwLock::new(None),
             loading: Mutex::new(()),
             status: watch::Sender::new(SchemaStatus::default()),
+            load_timeout: Duration::from_secs(5),
         }
+    }
+
+    /// Bounds how long [`SchemaCache::get_or_load`] waits (the app passes its acquire timeout).
+    pub fn with_load_timeout(mut self, timeout: Duration) -> Self {
+        self.load_timeout = timeout;
+        self
     }
 
     pub fn exposed(&self) -> &str {
@@ -148,15 +157,28 @@ impl SchemaCache {
     }
 
     /// The snapshot, loading one first if there is none yet (the database was down so far).
+    /// Waits at most the load timeout: a load that hangs (a connection that went silent) costs a
+    /// request a 503, never a request that never ends.
     pub async fn get_or_load(&self, pool: &PgPool) -> Result<Arc<Schema>, SchemaError> {
         if let Some(schema) = self.snapshot() {
             return Ok(schema);
         }
-        let _one = self.loading.lock().await;
-        if let Some(schema) = self.snapshot() {
-            return Ok(schema);
-        }
-        self.load_locked(pool).await
+        let load = async {
+            let _one = self.loading.lock().await;
+            if let Some(schema) = self.snapshot() {
+                return Ok(schema);
+            }
+            self.load_locked(pool).await
+        };
+        tokio::time::timeout(self.load_timeout, load)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SchemaError {
+                    schema: self.exposed.clone(),
+                    // "No connection in time": the request answers 503, as for a busy pool.
+                    source: sqlx::Error::PoolTimedOut,
+                })
+            })
     }
 
     /// Re-reads the catalog (on a pool or a connection) and swaps the new snapshot in.

@@ -116,7 +116,10 @@ impl AppState {
         Ok(Self::assemble(Inner {
             pool,
             listen_pool,
-            schema: Arc::new(SchemaCache::new(config.db_schema.clone())),
+            schema: Arc::new(
+                SchemaCache::new(config.db_schema.clone())
+                    .with_load_timeout(config.acquire_timeout),
+            ),
             verifier,
             forwarding: config.claims_forwarding,
             statement_timeout: config.statement_timeout,
