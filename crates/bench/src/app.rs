@@ -197,8 +197,16 @@ pub async fn run(ctx: &Ctx, ds: &Dataset) -> Result<AppThroughput> {
     let (claims_prefix, claims_suffix) = claims
         .split_once(&probe)
         .context("the claims do not contain the user id")?;
-    let list_sql = app_sql(Workload::List)?;
-    let insert_sql = app_sql(Workload::Mix)?;
+    // The app's schema snapshot, read once as the app role (the app reads it at start and on
+    // reload, never per request): the pgbench side plans against the same catalog.
+    let schema = {
+        let mut conn = ds.app.connect().await?;
+        todo_app::introspect(&mut conn, "public")
+            .await
+            .context("cannot read the benchmark database's schema")?
+    };
+    let list_sql = app_sql(&schema, Workload::List)?;
+    let insert_sql = app_sql(&schema, Workload::Mix)?;
     let script_dir = ctx.scratch.join("pgbench");
     std::fs::create_dir_all(&script_dir)?;
 
@@ -412,10 +420,12 @@ fn targets(rows: &[LoadRow], have_pgbench: bool) -> Vec<Target> {
 /// The exact SQL the app runs for the workload's request (`todo_app::plan_request`, the path
 /// the handlers take), with its values inlined as literals (pgbench then prepares it once,
 /// like the app's statement cache), and the access mode its transaction opens with.
-fn app_sql(workload: Workload) -> Result<(String, Access)> {
+fn app_sql(schema: &todo_app::Schema, workload: Workload) -> Result<(String, Access)> {
     let (statement, access) = match workload {
-        Workload::List => todo_app::plan_request("todos", Some(LIST_QUERY), None),
-        Workload::Mix => todo_app::plan_request("todos", None, Some(INSERT_BODY.as_bytes())),
+        Workload::List => todo_app::plan_request(schema, "todos", Some(LIST_QUERY), None),
+        Workload::Mix => {
+            todo_app::plan_request(schema, "todos", None, Some(INSERT_BODY.as_bytes()))
+        }
     }
     .map_err(|e| anyhow::anyhow!("the app refuses the benchmark's request: {e:?}"))?;
     let mut text = statement.sql;
@@ -861,16 +871,37 @@ fn run_ratios(runs: &[RunResult], pg_runs: &[RunResult]) -> Option<Stats> {
 mod tests {
     use super::*;
 
+    /// `public.todos` as `migrations/todos` creates it (what `introspect` reads at run time).
+    fn todos_schema() -> todo_app::Schema {
+        use todo_app::{Column, Relation, RelationKind};
+        let columns = [
+            ("id", "uuid"),
+            ("user_id", "text"),
+            ("title", "text"),
+            ("is_complete", "boolean"),
+            ("created_at", "timestamp with time zone"),
+        ]
+        .into_iter()
+        .map(|(name, ty)| Column::new(name, ty))
+        .collect();
+        let todos = Relation::new("public", "todos", RelationKind::Table, columns, &["id"]);
+        todo_app::Schema::new("public", [todos])
+    }
+
     #[test]
     fn the_app_sql_has_no_parameters_left() {
+        let schema = todos_schema();
         for w in [Workload::List, Workload::Mix] {
-            let (sql, _) = app_sql(w).expect("builds");
+            let (sql, _) = app_sql(&schema, w).expect("builds");
             assert!(!sql.contains("$1"), "{sql}");
         }
-        let (list, access) = app_sql(Workload::List).expect("builds");
+        let (list, access) = app_sql(&schema, Workload::List).expect("builds");
         assert!(list.contains("limit 20::bigint"));
         assert_eq!(access, Access::ReadOnly);
-        assert_eq!(app_sql(Workload::Mix).expect("builds").1, Access::ReadWrite);
+        assert_eq!(
+            app_sql(&schema, Workload::Mix).expect("builds").1,
+            Access::ReadWrite
+        );
     }
 
     #[test]

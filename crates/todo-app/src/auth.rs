@@ -10,6 +10,13 @@
 //! - by default `aud` must be `insforge-api` (the `insforge` template sets it; InsForge does not
 //!   check it). `--audience ""` turns the check off.
 //!
+//! What reaches Postgres as `request.jwt.claims` follows [`ClaimsForwarding`] (pg-identity, the
+//! one owner of that list): by default what InsForge ≥ 2.2.5 hands PostgREST — it re-signs the
+//! caller as a fresh 5-minute token with `sub`, `email` and `role`
+//! (`PostgrestProxyService.forwardAsUser`, `TokenManager.generatePostgrestUserToken`, InsForge
+//! v2.3.1), so `iat` is the time of the request and `exp` 300 s later, whatever the Clerk token
+//! said. `--claims-forwarding all` forwards every claim of the token, as InsForge ≤ 2.2.1 did.
+//!
 //! Failure bodies never say which check failed; the reason is logged at debug level by its
 //! stable code, never with the token.
 
@@ -17,12 +24,38 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use clerk_token::{BearerError, parse_bearer};
+use pg_identity::ClaimsForwarding;
+use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::error::ApiError;
 
 /// The only role this app lets through to the database.
 pub const ALLOWED_ROLE: &str = "authenticated";
+
+/// Lifetime of the token InsForge mints for PostgREST (`expiresIn: '5m'`).
+pub const FORWARDED_TOKEN_SECS: u64 = 300;
+
+/// The claims Postgres sees for a verified token's `claims`, at `now` (seconds since the epoch).
+pub fn forwarded_claims(
+    forwarding: ClaimsForwarding,
+    claims: Map<String, Value>,
+    now: u64,
+) -> Map<String, Value> {
+    let mut kept = forwarding.apply(claims);
+    if forwarding == ClaimsForwarding::InsForge23 {
+        // InsForge's token is new: its own iat/exp, not the Clerk token's.
+        kept.insert("iat".into(), Value::from(now));
+        kept.insert("exp".into(), Value::from(now + FORWARDED_TOKEN_SECS));
+    }
+    kept
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// A verified caller with the `authenticated` role.
 #[derive(Clone)]
@@ -59,10 +92,12 @@ impl Identity {
         &self.db
     }
 
-    /// Checks an `Authorization` header value with `verifier`.
+    /// Checks an `Authorization` header value with `verifier`; the claims Postgres will see are
+    /// those `forwarding` keeps.
     pub fn from_header(
         value: Option<&str>,
         verifier: &clerk_token::Verifier,
+        forwarding: ClaimsForwarding,
     ) -> Result<Self, ApiError> {
         let Some(value) = value else {
             tracing::debug!(reason = "missing_authorization", "request refused");
@@ -86,8 +121,9 @@ impl Identity {
             tracing::debug!(reason = "role_not_allowed", "request refused");
             return Err(ApiError::RoleNotAllowed);
         }
+        let claims = forwarded_claims(forwarding, identity.claims, unix_now());
         Ok(Self {
-            db: pg_identity::DbIdentity::authenticated_json(identity.claims_json()),
+            db: pg_identity::DbIdentity::authenticated(&Value::Object(claims)),
             sub: identity.sub,
         })
     }
@@ -111,7 +147,7 @@ impl FromRequestParts<AppState> for Identity {
                 ApiError::InvalidToken
             })?),
         };
-        Self::from_header(value, state.verifier())
+        Self::from_header(value, state.verifier(), state.forwarding())
     }
 }
 
@@ -133,18 +169,68 @@ mod tests {
     fn accepts_an_insforge_template_token() {
         let (template, verifier) = setup();
         let token = template.mint(&ClerkUser::new("user_2abc")).unwrap();
-        let id = Identity::from_header(Some(&format!("Bearer {token}")), &verifier).unwrap();
+        let id = Identity::from_header(
+            Some(&format!("Bearer {token}")),
+            &verifier,
+            ClaimsForwarding::All,
+        )
+        .unwrap();
         assert_eq!(id.sub(), "user_2abc");
         let claims: serde_json::Value = serde_json::from_str(id.claims_json()).unwrap();
         assert_eq!(claims["role"], "authenticated");
+        assert_eq!(claims["aud"], "insforge-api");
         assert!(!format!("{id:?}").contains("role"));
+    }
+
+    #[test]
+    fn by_default_postgres_sees_what_insforge_23_forwards() {
+        let (template, verifier) = setup();
+        let mut user = ClerkUser::new("user_2abc");
+        user.email = Some("a@example.com".into());
+        user.extra_claims.insert("org_id".into(), json!("org_1"));
+        let token = template.mint(&user).unwrap();
+        let before = unix_now();
+        let id = Identity::from_header(
+            Some(&format!("Bearer {token}")),
+            &verifier,
+            ClaimsForwarding::default(),
+        )
+        .unwrap();
+        let claims: serde_json::Map<String, Value> =
+            serde_json::from_str(id.claims_json()).unwrap();
+        let mut keys: Vec<&str> = claims.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["email", "exp", "iat", "role", "sub"]);
+        assert_eq!(claims["email"], "a@example.com");
+        let iat = claims["iat"].as_u64().unwrap();
+        assert!(iat >= before && iat <= unix_now(), "{iat}");
+        assert_eq!(claims["exp"].as_u64().unwrap(), iat + FORWARDED_TOKEN_SECS);
+    }
+
+    #[test]
+    fn forwarding_keeps_exactly_the_shared_list() {
+        let claims: Map<String, Value> = serde_json::from_str(
+            r#"{"sub":"u","role":"authenticated","iat":1,"exp":61,"nbf":0,"aud":"insforge-api","azp":"http://x","org_id":"o"}"#,
+        )
+        .unwrap();
+        let kept = forwarded_claims(ClaimsForwarding::InsForge23, claims.clone(), 1000);
+        assert_eq!(
+            Value::Object(kept),
+            json!({"sub":"u","role":"authenticated","iat":1000,"exp":1300})
+        );
+        assert_eq!(
+            forwarded_claims(ClaimsForwarding::All, claims.clone(), 1000),
+            claims
+        );
     }
 
     #[test]
     fn refusals() {
         let (template, verifier) = setup();
         let user = ClerkUser::new("user_2abc");
-        let check = |header: Option<&str>| Identity::from_header(header, &verifier).unwrap_err();
+        let check = |header: Option<&str>| {
+            Identity::from_header(header, &verifier, ClaimsForwarding::default()).unwrap_err()
+        };
         assert!(matches!(check(None), ApiError::MissingToken));
         assert!(matches!(check(Some("")), ApiError::MissingToken));
         assert!(matches!(

@@ -12,10 +12,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use clerk_token::{INSFORGE_AUDIENCE, Secret, SecretError};
+use pg_identity::ClaimsForwarding;
 
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_ACQUIRE_TIMEOUT_MS: u64 = 5_000;
+/// PostgREST's default `db-schemas`, and InsForge's `PGRST_DB_SCHEMA`.
+pub const DEFAULT_DB_SCHEMA: &str = "public";
 
 const ENV_DATABASE_URL: &str = "DATABASE_URL";
 const ENV_JWT_SECRET: &str = "INSFORGE_JWT_SECRET";
@@ -27,6 +30,8 @@ const ENV_ACQUIRE_TIMEOUT_MS: &str = "TODO_APP_ACQUIRE_TIMEOUT_MS";
 const ENV_DEV_SIGN_IN: &str = "TODO_APP_DEV_SIGN_IN";
 const ENV_DEV_USERS_FILE: &str = "TODO_APP_DEV_USERS_FILE";
 const ENV_CLERK_PUBLISHABLE_KEY: &str = "CLERK_PUBLISHABLE_KEY";
+const ENV_DB_SCHEMA: &str = "TODO_APP_DB_SCHEMA";
+const ENV_CLAIMS_FORWARDING: &str = "TODO_APP_CLAIMS_FORWARDING";
 
 /// Command-line flags (each also read from its environment variable by clap). Every field is
 /// optional here so that the `.env` file can sit between the environment and the defaults.
@@ -36,7 +41,7 @@ const ENV_CLERK_PUBLISHABLE_KEY: &str = "CLERK_PUBLISHABLE_KEY";
 #[command(
     name = "todo-app",
     version,
-    about = "Sample InsForge records API (PostgREST wire format) for the todos table; RLS decides who sees what"
+    about = "Local stand-in for InsForge's records API (PostgREST wire format) on every table and view of a schema, with a todo page; RLS decides who sees what"
 )]
 pub struct Cli {
     /// Postgres URL of the app's login role (`cargo xtask setup` writes it to .env).
@@ -81,6 +86,15 @@ pub struct Cli {
     /// it for `insforge` template tokens. Empty: off.
     #[arg(long, env = ENV_CLERK_PUBLISHABLE_KEY, value_name = "KEY")]
     pub clerk_publishable_key: Option<String>,
+    /// The schema whose tables and views `/api/database/records/{table}` serves (PostgREST's
+    /// `db-schemas`; InsForge exposes `public`) [default: public].
+    #[arg(long, env = ENV_DB_SCHEMA, value_name = "SCHEMA", value_parser = parse_db_schema)]
+    pub db_schema: Option<String>,
+    /// Which claims reach Postgres as `request.jwt.claims`: `insforge` (InsForge ≥ 2.2.5: a
+    /// fresh 5-minute identity with sub, email, role, iat, exp) or `all` (InsForge ≤ 2.2.1:
+    /// every claim of the token) [default: insforge].
+    #[arg(long, env = ENV_CLAIMS_FORWARDING, value_name = "MODE", value_parser = parse_claims_forwarding)]
+    pub claims_forwarding: Option<ClaimsForwarding>,
 }
 
 /// Why the configuration is unusable. Messages never contain a secret or a password.
@@ -137,6 +151,13 @@ pub struct AppConfig {
     pub acquire_timeout: Duration,
     /// How the page signs people in: one mode, so two cannot be on at once.
     pub sign_in: SignInMode,
+    /// The schema the records API serves.
+    pub db_schema: String,
+    /// Which claims reach Postgres.
+    pub claims_forwarding: ClaimsForwarding,
+    /// Reload the schema on SIGUSR1 (PostgREST's convention). On by default; tests that run
+    /// several apps in one process turn it off where another test's signal must not reach.
+    pub reload_on_sigusr1: bool,
 }
 
 /// How the todo page signs people in.
@@ -181,6 +202,9 @@ impl std::fmt::Debug for AppConfig {
             .field("statement_timeout", &self.statement_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("sign_in", &self.sign_in)
+            .field("db_schema", &self.db_schema)
+            .field("claims_forwarding", &self.claims_forwarding)
+            .field("reload_on_sigusr1", &self.reload_on_sigusr1)
             .finish()
     }
 }
@@ -210,6 +234,9 @@ impl AppConfig {
             statement_timeout: Duration::from_millis(DEFAULT_STATEMENT_TIMEOUT_MS),
             acquire_timeout: Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
             sign_in: SignInMode::None,
+            db_schema: DEFAULT_DB_SCHEMA.to_owned(),
+            claims_forwarding: ClaimsForwarding::default(),
+            reload_on_sigusr1: true,
         }
     }
 
@@ -298,6 +325,17 @@ impl AppConfig {
         )? {
             config.acquire_timeout = Duration::from_millis(ms);
         }
+        if let Some(schema) = typed(cli.db_schema, dotenv, ENV_DB_SCHEMA, parse_db_schema)? {
+            config.db_schema = schema;
+        }
+        if let Some(mode) = typed(
+            cli.claims_forwarding,
+            dotenv,
+            ENV_CLAIMS_FORWARDING,
+            parse_claims_forwarding,
+        )? {
+            config.claims_forwarding = mode;
+        }
         let dev = typed(cli.dev_sign_in, dotenv, ENV_DEV_SIGN_IN, parse_switch)?.unwrap_or(false);
         let clerk = pick(cli.clerk_publishable_key, ENV_CLERK_PUBLISHABLE_KEY)
             .map(|key| key.trim().to_owned())
@@ -377,6 +415,29 @@ fn parse_bind(value: &str) -> Result<SocketAddr, String> {
         .trim()
         .parse()
         .map_err(|e: std::net::AddrParseError| e.to_string())
+}
+
+/// A schema name as the catalog spells it (case and all); it is only ever compared with
+/// `pg_namespace.nspname` and quoted, so any non-empty name is safe.
+fn parse_db_schema(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        Err("must name a schema, as in public".into())
+    } else if value.contains('\0') {
+        Err("cannot contain a NUL character".into())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// `insforge` (the default: what InsForge ≥ 2.2.5 forwards) or `all` (InsForge ≤ 2.2.1); the
+/// same words as `cargo xtask check --claims-forwarding`.
+fn parse_claims_forwarding(value: &str) -> Result<ClaimsForwarding, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "insforge" => Ok(ClaimsForwarding::InsForge23),
+        "all" => Ok(ClaimsForwarding::All),
+        _ => Err("expected insforge (InsForge ≥ 2.2.5) or all (InsForge ≤ 2.2.1)".into()),
+    }
 }
 
 /// A pool needs at least one connection.
@@ -462,6 +523,40 @@ mod tests {
         assert_eq!(cfg.max_connections, 10);
         assert_eq!(cfg.statement_timeout, Duration::from_secs(5));
         assert_eq!(cfg.database_url, "postgres://a:pw@h/db");
+        assert_eq!(cfg.db_schema, "public");
+        assert_eq!(cfg.claims_forwarding, ClaimsForwarding::InsForge23);
+        assert!(cfg.reload_on_sigusr1);
+    }
+
+    #[test]
+    fn schema_and_claims_forwarding_from_any_layer() {
+        let cli = Cli::try_parse_from([
+            "todo-app",
+            "--db-schema",
+            "api",
+            "--claims-forwarding",
+            "all",
+        ])
+        .unwrap();
+        let cfg = AppConfig::from_layers(cli, &base()).unwrap();
+        assert_eq!(cfg.db_schema, "api");
+        assert_eq!(cfg.claims_forwarding, ClaimsForwarding::All);
+
+        let mut file = base();
+        file.insert(ENV_DB_SCHEMA.into(), "My Schema".into());
+        file.insert(ENV_CLAIMS_FORWARDING.into(), "insforge".into());
+        let cfg = AppConfig::from_layers(Cli::default(), &file).unwrap();
+        assert_eq!(cfg.db_schema, "My Schema");
+        assert_eq!(cfg.claims_forwarding, ClaimsForwarding::InsForge23);
+
+        for (var, bad) in [(ENV_DB_SCHEMA, " "), (ENV_CLAIMS_FORWARDING, "some")] {
+            let mut file = base();
+            file.insert(var.into(), bad.into());
+            let err = AppConfig::from_layers(Cli::default(), &file).unwrap_err();
+            assert!(err.to_string().contains(var), "{err}");
+        }
+        let err = Cli::try_parse_from(["todo-app", "--claims-forwarding=none"]).unwrap_err();
+        assert!(err.to_string().contains("--claims-forwarding"), "{err}");
     }
 
     #[test]

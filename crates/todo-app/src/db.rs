@@ -188,7 +188,12 @@ mod tests {
         let token = ClerkTemplate::insforge(secret.clone())
             .mint(&ClerkUser::new(user))
             .unwrap();
-        Identity::from_header(Some(&format!("Bearer {token}")), &Verifier::new(secret)).unwrap()
+        Identity::from_header(
+            Some(&format!("Bearer {token}")),
+            &Verifier::new(secret),
+            pg_identity::ClaimsForwarding::All,
+        )
+        .unwrap()
     }
 
     fn statement(sql: &str) -> Statement {

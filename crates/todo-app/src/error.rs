@@ -38,9 +38,16 @@ pub enum ApiError {
     RoleNotAllowed,
     #[error(transparent)]
     Parse(#[from] ParseError),
-    /// A table other than `todos`.
+    /// A name that is no table or view of the exposed schema (in the snapshot the request
+    /// started with).
     #[error("unknown table")]
-    UnknownTable(String),
+    UnknownTable { schema: String, name: String },
+    /// A POST or PATCH naming columns of an unknown table.
+    #[error("unknown table")]
+    UnknownTableForWrite,
+    /// A table name InsForge refuses before proxying (empty, or with `"` or a control character).
+    #[error("invalid table name")]
+    InvalidTableName { reason: InvalidTableName },
     /// A POST/PATCH body that is not JSON by its `Content-Type`.
     #[error("unsupported content type")]
     UnsupportedMediaType(String),
@@ -76,6 +83,30 @@ pub enum ApiError {
     DevNotLocal,
 }
 
+/// Why InsForge's `validateTableName` refuses a name (`backend/src/utils/validations.ts`,
+/// InsForge v2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidTableName {
+    /// Empty or only whitespace.
+    Empty,
+    /// A `"` or an ASCII control character (0x00–0x1F, 0x7F).
+    QuoteOrControl,
+}
+
+impl InvalidTableName {
+    /// What InsForge checks first: `!name || !name.trim()`, then `/^[^"\x00-\x1F\x7F]+$/`.
+    /// (JavaScript's `trim` removes Unicode white space too, as Rust's does.)
+    pub fn check(name: &str) -> Result<(), Self> {
+        if name.trim().is_empty() {
+            Err(Self::Empty)
+        } else if name.chars().any(|c| c == '"' || c.is_ascii_control()) {
+            Err(Self::QuoteOrControl)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// The database layer's failures, as the client sees them; causes are logged where detected.
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
@@ -85,6 +116,16 @@ impl From<DbError> for ApiError {
             DbError::NotSingular { rows } => Self::NotSingular { rows },
             DbError::Identity(_) | DbError::Driver(_) => Self::Internal,
         }
+    }
+}
+
+/// The schema could not be read (only while no snapshot was ever loaded): as a database
+/// failure, so an unreachable database is 503 `PGRST000` like every other request.
+/// (PostgREST 12 says 503 `PGRST002`, "Could not query the database for the schema cache.
+/// Retrying."; one code for "retry later" keeps clients simple.)
+impl From<crate::catalog::SchemaError> for ApiError {
+    fn from(error: crate::catalog::SchemaError) -> Self {
+        DbError::from(error).into()
     }
 }
 
@@ -180,10 +221,10 @@ impl IntoResponse for ApiError {
                 &message,
                 Some(&details),
             ),
-            Self::Parse(e @ ParseError::UnknownColumn(_)) => {
+            Self::Parse(e @ ParseError::UnknownColumn { .. }) => {
                 pgrst(StatusCode::BAD_REQUEST, "42703", &e.to_string(), None)
             }
-            Self::Parse(e @ ParseError::UnknownWriteColumn(_)) => {
+            Self::Parse(e @ ParseError::UnknownWriteColumn { .. }) => {
                 pgrst(StatusCode::BAD_REQUEST, "PGRST204", &e.to_string(), None)
             }
             Self::Parse(ParseError::InvalidBody { message, details }) => pgrst(
@@ -192,12 +233,43 @@ impl IntoResponse for ApiError {
                 message,
                 details.as_deref(),
             ),
-            Self::UnknownTable(name) => pgrst(
+            // PostgREST 12.2 (InsForge 2.3 pins v12.2.12) has no schema-cache error for an
+            // unknown table: it runs the query and Postgres answers 42P01, which it maps to 404
+            // (`pgErrorStatus`, `src/PostgREST/Error.hs` at v12.2.12). (13.0 added PGRST205
+            // "Could not find the table 'public.x' in the schema cache".) InsForge passes the
+            // status and body through (`handleProxyError`, `records.routes.ts` at v2.3.1).
+            Self::UnknownTable { schema, name } => pgrst(
                 StatusCode::NOT_FOUND,
                 "42P01",
-                &format!("relation \"public.{}\" does not exist", echo(&name)),
+                &format!("relation \"{schema}.{}\" does not exist", echo(&name)),
                 None,
             ),
+            // PostgREST 12.2 resolves a write's columns against its schema cache first and
+            // answers `NotFound` (404, body `{}`) when the table is not there
+            // (`resolveOrError`, `src/PostgREST/Plan.hs` at v12.2.12).
+            Self::UnknownTableForWrite => json_response(StatusCode::NOT_FOUND, &json!({})),
+            // InsForge refuses these before PostgREST sees them (`validateIdentifier`,
+            // `backend/src/utils/validations.ts` at v2.3.1), in its own error shape.
+            Self::InvalidTableName { reason } => {
+                let (message, next) = match reason {
+                    InvalidTableName::Empty => (
+                        "Invalid table name: cannot be empty",
+                        "Please provide a valid table name",
+                    ),
+                    InvalidTableName::QuoteOrControl => (
+                        "Invalid table name: cannot contain quotes or control characters",
+                        "The table name cannot contain double quotes or control characters \
+                         (tabs, newlines, etc.)",
+                    ),
+                };
+                let body = json!({
+                    "error": "DATABASE_VALIDATION_ERROR",
+                    "message": message,
+                    "statusCode": 400,
+                    "nextActions": next,
+                });
+                json_response(StatusCode::BAD_REQUEST, &body)
+            }
             Self::UnsupportedMediaType(content_type) => pgrst(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "PGRST107",

@@ -1,13 +1,19 @@
-//! A minimal sample app that speaks InsForge's records API (PostgREST's wire format) for one
-//! table, `todos`, and lets Postgres Row Level Security decide who sees what.
+//! A local stand-in for InsForge's records API (PostgREST 12's wire format) on every table
+//! and view of the exposed schema (default `public`), letting Postgres Row Level Security
+//! decide who sees what. `docs/fidelity.md` says, per behaviour, what InsForge 2.3 does and
+//! what this app does.
 //!
 //! `GET /` serves a todo page (static files compiled in, strict CSP) that signs in with Clerk
-//! or, for local development, with `--dev-sign-in` ([`dev`]) and calls the same API.
+//! or, for local development, with `--dev-sign-in` ([`dev`]) and calls the same API on `todos`.
 //!
-//! Each request is verified ([`Identity`]), parsed ([`query_string`], [`prefer`], [`body`]), turned into one SQL statement
-//! from an allowlist of identifiers with every value bound ([`statement`]), and run in one
-//! transaction as the `authenticated` role with the token's claims ([`db`]). The app never
-//! filters by user: the policies on `public.todos` do.
+//! The tables, views, columns and types come from the catalog ([`catalog`]) into an immutable
+//! snapshot ([`schema`]), re-read on `NOTIFY pgrst, 'reload schema'` and on SIGUSR1 as
+//! PostgREST does, never per request. Each request is verified ([`Identity`], claims
+//! forwarded as InsForge 2.3 does by default), parsed ([`query_string`], [`prefer`], [`body`])
+//! against its table in the snapshot, turned into one SQL statement whose identifiers all come
+//! from the snapshot with every value bound ([`statement`]), and run in one transaction as the
+//! `authenticated` role with the forwarded claims ([`db`]). The app never filters by user: the
+//! policies do.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,6 +26,7 @@
 
 mod auth;
 mod body;
+mod catalog;
 mod config;
 mod db;
 mod dev;
@@ -41,14 +48,16 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+pub use catalog::{SchemaCache, SchemaError, SchemaStatus, introspect};
 pub use config::{AppConfig, Cli, ConfigError, SignInMode};
 pub use error::ApiError;
-pub use pg_identity::Access;
+pub use pg_identity::{Access, ClaimsForwarding};
+pub use schema::{Column, Relation, RelationKind, Schema};
 pub use statement::{Bind, Statement};
 
 use state::AppState;
@@ -68,6 +77,8 @@ pub enum StartError {
     Serve(#[source] std::io::Error),
     #[error("the server task panicked or was cancelled")]
     Task,
+    #[error("cannot install the SIGUSR1 handler (schema reload): {0}")]
+    Signal(#[source] std::io::Error),
 }
 
 /// Longest request id the logs repeat; a client may send any `x-request-id`.
@@ -128,24 +139,72 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
     )
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests
-/// and closes the pool.
+/// What keeps the schema current while the app serves: the `NOTIFY` listener, and the SIGUSR1
+/// handler when configured.
+struct Reloaders {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Reloaders {
+    /// Starts them. The signal handler is registered here, before the app says it is listening,
+    /// so SIGUSR1 sent after start reloads rather than ends the process.
+    fn start(state: &AppState, on_sigusr1: bool) -> Result<Self, StartError> {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(catalog::listen(
+            state.schema().clone(),
+            state.listen_pool().clone(),
+            stopped.clone(),
+        ))];
+        #[cfg(unix)]
+        if on_sigusr1 {
+            use tokio::signal::unix::{SignalKind, signal};
+            let sigusr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signal)?;
+            tasks.push(tokio::spawn(catalog::reload_on_signal(
+                state.schema().clone(),
+                state.pool().clone(),
+                sigusr1,
+                stopped,
+            )));
+        }
+        #[cfg(not(unix))]
+        let _ = (on_sigusr1, stopped);
+        Ok(Self { stop, tasks })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests,
+/// stops the reloaders and closes the pools.
 async fn serve(
     listener: TcpListener,
     state: AppState,
+    reloaders: Reloaders,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let pool = state.pool().clone();
+    let listen_pool = state.listen_pool().clone();
     let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
+    reloaders.stop().await;
+    listen_pool.close().await;
     pool.close().await;
     result.map_err(StartError::Serve)
 }
 
-/// Checks `config`, builds the state and binds `config.bind` (use `127.0.0.1:0` for a free
-/// port). The address returned is the one the OS gave: with port 0 it has the real port.
-async fn start(config: &AppConfig) -> Result<(AppState, TcpListener, SocketAddr), StartError> {
+/// Checks `config`, builds the state, binds `config.bind` (use `127.0.0.1:0` for a free
+/// port) and starts the schema reloaders. The address returned is the one the OS gave: with
+/// port 0 it has the real port.
+async fn start(
+    config: &AppConfig,
+) -> Result<(AppState, Reloaders, TcpListener, SocketAddr), StartError> {
     let state = AppState::new(config)?;
     let bind_error = |source| StartError::Bind {
         addr: config.bind,
@@ -153,7 +212,8 @@ async fn start(config: &AppConfig) -> Result<(AppState, TcpListener, SocketAddr)
     };
     let listener = TcpListener::bind(config.bind).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
-    Ok((state, listener, addr))
+    let reloaders = Reloaders::start(&state, config.reload_on_sigusr1)?;
+    Ok((state, reloaders, listener, addr))
 }
 
 /// A server running in a background task. Dropping it starts a graceful shutdown;
@@ -164,9 +224,21 @@ pub struct RunningApp {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), StartError>>>,
+    schema: std::sync::Arc<SchemaCache>,
 }
 
 impl RunningApp {
+    /// Follows the schema cache: how many snapshots were loaded, and whether the `NOTIFY`
+    /// listener is connected (a `NOTIFY pgrst` sent after that is seen).
+    pub fn schema_status(&self) -> watch::Receiver<SchemaStatus> {
+        self.schema.watch()
+    }
+
+    /// The schema snapshot requests use now (`None` before the first load).
+    pub fn schema(&self) -> Option<std::sync::Arc<Schema>> {
+        self.schema.snapshot()
+    }
+
     /// `http://127.0.0.1:port`, without a trailing slash.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -195,14 +267,16 @@ impl Drop for RunningApp {
 }
 
 /// What the app runs for a `GET` (`insert_body: None`) or a `POST` of `insert_body` on `table`
-/// with this query string: the statement, its values, and whether its transaction may write.
-/// The benchmark hands exactly this to pgbench, so both sides run the same SQL.
+/// of `schema` (a snapshot from [`introspect`]) with this query string: the statement, its
+/// values, and whether its transaction may write. The benchmark hands exactly this to pgbench,
+/// so both sides run the same SQL.
 pub fn plan_request(
+    schema: &Schema,
     table: &str,
     query: Option<&str>,
     insert_body: Option<&[u8]>,
 ) -> Result<(Statement, Access), ApiError> {
-    let planned = routes::plan_request(table, query, insert_body)?;
+    let planned = routes::plan_request(schema, table, query, insert_body)?;
     Ok((planned.statement, planned.access))
 }
 
@@ -212,7 +286,7 @@ pub async fn run(
     config: AppConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let (state, listener, addr) = start(&config).await?;
+    let (state, reloaders, listener, addr) = start(&config).await?;
     tracing::info!(
         %addr,
         url = %format!("http://{addr}/"),
@@ -231,16 +305,17 @@ pub async fn run(
     if let Err(e) = db::ping(state.pool()).await {
         tracing::warn!(error = %e, "database not reachable yet; serving 503 until it is");
     }
-    serve(listener, state, shutdown).await?;
+    serve(listener, state, reloaders, shutdown).await?;
     tracing::info!("todo-app stopped");
     Ok(())
 }
 
 /// Starts the app in a background task on `config.bind`.
 pub async fn spawn(config: AppConfig) -> Result<RunningApp, StartError> {
-    let (state, listener, addr) = start(&config).await?;
+    let (state, reloaders, listener, addr) = start(&config).await?;
+    let schema = state.schema().clone();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, state, async move {
+    let task = tokio::spawn(serve(listener, state, reloaders, async move {
         let _ = stopped.await;
     }));
     tracing::info!(%addr, "todo-app listening");
@@ -248,5 +323,6 @@ pub async fn spawn(config: AppConfig) -> Result<RunningApp, StartError> {
         addr,
         stop: Some(stop),
         task: Some(task),
+        schema,
     })
 }

@@ -1,6 +1,8 @@
 //! Why a request could not be understood, shared by the parsers of the query string
 //! ([`crate::query_string`]), the `Prefer` header ([`crate::prefer`]) and bodies ([`crate::body`]).
 
+use crate::schema::Relation;
+
 /// Longest piece of client input an error message repeats. Enough to recognise it, bounded so
 /// a hostile 60 KiB query string does not come back in the body.
 pub(crate) const MAX_ECHO_CHARS: usize = 100;
@@ -11,12 +13,15 @@ pub enum ParseError {
     /// `PGRST100`: a parameter that does not follow the grammar.
     #[error("{message}")]
     Syntax { message: String, details: String },
-    /// `42703`: a column the table does not have, in `select`, a filter or `order`.
-    #[error("column todos.{0} does not exist")]
-    UnknownColumn(String),
-    /// `PGRST204`: a column the table does not have, in a body or `columns`.
-    #[error("Could not find the '{0}' column of 'todos' in the schema cache")]
-    UnknownWriteColumn(String),
+    /// `42703`: a column the table does not have, in `select`, a filter or `order`. PostgREST 12
+    /// does not check these itself: it qualifies the name with the table and Postgres answers
+    /// with this message.
+    #[error("column {table}.{column} does not exist")]
+    UnknownColumn { table: String, column: String },
+    /// `PGRST204`: a column the table does not have, in a body or `columns` (PostgREST 12's
+    /// `ColumnNotFound`, `src/PostgREST/Error.hs` at v12.2.12).
+    #[error("Could not find the '{column}' column of '{table}' in the schema cache")]
+    UnknownWriteColumn { table: String, column: String },
     /// `PGRST102`: a body that is not JSON of the expected shape.
     #[error("{message}")]
     InvalidBody {
@@ -33,12 +38,18 @@ impl ParseError {
         }
     }
 
-    pub(crate) fn unknown_column(name: &str) -> Self {
-        Self::UnknownColumn(echo(name))
+    pub(crate) fn unknown_column(relation: &Relation, name: &str) -> Self {
+        Self::UnknownColumn {
+            table: relation.name().to_owned(),
+            column: echo(name),
+        }
     }
 
-    pub(crate) fn unknown_write_column(name: &str) -> Self {
-        Self::UnknownWriteColumn(echo(name))
+    pub(crate) fn unknown_write_column(relation: &Relation, name: &str) -> Self {
+        Self::UnknownWriteColumn {
+            table: relation.name().to_owned(),
+            column: echo(name),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Parses the query string of the PostgREST subset this app speaks into a typed [`Query`].
-//! Pure: no I/O, no SQL; every identifier is resolved against [`crate::schema`].
+//! Pure: no I/O, no SQL; every identifier is resolved against the request's
+//! [`Relation`] from the schema snapshot ([`crate::schema`]).
 //!
 //! Supported query parameters:
 //!
@@ -19,7 +20,7 @@
 use std::borrow::Cow;
 
 use crate::parse_error::{ParseError, echo};
-use crate::schema::Column;
+use crate::schema::{ColumnId, Relation};
 
 /// A comparison that takes one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +82,7 @@ pub enum Op {
 /// One `col=[not.]op.value` parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
-    pub column: Column,
+    pub column: ColumnId,
     pub negated: bool,
     pub op: Op,
 }
@@ -101,7 +102,7 @@ pub enum Nulls {
 /// One `col[.asc|.desc][.nullsfirst|.nullslast]` term; unset parts are Postgres's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderTerm {
-    pub column: Column,
+    pub column: ColumnId,
     pub direction: Option<Direction>,
     pub nulls: Option<Nulls>,
 }
@@ -111,20 +112,21 @@ pub struct OrderTerm {
 pub struct Query {
     /// The columns to return, in order, without repeats. `select=*` (or no `select`) is every
     /// column in table order.
-    pub select: Vec<Column>,
+    pub select: Vec<ColumnId>,
     pub filters: Vec<Filter>,
     pub order: Vec<OrderTerm>,
     /// Already clamped to `i64::MAX`, the most Postgres accepts.
     pub limit: Option<i64>,
     pub offset: Option<i64>,
     /// `columns=…`: which keys to insert from each body object.
-    pub columns: Option<Vec<Column>>,
+    pub columns: Option<Vec<ColumnId>>,
 }
 
-impl Default for Query {
-    fn default() -> Self {
+impl Query {
+    /// No parameters: every column of `relation`, no filter, no order.
+    pub fn all(relation: &Relation) -> Self {
         Self {
-            select: Column::ALL.to_vec(),
+            select: relation.column_ids().collect(),
             filters: Vec::new(),
             order: Vec::new(),
             limit: None,
@@ -134,9 +136,10 @@ impl Default for Query {
     }
 }
 
-/// Parses a raw (still percent-encoded) query string. `None` and `""` mean "no parameters".
-pub fn parse_query(raw: Option<&str>) -> Result<Query, ParseError> {
-    let mut query = Query::default();
+/// Parses a raw (still percent-encoded) query string for `relation`. `None` and `""` mean
+/// "no parameters".
+pub fn parse_query(relation: &Relation, raw: Option<&str>) -> Result<Query, ParseError> {
+    let mut query = Query::all(relation);
     let mut seen_select = false;
     let mut seen_order = false;
     let mut seen_columns = false;
@@ -145,11 +148,11 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ParseError> {
         match key.as_ref() {
             "select" => {
                 once(&mut seen_select, "select")?;
-                query.select = parse_select(&value)?;
+                query.select = parse_select(relation, &value)?;
             }
             "order" => {
                 once(&mut seen_order, "order")?;
-                query.order = parse_order(&value)?;
+                query.order = parse_order(relation, &value)?;
             }
             "limit" => {
                 if query.limit.is_some() {
@@ -165,7 +168,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ParseError> {
             }
             "columns" => {
                 once(&mut seen_columns, "columns")?;
-                query.columns = Some(parse_columns(&value)?);
+                query.columns = Some(parse_columns(relation, &value)?);
             }
             "on_conflict" | "and" | "or" | "not.and" | "not.or" => {
                 return Err(ParseError::Syntax {
@@ -182,8 +185,9 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ParseError> {
                 ));
             }
             name => {
-                let column =
-                    Column::from_name(name).ok_or_else(|| ParseError::unknown_column(name))?;
+                let column = relation
+                    .find(name)
+                    .ok_or_else(|| ParseError::unknown_column(relation, name))?;
                 query.filters.push(parse_filter(column, &value)?);
             }
         }
@@ -207,7 +211,7 @@ fn duplicate(name: &str) -> ParseError {
 }
 
 /// `*` or a comma-separated list of column names.
-pub fn parse_select(value: &str) -> Result<Vec<Column>, ParseError> {
+pub fn parse_select(relation: &Relation, value: &str) -> Result<Vec<ColumnId>, ParseError> {
     let items = split_list(value).map_err(|d| ParseError::syntax("select", value, d))?;
     let mut out = Vec::new();
     for item in items {
@@ -216,17 +220,17 @@ pub fn parse_select(value: &str) -> Result<Vec<Column>, ParseError> {
             return Err(ParseError::syntax("select", value, "an item is empty"));
         }
         if name == "*" {
-            extend_unique(&mut out, &Column::ALL);
+            extend_unique(&mut out, relation.column_ids());
             continue;
         }
-        let column = resolve_column("select", value, name, ParseError::unknown_column)?;
-        extend_unique(&mut out, &[column]);
+        let column = resolve_column(relation, "select", value, name, ParseError::unknown_column)?;
+        extend_unique(&mut out, [column]);
     }
     Ok(out)
 }
 
 /// The comma-separated list of `columns=`.
-pub fn parse_columns(value: &str) -> Result<Vec<Column>, ParseError> {
+pub fn parse_columns(relation: &Relation, value: &str) -> Result<Vec<ColumnId>, ParseError> {
     let items = split_list(value).map_err(|d| ParseError::syntax("columns", value, d))?;
     let mut out = Vec::new();
     for item in items {
@@ -234,16 +238,22 @@ pub fn parse_columns(value: &str) -> Result<Vec<Column>, ParseError> {
         if name.is_empty() {
             return Err(ParseError::syntax("columns", value, "an item is empty"));
         }
-        let column = resolve_column("columns", value, name, ParseError::unknown_write_column)?;
-        extend_unique(&mut out, &[column]);
+        let column = resolve_column(
+            relation,
+            "columns",
+            value,
+            name,
+            ParseError::unknown_write_column,
+        )?;
+        extend_unique(&mut out, [column]);
     }
     Ok(out)
 }
 
-fn extend_unique(out: &mut Vec<Column>, columns: &[Column]) {
+fn extend_unique(out: &mut Vec<ColumnId>, columns: impl IntoIterator<Item = ColumnId>) {
     for c in columns {
-        if !out.contains(c) {
-            out.push(*c);
+        if !out.contains(&c) {
+            out.push(c);
         }
     }
 }
@@ -252,11 +262,12 @@ fn extend_unique(out: &mut Vec<Column>, columns: &[Column]) {
 /// support (aliases, casts, embedding, JSON paths) are syntax errors rather than "unknown
 /// column", so the message says what is actually wrong.
 fn resolve_column(
+    relation: &Relation,
     what: &str,
     whole: &str,
     item: &str,
-    unknown: fn(&str) -> ParseError,
-) -> Result<Column, ParseError> {
+    unknown: fn(&Relation, &str) -> ParseError,
+) -> Result<ColumnId, ParseError> {
     let name = match unquote(item) {
         Some(Ok(name)) => name,
         Some(Err(details)) => return Err(ParseError::syntax(what, whole, details)),
@@ -271,7 +282,7 @@ fn resolve_column(
             Cow::Borrowed(item)
         }
     };
-    Column::from_name(&name).ok_or_else(|| unknown(&name))
+    relation.find(&name).ok_or_else(|| unknown(relation, &name))
 }
 
 /// `Some` when `item` is a double-quoted name: its content with `\"` and `\\` unescaped.
@@ -327,7 +338,7 @@ fn split_list(value: &str) -> Result<Vec<&str>, &'static str> {
 }
 
 /// `col[.asc|.desc][.nullsfirst|.nullslast]`, comma-separated.
-pub fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
+pub fn parse_order(relation: &Relation, value: &str) -> Result<Vec<OrderTerm>, ParseError> {
     let items = split_list(value).map_err(|d| ParseError::syntax("order", value, d))?;
     let mut terms = Vec::with_capacity(items.len());
     for item in items {
@@ -337,7 +348,7 @@ pub fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
         if name.is_empty() {
             return Err(ParseError::syntax("order", value, "a column name is empty"));
         }
-        let column = resolve_column("order", value, name, ParseError::unknown_column)?;
+        let column = resolve_column(relation, "order", value, name, ParseError::unknown_column)?;
         let mut term = OrderTerm {
             column,
             direction: None,
@@ -419,7 +430,7 @@ pub fn parse_count(what: &str, value: &str) -> Result<i64, ParseError> {
 }
 
 /// The value of a filter parameter for `column`: `[not.]op.operand`.
-pub fn parse_filter(column: Column, value: &str) -> Result<Filter, ParseError> {
+pub fn parse_filter(column: ColumnId, value: &str) -> Result<Filter, ParseError> {
     let (negated, rest) = match value.strip_prefix("not.") {
         Some(rest) => (true, rest),
         None => (false, value),
@@ -533,9 +544,18 @@ pub fn parse_in_list(operand: &str) -> Result<Vec<String>, &'static str> {
 mod tests {
     use super::*;
     use crate::parse_error::MAX_ECHO_CHARS;
+    use crate::schema::fixture::{col, todos};
 
     fn q(raw: &str) -> Result<Query, ParseError> {
-        parse_query(Some(raw))
+        parse_query(&todos(), Some(raw))
+    }
+
+    fn all() -> Vec<ColumnId> {
+        todos().column_ids().collect()
+    }
+
+    fn unknown_col(name: &str) -> ParseError {
+        ParseError::unknown_column(&todos(), name)
     }
 
     fn filter(raw: &str) -> Filter {
@@ -551,38 +571,35 @@ mod tests {
     #[test]
     fn empty_query_is_everything_unordered() {
         for raw in [None, Some(""), Some("&"), Some("&&")] {
-            let query = parse_query(raw).unwrap();
-            assert_eq!(query, Query::default());
-            assert_eq!(query.select, Column::ALL);
+            let query = parse_query(&todos(), raw).unwrap();
+            assert_eq!(query, Query::all(&todos()));
+            assert_eq!(query.select, all());
         }
     }
 
     #[test]
     fn select_lists_star_and_quotes() {
-        assert_eq!(q("select=*").unwrap().select, Column::ALL);
+        assert_eq!(q("select=*").unwrap().select, all());
         assert_eq!(
             q("select=title,id").unwrap().select,
-            [Column::Title, Column::Id]
+            [col("title"), col("id")]
         );
         assert_eq!(
             q("select=%22title%22,is_complete").unwrap().select,
-            [Column::Title, Column::IsComplete]
+            [col("title"), col("is_complete")]
         );
         // Spaces around items are tolerated; repeats collapse so the JSON has unique keys.
         assert_eq!(
             q("select=title,%20id,title").unwrap().select,
-            [Column::Title, Column::Id]
+            [col("title"), col("id")]
         );
         assert_eq!(q("select=title,*").unwrap().select.len(), 5);
-        assert_eq!(q("select=title,*").unwrap().select[0], Column::Title);
+        assert_eq!(q("select=title,*").unwrap().select[0], col("title"));
     }
 
     #[test]
     fn select_errors() {
-        assert_eq!(
-            q("select=title,nope"),
-            Err(ParseError::UnknownColumn("nope".into()))
-        );
+        assert_eq!(q("select=title,nope"), Err(unknown_col("nope")));
         assert!(is_syntax(q("select=")));
         assert!(is_syntax(q("select=title,")));
         assert!(is_syntax(q("select=t:title")));
@@ -607,7 +624,7 @@ mod tests {
             "public.todos.title=eq.1",
         ] {
             assert!(
-                matches!(q(raw), Err(ParseError::UnknownColumn(_))),
+                matches!(q(raw), Err(ParseError::UnknownColumn { .. })),
                 "{raw}: {:?}",
                 q(raw)
             );
@@ -622,7 +639,7 @@ mod tests {
             assert!(
                 matches!(
                     err,
-                    ParseError::UnknownColumn(_) | ParseError::Syntax { .. }
+                    ParseError::UnknownColumn { .. } | ParseError::Syntax { .. }
                 ),
                 "{raw}: {err:?}"
             );
@@ -630,7 +647,7 @@ mod tests {
         // The escaped quote is unescaped before lookup, so it can only ever name a column.
         assert_eq!(
             q("select=%22title%5C%22;drop%22"),
-            Err(ParseError::UnknownColumn("title\";drop".into()))
+            Err(unknown_col("title\";drop"))
         );
     }
 
@@ -639,7 +656,7 @@ mod tests {
         assert_eq!(
             filter("title=eq.buy milk"),
             Filter {
-                column: Column::Title,
+                column: col("title"),
                 negated: false,
                 op: Op::Cmp(CmpOp::Eq, "buy milk".into())
             }
@@ -794,22 +811,22 @@ mod tests {
             order,
             [
                 OrderTerm {
-                    column: Column::CreatedAt,
+                    column: col("created_at"),
                     direction: Some(Direction::Desc),
                     nulls: Some(Nulls::Last)
                 },
                 OrderTerm {
-                    column: Column::Title,
+                    column: col("title"),
                     direction: None,
                     nulls: None
                 },
                 OrderTerm {
-                    column: Column::Id,
+                    column: col("id"),
                     direction: Some(Direction::Asc),
                     nulls: None
                 },
                 OrderTerm {
-                    column: Column::IsComplete,
+                    column: col("is_complete"),
                     direction: None,
                     nulls: Some(Nulls::First)
                 },
@@ -819,10 +836,7 @@ mod tests {
             q("order=%22title%22.desc").unwrap().order[0].direction,
             Some(Direction::Desc)
         );
-        assert_eq!(
-            q("order=nope.asc"),
-            Err(ParseError::UnknownColumn("nope".into()))
-        );
+        assert_eq!(q("order=nope.asc"), Err(unknown_col("nope")));
         for raw in [
             "order=",
             "order=title.up",
@@ -838,7 +852,7 @@ mod tests {
             "order=.asc",
         ] {
             assert!(
-                is_syntax(q(raw)) || matches!(q(raw), Err(ParseError::UnknownColumn(_))),
+                is_syntax(q(raw)) || matches!(q(raw), Err(ParseError::UnknownColumn { .. })),
                 "{raw}: {:?}",
                 q(raw)
             );
@@ -884,7 +898,7 @@ mod tests {
         };
         assert!(message.len() < 200, "{}", message.len());
         assert!(message.ends_with("…)"));
-        let Err(ParseError::UnknownColumn(name)) = q(&format!("{long}=eq.1")) else {
+        let Err(ParseError::UnknownColumn { column: name, .. }) = q(&format!("{long}=eq.1")) else {
             panic!();
         };
         assert_eq!(name.chars().count(), MAX_ECHO_CHARS + 1);
@@ -894,11 +908,11 @@ mod tests {
     fn columns_parameter() {
         assert_eq!(
             q("columns=%22title%22,%22is_complete%22").unwrap().columns,
-            Some(vec![Column::Title, Column::IsComplete])
+            Some(vec![col("title"), col("is_complete")])
         );
         assert_eq!(
             q("columns=title,nope"),
-            Err(ParseError::UnknownWriteColumn("nope".into()))
+            Err(ParseError::unknown_write_column(&todos(), "nope"))
         );
         assert!(is_syntax(q("columns=")));
     }

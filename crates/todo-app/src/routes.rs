@@ -1,5 +1,6 @@
 //! HTTP handlers: `/api/database/records/{table}` in PostgREST's wire format, and `/health`.
-//! They parse, build one statement, run it as the caller, and shape the response.
+//! They take the schema snapshot of the moment, resolve the table in it, parse, build one
+//! statement, run it as the caller, and shape the response.
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -9,15 +10,17 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::AppState;
 use crate::auth::Identity;
-use crate::body::{parse_insert_body, parse_patch_body};
+use crate::body::{parse_insert_body, parse_patch_body, strip_empty_strings};
 use crate::db::{self, Access, Expect, Outcome};
-use crate::error::ApiError;
+use crate::error::{ApiError, InvalidTableName};
 use crate::parse_error::ParseError;
 use crate::prefer::{Preferences, ReturnPref};
 use crate::query_string::{Query, parse_query};
-use crate::schema::Table;
+use crate::schema::{Relation, Schema};
 use crate::statement::{self, Action, Statement, Want};
 
 /// Largest request body accepted (the router's `DefaultBodyLimit`).
@@ -37,11 +40,75 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
     ))
 }
 
+/// A records request's table, resolved in the schema snapshot the request started with (kept
+/// for the whole request: a reload meanwhile does not change it).
+pub(crate) enum Records {
+    Known(Request),
+    /// No such table or view in the exposed schema.
+    Unknown {
+        schema: String,
+        name: String,
+        /// `columns=` was given (a write then names columns).
+        columns_param: bool,
+    },
+}
+
+impl Records {
+    /// The request, or PostgREST 12.2's answer for a table it does not know when the statement
+    /// would reach Postgres: 404 with Postgres's 42P01 (see [`ApiError::UnknownTable`]).
+    fn known(self) -> Result<Request, ApiError> {
+        match self {
+            Self::Known(request) => Ok(request),
+            Self::Unknown { schema, name, .. } => Err(ApiError::UnknownTable { schema, name }),
+        }
+    }
+
+    /// As [`Records::known`], for a POST/PATCH with `body`: PostgREST 12.2 resolves the columns a
+    /// write names against its schema cache before anything runs, and answers 404 `{}` when
+    /// there is no such table; a body that names no column reaches Postgres (42P01).
+    fn known_for_write(self, body: &[u8]) -> Result<Request, ApiError> {
+        match self {
+            Self::Known(request) => Ok(request),
+            Self::Unknown {
+                schema,
+                name,
+                columns_param,
+            } => {
+                // What InsForge forwards: `""` values dropped (no column is text-like here).
+                let names = |object: Option<&Value>| {
+                    object.and_then(Value::as_object).is_some_and(|map| {
+                        let mut map = map.clone();
+                        strip_empty_strings(None, &mut map);
+                        !map.is_empty()
+                    })
+                };
+                let names_columns = columns_param
+                    || match serde_json::from_slice::<Value>(body) {
+                        Ok(object @ Value::Object(_)) => names(Some(&object)),
+                        Ok(Value::Array(rows)) => names(rows.first()),
+                        Ok(_) | Err(_) => {
+                            return Err(ParseError::InvalidBody {
+                                message: "Empty or invalid json",
+                                details: None,
+                            }
+                            .into());
+                        }
+                    };
+                if names_columns {
+                    Err(ApiError::UnknownTableForWrite)
+                } else {
+                    Err(ApiError::UnknownTable { schema, name })
+                }
+            }
+        }
+    }
+}
+
 /// What every records request carries before its verb-specific part. The identity is
 /// extracted first, so a request without a valid token learns nothing (not even whether the
 /// table exists) — as InsForge checks the token before proxying.
 pub(crate) struct Request {
-    table: Table,
+    relation: Arc<Relation>,
     query: Query,
     prefs: Preferences,
     singular: bool,
@@ -49,7 +116,7 @@ pub(crate) struct Request {
     content_type: Option<String>,
 }
 
-impl FromRequestParts<AppState> for Request {
+impl FromRequestParts<AppState> for Records {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -57,11 +124,33 @@ impl FromRequestParts<AppState> for Request {
         let Path(table) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_: PathRejection| ApiError::RouteNotFound)?;
-        let table = Table::from_name(&table).ok_or(ApiError::UnknownTable(table))?;
-        let headers = &parts.headers;
-        Ok(Self {
-            table,
-            query: parse_query(parts.uri.query())?,
+        // No catalog read here: the snapshot is loaded at start and on reload; only while none
+        // could be loaded yet (the database was down) does a request try once itself.
+        let schema = state.schema().get_or_load(state.pool()).await?;
+        Records::resolve(&schema, &table, parts.uri.query(), &parts.headers)
+    }
+}
+
+impl Records {
+    /// `table` (the decoded path segment) in `schema`, with the query string and headers.
+    fn resolve(
+        schema: &Schema,
+        table: &str,
+        raw_query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Self, ApiError> {
+        InvalidTableName::check(table).map_err(|reason| ApiError::InvalidTableName { reason })?;
+        let Some(relation) = schema.relation(table) else {
+            return Ok(Self::Unknown {
+                schema: schema.exposed().to_owned(),
+                name: table.to_owned(),
+                columns_param: url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
+                    .any(|(k, _)| k == "columns"),
+            });
+        };
+        Ok(Self::Known(Request {
+            query: parse_query(relation, raw_query)?,
+            relation: relation.clone(),
             prefs: Preferences::parse(
                 headers
                     .get_all(HeaderName::from_static("prefer"))
@@ -72,17 +161,30 @@ impl FromRequestParts<AppState> for Request {
             content_type: headers
                 .get(header::CONTENT_TYPE)
                 .map(|v| v.to_str().unwrap_or("").to_owned()),
-        })
+        }))
+    }
+}
+
+impl Records {
+    /// A write's request and body: refused with paging (see [`refuse_paging`]) or a non-JSON
+    /// content type; on an unknown table, PostgREST's answer for a write.
+    fn write_body(self, body: Result<Bytes, BytesRejection>) -> Result<(Request, Bytes), ApiError> {
+        match &self {
+            Self::Known(request) => {
+                refuse_paging(&request.query)?;
+                let bytes = json_body(request.content_type.as_deref(), body)?;
+                Ok((self.known()?, bytes))
+            }
+            Self::Unknown { .. } => {
+                let bytes = json_body(None, body)?;
+                let request = self.known_for_write(&bytes)?;
+                Ok((request, bytes))
+            }
+        }
     }
 }
 
 impl Request {
-    /// A write's body: refused with paging (see [`refuse_paging`]) or a non-JSON content type.
-    fn write_body(&self, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-        refuse_paging(&self.query)?;
-        json_body(self.content_type.as_deref(), body)
-    }
-
     /// The statement for `action` and whether its transaction may write.
     fn plan(&self, action: &Action) -> Planned {
         let is_read = matches!(action, Action::Read);
@@ -91,7 +193,7 @@ impl Request {
             total: is_read && self.prefs.count,
         };
         Planned {
-            statement: statement::build(self.table, action, &self.query, want),
+            statement: statement::build(&self.relation, action, &self.query, want),
             access: if is_read {
                 Access::ReadOnly
             } else {
@@ -149,9 +251,10 @@ enum Verb {
 pub(crate) async fn get_records(
     identity: Identity,
     State(state): State<AppState>,
-    request: Request,
+    records: Records,
 ) -> Result<Response, ApiError> {
-    request
+    records
+        .known()?
         .run(Verb::Get, Action::Read, &identity, &state)
         .await
 }
@@ -160,11 +263,11 @@ pub(crate) async fn get_records(
 pub(crate) async fn post_records(
     identity: Identity,
     State(state): State<AppState>,
-    request: Request,
+    records: Records,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let bytes = request.write_body(body)?;
-    let rows = parse_insert_body(request.table, &bytes, request.query.columns.as_deref())?;
+    let (request, bytes) = records.write_body(body)?;
+    let rows = parse_insert_body(&request.relation, &bytes, request.query.columns.as_deref())?;
     request
         .run(Verb::Post, Action::Insert(rows), &identity, &state)
         .await
@@ -174,11 +277,11 @@ pub(crate) async fn post_records(
 pub(crate) async fn patch_records(
     identity: Identity,
     State(state): State<AppState>,
-    request: Request,
+    records: Records,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let bytes = request.write_body(body)?;
-    let set = parse_patch_body(request.table, &bytes)?;
+    let (request, bytes) = records.write_body(body)?;
+    let set = parse_patch_body(&request.relation, &bytes)?;
     if set.is_empty() {
         // Nothing to change: no statement, and so no rows affected.
         if request.singular {
@@ -206,35 +309,35 @@ pub(crate) async fn patch_records(
 pub(crate) async fn delete_records(
     identity: Identity,
     State(state): State<AppState>,
-    request: Request,
+    records: Records,
 ) -> Result<Response, ApiError> {
+    let request = records.known()?;
     refuse_paging(&request.query)?;
     request
         .run(Verb::Delete, Action::Delete, &identity, &state)
         .await
 }
 
-/// The statement the app would run for a `GET` (`body: None`) or `POST` of `table` with this
-/// query string — the benchmark's pgbench side runs exactly it.
+/// The statement the app would run for a `GET` (`body: None`) or `POST` of `table` in
+/// `schema` with this query string — the benchmark's pgbench side runs exactly it.
 pub(crate) fn plan_request(
+    schema: &Schema,
     table: &str,
     raw_query: Option<&str>,
     body: Option<&[u8]>,
 ) -> Result<Planned, ApiError> {
-    let table = Table::from_name(table).ok_or_else(|| ApiError::UnknownTable(table.to_owned()))?;
-    let request = Request {
-        table,
-        query: parse_query(raw_query)?,
-        prefs: Preferences::default(),
-        singular: false,
-        content_type: None,
+    let request = match body {
+        None => Records::resolve(schema, table, raw_query, &HeaderMap::new())?.known()?,
+        Some(bytes) => {
+            Records::resolve(schema, table, raw_query, &HeaderMap::new())?.known_for_write(bytes)?
+        }
     };
     let action = match body {
         None => Action::Read,
         Some(bytes) => {
             refuse_paging(&request.query)?;
             Action::Insert(parse_insert_body(
-                table,
+                &request.relation,
                 bytes,
                 request.query.columns.as_deref(),
             )?)

@@ -1,99 +1,222 @@
-//! The only table and columns this app knows: the allowlist every SQL identifier comes from.
-//! Nothing a client sends ever becomes SQL text; it can only select one of these entries.
+//! A snapshot of the exposed schema: the tables and views the records API serves, their
+//! columns (name and SQL type) and primary keys. Built only from the catalog ([`crate::catalog`])
+//! and immutable once built: a reload makes a new one, and a request keeps the one it started with.
+//!
+//! Every SQL identifier the app writes comes from here, quoted by [`quote_ident`]; nothing a
+//! client sends becomes SQL text, it can only select one of these entries (ARCHITECTURE.md,
+//! "No client text becomes SQL").
 
-use std::fmt;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-/// A table the records API serves. `todos` is the only one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Table {
-    Todos,
+/// `"name"` with every `"` doubled: a Postgres quoted identifier for any name the catalog holds.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-impl Table {
-    /// The table named by a URL path segment, if it is one we serve.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "todos" => Some(Self::Todos),
-            _ => None,
-        }
-    }
-
-    /// Schema-qualified and quoted, ready to paste into SQL.
-    pub fn sql(self) -> &'static str {
-        match self {
-            Self::Todos => r#"public."todos""#,
-        }
-    }
-
-    pub fn columns(self) -> &'static [Column] {
-        match self {
-            Self::Todos => &Column::ALL,
-        }
-    }
+/// What kind of relation a name is. PostgREST serves all of these from its schema cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    /// A table, partitioned table or foreign table.
+    Table,
+    /// A view or materialized view (writes go to Postgres, which decides if it can).
+    View,
 }
 
-/// A column of `public.todos`.
+/// The position of a column in its relation ([`Relation::columns`]); table order, so sorting
+/// by it gives the same SQL text for the same set of columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Column {
-    Id,
-    UserId,
-    Title,
-    IsComplete,
-    CreatedAt,
+pub struct ColumnId(usize);
+
+/// One column as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    name: String,
+    sql_type: String,
+    sql: String,
 }
 
 impl Column {
-    /// In table order, which is also the key order of `select=*`.
-    pub const ALL: [Column; 5] = [
-        Column::Id,
-        Column::UserId,
-        Column::Title,
-        Column::IsComplete,
-        Column::CreatedAt,
-    ];
-
-    /// The column a client names, compared exactly (Postgres folds unquoted names to lower
-    /// case, but PostgREST quotes every name it receives, so `Title` is not `title`).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == name)
+    /// `sql_type` is `format_type(atttypid, atttypmod)`: what a text parameter is cast to before
+    /// it meets this column, so Postgres (not this app) decides what a valid value is.
+    pub fn new(name: impl Into<String>, sql_type: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            sql: quote_ident(&name),
+            name,
+            sql_type: sql_type.into(),
+        }
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Id => "id",
-            Self::UserId => "user_id",
-            Self::Title => "title",
-            Self::IsComplete => "is_complete",
-            Self::CreatedAt => "created_at",
-        }
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The name as a quoted SQL identifier.
-    pub fn sql(self) -> &'static str {
-        match self {
-            Self::Id => r#""id""#,
-            Self::UserId => r#""user_id""#,
-            Self::Title => r#""title""#,
-            Self::IsComplete => r#""is_complete""#,
-            Self::CreatedAt => r#""created_at""#,
-        }
+    pub fn sql(&self) -> &str {
+        &self.sql
     }
 
-    /// The SQL type a text parameter is cast to before it meets this column, so Postgres
-    /// (not this app) decides what a valid value is and reports 22P02 when it is not.
-    pub fn sql_type(self) -> &'static str {
-        match self {
-            Self::Id => "uuid",
-            Self::UserId | Self::Title => "text",
-            Self::IsComplete => "boolean",
-            Self::CreatedAt => "timestamptz",
-        }
+    /// The type as `format_type` writes it (`uuid`, `character varying(20)`, `"my type"`,
+    /// `public.mood[]`): valid SQL after `::`.
+    pub fn sql_type(&self) -> &str {
+        &self.sql_type
     }
 }
 
-impl fmt::Display for Column {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+/// A table or view of the exposed schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    schema: String,
+    name: String,
+    kind: RelationKind,
+    columns: Vec<Column>,
+    primary_key: Vec<ColumnId>,
+    sql: String,
+}
+
+impl Relation {
+    /// `primary_key` names columns of `columns`; names that are not there are ignored.
+    pub fn new(
+        schema: impl Into<String>,
+        name: impl Into<String>,
+        kind: RelationKind,
+        columns: Vec<Column>,
+        primary_key: &[&str],
+    ) -> Self {
+        let schema = schema.into();
+        let name = name.into();
+        let primary_key = primary_key
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| c.name == *k).map(ColumnId))
+            .collect();
+        Self {
+            sql: format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
+            schema,
+            name,
+            kind,
+            columns,
+            primary_key,
+        }
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn kind(&self) -> RelationKind {
+        self.kind
+    }
+
+    pub fn is_view(&self) -> bool {
+        self.kind == RelationKind::View
+    }
+
+    /// Schema-qualified and quoted, ready to paste into SQL.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Every column, in table order (the key order of `select=*`).
+    pub fn column_ids(&self) -> impl Iterator<Item = ColumnId> + '_ {
+        (0..self.columns.len()).map(ColumnId)
+    }
+
+    pub fn column(&self, id: ColumnId) -> &Column {
+        &self.columns[id.0]
+    }
+
+    /// The column a client names, compared exactly (Postgres folds unquoted names to lower
+    /// case, but PostgREST quotes every name it receives, so `Title` is not `title`).
+    pub fn find(&self, name: &str) -> Option<ColumnId> {
+        self.columns
+            .iter()
+            .position(|c| c.name == name)
+            .map(ColumnId)
+    }
+
+    /// The primary key's columns (empty for a view, and for a table without one).
+    pub fn primary_key(&self) -> &[ColumnId] {
+        &self.primary_key
+    }
+}
+
+/// Every relation of the exposed schema at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    exposed: String,
+    relations: HashMap<String, Arc<Relation>>,
+}
+
+impl Schema {
+    /// A snapshot of `exposed` holding `relations` (those of other schemas are left out: they
+    /// are not exposed).
+    pub fn new(exposed: impl Into<String>, relations: impl IntoIterator<Item = Relation>) -> Self {
+        let exposed = exposed.into();
+        let relations = relations
+            .into_iter()
+            .filter(|r| r.schema == exposed)
+            .map(|r| (r.name.clone(), Arc::new(r)))
+            .collect();
+        Self { exposed, relations }
+    }
+
+    /// The exposed schema's name.
+    pub fn exposed(&self) -> &str {
+        &self.exposed
+    }
+
+    /// The relation a URL path segment names, compared exactly.
+    pub fn relation(&self, name: &str) -> Option<&Arc<Relation>> {
+        self.relations.get(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.relations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.relations.is_empty()
+    }
+
+    /// The names served, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.relations.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixture {
+    //! `public.todos` as the migrations create it, for unit tests that need no database.
+    use super::*;
+
+    pub fn todos() -> Relation {
+        Relation::new(
+            "public",
+            "todos",
+            RelationKind::Table,
+            vec![
+                Column::new("id", "uuid"),
+                Column::new("user_id", "text"),
+                Column::new("title", "text"),
+                Column::new("is_complete", "boolean"),
+                Column::new("created_at", "timestamp with time zone"),
+            ],
+            &["id"],
+        )
+    }
+
+    /// The id of a column of [`todos`].
+    pub fn col(name: &str) -> ColumnId {
+        todos()
+            .find(name)
+            .unwrap_or_else(|| panic!("no column {name}"))
     }
 }
 
@@ -102,15 +225,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_and_sql_is_the_quoted_name() {
-        for c in Column::ALL {
-            assert_eq!(Column::from_name(c.name()), Some(c));
-            assert_eq!(c.sql(), format!("\"{}\"", c.name()));
-        }
-        assert_eq!(Column::from_name("Title"), None);
-        assert_eq!(Column::from_name("title\""), None);
-        assert_eq!(Table::from_name("todos"), Some(Table::Todos));
-        assert_eq!(Table::from_name("public.todos"), None);
-        assert_eq!(Table::Todos.columns(), &Column::ALL);
+    fn identifiers_are_quoted_with_quotes_doubled() {
+        assert_eq!(quote_ident("todos"), r#""todos""#);
+        assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
+        assert_eq!(
+            quote_ident(r#"x"; drop table todos; --"#),
+            r#""x""; drop table todos; --""#
+        );
+        let rel = Relation::new(
+            "my schema",
+            "tä\"ble",
+            RelationKind::View,
+            vec![Column::new("c\"ol", "text")],
+            &["nope"],
+        );
+        assert_eq!(rel.sql(), r#""my schema"."tä""ble""#);
+        assert_eq!(rel.column(rel.find("c\"ol").unwrap()).sql(), r#""c""ol""#);
+        assert!(rel.primary_key().is_empty());
+        assert!(rel.is_view());
+    }
+
+    #[test]
+    fn names_are_exact_and_other_schemas_are_not_exposed() {
+        let todos = fixture::todos();
+        assert_eq!(todos.find("title"), Some(fixture::col("title")));
+        assert_eq!(todos.find("Title"), None);
+        assert_eq!(todos.find("title\""), None);
+        assert_eq!(todos.primary_key(), [fixture::col("id")]);
+        let hidden = Relation::new("private", "secrets", RelationKind::Table, vec![], &[]);
+        let schema = Schema::new("public", [todos, hidden]);
+        assert!(schema.relation("todos").is_some());
+        assert!(schema.relation("public.todos").is_none());
+        assert!(schema.relation("secrets").is_none());
+        assert_eq!(schema.names(), ["todos"]);
     }
 }

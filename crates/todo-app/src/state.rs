@@ -1,5 +1,6 @@
-//! Shared per-process state: the bounded connection pool, the token verifier, the timeouts.
-//! Cheap to clone (one `Arc`); nothing in it caches whether the database is up.
+//! Shared per-process state: the bounded connection pool, the schema cache, the token
+//! verifier, the claims forwarding, the timeouts. Cheap to clone (one `Arc`); nothing in it
+//! caches whether the database is up.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -7,9 +8,11 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use clerk_token::Verifier;
+use pg_identity::ClaimsForwarding;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use crate::catalog::SchemaCache;
 use crate::config::{AppConfig, ConfigError, SignInMode};
 use crate::dev::DevSignIn;
 use crate::page::{ClerkFrontend, Page, SignIn};
@@ -22,7 +25,11 @@ pub struct AppState {
 
 struct Inner {
     pool: PgPool,
+    /// One connection, for the schema listener alone (it holds it for as long as it listens).
+    listen_pool: PgPool,
+    schema: Arc<SchemaCache>,
     verifier: Verifier,
+    forwarding: ClaimsForwarding,
     statement_timeout: Duration,
     page: Arc<Page>,
     /// `Some` only with `--dev-sign-in`: the `/dev/*` routes exist only then.
@@ -47,7 +54,9 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("pool_size", &self.inner.pool.size())
+            .field("schema", &self.inner.schema.exposed())
             .field("verifier", &self.inner.verifier)
+            .field("forwarding", &self.inner.forwarding)
             .field("statement_timeout", &self.inner.statement_timeout)
             .field("page", &self.inner.page)
             .field("dev_sign_in", &self.inner.dev.is_some())
@@ -90,6 +99,9 @@ impl AppState {
             .application_name("todo-app")
             // Statements are logged by our own trace spans; sqlx's would be noise.
             .disable_statement_logging();
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options.clone());
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
@@ -103,7 +115,13 @@ impl AppState {
         };
         Ok(Self::assemble(Inner {
             pool,
+            listen_pool,
+            schema: Arc::new(
+                SchemaCache::new(config.db_schema.clone())
+                    .with_load_timeout(config.acquire_timeout),
+            ),
             verifier,
+            forwarding: config.claims_forwarding,
             statement_timeout: config.statement_timeout,
             page: Arc::new(Page::new(&sign_in)),
             dev: dev.map(Arc::new),
@@ -120,8 +138,20 @@ impl AppState {
         &self.inner.pool
     }
 
+    pub fn listen_pool(&self) -> &PgPool {
+        &self.inner.listen_pool
+    }
+
+    pub fn schema(&self) -> &Arc<SchemaCache> {
+        &self.inner.schema
+    }
+
     pub fn verifier(&self) -> &Verifier {
         &self.inner.verifier
+    }
+
+    pub fn forwarding(&self) -> ClaimsForwarding {
+        self.inner.forwarding
     }
 
     pub fn statement_timeout(&self) -> Duration {

@@ -1,5 +1,7 @@
 //! Turns a parsed request into one SQL statement plus its bind values. Pure, like the parser.
-//! Identifiers come only from [`crate::schema`]; every client value is a `$n` parameter.
+//! Identifiers come only from the schema snapshot ([`crate::schema`], quoted there); every
+//! client value is a `$n` parameter, cast to the column's catalog type (`$n::<type>`) so that
+//! Postgres decides what a valid value is.
 //!
 //! Every statement has the same result shape, one row: `total bigint` (the exact count when
 //! asked, else NULL), `page_count bigint` (rows read or written) and `body text` (the rows as a
@@ -11,7 +13,7 @@ use std::fmt::Write as _;
 
 use crate::body::InsertBody;
 use crate::query_string::{Direction, Filter, Nulls, Op, OrderTerm, Query};
-use crate::schema::{Column, Table};
+use crate::schema::{ColumnId, Relation};
 
 /// A value sent alongside the SQL text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +38,7 @@ pub enum Action {
     Read,
     Insert(InsertBody),
     /// Columns to set, with their new values as text (`None` sets NULL).
-    Update(Vec<(Column, Option<String>)>),
+    Update(Vec<(ColumnId, Option<String>)>),
     Delete,
 }
 
@@ -51,19 +53,21 @@ pub struct Want {
 
 const ALIAS: &str = "_t";
 
-struct Builder {
+struct Builder<'a> {
+    relation: &'a Relation,
     binds: Vec<Bind>,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn param(&mut self, bind: Bind) -> String {
         self.binds.push(bind);
         format!("${}", self.binds.len())
     }
 
     fn filter(&mut self, filter: &Filter) -> String {
-        let col = format!("{ALIAS}.{}", filter.column.sql());
-        let ty = filter.column.sql_type();
+        let column = self.relation.column(filter.column);
+        let col = format!("{ALIAS}.{}", column.sql());
+        let ty = column.sql_type();
         let expr = match &filter.op {
             Op::Cmp(op, value) => {
                 let p = self.param(Bind::Text(Some(value.clone())));
@@ -105,27 +109,28 @@ impl Builder {
     }
 }
 
-fn column_list(columns: &[Column], qualifier: Option<&str>) -> String {
+fn column_list(relation: &Relation, columns: &[ColumnId], qualifier: Option<&str>) -> String {
     columns
         .iter()
-        .map(|c| match qualifier {
-            Some(q) => format!("{q}.{}", c.sql()),
-            None => c.sql().to_owned(),
+        .map(|&c| match qualifier {
+            Some(q) => format!("{q}.{}", relation.column(c).sql()),
+            None => relation.column(c).sql().to_owned(),
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn order_clause(order: &[OrderTerm], qualifier: Option<&str>) -> String {
+fn order_clause(relation: &Relation, order: &[OrderTerm], qualifier: Option<&str>) -> String {
     if order.is_empty() {
         return String::new();
     }
     let terms = order
         .iter()
         .map(|t| {
+            let column = relation.column(t.column).sql();
             let mut s = match qualifier {
-                Some(q) => format!("{q}.{}", t.column.sql()),
-                None => t.column.sql().to_owned(),
+                Some(q) => format!("{q}.{column}"),
+                None => column.to_owned(),
             };
             match t.direction {
                 Some(Direction::Asc) => s.push_str(" asc"),
@@ -145,11 +150,14 @@ fn order_clause(order: &[OrderTerm], qualifier: Option<&str>) -> String {
 }
 
 /// Builds the one statement for `action` on `table`.
-pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statement {
-    let mut b = Builder { binds: Vec::new() };
+pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> Statement {
+    let mut b = Builder {
+        relation: table,
+        binds: Vec::new(),
+    };
     let tbl = table.sql();
-    let all = table.columns();
-    let returning = column_list(all, Some(ALIAS));
+    let all: Vec<ColumnId> = table.column_ids().collect();
+    let returning = column_list(table, &all, Some(ALIAS));
     // As PostgREST: a write that returns no representation says `returning 1`, which reads no
     // column. Naming columns would make Postgres apply the SELECT policies to the rows written
     // as well, and a broken UPDATE/DELETE policy would hide behind a correct SELECT one.
@@ -167,7 +175,7 @@ pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statem
             let _ = write!(
                 sql,
                 "select {returning} from {tbl} as {ALIAS} where {filters}{}",
-                order_clause(&query.order, Some(ALIAS))
+                order_clause(table, &query.order, Some(ALIAS))
             );
             if let Some(limit) = query.limit {
                 let p = b.param(Bind::BigInt(limit));
@@ -189,7 +197,7 @@ pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statem
             let (target, values) = if body.columns.is_empty() {
                 (String::new(), String::new())
             } else {
-                let cols = column_list(&body.columns, None);
+                let cols = column_list(table, &body.columns, None);
                 (format!(" ({cols})"), format!(" {cols}"))
             };
             let _ = write!(
@@ -203,7 +211,8 @@ pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statem
                 .iter()
                 .map(|(c, v)| {
                     let p = b.param(Bind::Text(v.clone()));
-                    format!("{} = {p}::{}", c.sql(), c.sql_type())
+                    let column = table.column(*c);
+                    format!("{} = {p}::{}", column.sql(), column.sql_type())
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -224,8 +233,8 @@ pub fn build(table: Table, action: &Action, query: &Query, want: Want) -> Statem
     let body = if want.body {
         format!(
             "(select coalesce(json_agg(_r), '[]'::json)::text from (select {} from pgrst_source{}) as _r)",
-            column_list(&query.select, None),
-            order_clause(&query.order, None)
+            column_list(table, &query.select, None),
+            order_clause(table, &query.order, None)
         )
     } else {
         "null::text".to_owned()
@@ -245,6 +254,7 @@ mod tests {
     use super::*;
     use crate::body::{parse_insert_body, parse_patch_body};
     use crate::query_string::parse_query;
+    use crate::schema::fixture::todos;
 
     const READ_ALL: Want = Want {
         body: true,
@@ -253,9 +263,9 @@ mod tests {
 
     fn read(raw: &str, want: Want) -> Statement {
         build(
-            Table::Todos,
+            &todos(),
             &Action::Read,
-            &parse_query(Some(raw)).unwrap(),
+            &parse_query(&todos(), Some(raw)).unwrap(),
             want,
         )
     }
@@ -265,7 +275,7 @@ mod tests {
         let s = read("", READ_ALL);
         assert_eq!(
             s.sql,
-            r#"with pgrst_source as (select _t."id", _t."user_id", _t."title", _t."is_complete", _t."created_at" from public."todos" as _t where true) select null::bigint as total, (select count(*) from pgrst_source) as page_count, (select coalesce(json_agg(_r), '[]'::json)::text from (select "id", "user_id", "title", "is_complete", "created_at" from pgrst_source) as _r) as body"#
+            r#"with pgrst_source as (select _t."id", _t."user_id", _t."title", _t."is_complete", _t."created_at" from "public"."todos" as _t where true) select null::bigint as total, (select count(*) from pgrst_source) as page_count, (select coalesce(json_agg(_r), '[]'::json)::text from (select "id", "user_id", "title", "is_complete", "created_at" from pgrst_source) as _r) as body"#
         );
         assert!(s.binds.is_empty());
     }
@@ -279,8 +289,8 @@ mod tests {
                 total: true,
             },
         );
-        assert!(s.sql.contains(r#"where not (_t."title" like $1::text) and _t."id" = any($2::text[]::uuid[]) and _t."is_complete" is null and _t."created_at" >= $3::timestamptz order by _t."created_at" desc nulls last, _t."title" limit $4::bigint offset $5::bigint"#), "{}", s.sql);
-        assert!(s.sql.contains(r#"(select count(*) from public."todos" as _t where not (_t."title" like $1::text) and _t."id" = any($2::text[]::uuid[]) and _t."is_complete" is null and _t."created_at" >= $3::timestamptz) as total"#), "{}", s.sql);
+        assert!(s.sql.contains(r#"where not (_t."title" like $1::text) and _t."id" = any($2::text[]::uuid[]) and _t."is_complete" is null and _t."created_at" >= $3::timestamp with time zone order by _t."created_at" desc nulls last, _t."title" limit $4::bigint offset $5::bigint"#), "{}", s.sql);
+        assert!(s.sql.contains(r#"(select count(*) from "public"."todos" as _t where not (_t."title" like $1::text) and _t."id" = any($2::text[]::uuid[]) and _t."is_complete" is null and _t."created_at" >= $3::timestamp with time zone) as total"#), "{}", s.sql);
         assert!(s.sql.contains(r#"(select "title" from pgrst_source order by "created_at" desc nulls last, "title")"#), "{}", s.sql);
         assert_eq!(
             s.binds,
@@ -316,34 +326,34 @@ mod tests {
 
     #[test]
     fn insert_update_delete() {
-        let body = parse_insert_body(Table::Todos, br#"[{"title":"a"}]"#, None).unwrap();
+        let body = parse_insert_body(&todos(), br#"[{"title":"a"}]"#, None).unwrap();
         let s = build(
-            Table::Todos,
+            &todos(),
             &Action::Insert(body),
-            &Query::default(),
+            &Query::all(&todos()),
             Want {
                 body: false,
                 total: false,
             },
         );
-        assert!(s.sql.starts_with(r#"with pgrst_source as (insert into public."todos" as _t ("title") select "title" from json_populate_recordset(null::public."todos", $1::json) returning 1)"#), "{}", s.sql);
+        assert!(s.sql.starts_with(r#"with pgrst_source as (insert into "public"."todos" as _t ("title") select "title" from json_populate_recordset(null::"public"."todos", $1::json) returning 1)"#), "{}", s.sql);
         assert!(s.sql.ends_with("null::text as body"), "{}", s.sql);
         assert_eq!(s.binds, [Bind::Text(Some(r#"[{"title":"a"}]"#.into()))]);
 
-        let set = parse_patch_body(Table::Todos, br#"{"title":"b","is_complete":null}"#).unwrap();
+        let set = parse_patch_body(&todos(), br#"{"title":"b","is_complete":null}"#).unwrap();
         let s = build(
-            Table::Todos,
+            &todos(),
             &Action::Update(set),
-            &parse_query(Some("id=eq.1")).unwrap(),
+            &parse_query(&todos(), Some("id=eq.1")).unwrap(),
             READ_ALL,
         );
-        assert!(s.sql.contains(r#"update public."todos" as _t set "title" = $1::text, "is_complete" = $2::boolean where _t."id" = $3::uuid returning"#), "{}", s.sql);
+        assert!(s.sql.contains(r#"update "public"."todos" as _t set "title" = $1::text, "is_complete" = $2::boolean where _t."id" = $3::uuid returning"#), "{}", s.sql);
         assert_eq!(s.binds[1], Bind::Text(None));
 
-        let s = build(Table::Todos, &Action::Delete, &Query::default(), READ_ALL);
+        let s = build(&todos(), &Action::Delete, &Query::all(&todos()), READ_ALL);
         assert!(
             s.sql
-                .contains(r#"delete from public."todos" as _t where true returning _t."id""#),
+                .contains(r#"delete from "public"."todos" as _t where true returning _t."id""#),
             "{}",
             s.sql
         );
@@ -352,7 +362,7 @@ mod tests {
             body: false,
             total: false,
         };
-        let s = build(Table::Todos, &Action::Delete, &Query::default(), minimal);
+        let s = build(&todos(), &Action::Delete, &Query::all(&todos()), minimal);
         assert!(s.sql.contains("where true returning 1)"), "{}", s.sql);
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
 
 mod auth;
+mod claims;
 mod crud;
 mod dev_sign_in;
 mod errors;
@@ -12,3 +13,4 @@ mod ops;
 mod page;
 mod querying;
 mod support;
+mod tables;

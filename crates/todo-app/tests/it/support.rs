@@ -208,6 +208,8 @@ impl TestApp {
         let mut config = AppConfig::new(database_url, secret.clone());
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.max_connections = 4;
+        // Off unless a test turns it on: one test's SIGUSR1 must not reload another's app.
+        config.reload_on_sigusr1 = false;
         tune(&mut config);
         let app = todo_app::spawn(config).await.unwrap();
         Self {
@@ -285,6 +287,44 @@ impl TestApp {
             .await
     }
 
+    /// Runs `sql` (one or more statements, no parameters) as a superuser: for setting up a
+    /// world, never for checking what a user may do.
+    pub async fn admin_sql(&self, sql: &str) {
+        let mut admin = self.db.admin_connection().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {sql}"));
+        admin.close().await.unwrap();
+    }
+
+    /// Waits (bounded) until the app's schema listener is connected, so a `NOTIFY pgrst` sent
+    /// now is seen; returns how many snapshots were loaded by then.
+    pub async fn listening(&self) -> u64 {
+        let mut status = self.app.schema_status();
+        let ready = tokio::time::timeout(RELOAD_BOUND, status.wait_for(|s| s.listening))
+            .await
+            .expect("the schema listener connects")
+            .unwrap();
+        ready.loads
+    }
+
+    /// Waits (bounded) until a snapshot newer than `loads` is in use.
+    pub async fn reloaded_since(&self, loads: u64) {
+        let mut status = self.app.schema_status();
+        tokio::time::timeout(RELOAD_BOUND, status.wait_for(|s| s.loads > loads))
+            .await
+            .expect("the schema is reloaded")
+            .unwrap();
+    }
+
+    /// `NOTIFY pgrst, 'reload schema'` as PostgREST's docs say, and wait for the reload.
+    pub async fn notify_reload(&self) {
+        let loads = self.listening().await;
+        self.admin_sql("notify pgrst, 'reload schema'").await;
+        self.reloaded_since(loads).await;
+    }
+
     /// Inserts rows as a superuser: `(owner, title, is_complete, created_at)`.
     pub async fn seed(&self, rows: &[(&User, &str, bool, &str)]) {
         let mut admin = self.db.admin_connection().await.unwrap();
@@ -320,6 +360,9 @@ impl TestApp {
         rows
     }
 }
+
+/// How long a schema reload may take to show in a test: generous for a loaded machine.
+pub const RELOAD_BOUND: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A TCP forwarder between the app and Postgres that a test can cut and restore, to play a
 /// database that goes away and comes back without touching the shared server.

@@ -1,0 +1,374 @@
+//! Reads the exposed schema from the catalog into a [`Schema`] snapshot and keeps it current,
+//! the way PostgREST keeps its schema cache: re-read on `NOTIFY pgrst, 'reload schema'` (or an
+//! empty payload) and on SIGUSR1, never per request.
+//!
+//! The snapshot is immutable and swapped whole ([`SchemaCache`]): a request holds the `Arc` it
+//! started with, so a reload never changes a request in flight. The listener has a connection of
+//! its own (not one of the request pool's) and reconnects with a bounded backoff; after every
+//! (re)connection it reloads, since notifications sent while it was away are lost — PostgREST's
+//! `src/PostgREST/Listener.hs` (v12.2.12) does the same. While Postgres is down there is no
+//! snapshot: a request then tries one load itself and answers 503 if it fails.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sqlx::PgExecutor;
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::{Mutex, watch};
+
+use crate::db::DbError;
+use crate::schema::{Column, Relation, RelationKind, Schema};
+
+/// PostgREST's default `db-channel`.
+pub const CHANNEL: &str = "pgrst";
+/// The payload that asks for a schema reload (an empty payload does too).
+pub const RELOAD_PAYLOAD: &str = "reload schema";
+
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const MAX_RETRY: Duration = Duration::from_secs(8);
+
+/// Every table, partitioned table, foreign table, view and materialized view of one schema
+/// (partitions are served through their parent, as PostgREST does), each with its columns in
+/// order (`format_type` gives a type that is valid SQL after `::`) and its primary key. One
+/// round trip. Privileges are not filtered: PostgREST 12 does not either, and Postgres answers
+/// 42501 for a relation the role may not use.
+const INTROSPECT: &str = r#"
+select c.relname::text as name,
+       c.relkind in ('v', 'm') as is_view,
+       coalesce(cols.names, '{}') as column_names,
+       coalesce(cols.types, '{}') as column_types,
+       coalesce(pk.names, '{}') as primary_key
+  from pg_catalog.pg_class c
+  join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  left join lateral (
+        select array_agg(a.attname::text order by a.attnum) as names,
+               array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) order by a.attnum) as types
+          from pg_catalog.pg_attribute a
+         where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+       ) cols on true
+  left join lateral (
+        select array_agg(a.attname::text order by k.ord) as names
+          from pg_catalog.pg_constraint con
+         cross join lateral unnest(con.conkey) with ordinality as k(attnum, ord)
+          join pg_catalog.pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
+         where con.conrelid = c.oid and con.contype = 'p'
+       ) pk on true
+ where n.nspname = $1
+   and c.relkind in ('r', 'p', 'f', 'v', 'm')
+   and not c.relispartition
+ order by c.relname
+"#;
+
+/// Why the catalog could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read schema {schema:?} from the catalog")]
+pub struct SchemaError {
+    pub schema: String,
+    #[source]
+    pub source: sqlx::Error,
+}
+
+impl From<SchemaError> for DbError {
+    fn from(error: SchemaError) -> Self {
+        error.source.into()
+    }
+}
+
+/// One row of [`INTROSPECT`]: name, is a view, column names, column types, primary key.
+type CatalogRow = (String, bool, Vec<String>, Vec<String>, Vec<String>);
+
+/// Reads `exposed` from the catalog, on a pool or a connection (as whatever role it is).
+pub async fn introspect<'c>(db: impl PgExecutor<'c>, exposed: &str) -> Result<Schema, SchemaError> {
+    let rows: Vec<CatalogRow> = sqlx::query_as(INTROSPECT)
+        .bind(exposed)
+        .fetch_all(db)
+        .await
+        .map_err(|source| SchemaError {
+            schema: exposed.to_owned(),
+            source,
+        })?;
+    let relations = rows
+        .into_iter()
+        .map(|(name, is_view, names, types, primary_key)| {
+            let columns = names
+                .into_iter()
+                .zip(types)
+                .map(|(n, t)| Column::new(n, t))
+                .collect();
+            let kind = if is_view {
+                RelationKind::View
+            } else {
+                RelationKind::Table
+            };
+            let pk: Vec<&str> = primary_key.iter().map(String::as_str).collect();
+            Relation::new(exposed, name, kind, columns, &pk)
+        });
+    Ok(Schema::new(exposed, relations))
+}
+
+/// What a watcher can see of the cache: how many snapshots have been loaded, and whether the
+/// listener is connected (so a `NOTIFY` sent now will be seen).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchemaStatus {
+    pub loads: u64,
+    pub listening: bool,
+}
+
+/// The current snapshot, swapped whole on reload.
+#[derive(Debug)]
+pub struct SchemaCache {
+    exposed: String,
+    current: RwLock<Option<Arc<Schema>>>,
+    /// One load at a time, so an older read of the catalog never replaces a newer one.
+    loading: Mutex<()>,
+    status: watch::Sender<SchemaStatus>,
+    /// How long a request waits for a first snapshot (behind a load in progress, or its own).
+    load_timeout: Duration,
+}
+
+impl SchemaCache {
+    pub fn new(exposed: impl Into<String>) -> Self {
+        Self {
+            exposed: exposed.into(),
+            current: RwLock::new(None),
+            loading: Mutex::new(()),
+            status: watch::Sender::new(SchemaStatus::default()),
+            load_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Bounds how long [`SchemaCache::get_or_load`] waits (the app passes its acquire timeout).
+    pub fn with_load_timeout(mut self, timeout: Duration) -> Self {
+        self.load_timeout = timeout;
+        self
+    }
+
+    pub fn exposed(&self) -> &str {
+        &self.exposed
+    }
+
+    /// The snapshot now, if one was ever loaded: one lock and one `Arc` clone.
+    pub fn snapshot(&self) -> Option<Arc<Schema>> {
+        // A poisoned lock only means a writer panicked between two whole values.
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The snapshot, loading one first if there is none yet (the database was down so far).
+    /// Waits at most the load timeout: a load that hangs (a connection that went silent) costs a
+    /// request a 503, never a request that never ends.
+    pub async fn get_or_load(&self, pool: &PgPool) -> Result<Arc<Schema>, SchemaError> {
+        if let Some(schema) = self.snapshot() {
+            return Ok(schema);
+        }
+        let load = async {
+            let _one = self.loading.lock().await;
+            if let Some(schema) = self.snapshot() {
+                return Ok(schema);
+            }
+            self.load_locked(pool).await
+        };
+        tokio::time::timeout(self.load_timeout, load)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SchemaError {
+                    schema: self.exposed.clone(),
+                    // "No connection in time": the request answers 503, as for a busy pool.
+                    source: sqlx::Error::PoolTimedOut,
+                })
+            })
+    }
+
+    /// Re-reads the catalog (on a pool or a connection) and swaps the new snapshot in.
+    pub async fn reload<'c>(&self, db: impl PgExecutor<'c>) -> Result<Arc<Schema>, SchemaError> {
+        let _one = self.loading.lock().await;
+        self.load_locked(db).await
+    }
+
+    async fn load_locked<'c>(&self, db: impl PgExecutor<'c>) -> Result<Arc<Schema>, SchemaError> {
+        let started = Instant::now();
+        let schema = Arc::new(introspect(db, &self.exposed).await?);
+        match self.current.write() {
+            Ok(mut guard) => *guard = Some(schema.clone()),
+            Err(poisoned) => *poisoned.into_inner() = Some(schema.clone()),
+        }
+        self.status.send_modify(|s| s.loads += 1);
+        tracing::info!(
+            schema = %self.exposed,
+            relations = schema.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "schema cache loaded"
+        );
+        Ok(schema)
+    }
+
+    /// Follows [`SchemaStatus`] changes.
+    pub fn watch(&self) -> watch::Receiver<SchemaStatus> {
+        self.status.subscribe()
+    }
+
+    fn set_listening(&self, listening: bool) {
+        self.status.send_if_modified(|s| {
+            let changed = s.listening != listening;
+            s.listening = listening;
+            changed
+        });
+    }
+}
+
+/// Reloads after a failed load, a reconnect or a notification, logging (not returning) failures:
+/// the old snapshot stays in use.
+async fn reload_logged<'c>(cache: &SchemaCache, db: impl PgExecutor<'c>, why: &'static str) {
+    if let Err(error) = cache.reload(db).await {
+        tracing::warn!(%error, why, "schema reload failed; keeping the previous snapshot");
+    }
+}
+
+/// Listens on [`CHANNEL`] until `stop` fires, reloading `cache` on `reload schema` (or an empty
+/// payload) and after every (re)connection. `listen_pool` is a pool of its own (one connection),
+/// so the listener never takes a request's connection; the introspection runs on the
+/// listener's connection too.
+pub async fn listen(cache: Arc<SchemaCache>, listen_pool: PgPool, mut stop: watch::Receiver<bool>) {
+    let mut delay = FIRST_RETRY;
+    loop {
+        let session = async {
+            let mut listener = PgListener::connect_with(&listen_pool).await?;
+            // Reconnection is ours (with a backoff), not sqlx's.
+            listener.eager_reconnect(false);
+            listener.listen(CHANNEL).await?;
+            // Anything sent while we were not listening is lost: read the catalog now.
+            reload_logged(&cache, &mut listener, "listener connected").await;
+            cache.set_listening(true);
+            tracing::debug!(channel = CHANNEL, "listening for schema reloads");
+            loop {
+                match listener.try_recv().await? {
+                    Some(n) if n.payload().is_empty() || n.payload() == RELOAD_PAYLOAD => {
+                        reload_logged(&cache, &mut listener, "notification").await;
+                    }
+                    // Other payloads (PostgREST's `reload config`) mean nothing here.
+                    Some(_) => {}
+                    None => return Ok::<(), sqlx::Error>(()),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = session => Some(outcome),
+            _ = stop.changed() => None,
+        };
+        let was_listening = cache.status.borrow().listening;
+        cache.set_listening(false);
+        if was_listening {
+            // It had connected: start the backoff over.
+            delay = FIRST_RETRY;
+        }
+        match outcome {
+            None => return,
+            Some(Ok(())) => {
+                tracing::warn!("schema listener lost its connection; reconnecting");
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis(), "schema listener failed");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return,
+        }
+        delay = (delay * 2).min(MAX_RETRY);
+    }
+}
+
+/// Reloads `cache` on every SIGUSR1 until `stop` fires. `signal` is registered by the caller
+/// before the app reports itself started, so a signal sent right after start is not lost (nor
+/// fatal: SIGUSR1's default action ends the process).
+#[cfg(unix)]
+pub async fn reload_on_signal(
+    cache: Arc<SchemaCache>,
+    pool: PgPool,
+    mut signal: tokio::signal::unix::Signal,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            received = signal.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                reload_logged(&cache, &pool, "SIGUSR1").await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Introspection against a real catalog, as the app role.
+
+    use super::*;
+    use harness::TestDatabase;
+
+    #[tokio::test]
+    async fn introspection_reads_tables_views_types_and_keys_and_reload_swaps_whole() {
+        let db = TestDatabase::create().await.unwrap();
+        let mut admin = db.admin_connection().await.unwrap();
+        sqlx::raw_sql(
+            r#"create table public.typed (
+                 a int, b varchar(20), c numeric(10,2), gone text, d text[], e timestamptz,
+                 primary key (b, a));
+               alter table public.typed drop column gone;
+               create table public.parted (id int, k int) partition by range (k);
+               create table public.parted_1 partition of public.parted for values from (0) to (10);
+               create view public."a view" as select a, b from public.typed;
+               create schema other; create table other.hidden (id int);"#,
+        )
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        let pool = db.app_pool(2).await.unwrap();
+        let cache = SchemaCache::new("public");
+        assert!(cache.snapshot().is_none());
+        let before = cache.get_or_load(&pool).await.unwrap();
+
+        assert_eq!(before.names(), ["a view", "parted", "todos", "typed"]);
+        let typed = before.relation("typed").unwrap();
+        let described: Vec<(&str, &str)> = typed
+            .column_ids()
+            .map(|c| (typed.column(c).name(), typed.column(c).sql_type()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("a", "integer"),
+                ("b", "character varying(20)"),
+                ("c", "numeric(10,2)"),
+                ("d", "text[]"),
+                ("e", "timestamp with time zone"),
+            ]
+        );
+        let pk: Vec<&str> = typed
+            .primary_key()
+            .iter()
+            .map(|&c| typed.column(c).name())
+            .collect();
+        assert_eq!(pk, ["b", "a"]);
+        let view = before.relation("a view").unwrap();
+        assert!(view.is_view() && view.primary_key().is_empty());
+        assert_eq!(view.sql(), r#""public"."a view""#);
+
+        // A request in flight holds `before`; a reload swaps a new snapshot in beside it.
+        sqlx::raw_sql("create table public.later (id int)")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        assert!(cache.snapshot().unwrap().relation("later").is_none());
+        let loads = cache.watch().borrow().loads;
+        let after = cache.reload(&pool).await.unwrap();
+        assert!(after.relation("later").is_some());
+        assert!(before.relation("later").is_none());
+        assert!(Arc::ptr_eq(&cache.snapshot().unwrap(), &after));
+        assert_eq!(cache.watch().borrow().loads, loads + 1);
+    }
+}
