@@ -252,6 +252,11 @@ async fn over_http(bound: &BoundSpec, db: &TestDatabase, opts: &RunOptions) -> R
     let secret = clerk_token::Secret::generate();
     let mut config = todo_app::AppConfig::new(db.app_target().url(), secret.clone());
     config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // The app forwards claims as the SQL run does, and exposes the spec's schema.
+    config.claims_forwarding = opts.forwarding;
+    config.db_schema.clone_from(&bound.spec().schema);
+    // A small pool: every connection serves many identities in turn (the pool-bleed run).
+    config.max_connections = 2;
     let app = todo_app::spawn(config)
         .await
         .context("starting the sample app for --http")?;

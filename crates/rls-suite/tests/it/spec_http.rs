@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use harness::TestDatabase;
+use harness::{Migrations, TestDatabase};
 use rls_suite::access::{self, BoundSpec, CheckReport, HttpEndpoint, RunOptions, Via};
 use rls_suite::spec::Spec;
 use sqlx::Connection;
@@ -120,4 +120,22 @@ async fn a_policy_broken_by_hand_leaks_over_http_too() {
         "{leaks:?}"
     );
     assert_agree(&sql, &http);
+}
+
+#[tokio::test]
+async fn team_workspaces_over_http_agrees_with_sql() {
+    let spec = Spec::load(&root().join("examples/team-workspaces/access.toml")).unwrap();
+    let migrations =
+        Migrations::from_dir(&root().join("examples/team-workspaces/migrations")).unwrap();
+    let db = TestDatabase::migrated(&migrations).await.unwrap();
+    let (sql, http) = both(&spec, &db).await;
+    assert!(http.leaks().is_empty(), "{}", http.render());
+    assert!(http.lost_access().is_empty(), "{}", http.render());
+    assert_agree(&sql, &http);
+    for table in &http.tables {
+        insta::assert_snapshot!(
+            format!("team_workspaces_http_{}", table.table),
+            table.render()
+        );
+    }
 }
