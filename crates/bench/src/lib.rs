@@ -320,23 +320,8 @@ pub async fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&scratch);
     outcome?;
 
-    // The README does not render the schema reload figure (yet): with only it selected there
-    // may be nothing to render, which is not a failure of this run.
-    let written = match report::render(&out) {
-        Ok(written) => written,
-        Err(e) if selected == [Which::Reload] => {
-            println!("bench: README not rendered ({e:#})");
-            Vec::new()
-        }
-        Err(e) => return Err(e),
-    };
+    let written = report::render(&out)?;
     println!();
-    if selected.contains(&Which::Reload) {
-        println!(
-            "wrote {}",
-            out.join(format!("{}.json", reload::NAME)).display()
-        );
-    }
     for path in written {
         println!("wrote {}", path.display());
     }

@@ -13,6 +13,7 @@ use super::app::{self, AppThroughput};
 use super::green::{self, TimeToGreen};
 use super::meta::Meta;
 use super::plot;
+use super::reload::{self, SchemaReload};
 use super::rls::{self, RlsAtScale};
 use super::spec::{self, SpecCheck};
 use super::stats::{Stats, Unit};
@@ -63,7 +64,8 @@ pub fn render(out: &Path) -> Result<Vec<PathBuf>> {
     let rls: Option<RlsAtScale> = read_json(out, rls::NAME)?;
     let app: Option<AppThroughput> = read_json(out, app::NAME)?;
     let spec: Option<SpecCheck> = read_json(out, spec::NAME)?;
-    if green.is_none() && rls.is_none() && app.is_none() && spec.is_none() {
+    let reload: Option<SchemaReload> = read_json(out, reload::NAME)?;
+    if green.is_none() && rls.is_none() && app.is_none() && spec.is_none() && reload.is_none() {
         anyhow::bail!(
             "no result files in {} — run `cargo xtask bench` first",
             out.display()
@@ -96,6 +98,7 @@ pub fn render(out: &Path) -> Result<Vec<PathBuf>> {
         rls.as_ref().map(|r| &r.meta),
         app.as_ref().map(|a| &a.meta),
         spec.as_ref().map(|s| &s.meta),
+        reload.as_ref().map(|r| &r.meta),
     ]
     .into_iter()
     .flatten()
@@ -141,7 +144,8 @@ pub fn render(out: &Path) -> Result<Vec<PathBuf>> {
         .flat_map(|g| g.targets.iter())
         .chain(rls.iter().flat_map(|r| r.targets.iter()))
         .chain(app.iter().flat_map(|a| a.targets.iter()))
-        .chain(spec.iter().flat_map(|s| s.targets.iter()));
+        .chain(spec.iter().flat_map(|s| s.targets.iter()))
+        .chain(reload.iter().flat_map(|r| r.targets.iter()));
     for t in all_targets {
         md.push_str(&target_row(t));
     }
@@ -159,6 +163,10 @@ pub fn render(out: &Path) -> Result<Vec<PathBuf>> {
     if let Some(s) = &spec {
         md.push_str("## Spec check\n\n");
         md.push_str(&spec::markdown(s));
+        md.push('\n');
+    }
+    if let Some(r) = &reload {
+        md.push_str(&reload::markdown(r));
         md.push('\n');
     }
     let _ = writeln!(
