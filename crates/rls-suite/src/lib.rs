@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod http;
 pub mod matrix;
 pub mod mutation;
+pub mod policy_expr;
 pub mod spec;
 pub mod todos_sql;
 pub mod tokens;
