@@ -71,6 +71,7 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
                     "spec": args.spec.display().to_string(),
                     "migrations": outcome.migrations,
                     "matrices": outcome.report.to_json(),
+                    "coverage": outcome.report.coverage.as_ref().map(rls_suite::coverage::Coverage::to_json),
                     "lint": serde_json::from_str::<serde_json::Value>(&outcome.lint.render_json())
                         .unwrap_or_default(),
                     "mutants": outcome.mutants.as_ref().map(rls_suite::mutation::MutationReport::to_json),
@@ -100,6 +101,10 @@ fn print_text(args: &CheckArgs, o: &Outcome, leaks: &[String], lost: &[String], 
     println!("migrations: {}", o.migrations.join(", "));
     println!();
     print!("{}", o.report.render());
+    if let Some(c) = &o.report.coverage {
+        print!("{}", c.render());
+        println!();
+    }
     if let Some(m) = &o.mutants {
         print!("{}", m.render());
         println!();
@@ -164,6 +169,7 @@ async fn check(args: &CheckArgs) -> Result<Outcome> {
                 ClaimsForwarding::InsForge23
             },
             tables: None,
+            skip_coverage: false,
         };
         let report = access::run(&bound, db.admin_target(), db.app_target(), opts.clone()).await?;
         let lint_opts = rls_lint::LintOptions {

@@ -96,10 +96,10 @@ fn placeholders(sql: &str) -> String {
 
 /// One spec table bound to its catalog entry.
 #[derive(Debug, Clone)]
-struct Table {
-    spec: TableSpec,
+pub(crate) struct Table {
+    pub(crate) spec: TableSpec,
     /// `"schema"."name"`.
-    qname: String,
+    pub(crate) qname: String,
     pk: Vec<String>,
     /// Columns that can be written (not generated), in catalog order.
     writable: Vec<String>,
@@ -114,7 +114,7 @@ struct Table {
 }
 
 impl Table {
-    fn pk_expr(&self, alias: &str) -> String {
+    pub(crate) fn pk_expr(&self, alias: &str) -> String {
         let cols: Vec<String> = self
             .pk
             .iter()
@@ -136,7 +136,7 @@ impl Table {
 #[derive(Debug, Clone)]
 pub struct BoundSpec {
     spec: Spec,
-    tables: Vec<Table>,
+    pub(crate) tables: Vec<Table>,
     /// Per table (by position), the tables a write to it can change: itself and, through
     /// foreign keys (cascades), the tables that reference it, transitively. Only those are
     /// restored after a cell, so a check's cost grows with its tables, not their square.
@@ -691,16 +691,16 @@ async fn seed_order(
 
 /// One seeded row: its primary key (as text), its image, and the actor it belongs to.
 #[derive(Debug, Clone)]
-struct SeedRow {
-    pk: String,
+pub(crate) struct SeedRow {
+    pub(crate) pk: String,
     image: Value,
     tag: String,
 }
 
 /// The seeded state: rows per table (in seeding order), restorable exactly.
 #[derive(Debug, Clone)]
-struct Seeds {
-    rows: Vec<Vec<SeedRow>>,
+pub(crate) struct Seeds {
+    pub(crate) rows: Vec<Vec<SeedRow>>,
 }
 
 impl Seeds {
@@ -1163,6 +1163,8 @@ pub struct CheckReport {
     pub tables: Vec<TableMatrix>,
     /// `key = id` for each actor, for reading the matrices.
     pub actors: Vec<(String, String)>,
+    /// Policy coverage over the seeded rows (`None` when the run skipped it).
+    pub coverage: Option<crate::coverage::Coverage>,
 }
 
 /// Options of a run.
@@ -1171,6 +1173,8 @@ pub struct RunOptions {
     pub forwarding: ClaimsForwarding,
     /// Only these tables' matrices (every table is still seeded); `None`: all.
     pub tables: Option<Vec<String>>,
+    /// Skip the policy coverage (mutant runs do not report it).
+    pub skip_coverage: bool,
 }
 
 /// Runs the SQL matrices of every spec table against one database: `admin` a superuser there,
@@ -1214,6 +1218,7 @@ pub async fn run(
             .iter()
             .map(|a| (a.key.clone(), a.id().unwrap_or("-").to_owned()))
             .collect(),
+        coverage: None,
     };
     for (ti, table) in bound.tables.iter().enumerate() {
         if opts
@@ -1255,6 +1260,12 @@ pub async fn run(
             ops: ops.iter().map(Op::label).collect(),
             cells,
         });
+    }
+    if !opts.skip_coverage {
+        report.coverage = Some(
+            crate::coverage::measure(bound, &seeds, &actors, &identities, &mut conn, &mut admin)
+                .await?,
+        );
     }
     conn.close().await.ok();
     admin.close().await.ok();

@@ -88,6 +88,29 @@ impl Expr {
         }
     }
 
+    /// The names (schema, name) of the `requesting_user_id()` functions it calls.
+    pub fn caller_functions(&self) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let is_call = |n: &Node| match &n.node {
+            Some(NodeEnum::FuncCall(f)) => {
+                name_parts(&f.funcname).last() == Some(&"requesting_user_id")
+            }
+            _ => false,
+        };
+        for_each_match(&mut self.0.clone(), &is_call, &mut |n| {
+            if let Some(NodeEnum::FuncCall(f)) = &n.node {
+                let parts: Vec<String> = name_parts(&f.funcname)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
+                if !out.contains(&parts) {
+                    out.push(parts);
+                }
+            }
+        });
+        out
+    }
+
     /// Every expression-level mutant of this predicate of a policy on `table` (the name
     /// `pg_get_expr` qualifies the policy's own row with inside subqueries).
     pub fn mutants(&self, table: &str) -> Vec<ExprMutant> {

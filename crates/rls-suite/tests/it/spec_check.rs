@@ -258,6 +258,7 @@ async fn every_generated_mutant_of_the_todos_schema_is_killed() {
         table: "todos".into(),
         operator: "broken",
         sql: "alter policy no_such_policy on public.todos using (true)".into(),
+        not_run: None,
     });
     let report = mutation::run(
         &bound,
