@@ -391,7 +391,10 @@ impl Coverage {
             for c in &p.clauses {
                 let line = |b: &BranchCoverage| -> String {
                     if b.constant {
-                        return format!("always {}", b.expr.trim_matches(['(', ')']));
+                        return format!(
+                            "always {}: nothing to exercise",
+                            b.expr.trim_matches(['(', ')'])
+                        );
                     }
                     let mut s = format!(
                         "grants {} · refuses {}",
@@ -403,6 +406,10 @@ impl Coverage {
                     }
                     s
                 };
+                if c.whole.constant {
+                    let _ = writeln!(out, "    {:<6} {}", c.clause, line(&c.whole));
+                    continue;
+                }
                 let _ = writeln!(
                     out,
                     "    {:<6} {}  {}",

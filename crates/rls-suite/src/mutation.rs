@@ -63,6 +63,21 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct MutationReport {
     pub results: Vec<(Mutant, Outcome)>,
+    /// For each survivor and equivalent (by id): the cells the matrices judged, and those among
+    /// them whose observation changed without changing their verdict
+    /// (`[table] operation · actor: before → after`).
+    pub unchanged: BTreeMap<String, Unchanged>,
+}
+
+/// What the matrices saw of a mutant that no verdict noticed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unchanged {
+    /// How many cells were judged (every one with its unmutated verdict).
+    pub cells: usize,
+    /// The tables whose matrices ran.
+    pub tables: Vec<String>,
+    /// Cells that saw something else and still judged it fine.
+    pub observed_differently: Vec<String>,
 }
 
 /// A policy as the catalog has it.
@@ -413,10 +428,50 @@ async fn affected(
         .collect())
 }
 
-/// What the unmutated database looks like to the judges: its lint findings (`rule object`).
-pub type Baseline = BTreeSet<String>;
+/// What the unmutated database looks like to the judges: its lint findings (`rule object`)
+/// and its matrices.
+#[derive(Debug)]
+struct Baseline {
+    lint: BTreeSet<String>,
+    matrices: access::CheckReport,
+}
 
-fn lint_keys(report: &rls_lint::Report) -> Baseline {
+/// The cells of `seen` (a survivor's matrices) against the unmutated ones.
+fn compare(base: &access::CheckReport, seen: &access::CheckReport) -> Unchanged {
+    let mut out = Unchanged::default();
+    for t in &seen.tables {
+        out.tables.push(t.table.clone());
+        out.cells += t.cells.iter().map(Vec::len).sum::<usize>();
+        let Some(b) = base.table(&t.table) else {
+            continue;
+        };
+        for (oi, op) in t.ops.iter().enumerate() {
+            let Some(bo) = b.ops.iter().position(|o| o == op) else {
+                continue;
+            };
+            for (ai, actor) in t.actors.iter().enumerate() {
+                let (Some(before), Some(after)) = (
+                    b.actors
+                        .iter()
+                        .position(|a| a == actor)
+                        .and_then(|bi| b.cells[bo].get(bi)),
+                    t.cells[oi].get(ai),
+                ) else {
+                    continue;
+                };
+                if before.text != after.text {
+                    out.observed_differently.push(format!(
+                        "[{}] {op} · {actor}: {} → {}",
+                        t.table, before.text, after.text
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn lint_keys(report: &rls_lint::Report) -> BTreeSet<String> {
     report
         .findings
         .iter()
@@ -439,8 +494,25 @@ pub async fn run(
         let mut conn = base.admin_connection().await?;
         let report = rls_lint::lint(&mut conn, lint).await?;
         conn.close().await.ok();
-        Arc::new(lint_keys(&report))
+        // The unmutated matrices, to tell a survivor's cells apart from them.
+        let db = TestDatabase::clone_of(base).await?;
+        let matrices = access::run(
+            bound,
+            db.admin_target(),
+            db.app_target(),
+            RunOptions {
+                skip_coverage: true,
+                ..opts.clone()
+            },
+        )
+        .await?;
+        drop(db);
+        Arc::new(Baseline {
+            lint: lint_keys(&report),
+            matrices,
+        })
     };
+    let mut unchanged = BTreeMap::new();
     let bound = Arc::new(bound.clone());
     let lint = Arc::new(lint.clone());
     let equivalent = bound.spec().equivalent.clone();
@@ -475,7 +547,10 @@ pub async fn run(
             break;
         };
         match joined {
-            Ok((i, mutant, outcome)) => {
+            Ok((i, mutant, (outcome, seen))) => {
+                if let (Outcome::Survived, Some(seen)) = (&outcome, seen) {
+                    unchanged.insert(mutant.id.clone(), compare(&baseline.matrices, &seen));
+                }
                 let outcome = match (outcome, equivalent.get(&mutant.id)) {
                     (Outcome::Survived, Some(reason)) => Outcome::Equivalent(reason.clone()),
                     (o, _) => o,
@@ -487,6 +562,7 @@ pub async fn run(
     }
     Ok(MutationReport {
         results: results.into_iter().flatten().collect(),
+        unchanged,
     })
 }
 
@@ -497,19 +573,24 @@ async fn judge_one(
     opts: &RunOptions,
     lint: &rls_lint::LintOptions,
     baseline: &Baseline,
-) -> Outcome {
-    let result: Result<Outcome, AccessError> = async {
+) -> (Outcome, Option<access::CheckReport>) {
+    let result: Result<(Outcome, Option<access::CheckReport>), AccessError> = async {
         let mut admin = db.admin_connection().await?;
         if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(mutant.sql.clone()))
             .execute(&mut admin)
             .await
         {
-            return Ok(Outcome::NotRun(format!("it does not apply: {e}")));
+            return Ok((Outcome::NotRun(format!("it does not apply: {e}")), None));
         }
         // Bound again: a reader the mutant adds (a view, a function) is then probed too.
         let bound = match BoundSpec::bind(bound.spec(), &mut admin).await {
             Ok(b) => b,
-            Err(e) => return Ok(Outcome::NotRun(format!("the spec no longer binds: {e}"))),
+            Err(e) => {
+                return Ok((
+                    Outcome::NotRun(format!("the spec no longer binds: {e}")),
+                    None,
+                ));
+            }
         };
         let tables = if mutant.table == FUNCTIONS {
             None
@@ -530,15 +611,15 @@ async fn judge_one(
         )
         .await?;
         if let Some(first) = report.leaks().first().or(report.lost_access().first()) {
-            return Ok(Outcome::Killed(first.clone()));
+            return Ok((Outcome::Killed(first.clone()), None));
         }
-        if let Some(new) = lint_keys(&lint_report).difference(baseline).next() {
-            return Ok(Outcome::Killed(format!("lint: {new}")));
+        if let Some(new) = lint_keys(&lint_report).difference(&baseline.lint).next() {
+            return Ok((Outcome::Killed(format!("lint: {new}")), None));
         }
-        Ok(Outcome::Survived)
+        Ok((Outcome::Survived, Some(report)))
     }
     .await;
-    result.unwrap_or_else(|e| Outcome::NotRun(e.to_string()))
+    result.unwrap_or_else(|e| (Outcome::NotRun(e.to_string()), None))
 }
 
 impl MutationReport {
@@ -594,9 +675,25 @@ impl MutationReport {
                 Outcome::Survived => {
                     let _ = writeln!(
                         out,
-                        "SURVIVED {}: no matrix cell and no lint finding changed\n  {}",
+                        "SURVIVED {}: no verdict and no lint finding changed\n  {}",
                         m.id, m.sql
                     );
+                    if let Some(u) = self.unchanged.get(&m.id) {
+                        let _ = writeln!(
+                            out,
+                            "  {} cells of {} judged as before; {}",
+                            u.cells,
+                            u.tables.join(", "),
+                            if u.observed_differently.is_empty() {
+                                "none saw anything different: no operation of the matrices reaches it".to_owned()
+                            } else {
+                                format!(
+                                    "these saw something else and still judged it fine:\n    {}",
+                                    u.observed_differently.join("\n    ")
+                                )
+                            }
+                        );
+                    }
                 }
                 Outcome::Equivalent(reason) => {
                     let _ = writeln!(out, "equivalent {} — {reason}", m.id);
@@ -622,6 +719,11 @@ impl MutationReport {
                 "table": m.table,
                 "operator": m.operator,
                 "sql": m.sql,
+                "unchanged": self.unchanged.get(&m.id).map(|u| json!({
+                    "cells": u.cells,
+                    "tables": u.tables,
+                    "observed_differently": u.observed_differently,
+                })),
                 "outcome": match o {
                     Outcome::Killed(by) => json!({"killed": by}),
                     Outcome::Survived => json!("survived"),
