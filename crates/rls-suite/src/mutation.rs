@@ -19,8 +19,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::sync::Arc;
 
+use futures_util::StreamExt as _;
 use harness::TestDatabase;
 use harness::target::quote_ident;
 use serde_json::{Value, json};
@@ -507,58 +507,45 @@ pub async fn run(
         )
         .await?;
         drop(db);
-        Arc::new(Baseline {
+        Box::new(Baseline {
             lint: lint_keys(&report),
             matrices,
         })
     };
     let mut unchanged = BTreeMap::new();
-    let bound = Arc::new(bound.clone());
-    let lint = Arc::new(lint.clone());
     let equivalent = bound.spec().equivalent.clone();
     let mut results: Vec<Option<(Mutant, Outcome)>> = vec![None; mutants.len()];
-    let mut set = tokio::task::JoinSet::new();
-    let mut queue = mutants.into_iter().enumerate();
-    loop {
-        while set.len() < parallel.max(1) {
-            let Some((i, mutant)) = queue.next() else {
-                break;
-            };
+    // `parallel` mutants at a time, each cloned and judged in one future (the clone of one
+    // overlaps the judging of another).
+    let (baseline, opts) = (&*baseline, &opts);
+    let jobs = mutants
+        .into_iter()
+        .enumerate()
+        .map(|(i, mutant)| async move {
             if let Some(why) = &mutant.not_run {
                 let why = why.clone();
-                results[i] = Some((mutant, Outcome::NotRun(why)));
-                continue;
+                return (i, mutant, (Outcome::NotRun(why), None));
             }
-            let db = match TestDatabase::clone_of(base).await {
-                Ok(db) => db,
-                Err(e) => {
-                    results[i] = Some((mutant, Outcome::NotRun(format!("the clone failed: {e}"))));
-                    continue;
+            let cloning = std::time::Instant::now();
+            let outcome = match TestDatabase::clone_of(base).await {
+                Ok(db) => {
+                    tracing::debug!(mutant = %mutant.id, took = ?cloning.elapsed(), "cloned");
+                    judge_one(bound, &db, &mutant, opts, lint, baseline).await
                 }
+                Err(e) => (Outcome::NotRun(format!("the clone failed: {e}")), None),
             };
-            let (bound, lint, baseline, opts) =
-                (bound.clone(), lint.clone(), baseline.clone(), opts.clone());
-            set.spawn(async move {
-                let outcome = judge_one(&bound, &db, &mutant, &opts, &lint, &baseline).await;
-                (i, mutant, outcome)
-            });
+            (i, mutant, outcome)
+        });
+    let mut done = futures_util::stream::iter(jobs).buffer_unordered(parallel.max(1));
+    while let Some((i, mutant, (outcome, seen))) = done.next().await {
+        if let (Outcome::Survived, Some(seen)) = (&outcome, seen) {
+            unchanged.insert(mutant.id.clone(), compare(&baseline.matrices, &seen));
         }
-        let Some(joined) = set.join_next().await else {
-            break;
+        let outcome = match (outcome, equivalent.get(&mutant.id)) {
+            (Outcome::Survived, Some(reason)) => Outcome::Equivalent(reason.clone()),
+            (o, _) => o,
         };
-        match joined {
-            Ok((i, mutant, (outcome, seen))) => {
-                if let (Outcome::Survived, Some(seen)) = (&outcome, seen) {
-                    unchanged.insert(mutant.id.clone(), compare(&baseline.matrices, &seen));
-                }
-                let outcome = match (outcome, equivalent.get(&mutant.id)) {
-                    (Outcome::Survived, Some(reason)) => Outcome::Equivalent(reason.clone()),
-                    (o, _) => o,
-                };
-                results[i] = Some((mutant, outcome));
-            }
-            Err(e) => return Err(AccessError::Task(e)),
-        }
+        results[i] = Some((mutant, outcome));
     }
     Ok(MutationReport {
         results: results.into_iter().flatten().collect(),
@@ -574,6 +561,7 @@ async fn judge_one(
     lint: &rls_lint::LintOptions,
     baseline: &Baseline,
 ) -> (Outcome, Option<access::CheckReport>) {
+    let started = std::time::Instant::now();
     let result: Result<(Outcome, Option<access::CheckReport>), AccessError> = async {
         let mut admin = db.admin_connection().await?;
         if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(mutant.sql.clone()))
@@ -582,8 +570,14 @@ async fn judge_one(
         {
             return Ok((Outcome::NotRun(format!("it does not apply: {e}")), None));
         }
-        // Bound again: a reader the mutant adds (a view, a function) is then probed too.
-        let bound = match BoundSpec::bind(bound.spec(), &mut admin).await {
+        // Bound again when the mutant adds a reader (a view, a function): it is then probed
+        // too. (Nothing else a mutant does changes what binding reads.)
+        let rebound = if matches!(mutant.operator, "definer_view" | "definer_function") {
+            BoundSpec::bind(bound.spec(), &mut admin).await
+        } else {
+            Ok(bound.clone())
+        };
+        let bound = match rebound {
             Ok(b) => b,
             Err(e) => {
                 return Ok((
@@ -597,8 +591,10 @@ async fn judge_one(
         } else {
             Some(affected(&bound, &mutant.table, &mut admin).await?)
         };
+        let applied = started.elapsed();
         let lint_report = rls_lint::lint(&mut admin, lint).await?;
         admin.close().await.ok();
+        let linted = started.elapsed();
         let report = access::run(
             &bound,
             db.admin_target(),
@@ -610,6 +606,13 @@ async fn judge_one(
             },
         )
         .await?;
+        tracing::debug!(
+            mutant = %mutant.id,
+            ?applied,
+            lint = ?(linted - applied),
+            matrices = ?(started.elapsed() - linted),
+            "judged"
+        );
         if let Some(first) = report.leaks().first().or(report.lost_access().first()) {
             return Ok((Outcome::Killed(first.clone()), None));
         }
