@@ -112,6 +112,7 @@ pub(crate) async fn measure(
     conn: &mut PgConnection,
     admin: &mut PgConnection,
 ) -> Result<Coverage, AccessError> {
+    let started = std::time::Instant::now();
     let schema = &bound.spec().schema;
     let names: Vec<String> = bound
         .table_names()
@@ -131,8 +132,8 @@ pub(crate) async fn measure(
         .map_err(sql_err("read the policies"))?;
     let rows: Vec<PolicyRow> = sqlx::query_as(
         "select c.relname::text as table, p.polname::text as name, p.polcmd::text as cmd, \
-                coalesce((select array_agg(case r when 0 then 'public' else pg_get_userbyid(r)::text end \
-                          order by 1) from unnest(p.polroles) r), '{}') as roles, \
+                coalesce((select array_agg(name order by name) from (select case r when 0 then 'public' \
+                          else pg_get_userbyid(r)::text end as name from unnest(p.polroles) r) s), '{}') as roles, \
                 pg_get_expr(p.polqual, p.polrelid) as qual, \
                 pg_get_expr(p.polwithcheck, p.polrelid) as check \
          from pg_policy p join pg_class c on c.oid = p.polrelid \
@@ -183,6 +184,7 @@ pub(crate) async fn measure(
     .await
     .map_err(sql_err("drop the coverage copy"))?;
     result?;
+    tracing::debug!(policies = policies.len(), took = ?started.elapsed(), "coverage measured");
     Ok(Coverage { policies })
 }
 
