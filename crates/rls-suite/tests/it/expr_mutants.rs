@@ -136,3 +136,64 @@ async fn correlations_and_conjunctions_are_mutated_as_trees_and_killed() {
         );
     }
 }
+
+/// Predicates with the syntax Postgres prints in its own ways (SQL-standard functions, special
+/// operators, collations, row and array constructors): each survives the parse/deparse round
+/// trip through libpg_query (so none of its mutants is "not run"), and each gets its mutants.
+#[tokio::test]
+async fn unusual_predicates_survive_the_parse_deparse_round_trip() {
+    const SHAPES: &[&str] = &[
+        "title similar to 'a%'",
+        "created_at between symmetric now() and now()",
+        "substring(title from 1 for 2) = 'ab'",
+        "trim(both 'x' from title) <> ''",
+        "title::varchar(10) is not null",
+        "created_at at time zone 'UTC' < now()",
+        "extract(year from created_at) > 2000",
+        "(created_at, created_at) overlaps (now(), now())",
+        "title collate \"C\" > 'a'",
+        "title = any(array['a', 'b'])",
+        "coalesce(title, 'x') is distinct from 'y'",
+        "current_date > '2000-01-01'::date",
+        "created_at > now() - interval '1 day'",
+        "case when is_complete then true else false end",
+        "title ~ '^a' or title !~~ 'b%'",
+        "is_complete is not true",
+        "row(title, user_id) is not null",
+        "normalize(title) is nfc normalized",
+        "title ^@ 'a'",
+        "greatest(1, 2) = 2",
+        "xmlexists('//x' passing by value '<x/>')",
+        "cast(user_id as text) = current_user",
+        "position('a' in title) > 0",
+        "overlay(title placing 'x' from 1) <> ''",
+        "user_id = session_user",
+    ];
+    let db = TestDatabase::create().await.unwrap();
+    let mut admin = db.admin_connection().await.unwrap();
+    for (i, shape) in SHAPES.iter().enumerate() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "create policy shape_{i} on public.todos for select to authenticated \
+             using (user_id = (select public.requesting_user_id()) and ({shape}))"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("{shape}: {e}"));
+    }
+    let spec =
+        Spec::load(&harness::state::workspace_root().join("fixtures/todos.access.toml")).unwrap();
+    let bound = BoundSpec::bind(&spec, &mut admin).await.unwrap();
+    let list = mutation::generate(&bound, &mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    let not_run: Vec<_> = list.iter().filter(|m| m.not_run.is_some()).collect();
+    assert!(not_run.is_empty(), "{not_run:#?}");
+    for i in 0..SHAPES.len() {
+        let id = format!("todos.shape_{i}.using.and_to_or");
+        let m = list.iter().find(|m| m.id == id);
+        assert!(
+            m.is_some_and(|m| m.sql.contains(" OR ")),
+            "{}: {m:?}",
+            SHAPES[i]
+        );
+    }
+}
