@@ -187,13 +187,9 @@ async fn unusual_predicates_survive_the_parse_deparse_round_trip() {
     admin.close().await.unwrap();
     let not_run: Vec<_> = list.iter().filter(|m| m.not_run.is_some()).collect();
     assert!(not_run.is_empty(), "{not_run:#?}");
-    for i in 0..SHAPES.len() {
+    for (i, shape) in SHAPES.iter().enumerate() {
         let id = format!("todos.shape_{i}.using.and_to_or");
         let m = list.iter().find(|m| m.id == id);
-        assert!(
-            m.is_some_and(|m| m.sql.contains(" OR ")),
-            "{}: {m:?}",
-            SHAPES[i]
-        );
+        assert!(m.is_some_and(|m| m.sql.contains(" OR ")), "{shape}: {m:?}");
     }
 }
