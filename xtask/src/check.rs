@@ -84,6 +84,7 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
                     "spec": args.spec.display().to_string(),
                     "migrations": outcome.migrations,
                     "matrices": outcome.report.to_json(),
+                    "coverage": outcome.report.coverage.as_ref().map(rls_suite::coverage::Coverage::to_json),
                     "lint": serde_json::from_str::<serde_json::Value>(&outcome.lint.render_json())
                         .unwrap_or_default(),
                     "mutants": outcome.mutants.as_ref().map(rls_suite::mutation::MutationReport::to_json),
@@ -122,6 +123,10 @@ fn print_text(
     println!("migrations: {}", o.migrations.join(", "));
     println!();
     print!("{}", o.report.render());
+    if let Some(c) = &o.report.coverage {
+        print!("{}", c.render());
+        println!();
+    }
     if let Some((http, _)) = &o.http {
         println!("over HTTP (the sample app's records API on the same database):");
         print!("{}", http.render());

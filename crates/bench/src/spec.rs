@@ -1,6 +1,7 @@
 //! Spec check figures: the whole `examples/team-workspaces` check (fresh database, migrations,
 //! matrices, lint), the engine's time per table at 1, 10 and 50 generated tables (so the
-//! growth is visible), and the verdict cost per matrix cell.
+//! growth is visible), the verdict cost per matrix cell, and the check with every mutant
+//! generated from the example's catalog (mutants per second).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -19,6 +20,10 @@ use super::{Ctx, Plan, Target};
 pub const NAME: &str = "spec_check";
 pub const TARGET_CELL_MS: f64 = 1.0;
 pub const TARGET_EXAMPLE_SECS: f64 = 3.0;
+/// The example's whole check with every generated mutant (issue 14).
+pub const TARGET_MUTANTS_SECS: f64 = 15.0;
+/// Mutants judged at once (as `cargo xtask check` does by default).
+pub const MUTANT_JOBS: usize = 2;
 /// Growth counts as linear while a table at the largest size costs at most this much more
 /// than at the middle one.
 pub const LINEAR_SLACK: f64 = 1.5;
@@ -30,6 +35,9 @@ pub struct SpecCheck {
     pub meta: Meta,
     pub example: ExampleFigures,
     pub growth: Vec<GrowthPoint>,
+    /// Absent in results written before the mutants were measured.
+    #[serde(default)]
+    pub mutants: Option<MutantFigures>,
     pub targets: Vec<Target>,
     pub peer: String,
 }
@@ -44,6 +52,22 @@ pub struct ExampleFigures {
     /// The matrices alone (seeding, planning, every cell).
     pub matrices_secs: Stats,
     pub per_cell_ms: Stats,
+}
+
+/// The example's check with every generated mutant, once (a run takes tens of seconds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MutantFigures {
+    pub generated: usize,
+    pub judged: usize,
+    pub killed: usize,
+    pub not_run: usize,
+    /// Parallel mutant jobs.
+    pub jobs: usize,
+    /// Fresh database + migrations + matrices + coverage + lint + every mutant.
+    pub wall_secs: f64,
+    /// The mutation run alone (baseline, clones, judging).
+    pub mutation_secs: f64,
+    pub per_second: f64,
 }
 
 /// The engine on `tables` generated owner-scoped tables.
@@ -71,6 +95,7 @@ pub fn plan(plan: &Plan) -> StagePlan {
         steps: vec![
             Step::new("spec-example", runs as u64, 2.0),
             Step::new("spec-growth", (runs * growth.len()) as u64, 3.0),
+            Step::new("spec-mutants", 1, 90.0),
         ],
     }
 }
@@ -165,13 +190,88 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
         });
     }
 
-    let targets = targets(&example, &growth);
+    let mutants = mutants(ctx, &spec, &migrations).await?;
+    ctx.progress
+        .tick("spec-mutants", 1, "team-workspaces with every mutant");
+    let mut targets = targets(&example, &growth);
+    targets.push(Target {
+        name: "the example's check with every generated mutant".into(),
+        goal: format!("≤ {TARGET_MUTANTS_SECS} s wall (after build)"),
+        measured: Unit::Secs.fmt(mutants.wall_secs),
+        met: Some(mutants.wall_secs <= TARGET_MUTANTS_SECS),
+        note: format!(
+            "{} mutants ({} judged, {} killed, {} not run), {} at a time: {:.1} mutants/s",
+            mutants.generated,
+            mutants.judged,
+            mutants.killed,
+            mutants.not_run,
+            mutants.jobs,
+            mutants.per_second
+        ),
+    });
     Ok(SpecCheck {
         meta: ctx.meta(started.elapsed()),
         example,
         growth,
+        mutants: Some(mutants),
         targets,
         peer: PEER.into(),
+    })
+}
+
+/// The example's check as `cargo xtask check` runs it with its mutants (minus process start).
+async fn mutants(ctx: &Ctx, spec: &Spec, migrations: &Migrations) -> Result<MutantFigures> {
+    let t0 = Instant::now();
+    let db = TestDatabase::migrated(migrations).await?;
+    let pristine = TestDatabase::clone_of(&db).await?;
+    let mut admin = db.admin_connection().await?;
+    let bound = BoundSpec::bind(spec, &mut admin).await?;
+    let report = access::run(
+        &bound,
+        db.admin_target(),
+        db.app_target(),
+        RunOptions::default(),
+    )
+    .await?;
+    anyhow::ensure!(report.leaks().is_empty(), "the example leaks");
+    let lint_opts = rls_lint::LintOptions {
+        schemas: vec![spec.schema.clone()],
+        app_role: Some(ctx.state.app.user.clone()),
+        ..Default::default()
+    };
+    rls_lint::lint(&mut admin, &lint_opts).await?;
+    let list = rls_suite::mutation::generate(&bound, &mut admin).await?;
+    let t1 = Instant::now();
+    let run = rls_suite::mutation::run(
+        &bound,
+        &pristine,
+        list,
+        RunOptions::default(),
+        &lint_opts,
+        MUTANT_JOBS,
+    )
+    .await?;
+    let mutation_secs = t1.elapsed().as_secs_f64();
+    let wall_secs = t0.elapsed().as_secs_f64();
+    drop(admin);
+    drop(db);
+    drop(pristine);
+    harness::testing::flush_drops().await.ok();
+    let (killed, judged) = run.scores().get("").copied().unwrap_or_default();
+    let not_run = run
+        .results
+        .iter()
+        .filter(|(_, o)| matches!(o, rls_suite::mutation::Outcome::NotRun(_)))
+        .count();
+    Ok(MutantFigures {
+        generated: run.results.len(),
+        judged,
+        killed,
+        not_run,
+        jobs: MUTANT_JOBS,
+        wall_secs,
+        mutation_secs,
+        per_second: run.results.len() as f64 / mutation_secs.max(f64::EPSILON),
     })
 }
 
@@ -290,6 +390,21 @@ pub fn markdown(s: &SpecCheck) -> String {
             g.matrices_secs.show(Unit::Secs),
             g.per_table_ms.show(Unit::Ms),
             g.per_cell_ms.show(Unit::Ms)
+        );
+    }
+    if let Some(m) = &s.mutants {
+        let _ = writeln!(
+            md,
+            "\nWith every generated mutant ({} generated, {} judged, {} killed, {} not run; {} at a \
+             time): whole check {}, mutation run {}, {:.1} mutants/s.",
+            m.generated,
+            m.judged,
+            m.killed,
+            m.not_run,
+            m.jobs,
+            Unit::Secs.fmt(m.wall_secs),
+            Unit::Secs.fmt(m.mutation_secs),
+            m.per_second
         );
     }
     let _ = writeln!(md, "\nPeer: {}.", s.peer);

@@ -114,10 +114,10 @@ fn placeholders(sql: &str) -> String {
 
 /// One spec table bound to its catalog entry.
 #[derive(Debug, Clone)]
-struct Table {
-    spec: TableSpec,
+pub(crate) struct Table {
+    pub(crate) spec: TableSpec,
     /// `"schema"."name"`.
-    qname: String,
+    pub(crate) qname: String,
     pk: Vec<String>,
     /// Columns that can be written (not generated), in catalog order.
     writable: Vec<String>,
@@ -131,7 +131,7 @@ struct Table {
 }
 
 impl Table {
-    fn pk_expr(&self, alias: &str) -> String {
+    pub(crate) fn pk_expr(&self, alias: &str) -> String {
         let cols: Vec<String> = self
             .pk
             .iter()
@@ -164,7 +164,7 @@ struct Reader {
 #[derive(Debug, Clone)]
 pub struct BoundSpec {
     spec: Spec,
-    tables: Vec<Table>,
+    pub(crate) tables: Vec<Table>,
     /// Per table (by position), the tables a write to it can change: itself and, through
     /// foreign keys (cascades), the tables that reference it, transitively. Only those are
     /// restored after a cell, so a check's cost grows with its tables, not their square.
@@ -730,16 +730,16 @@ async fn seed_order(
 
 /// One seeded row: its primary key (as text), its image, and the actor it belongs to.
 #[derive(Debug, Clone)]
-struct SeedRow {
-    pk: String,
+pub(crate) struct SeedRow {
+    pub(crate) pk: String,
     image: Value,
     tag: String,
 }
 
 /// The seeded state: rows per table (in seeding order), restorable exactly.
 #[derive(Debug, Clone)]
-struct Seeds {
-    rows: Vec<Vec<SeedRow>>,
+pub(crate) struct Seeds {
+    pub(crate) rows: Vec<Vec<SeedRow>>,
 }
 
 impl Seeds {
@@ -1214,6 +1214,8 @@ pub struct CheckReport {
     pub hostile: Vec<HostileRow>,
     /// Over HTTP: every user reading every table at once through the endpoint's pool.
     pub pool: Option<PoolBleed>,
+    /// Policy coverage over the seeded rows (`None` when the run skipped it, and over HTTP).
+    pub coverage: Option<crate::coverage::Coverage>,
 }
 
 /// Options of a run.
@@ -1226,6 +1228,8 @@ pub struct RunOptions {
     /// a spec table already has rows, because restoring between cells rewrites whole tables.
     /// A check's fresh database is its own, and rows its migrations inserted are replaced.
     pub refuse_existing_rows: bool,
+    /// Skip the policy coverage (mutant runs do not report it).
+    pub skip_coverage: bool,
 }
 
 /// Runs the SQL matrices of every spec table against one database: `admin` a superuser there,
@@ -1311,6 +1315,7 @@ pub async fn run_via(
             .collect(),
         hostile: Vec::new(),
         pool: None,
+        coverage: None,
     };
     // Every actor's allowed rows per table (by position), for the token and pool tables.
     let mut allowed_all: Vec<(usize, Vec<Allowed>)> = Vec::new();
@@ -1372,6 +1377,14 @@ pub async fn run_via(
                     pool::run(bound, &seeds, endpoint, &allowed_all, authorizations, &keys).await?,
                 );
             }
+        }
+        if !opts.skip_coverage
+            && let Observer::Sql { conn, identities } = &mut observer
+        {
+            report.coverage = Some(
+                crate::coverage::measure(bound, &seeds, &actors, identities, conn, &mut admin)
+                    .await?,
+            );
         }
         Ok::<_, AccessError>(())
     }
@@ -1774,6 +1787,11 @@ fn judge(
             Op::Select => !allowed.select.is_empty() || code != "42501",
             // A reader may show less than the table, or be refused: only more is a finding.
             Op::SelectVia(_) => false,
+            // A statement with no filter reaches exactly the caller's rows under correct
+            // policies, and each of those passes WITH CHECK: refusing it means the USING
+            // clause let in a row the check then rejects (a USING looser than the spec).
+            Op::UpdateUnfiltered => !allowed.update.is_empty(),
+            Op::DeleteUnfiltered => !allowed.delete.is_empty(),
             _ => expect_row == Some(true),
         };
         return if expected_something {

@@ -3,10 +3,12 @@
 
 pub mod access;
 pub mod actors;
+pub mod coverage;
 pub mod fixtures;
 pub mod http;
 pub mod matrix;
 pub mod mutation;
+pub mod policy_expr;
 pub mod spec;
 pub mod todos_sql;
 pub mod tokens;

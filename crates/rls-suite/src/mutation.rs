@@ -7,20 +7,27 @@
 //! not have. A survivor means the checks would not notice that weakening — unless the spec
 //! marks it equivalent, with a reason.
 //!
-//! The operators rewrite whole clauses from the catalog (`pg_policy`), never the text inside
-//! an expression; operators that need to change an expression's inside (correlations, the
-//! caller-id expression, AND → OR) are not generated yet.
+//! Clause operators rewrite whole clauses from the catalog (`pg_policy`). Expression operators
+//! change a predicate's inside: the `pg_get_expr` text is parsed by Postgres's own parser
+//! ([`crate::policy_expr`]), mutated as a tree and deparsed — never edited as text: each
+//! correlation of an EXISTS / IN subquery with the outer row dropped in turn, the caller-id
+//! expression replaced by a constant or by another claim, the caller id compared loosely
+//! (`ILIKE`, `lower() = lower()`, a prefix `LIKE`), AND → OR at the top. A predicate whose
+//! parse/deparse round trip changes what Postgres stores is not mutated: its mutants are "not
+//! run", with the two texts. Readers and helpers: a SECURITY DEFINER view and function over each
+//! table, and `requesting_user_id()` rewritten to cast the claims before guarding `''`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::sync::Arc;
 
+use futures_util::StreamExt as _;
 use harness::TestDatabase;
 use harness::target::quote_ident;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
 use crate::access::{self, AccessError, BoundSpec, RunOptions};
+use crate::policy_expr::Expr;
 
 /// One generated mutant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +38,14 @@ pub struct Mutant {
     pub table: String,
     pub operator: &'static str,
     pub sql: String,
+    /// Why it cannot be judged, known when it was generated (its predicate does not parse, or
+    /// does not survive a parse/deparse round trip): reported as "not run", never applied.
+    pub not_run: Option<String>,
 }
+
+/// The `table` of mutants that change a function every table's policies may call: they are
+/// judged by every matrix.
+pub const FUNCTIONS: &str = "(functions)";
 
 /// What became of one mutant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +63,21 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct MutationReport {
     pub results: Vec<(Mutant, Outcome)>,
+    /// For each survivor and equivalent (by id): the cells the matrices judged, and those among
+    /// them whose observation changed without changing their verdict
+    /// (`[table] operation · actor: before → after`).
+    pub unchanged: BTreeMap<String, Unchanged>,
+}
+
+/// What the matrices saw of a mutant that no verdict noticed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unchanged {
+    /// How many cells were judged (every one with its unmutated verdict).
+    pub cells: usize,
+    /// The tables whose matrices ran.
+    pub tables: Vec<String>,
+    /// Cells that saw something else and still judged it fine.
+    pub observed_differently: Vec<String>,
 }
 
 /// A policy as the catalog has it.
@@ -63,7 +92,8 @@ struct PolicyRow {
     check: Option<String>,
 }
 
-/// Generates the mutants of every spec table from the catalog `admin` is connected to.
+/// Generates the mutants of every spec table from the catalog `admin` is connected to. Nothing
+/// is changed there (the round trips run in a transaction that is rolled back).
 pub async fn generate(
     bound: &BoundSpec,
     admin: &mut PgConnection,
@@ -74,41 +104,42 @@ pub async fn generate(
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    let policies: Vec<PolicyRow> =
-        sqlx::query_as(
-            "select c.relname::text as table, p.polname::text as name, p.polcmd::text as cmd, \
-                    p.polpermissive as permissive, \
-                    coalesce((select array_agg(case r when 0 then 'public' else quote_ident(pg_get_userbyid(r)) end \
-                              order by r) from unnest(p.polroles) r), '{}') as roles, \
-                    pg_get_expr(p.polqual, p.polrelid) as qual, \
-                    pg_get_expr(p.polwithcheck, p.polrelid) as check \
-             from pg_policy p join pg_class c on c.oid = p.polrelid \
-             join pg_namespace n on n.oid = c.relnamespace \
-             where n.nspname = $1 and c.relname = any($2) order by 1, 2",
-        )
+    let sql_err = |context: &str| {
+        let context = context.to_owned();
+        move |source| AccessError::Sql { context, source }
+    };
+    let mut tx = admin.begin().await.map_err(sql_err("read the policies"))?;
+    // Every name schema-qualified (but pg_catalog's): the text means the same on any
+    // search_path, and the mutants built from it too.
+    sqlx::query("set local search_path = ''")
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("read the policies"))?;
+    let policies: Vec<PolicyRow> = sqlx::query_as(POLICIES)
         .bind(schema)
         .bind(&tables)
-        .fetch_all(&mut *admin)
+        .fetch_all(&mut *tx)
         .await
-        .map_err(|source| AccessError::Sql {
-            context: "read the policies".into(),
-            source,
-        })?;
+        .map_err(sql_err("read the policies"))?;
     let q = |t: &str| format!("{}.{}", quote_ident(schema), quote_ident(t));
     let mut out = Vec::new();
-    let mut push = |table: &str, what: &str, operator: &'static str, sql: String| {
-        out.push(Mutant {
-            id: format!("{table}.{what}.{operator}"),
-            table: table.to_owned(),
-            operator,
-            sql,
-        });
-    };
-    for p in policies {
+    let push =
+        |out: &mut Vec<Mutant>, table: &str, what: &str, operator: &'static str, sql: String| {
+            out.push(Mutant {
+                id: format!("{table}.{what}.{operator}"),
+                table: table.to_owned(),
+                operator,
+                sql,
+                not_run: None,
+            });
+        };
+    let mut caller_functions: BTreeSet<String> = BTreeSet::new();
+    for p in &policies {
         let (t, name) = (q(&p.table), quote_ident(&p.name));
         let is_true = |e: &Option<String>| e.as_deref().map(str::trim) == Some("true");
         if p.qual.is_some() && !is_true(&p.qual) {
             push(
+                &mut out,
                 &p.table,
                 &p.name,
                 "using_true",
@@ -117,6 +148,7 @@ pub async fn generate(
         }
         if p.check.is_some() && !is_true(&p.check) {
             push(
+                &mut out,
                 &p.table,
                 &p.name,
                 "check_true",
@@ -128,6 +160,7 @@ pub async fn generate(
             // written without one (the expressions are the catalog's own, unchanged).
             let cmd = if p.cmd == "w" { "update" } else { "all" };
             push(
+                &mut out,
                 &p.table,
                 &p.name,
                 "drop_check",
@@ -143,12 +176,67 @@ pub async fn generate(
             );
         }
         push(
+            &mut out,
             &p.table,
             &p.name,
             "drop_policy",
             format!("drop policy {name} on {t}"),
         );
+        for (clause, keyword, text) in [
+            ("using", "using", &p.qual),
+            ("check", "with check", &p.check),
+        ] {
+            let Some(text) = text else { continue };
+            let base = format!("{}.{}.{clause}", p.table, p.name);
+            let expr = match Expr::parse(text) {
+                Ok(expr) => expr,
+                Err(e) => {
+                    out.push(Mutant {
+                        id: format!("{base}.parse"),
+                        table: p.table.clone(),
+                        operator: "parse",
+                        sql: String::new(),
+                        not_run: Some(format!(
+                            "its {clause} expression `{text}` cannot be mutated: {e}"
+                        )),
+                    });
+                    continue;
+                }
+            };
+            caller_functions.extend(expr.caller_functions().iter().map(|parts| {
+                parts
+                    .iter()
+                    .map(|p| quote_ident(p))
+                    .collect::<Vec<_>>()
+                    .join(".")
+            }));
+            let mutants = expr.mutants(&p.table);
+            if mutants.is_empty() {
+                continue;
+            }
+            let alter = |e: &str| format!("alter policy {name} on {t} {keyword} ({e})");
+            // The unmutated tree, printed and stored again, must read back as it was.
+            let trip = match expr.deparse() {
+                Ok(again) => round_trip(&mut tx, schema, &alter(&again), p, clause, text).await?,
+                Err(e) => Some(e.to_string()),
+            };
+            for m in mutants {
+                let (sql, not_run) = match (&trip, m.expr.deparse()) {
+                    (Some(why), _) => (String::new(), Some(why.clone())),
+                    (None, Ok(e)) => (alter(&e), None),
+                    (None, Err(e)) => (String::new(), Some(format!("the mutant {e}"))),
+                };
+                out.push(Mutant {
+                    id: format!("{base}.{}{}", m.operator, m.occurrence),
+                    table: p.table.clone(),
+                    operator: m.operator,
+                    sql,
+                    not_run,
+                });
+            }
+        }
     }
+    tx.rollback().await.map_err(sql_err("read the policies"))?;
     for table in &tables {
         let t = q(table);
         for (cmd, clause) in [
@@ -158,6 +246,7 @@ pub async fn generate(
             ("delete", "using (true)"),
         ] {
             push(
+                &mut out,
                 table,
                 "table",
                 match cmd {
@@ -172,6 +261,7 @@ pub async fn generate(
             );
         }
         push(
+            &mut out,
             table,
             "table",
             "no_force_owned",
@@ -180,13 +270,127 @@ pub async fn generate(
             ),
         );
         push(
+            &mut out,
             table,
             "table",
             "disable_rls",
             format!("alter table {t} disable row level security"),
         );
+        // Readers that run with their owner's rights (the superuser applying the mutant).
+        let view = q(&format!("insforge_rls_mutant_{table}_view"));
+        push(
+            &mut out,
+            table,
+            "table",
+            "definer_view",
+            format!(
+                "create view {view} as select * from {t}; grant select on {view} to authenticated"
+            ),
+        );
+        let function = q(&format!("insforge_rls_mutant_{table}_rows"));
+        push(
+            &mut out,
+            table,
+            "table",
+            "definer_function",
+            format!(
+                "create function {function}(query text) returns setof {t} language sql stable \
+                 security definer set search_path = '' as $$ select * from {t} $$"
+            ),
+        );
+    }
+    for f in caller_functions {
+        // The version the InsForge/Clerk guides publish: casts the claims before guarding ''
+        // (a pooled connection reads them back as '' after a transaction that set them).
+        let name = f
+            .rsplit('.')
+            .next()
+            .unwrap_or(&f)
+            .trim_matches('"')
+            .to_owned();
+        push(
+            &mut out,
+            FUNCTIONS,
+            &name,
+            "cast_before_guard",
+            format!(
+                "create or replace function {f}() returns text language sql stable \
+                 set search_path = '' as $$ \
+                 select nullif(current_setting('request.jwt.claims', true)::json ->> 'sub', '')::text $$"
+            ),
+        );
     }
     Ok(out)
+}
+
+const POLICIES: &str = "select c.relname::text as table, p.polname::text as name, p.polcmd::text as cmd, \
+        p.polpermissive as permissive, \
+        coalesce((select array_agg(case r when 0 then 'public' else quote_ident(pg_get_userbyid(r)) end \
+                  order by r) from unnest(p.polroles) r), '{}') as roles, \
+        pg_get_expr(p.polqual, p.polrelid) as qual, \
+        pg_get_expr(p.polwithcheck, p.polrelid) as check \
+ from pg_policy p join pg_class c on c.oid = p.polrelid \
+ join pg_namespace n on n.oid = c.relnamespace \
+ where n.nspname = $1 and c.relname = any($2) order by 1, 2";
+
+/// Stores the unmutated tree's SQL in place of the clause (inside a savepoint that is rolled
+/// back) and compares what Postgres then prints with what it printed before: `Some(why)` when
+/// the round trip changed the expression.
+async fn round_trip(
+    tx: &mut PgConnection,
+    schema: &str,
+    alter: &str,
+    p: &PolicyRow,
+    clause: &str,
+    before: &str,
+) -> Result<Option<String>, AccessError> {
+    let err = |source| AccessError::Sql {
+        context: format!("round-trip policy {}", p.name),
+        source,
+    };
+    sqlx::query("savepoint insforge_rls_round_trip")
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+    let applied = sqlx::raw_sql(sqlx::AssertSqlSafe(alter.to_owned()))
+        .execute(&mut *tx)
+        .await;
+    let after: Option<String> = match applied {
+        Ok(_) => sqlx::query_scalar(
+            "select pg_get_expr(case $3 when 'using' then p.polqual else p.polwithcheck end, p.polrelid) \
+             from pg_policy p join pg_class c on c.oid = p.polrelid \
+             join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname = $4 and c.relname = $1 and p.polname = $2",
+        )
+        .bind(&p.table)
+        .bind(&p.name)
+        .bind(clause)
+        .bind(schema)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?
+        .flatten(),
+        Err(e) => {
+            sqlx::query("rollback to savepoint insforge_rls_round_trip")
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            return Ok(Some(format!(
+                "its {clause} expression, parsed and printed back, does not apply: {e}"
+            )));
+        }
+    };
+    sqlx::query("rollback to savepoint insforge_rls_round_trip")
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+    Ok(match after {
+        Some(after) if after == before => None,
+        after => Some(format!(
+            "its {clause} expression changes in a parse/deparse round trip: `{before}` became `{}`",
+            after.unwrap_or_default()
+        )),
+    })
 }
 
 /// The tables whose policies read `table` (through `pg_depend`), with `table` itself: the
@@ -224,10 +428,50 @@ async fn affected(
         .collect())
 }
 
-/// What the unmutated database looks like to the judges: its lint findings (`rule object`).
-pub type Baseline = BTreeSet<String>;
+/// What the unmutated database looks like to the judges: its lint findings (`rule object`)
+/// and its matrices.
+#[derive(Debug)]
+struct Baseline {
+    lint: BTreeSet<String>,
+    matrices: access::CheckReport,
+}
 
-fn lint_keys(report: &rls_lint::Report) -> Baseline {
+/// The cells of `seen` (a survivor's matrices) against the unmutated ones.
+fn compare(base: &access::CheckReport, seen: &access::CheckReport) -> Unchanged {
+    let mut out = Unchanged::default();
+    for t in &seen.tables {
+        out.tables.push(t.table.clone());
+        out.cells += t.cells.iter().map(Vec::len).sum::<usize>();
+        let Some(b) = base.table(&t.table) else {
+            continue;
+        };
+        for (oi, op) in t.ops.iter().enumerate() {
+            let Some(bo) = b.ops.iter().position(|o| o == op) else {
+                continue;
+            };
+            for (ai, actor) in t.actors.iter().enumerate() {
+                let (Some(before), Some(after)) = (
+                    b.actors
+                        .iter()
+                        .position(|a| a == actor)
+                        .and_then(|bi| b.cells[bo].get(bi)),
+                    t.cells[oi].get(ai),
+                ) else {
+                    continue;
+                };
+                if before.text != after.text {
+                    out.observed_differently.push(format!(
+                        "[{}] {op} · {actor}: {} → {}",
+                        t.table, before.text, after.text
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn lint_keys(report: &rls_lint::Report) -> BTreeSet<String> {
     report
         .findings
         .iter()
@@ -250,49 +494,62 @@ pub async fn run(
         let mut conn = base.admin_connection().await?;
         let report = rls_lint::lint(&mut conn, lint).await?;
         conn.close().await.ok();
-        Arc::new(lint_keys(&report))
+        // The unmutated matrices, to tell a survivor's cells apart from them.
+        let db = TestDatabase::clone_of(base).await?;
+        let matrices = access::run(
+            bound,
+            db.admin_target(),
+            db.app_target(),
+            RunOptions {
+                skip_coverage: true,
+                ..opts.clone()
+            },
+        )
+        .await?;
+        drop(db);
+        Box::new(Baseline {
+            lint: lint_keys(&report),
+            matrices,
+        })
     };
-    let bound = Arc::new(bound.clone());
-    let lint = Arc::new(lint.clone());
+    let mut unchanged = BTreeMap::new();
     let equivalent = bound.spec().equivalent.clone();
     let mut results: Vec<Option<(Mutant, Outcome)>> = vec![None; mutants.len()];
-    let mut set = tokio::task::JoinSet::new();
-    let mut queue = mutants.into_iter().enumerate();
-    loop {
-        while set.len() < parallel.max(1) {
-            let Some((i, mutant)) = queue.next() else {
-                break;
-            };
-            let db = match TestDatabase::clone_of(base).await {
-                Ok(db) => db,
-                Err(e) => {
-                    results[i] = Some((mutant, Outcome::NotRun(format!("the clone failed: {e}"))));
-                    continue;
-                }
-            };
-            let (bound, lint, baseline, opts) =
-                (bound.clone(), lint.clone(), baseline.clone(), opts.clone());
-            set.spawn(async move {
-                let outcome = judge_one(&bound, &db, &mutant, &opts, &lint, &baseline).await;
-                (i, mutant, outcome)
-            });
-        }
-        let Some(joined) = set.join_next().await else {
-            break;
-        };
-        match joined {
-            Ok((i, mutant, outcome)) => {
-                let outcome = match (outcome, equivalent.get(&mutant.id)) {
-                    (Outcome::Survived, Some(reason)) => Outcome::Equivalent(reason.clone()),
-                    (o, _) => o,
-                };
-                results[i] = Some((mutant, outcome));
+    // `parallel` mutants at a time, each cloned and judged in one future (the clone of one
+    // overlaps the judging of another).
+    let (baseline, opts) = (&*baseline, &opts);
+    let jobs = mutants
+        .into_iter()
+        .enumerate()
+        .map(|(i, mutant)| async move {
+            if let Some(why) = &mutant.not_run {
+                let why = why.clone();
+                return (i, mutant, (Outcome::NotRun(why), None));
             }
-            Err(e) => return Err(AccessError::Task(e)),
+            let cloning = std::time::Instant::now();
+            let outcome = match TestDatabase::clone_of(base).await {
+                Ok(db) => {
+                    tracing::debug!(mutant = %mutant.id, took = ?cloning.elapsed(), "cloned");
+                    judge_one(bound, &db, &mutant, opts, lint, baseline).await
+                }
+                Err(e) => (Outcome::NotRun(format!("the clone failed: {e}")), None),
+            };
+            (i, mutant, outcome)
+        });
+    let mut done = futures_util::stream::iter(jobs).buffer_unordered(parallel.max(1));
+    while let Some((i, mutant, (outcome, seen))) = done.next().await {
+        if let (Outcome::Survived, Some(seen)) = (&outcome, seen) {
+            unchanged.insert(mutant.id.clone(), compare(&baseline.matrices, &seen));
         }
+        let outcome = match (outcome, equivalent.get(&mutant.id)) {
+            (Outcome::Survived, Some(reason)) => Outcome::Equivalent(reason.clone()),
+            (o, _) => o,
+        };
+        results[i] = Some((mutant, outcome));
     }
     Ok(MutationReport {
         results: results.into_iter().flatten().collect(),
+        unchanged,
     })
 }
 
@@ -303,38 +560,69 @@ async fn judge_one(
     opts: &RunOptions,
     lint: &rls_lint::LintOptions,
     baseline: &Baseline,
-) -> Outcome {
-    let result: Result<Outcome, AccessError> = async {
+) -> (Outcome, Option<access::CheckReport>) {
+    let started = std::time::Instant::now();
+    let result: Result<(Outcome, Option<access::CheckReport>), AccessError> = async {
         let mut admin = db.admin_connection().await?;
         if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(mutant.sql.clone()))
             .execute(&mut admin)
             .await
         {
-            return Ok(Outcome::NotRun(format!("it does not apply: {e}")));
+            return Ok((Outcome::NotRun(format!("it does not apply: {e}")), None));
         }
-        let tables = affected(bound, &mutant.table, &mut admin).await?;
+        // Bound again when the mutant adds a reader (a view, a function): it is then probed
+        // too. (Nothing else a mutant does changes what binding reads.)
+        let rebound = if matches!(mutant.operator, "definer_view" | "definer_function") {
+            BoundSpec::bind(bound.spec(), &mut admin).await
+        } else {
+            Ok(bound.clone())
+        };
+        let bound = match rebound {
+            Ok(b) => b,
+            Err(e) => {
+                return Ok((
+                    Outcome::NotRun(format!("the spec no longer binds: {e}")),
+                    None,
+                ));
+            }
+        };
+        let tables = if mutant.table == FUNCTIONS {
+            None
+        } else {
+            Some(affected(&bound, &mutant.table, &mut admin).await?)
+        };
+        let applied = started.elapsed();
         let lint_report = rls_lint::lint(&mut admin, lint).await?;
         admin.close().await.ok();
+        let linted = started.elapsed();
         let report = access::run(
-            bound,
+            &bound,
             db.admin_target(),
             db.app_target(),
             RunOptions {
-                tables: Some(tables),
+                tables,
+                skip_coverage: true,
                 ..opts.clone()
             },
         )
         .await?;
+        tracing::debug!(
+            mutant = %mutant.id,
+            ?applied,
+            lint = ?(linted - applied),
+            matrices = ?(started.elapsed() - linted),
+            "judged"
+        );
         if let Some(first) = report.leaks().first().or(report.lost_access().first()) {
-            return Ok(Outcome::Killed(first.clone()));
+            return Ok((Outcome::Killed(first.clone()), None));
         }
-        if let Some(new) = lint_keys(&lint_report).difference(baseline).next() {
-            return Ok(Outcome::Killed(format!("lint: {new}")));
+        if let Some(new) = lint_keys(&lint_report).difference(&baseline.lint).next() {
+            return Ok((Outcome::Killed(format!("lint: {new}")), None));
         }
-        Ok(Outcome::Survived)
+        Ok((Outcome::Survived, Some(report)))
     }
     .await;
-    result.unwrap_or_else(|e| Outcome::NotRun(e.to_string()))
+    result.unwrap_or_else(|e| (Outcome::NotRun(e.to_string()), None))
 }
 
 impl MutationReport {
@@ -390,9 +678,25 @@ impl MutationReport {
                 Outcome::Survived => {
                     let _ = writeln!(
                         out,
-                        "SURVIVED {}: no matrix cell and no lint finding changed\n  {}",
+                        "SURVIVED {}: no verdict and no lint finding changed\n  {}",
                         m.id, m.sql
                     );
+                    if let Some(u) = self.unchanged.get(&m.id) {
+                        let _ = writeln!(
+                            out,
+                            "  {} cells of {} judged as before; {}",
+                            u.cells,
+                            u.tables.join(", "),
+                            if u.observed_differently.is_empty() {
+                                "none saw anything different: no operation of the matrices reaches it".to_owned()
+                            } else {
+                                format!(
+                                    "these saw something else and still judged it fine:\n    {}",
+                                    u.observed_differently.join("\n    ")
+                                )
+                            }
+                        );
+                    }
                 }
                 Outcome::Equivalent(reason) => {
                     let _ = writeln!(out, "equivalent {} — {reason}", m.id);
@@ -418,6 +722,11 @@ impl MutationReport {
                 "table": m.table,
                 "operator": m.operator,
                 "sql": m.sql,
+                "unchanged": self.unchanged.get(&m.id).map(|u| json!({
+                    "cells": u.cells,
+                    "tables": u.tables,
+                    "observed_differently": u.observed_differently,
+                })),
                 "outcome": match o {
                     Outcome::Killed(by) => json!({"killed": by}),
                     Outcome::Survived => json!("survived"),

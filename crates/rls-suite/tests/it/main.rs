@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
+mod expr_mutants;
 mod matrix_http;
 mod matrix_sql;
 mod model;
