@@ -36,9 +36,9 @@ pub struct CheckArgs {
     /// How many mutants run at once.
     #[arg(long, default_value_t = 2)]
     mutant_jobs: usize,
-    /// Also fail (exit 1) on lint findings at or above this level (error, warn, info). The lint
-    /// does not read the spec yet, so intended sharing (a public read) is reported as a finding:
-    /// by default the lint is advice and the matrices decide.
+    /// Also fail (exit 1) on lint findings at or above this level (error, warn, info). By
+    /// default the lint is advice (it reads the spec's intent: a declared public read is not a
+    /// finding) and the matrices decide.
     #[arg(long)]
     deny_lint: Option<rls_lint::Level>,
     /// Also run the matrices over HTTP: the sample app serves the check's database and every

@@ -1230,6 +1230,9 @@ pub struct RunOptions {
     pub refuse_existing_rows: bool,
     /// Skip the policy coverage (mutant runs do not report it).
     pub skip_coverage: bool,
+    /// Stop at the first cell that is not OK (a mutant run only needs to know it was caught);
+    /// the report then holds the matrices up to that cell.
+    pub stop_at_first_finding: bool,
 }
 
 /// Runs the SQL matrices of every spec table against one database: `admin` a superuser there,
@@ -1334,7 +1337,8 @@ pub async fn run_via(
             allowed_all.push((ti, allowed.clone()));
             let ops = Op::all(table);
             let mut cells = Vec::new();
-            for op in &ops {
+            let mut found = false;
+            'ops: for op in &ops {
                 let mut row = Vec::new();
                 for (ai, actor) in actors.iter().enumerate() {
                     let cell = run_cell(
@@ -1349,7 +1353,12 @@ pub async fn run_via(
                         bound,
                     )
                     .await?;
+                    found = opts.stop_at_first_finding && cell.verdict != Verdict::Ok;
                     row.push(cell);
+                    if found {
+                        cells.push(row);
+                        break 'ops;
+                    }
                 }
                 cells.push(row);
             }
@@ -1357,9 +1366,16 @@ pub async fn run_via(
             report.tables.push(TableMatrix {
                 table: table.spec.name.clone(),
                 actors: actors.iter().map(|a| a.key.clone()).collect(),
-                ops: ops.iter().map(|op| op.label(table)).collect(),
+                ops: ops
+                    .iter()
+                    .take(cells.len())
+                    .map(|op| op.label(table))
+                    .collect(),
                 cells,
             });
+            if found {
+                break;
+            }
         }
         if let (Via::Http(endpoint), [a, b, ..]) = (via, users.as_slice())
             && let Some(b_id) = b.id()

@@ -602,6 +602,8 @@ async fn judge_one(
             RunOptions {
                 tables,
                 skip_coverage: true,
+                // Caught is caught: a survivor runs every cell anyway (nothing stops it).
+                stop_at_first_finding: true,
                 ..opts.clone()
             },
         )
