@@ -1153,6 +1153,21 @@ impl Op {
         ops
     }
 
+    /// The command whose policies decide the operation.
+    fn command(&self) -> Command {
+        match self {
+            Op::Select | Op::SelectVia(_) => Command::Select,
+            Op::InsertAllowed | Op::InsertForbidden => Command::Insert,
+            Op::UpdateAllowed
+            | Op::UpdateForbidden
+            | Op::TakeOver
+            | Op::UpdateUnfiltered
+            | Op::HandOver(_)
+            | Op::HandOverUnfiltered(_) => Command::Update,
+            Op::DeleteAllowed | Op::DeleteForbidden | Op::DeleteUnfiltered => Command::Delete,
+        }
+    }
+
     fn is_select(&self) -> bool {
         matches!(self, Op::Select | Op::SelectVia(_))
     }
@@ -1222,7 +1237,8 @@ pub struct CheckReport {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub forwarding: ClaimsForwarding,
-    /// Only these tables' matrices (every table is still seeded); `None`: all.
+    /// Only these tables' matrices, in this order (every table is still seeded); `None`: all,
+    /// in seeding order.
     pub tables: Option<Vec<String>>,
     /// The database is not the run's own (`verify` against a deployment): refuse to start when
     /// a spec table already has rows, because restoring between cells rewrites whole tables.
@@ -1233,6 +1249,8 @@ pub struct RunOptions {
     /// Stop at the first cell that is not OK (a mutant run only needs to know it was caught);
     /// the report then holds the matrices up to that cell.
     pub stop_at_first_finding: bool,
+    /// Run this command's operations first in each matrix (the command a mutant weakens).
+    pub first_command: Option<Command>,
 }
 
 /// Runs the SQL matrices of every spec table against one database: `admin` a superuser there,
@@ -1266,6 +1284,7 @@ pub async fn run_via(
     via: Via<'_>,
     opts: RunOptions,
 ) -> Result<CheckReport, AccessError> {
+    let entered = std::time::Instant::now();
     let http = matches!(via, Via::Http(_));
     let all_actors = crate::actors::actors(&bound.spec);
     let users: Vec<&Actor> = all_actors.iter().filter(|a| a.is_user()).collect();
@@ -1303,13 +1322,15 @@ pub async fn run_via(
         .execute(&mut admin)
         .await
         .map_err(sql_err("prepare the superuser session"))?;
+    tracing::debug!(took = ?entered.elapsed(), "connected");
     if opts.refuse_existing_rows {
         refuse_existing_rows(bound, &mut admin).await?;
     }
     let started = std::time::Instant::now();
     let seeds = seed(bound, &users, &mut admin).await?;
-    keep_seeds(bound, &seeds, &mut admin).await?;
     tracing::debug!(took = ?started.elapsed(), "seeded");
+    keep_seeds(bound, &seeds, &mut admin).await?;
+    tracing::debug!(took = ?started.elapsed(), "seeds kept");
     let mut report = CheckReport {
         tables: Vec::new(),
         actors: actors
@@ -1323,19 +1344,22 @@ pub async fn run_via(
     // Every actor's allowed rows per table (by position), for the token and pool tables.
     let mut allowed_all: Vec<(usize, Vec<Allowed>)> = Vec::new();
     let result = async {
-        for (ti, table) in bound.tables.iter().enumerate() {
-            if opts
-                .tables
-                .as_ref()
-                .is_some_and(|only| !only.contains(&table.spec.name))
-            {
-                continue;
-            }
+        // The tables asked for, in the order asked (a mutant's own table first), else all.
+        let order: Vec<usize> = match &opts.tables {
+            Some(only) => only.iter().filter_map(|name| bound.index(name)).collect(),
+            None => (0..bound.tables.len()).collect(),
+        };
+        for ti in order {
+            let table = &bound.tables[ti];
             let planned = std::time::Instant::now();
             let allowed = expected(table, &seeds.rows[ti], &actors, &mut admin).await?;
             tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");
             allowed_all.push((ti, allowed.clone()));
-            let ops = Op::all(table);
+            let mut ops = Op::all(table);
+            if let Some(first) = opts.first_command {
+                // A stable sort: the command's operations first, each group in its own order.
+                ops.sort_by_key(|op| op.command() != first);
+            }
             let mut cells = Vec::new();
             let mut found = false;
             'ops: for op in &ops {

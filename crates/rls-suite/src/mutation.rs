@@ -420,10 +420,12 @@ async fn affected(
     })?
     .into_iter()
     .collect();
-    out.insert(table.to_owned());
+    out.remove(table);
     let known: Vec<&str> = bound.table_names();
-    Ok(out
-        .into_iter()
+    // The mutant's own table first: its matrix is the likeliest to catch it, and a mutant run
+    // stops at its first finding.
+    Ok(std::iter::once(table.to_owned())
+        .chain(out)
         .filter(|t| known.contains(&t.as_str()))
         .collect())
 }
@@ -564,6 +566,8 @@ async fn judge_one(
     let started = std::time::Instant::now();
     let result: Result<(Outcome, Option<access::CheckReport>), AccessError> = async {
         let mut admin = db.admin_connection().await?;
+        // Read before the mutant applies (it may drop the policy).
+        let first_command = command_of(bound, mutant, &mut admin).await;
         if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(mutant.sql.clone()))
             .execute(&mut admin)
             .await
@@ -602,8 +606,10 @@ async fn judge_one(
             RunOptions {
                 tables,
                 skip_coverage: true,
-                // Caught is caught: a survivor runs every cell anyway (nothing stops it).
+                // Caught is caught: a survivor runs every cell anyway (nothing stops it), and
+                // the weakened command's cells run first.
                 stop_at_first_finding: true,
+                first_command,
                 ..opts.clone()
             },
         )
@@ -625,6 +631,40 @@ async fn judge_one(
     }
     .await;
     result.unwrap_or_else(|e| (Outcome::NotRun(e.to_string()), None))
+}
+
+/// The command a mutant weakens: its policy's (`<table>.<policy>.<operator>`), or the one an
+/// `anon_<command>` opens; `None` for a policy FOR ALL and for table-wide mutants.
+async fn command_of(
+    bound: &BoundSpec,
+    mutant: &Mutant,
+    admin: &mut PgConnection,
+) -> Option<crate::spec::Command> {
+    use crate::spec::Command;
+    let by_letter = |c: &str| match c {
+        "r" | "select" => Some(Command::Select),
+        "a" | "insert" => Some(Command::Insert),
+        "w" | "update" => Some(Command::Update),
+        "d" | "delete" => Some(Command::Delete),
+        _ => None,
+    };
+    if let Some(cmd) = mutant.operator.strip_prefix("anon_") {
+        return by_letter(cmd);
+    }
+    let policy = mutant.id.split('.').nth(1)?;
+    let letter: String = sqlx::query_scalar(
+        "select p.polcmd::text from pg_policy p join pg_class c on c.oid = p.polrelid \
+         join pg_namespace n on n.oid = c.relnamespace \
+         where n.nspname = $1 and c.relname = $2 and p.polname = $3",
+    )
+    .bind(&bound.spec().schema)
+    .bind(&mutant.table)
+    .bind(policy)
+    .fetch_optional(&mut *admin)
+    .await
+    .ok()
+    .flatten()?;
+    by_letter(&letter)
 }
 
 impl MutationReport {
