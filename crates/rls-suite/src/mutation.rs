@@ -596,9 +596,8 @@ async fn judge_one(
             Some(affected(&bound, &mutant.table, &mut admin).await?)
         };
         let applied = started.elapsed();
-        let lint_report = rls_lint::lint(&mut admin, lint).await?;
-        admin.close().await.ok();
-        let linted = started.elapsed();
+        // The matrices first: they are the evidence a team reads. The lint runs only for a
+        // mutant they did not catch (a kill is a kill; the lint costs a catalog scan).
         let report = access::run(
             &bound,
             db.admin_target(),
@@ -614,16 +613,15 @@ async fn judge_one(
             },
         )
         .await?;
-        tracing::debug!(
-            mutant = %mutant.id,
-            ?applied,
-            lint = ?(linted - applied),
-            matrices = ?(started.elapsed() - linted),
-            "judged"
-        );
+        let judged = started.elapsed();
+        tracing::debug!(mutant = %mutant.id, ?applied, matrices = ?(judged - applied), "judged");
         if let Some(first) = report.leaks().first().or(report.lost_access().first()) {
+            admin.close().await.ok();
             return Ok((Outcome::Killed(first.clone()), None));
         }
+        let lint_report = rls_lint::lint(&mut admin, lint).await?;
+        admin.close().await.ok();
+        tracing::debug!(mutant = %mutant.id, lint = ?(started.elapsed() - judged), "linted");
         if let Some(new) = lint_keys(&lint_report).difference(&baseline.lint).next() {
             return Ok((Outcome::Killed(format!("lint: {new}")), None));
         }
