@@ -1,7 +1,7 @@
 //! `setup`, `teardown` and `status`: start or reuse a server, migrate, create the app role and
 //! the template database, and record it all in the state folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
@@ -243,7 +243,7 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
         Server::Url => None,
     };
     let scratch = match scratch_location {
-        Some(location) => match crate::scratch::ensure(&admin, &location).await {
+        Some(location) => match ensure_scratch(&admin, &location).await {
             Ok(made) => made,
             Err(e) => {
                 warnings.push(format!(
@@ -341,6 +341,19 @@ pub async fn auto_backend() -> Result<BackendChoice> {
             docker: Box::new(docker),
             local: Box::new(local),
         }),
+    }
+}
+
+/// The scratch tablespace, tried twice: once seen failing in a CI run's ephemeral server and
+/// passing on every rerun, so a transient failure (its cause was not recorded then; ephemeral
+/// servers now print their warnings) does not leave a whole run's clones on disk.
+async fn ensure_scratch(admin: &PgTarget, location: &Path) -> Result<Option<PathBuf>> {
+    match crate::scratch::ensure(admin, location).await {
+        Err(first) => {
+            tracing::warn!(error = %first, "scratch tablespace: first attempt failed, retrying");
+            crate::scratch::ensure(admin, location).await
+        }
+        made => made,
     }
 }
 

@@ -59,9 +59,19 @@ async fn init_shared() -> Result<State> {
             let (container, scratch) = cleanup_targets(&eph, &opts);
             crate::guardian::watch(eph.root(), container, scratch.as_deref())?;
             tracing::info!(backend = %opts.backend, "no setup found: starting an ephemeral server for this test process");
-            Ok(setup(&eph, &opts).await?.state)
+            Ok(reported(setup(&eph, &opts).await?))
         }
     }
+}
+
+/// An ephemeral server's state, its setup warnings written to stderr (the test harness shows
+/// them with a failing test's output): a degraded server should say why.
+fn reported(report: crate::SetupReport) -> crate::State {
+    for warning in &report.warnings {
+        eprintln!("insforge-rls (ephemeral server): {warning}");
+        tracing::warn!(%warning, "ephemeral server set up with a warning");
+    }
+    report.state
 }
 
 /// Setup options for an ephemeral server, its backend resolved (`auto` asks Docker).
@@ -180,7 +190,7 @@ impl NextestRun {
             crate::state::write_private(&guarded, self.runner.pid.to_string().as_bytes())?;
         }
         tracing::info!(backend = %opts.backend, run = %self.id, "no setup found: starting one ephemeral server for this nextest run");
-        let state = setup(&eph, &opts).await?.state;
+        let state = reported(setup(&eph, &opts).await?);
         crate::state::write_private(&eph.root().join(RUN_READY), b"")?;
         drop(lock);
         Ok(state)
