@@ -110,6 +110,18 @@ fn send_error(e: &reqwest::Error) -> String {
     text
 }
 
+/// Headers above this size are ones a server may refuse by closing the connection (hyper's
+/// default buffer is ~400 KB; the token table's "huge token" is 1 MB).
+const OVERSIZED_HEADER_BYTES: usize = 256 * 1024;
+
+/// A connection the server reset or closed before the response arrived.
+fn is_reset(e: &reqwest::Error) -> bool {
+    let text = send_error(e).to_ascii_lowercase();
+    text.contains("connection reset")
+        || text.contains("broken pipe")
+        || text.contains("connection closed before message completed")
+}
+
 impl Api {
     /// `https://` bases are checked against the system's roots (`SSL_CERT_FILE` honoured) and
     /// the host name; a certificate that fails is an error, never a fallback to plain HTTP.
@@ -172,11 +184,31 @@ impl Api {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| SuiteError::Http {
-            context: url.clone(),
-            detail: send_error(&e),
-            source: e,
-        })?;
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            // An HTTP server refuses a header it will not buffer with 431 and closes the
+            // connection while the client may still be sending it: depending on timing the
+            // client reads the 431 or sees the connection reset. Both are the same refusal.
+            Err(e)
+                if authorization.is_some_and(|a| a.len() > OVERSIZED_HEADER_BYTES)
+                    && is_reset(&e) =>
+            {
+                return Ok(Reply {
+                    status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    body: serde_json::json!({
+                        "message": "the server closed the connection on an oversized header \
+                                    (read as 431; the response itself was lost to the reset)"
+                    }),
+                });
+            }
+            Err(e) => {
+                return Err(SuiteError::Http {
+                    context: url.clone(),
+                    detail: send_error(&e),
+                    source: e,
+                });
+            }
+        };
         let status = resp.status();
         let text = resp.text().await.map_err(|e| SuiteError::Http {
             context: format!("{url}: reading the body"),
