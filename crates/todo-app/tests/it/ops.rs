@@ -106,16 +106,7 @@ async fn an_unreachable_database_is_a_quick_503() {
 #[tokio::test]
 async fn the_app_recovers_when_the_database_comes_back() {
     let db = TestDatabase::create().await.unwrap();
-    let upstream = tokio::net::lookup_host((db.app_target().host.as_str(), db.app_target().port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut proxy = Proxy::start(upstream).await;
-    let mut via_proxy = db.app_target().clone();
-    via_proxy.host = "127.0.0.1".into();
-    via_proxy.port = proxy.addr.port();
-    let url = via_proxy.url();
+    let (mut proxy, url) = Proxy::in_front_of(&db).await;
     let app = TestApp::start_on(db, url, |c| c.acquire_timeout = DOWN_ACQUIRE_TIMEOUT).await;
     let alice = user("alice");
 
@@ -225,16 +216,7 @@ async fn listener_is(app: &TestApp, listening: bool) {
 #[tokio::test]
 async fn the_schema_loads_when_the_database_comes_up_and_the_listener_reconnects() {
     let db = TestDatabase::create().await.unwrap();
-    let upstream = tokio::net::lookup_host((db.app_target().host.as_str(), db.app_target().port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut proxy = Proxy::start(upstream).await;
-    let mut via_proxy = db.app_target().clone();
-    via_proxy.host = "127.0.0.1".into();
-    via_proxy.port = proxy.addr.port();
-    let url = via_proxy.url();
+    let (mut proxy, url) = Proxy::in_front_of(&db).await;
     // Down before the app starts: it starts anyway, with no schema, and answers 503.
     proxy.cut().await;
     let app = TestApp::start_on(db, url, |c| c.acquire_timeout = DOWN_ACQUIRE_TIMEOUT).await;

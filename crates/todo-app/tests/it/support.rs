@@ -374,6 +374,22 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy in front of `db`'s server, and the app role's URL through it.
+    pub async fn in_front_of(db: &TestDatabase) -> (Self, String) {
+        let target = db.app_target();
+        let upstream = tokio::net::lookup_host((target.host.as_str(), target.port))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = Self::start(upstream).await;
+        let mut via_proxy = target.clone();
+        via_proxy.host = "127.0.0.1".into();
+        via_proxy.port = proxy.addr.port();
+        let url = via_proxy.url();
+        (proxy, url)
+    }
+
     pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut proxy = Self {
