@@ -7,9 +7,10 @@ use harness::{DbIdentity, PgTarget, begin_as};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::fixtures::Fixtures;
-use crate::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use crate::{Identities, SuiteError};
+use super::Identities;
+use super::fixtures::Fixtures;
+use super::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
+use crate::engine::Error as SuiteError;
 
 const INSERTED: &str = "matrix: inserted";
 const UPDATED: &str = "matrix: updated";
@@ -181,7 +182,7 @@ pub async fn run(
     // on a connection an earlier identity used.
     let mut conn = connect(app).await?;
     let targets = extra_targets(&mut admin).await?;
-    let matrix = crate::matrix::build(
+    let matrix = super::matrix::build(
         "SQL",
         Actor::SQL.to_vec(),
         Op::all(&targets),
