@@ -241,6 +241,19 @@ impl Op {
     }
 }
 
+/// What an observer reports back: only what the caller got.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Executed {
+    /// `seen`: primary keys (as the engine writes them) of the rows a read returned;
+    /// `refused`: the error code, if the statement or request failed.
+    Done {
+        seen: Vec<String>,
+        refused: Option<String>,
+    },
+    /// The observer has no way to carry this action out (the cell's text says why).
+    Unsupported(&'static str),
+}
+
 /// What one operation did, as a superuser saw the table before and after.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Observed {

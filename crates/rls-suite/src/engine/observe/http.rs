@@ -7,8 +7,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::Executed;
-use crate::engine::model::{Action, Error, SeedRow, Table};
+use crate::engine::model::{Action, Error, Executed, SeedRow, Table};
 
 /// A records API endpoint: `{base}/api/database/records/{table}`.
 #[derive(Debug, Clone)]

@@ -13,25 +13,13 @@ use clerk_token::{ClerkTemplate, Secret};
 use harness::DbIdentity;
 use sqlx::{Connection as _, PgConnection};
 
+pub(crate) use super::model::Executed;
 use super::model::{Action, Actor, Error, SeedRow, Table};
 
 pub mod http;
 pub mod sql;
 
 pub use http::{Api, Reply};
-
-/// What the caller got back.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Executed {
-    /// `seen`: primary keys (as the engine writes them) of the rows a read returned;
-    /// `refused`: the error code, if the statement or request failed.
-    Done {
-        seen: Vec<String>,
-        refused: Option<String>,
-    },
-    /// The observer has no way to carry this action out (the cell's text says why).
-    Unsupported(&'static str),
-}
 
 /// An InsForge-compatible endpoint: its base URL and the JWT secret its tokens are signed with.
 #[derive(Clone)]

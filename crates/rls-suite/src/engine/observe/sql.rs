@@ -7,8 +7,7 @@ use harness::target::quote_ident;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 
-use super::Executed;
-use crate::engine::model::{Action, Error, Table, sql_err};
+use crate::engine::model::{Action, Error, Executed, Table, sql_err};
 
 /// The statement for an action, with its binds (text for keys, JSON for values).
 fn statement(table: &Table, action: &Action) -> (String, Vec<Value>) {
