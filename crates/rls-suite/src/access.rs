@@ -3,7 +3,7 @@
 
 /// Moved to [`crate::engine::hostile::HostileRow`].
 pub use crate::engine::hostile::HostileRow;
-/// Moved to [`crate::engine::model::BoundSpec`] (built by [`crate::engine::bind`]).
+/// Moved to [`crate::engine::model::BoundSpec`] (built by `engine::bind`).
 pub use crate::engine::model::BoundSpec;
 /// Moved to [`crate::engine::model::Error`] (the suite's one error type).
 pub use crate::engine::model::Error as AccessError;
@@ -16,5 +16,5 @@ pub use crate::engine::observe::HttpEndpoint;
 pub use crate::engine::pool::PoolBleed;
 /// Moved to [`crate::engine::report`].
 pub use crate::engine::report::{CheckReport, SpecCell, TableMatrix};
-/// Moved to [`crate::engine::run`].
+/// Moved to [`crate::engine::run()`], [`crate::engine::run_via`] and the `engine::run` module.
 pub use crate::engine::run::{RunOptions, Via, run, run_via};

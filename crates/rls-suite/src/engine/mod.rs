@@ -10,7 +10,7 @@
 //! ```
 //!
 //! [`model`] holds the values that flow; each stage module takes the previous stage's output
-//! and imports only earlier stages. [`run`] drives them; [`hostile`], [`pool`] (over HTTP) and
+//! and imports only earlier stages. [`mod@run`] drives them; [`hostile`], [`pool`] (over HTTP) and
 //! [`coverage`] (in SQL) are the run's extra observations, judged where they are observed.
 //!
 //! Nothing here knows a table name: the spec names them, the catalog describes them. Nothing
@@ -18,17 +18,17 @@
 
 pub mod model;
 
-pub mod bind;
+pub(crate) mod bind;
 pub mod coverage;
-pub mod expect;
+pub(crate) mod expect;
 pub mod hostile;
-pub mod judge;
+pub(crate) mod judge;
 pub mod observe;
-pub mod plan;
+pub(crate) mod plan;
 pub mod pool;
 pub mod report;
 pub mod run;
-pub mod seed;
+pub(crate) mod seed;
 pub mod tokens;
 
 pub use model::{BoundSpec, Error, Verdict};

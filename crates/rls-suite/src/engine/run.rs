@@ -1,6 +1,6 @@
-//! The driver: one run carries every bound table through the stages — [`seed`](super::seed)
-//! once, then per table [`expect`](super::expect), and per operation and actor
-//! [`plan`](super::plan) → [`observe`](super::observe) → [`judge`](super::judge) →
+//! The driver: one run carries every bound table through the stages — `seed`
+//! once, then per table `expect`, and per operation and actor
+//! `plan` → [`observe`](super::observe) → `judge` →
 //! [`report`](super::report) — restoring the seeds after each cell that wrote, and clearing them
 //! at the end whatever happened. Over HTTP it adds the hostile-token table and the pool bleed;
 //! in SQL, the policy coverage.

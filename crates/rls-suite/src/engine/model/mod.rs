@@ -1,6 +1,6 @@
-//! The shared model every stage speaks: a spec bound to its catalog ([`BoundSpec`], [`Table`]),
-//! the seeded rows ([`Seeds`]), who acts ([`actor`]), what each actor may do ([`Allowed`]), the
-//! operations and the one [`Action`] each cell asks for, what a cell did ([`Observed`]), the
+//! The shared model every stage speaks: a spec bound to its catalog ([`BoundSpec`], `Table`),
+//! the seeded rows (`Seeds`), who acts ([`actor`]), what each actor may do (`Allowed`), the
+//! operations and the one `Action` each cell asks for, what a cell did (`Observed`), the
 //! [`Verdict`] on it, and the suite's one [`Error`].
 //!
 //! Nothing here runs anything: the stages (`bind` → `seed` → `expect` → `plan` → `observe` →

@@ -1,4 +1,4 @@
-//! The HTTP observer and its client: a cell's [`Action`] as one request to InsForge's records
+//! The HTTP observer and its client: a cell's `Action` as one request to InsForge's records
 //! API (`{base}/api/database/records/{table}`), with the actor's bearer token; [`Api`] is the
 //! client every HTTP check (matrices, hostile tokens, pool bleed, `verify`) sends through.
 

@@ -1,10 +1,10 @@
-//! Observers carry out a cell's [`Action`] as one actor and report only what the caller got
+//! Observers carry out a cell's `Action` as one actor and report only what the caller got
 //! back: the rows it read, or the error it was refused with. What the action changed is read by
 //! the engine itself, as a superuser, before and after — so both observers are judged alike.
 //!
-//! - [`Observer::Sql`]: the identity transaction (`pg-identity`) on the app's login role, one
+//! - `Observer::Sql`: the identity transaction (`pg-identity`) on the app's login role, one
 //!   connection for every cell, as a pool of one.
-//! - [`Observer::Http`]: the records API of an InsForge-compatible endpoint (the sample app,
+//! - `Observer::Http`: the records API of an InsForge-compatible endpoint (the sample app,
 //!   or a deployment), with Clerk-shaped tokens minted with its JWT secret.
 //!
 //! [`sql`] and [`http`] hold the two; neither knows a table name: the bound spec and the catalog give them.

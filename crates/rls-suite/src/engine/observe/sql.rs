@@ -1,4 +1,4 @@
-//! The SQL observer: a cell's [`Action`] as one statement in an identity transaction
+//! The SQL observer: a cell's `Action` as one statement in an identity transaction
 //! (`pg-identity`) on the app's login role — committed when it succeeds, rolled back with its
 //! SQLSTATE when it is refused.
 
