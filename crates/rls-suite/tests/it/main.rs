@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 mod expr_mutants;
+mod layering;
 mod matrix_http;
 mod matrix_sql;
 mod model;

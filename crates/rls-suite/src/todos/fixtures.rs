@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::SuiteError;
+use crate::engine::Error as SuiteError;
 
 /// `fixtures/` of this workspace.
 pub fn dir() -> PathBuf {
-    harness::state::workspace_root().join("fixtures")
+    crate::engine::tokens::fixtures_dir()
 }
 
 /// A Clerk-shaped user, read by clerk-token's one users-file reader.
@@ -79,9 +79,9 @@ impl Fixtures {
     }
 
     /// How many seed rows a matrix actor owns (user A is alice, user B is bob).
-    pub fn seeded_for_actor(&self, actor: crate::matrix::Actor) -> usize {
+    pub fn seeded_for_actor(&self, actor: super::matrix::Actor) -> usize {
         match actor.own() {
-            Some(crate::matrix::Owner::A) => self.seeded_for("alice"),
+            Some(super::matrix::Owner::A) => self.seeded_for("alice"),
             Some(_) => self.seeded_for("bob"),
             None => 0,
         }

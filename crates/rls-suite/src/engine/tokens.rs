@@ -8,7 +8,7 @@ use clerk_token::{ClerkTemplate, ClerkUser, Secret};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::SuiteError;
+use super::model::Error;
 
 /// What the contract says a case gets.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -37,18 +37,23 @@ pub struct TokenCase {
     pub expect: Expected,
 }
 
-pub fn cases() -> Result<Vec<TokenCase>, SuiteError> {
+/// `fixtures/` of this workspace, where the token table (and the todos layer's data) lives.
+pub fn fixtures_dir() -> std::path::PathBuf {
+    harness::state::workspace_root().join("fixtures")
+}
+
+pub fn cases() -> Result<Vec<TokenCase>, Error> {
     #[derive(Deserialize)]
     struct File {
         cases: Vec<TokenCase>,
     }
-    let path = crate::fixtures::dir().join("tokens.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| SuiteError::FixtureRead {
+    let path = fixtures_dir().join("tokens.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::FixtureRead {
         path: path.clone(),
         source,
     })?;
     let file: File =
-        serde_json::from_str(&text).map_err(|source| SuiteError::FixtureJson { path, source })?;
+        serde_json::from_str(&text).map_err(|source| Error::FixtureJson { path, source })?;
     Ok(file.cases)
 }
 
@@ -73,8 +78,8 @@ impl TokenCase {
         secret: &Secret,
         a: &ClerkUser,
         b_id: &str,
-    ) -> Result<String, SuiteError> {
-        let err = SuiteError::from;
+    ) -> Result<String, Error> {
+        let err = Error::from;
         let template = ClerkTemplate::insforge(secret.clone());
         let now = template.now();
         let mut claims = template.claims_for(a).map_err(err)?;
@@ -134,8 +139,8 @@ impl TokenCase {
                 format!("{body}.{flipped}")
             }
             other => {
-                return Err(SuiteError::Fixture {
-                    path: crate::fixtures::dir().join("tokens.json"),
+                return Err(Error::Fixture {
+                    path: fixtures_dir().join("tokens.json"),
                     message: format!("case `{}`: unknown sign `{other}`", self.case),
                 });
             }
@@ -147,8 +152,8 @@ impl TokenCase {
             Some("four_parts") => format!("{token}.{p}"),
             Some("non_base64_payload") => sign_parts(secret, &h, "%%not*base64%%").map_err(err)?,
             Some(other) => {
-                return Err(SuiteError::Fixture {
-                    path: crate::fixtures::dir().join("tokens.json"),
+                return Err(Error::Fixture {
+                    path: fixtures_dir().join("tokens.json"),
                     message: format!("case `{}`: unknown mangle `{other}`", self.case),
                 });
             }

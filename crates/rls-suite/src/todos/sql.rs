@@ -3,16 +3,46 @@
 
 use std::collections::HashMap;
 
+use clerk_token::{ClerkTemplate, ClerkUser, Secret};
 use harness::{DbIdentity, PgTarget, begin_as};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::fixtures::Fixtures;
-use crate::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use crate::{Identities, SuiteError};
+use super::fixtures::Fixtures;
+use super::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
+use crate::engine::Error as SuiteError;
 
 const INSERTED: &str = "matrix: inserted";
 const UPDATED: &str = "matrix: updated";
+
+/// The claims the database gets for users A and B: minted as Clerk's `insforge` template would
+/// and passed through InsForge-style verification, so they are exactly what a request carries.
+#[derive(Debug, Clone)]
+pub struct Identities {
+    pub a_claims: String,
+    pub b_claims: String,
+}
+
+impl Identities {
+    pub fn mint(secret: &Secret, fixtures: &Fixtures) -> Result<Self, SuiteError> {
+        let template = ClerkTemplate::insforge(secret.clone());
+        let verifier = template.verifier();
+        let claims = |key: &str| -> Result<String, SuiteError> {
+            let user = fixtures.user(key)?;
+            let mut clerk = ClerkUser::new(user.id.clone());
+            if let Some(email) = &user.email {
+                clerk = clerk.with_email(email.clone());
+            }
+            let token = template.mint(&clerk)?;
+            let identity = verifier.verify(&token)?;
+            Ok(identity.claims_json())
+        };
+        Ok(Self {
+            a_claims: claims("alice")?,
+            b_claims: claims("bob")?,
+        })
+    }
+}
 
 /// Seeded row ids: the first row of each owner, for "own" and "other's" operations.
 #[derive(Debug, Clone)]
@@ -181,7 +211,7 @@ pub async fn run(
     // on a connection an earlier identity used.
     let mut conn = connect(app).await?;
     let targets = extra_targets(&mut admin).await?;
-    let matrix = crate::matrix::build(
+    let matrix = super::matrix::build(
         "SQL",
         Actor::SQL.to_vec(),
         Op::all(&targets),

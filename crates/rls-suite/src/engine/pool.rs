@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use tokio::task::JoinSet;
 
-use super::observe::{HttpEndpoint, key_of, select_list};
-use super::{AccessError, Allowed, BoundSpec, Seeds};
-use crate::http::Api;
+use super::model::{Allowed, BoundSpec, Error, Seeds};
+use super::observe::HttpEndpoint;
+use super::observe::http::{Api, key_of, select_list};
 
 /// Reads per user and table.
 const ROUNDS: usize = 6;
@@ -40,14 +40,14 @@ impl PoolBleed {
 
 /// `allowed[(table position, per-actor allowed)]`; `authorizations[actor]` the header values of
 /// the users (the actors of the HTTP run, all users), `keys[actor]` their names.
-pub(super) async fn run(
+pub(crate) async fn run(
     bound: &BoundSpec,
     seeds: &Seeds,
     endpoint: &HttpEndpoint,
     allowed: &[(usize, Vec<Allowed>)],
     authorizations: &[String],
     keys: &[String],
-) -> Result<PoolBleed, AccessError> {
+) -> Result<PoolBleed, Error> {
     let api = Api::new(&endpoint.base_url)?;
     let mut set = JoinSet::new();
     for (ti, per_actor) in allowed {

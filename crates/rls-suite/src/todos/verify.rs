@@ -9,10 +9,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::SuiteError;
-use crate::http::{Api, Tokens, probe};
-use crate::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use crate::todos_sql::{Owners, Seeded};
+use super::http::{Api, Tokens, probe};
+use super::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
+use super::sql::{Owners, Seeded};
+use crate::engine::Error as SuiteError;
 
 /// Rows each synthetic user starts with: A and B two each, the bystander one.
 const SEED: [(Owner, usize); 3] = [(Owner::A, 2), (Owner::B, 2), (Owner::Bystander, 1)];
@@ -126,7 +126,7 @@ impl Live {
         owner: Owner,
         body: Option<&Value>,
         prefer: &str,
-    ) -> Result<crate::http::Reply, SuiteError> {
+    ) -> Result<crate::engine::observe::Reply, SuiteError> {
         let auth = format!("Bearer {}", self.tokens[&owner]);
         self.api
             .request_with_authorization(method, &self.table, query, Some(&auth), body, Some(prefer))
@@ -296,7 +296,7 @@ async fn run(
     a: &ClerkUser,
     b_id: &str,
 ) -> Result<(AccessMatrix, Vec<TokenOutcome>), SuiteError> {
-    let matrix = crate::matrix::build(
+    let matrix = super::matrix::build(
         "HTTP (live)",
         Actor::HTTP.to_vec(),
         Op::all(&[]),
@@ -327,7 +327,7 @@ async fn run(
 
     let mut outcomes = Vec::new();
     let mut seeded_clean = false;
-    for case in crate::tokens::cases()? {
+    for case in crate::engine::tokens::cases()? {
         if !seeded_clean {
             live.reseed().await?;
         }

@@ -7,11 +7,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 
-use super::observe::{HttpEndpoint, key_of, select_list};
-use super::{AccessError, Allowed, BoundSpec, Seeds, changed, field, images, restore, tag};
-use crate::actors::Actor;
-use crate::http::Api;
-use crate::matrix::Verdict;
+use super::model::{Actor, Allowed, BoundSpec, Error, Seeds, Verdict, field};
+use super::observe::HttpEndpoint;
+use super::observe::http::{Api, key_of, select_list};
+use super::plan::changed;
+use super::seed::{images, restore};
+use super::tokens;
 
 /// One token case on one table.
 #[derive(Debug, Clone)]
@@ -29,24 +30,24 @@ pub struct HostileRow {
 }
 
 /// User A and B of the table: the spec's first two Clerk users.
-pub(super) struct Victims<'a> {
+pub(crate) struct Victims<'a> {
     pub a: &'a Actor,
     pub b_id: &'a str,
 }
 
-pub(super) async fn run(
+pub(crate) async fn run(
     bound: &BoundSpec,
     seeds: &Seeds,
     endpoint: &HttpEndpoint,
     victims: &Victims<'_>,
     allowed_a: &[(usize, Allowed)],
     admin: &mut PgConnection,
-) -> Result<Vec<HostileRow>, AccessError> {
+) -> Result<Vec<HostileRow>, Error> {
     let Some(user) = victims.a.clerk_user() else {
         return Ok(Vec::new());
     };
     let api = Api::new(&endpoint.base_url)?;
-    let cases = crate::tokens::cases()?;
+    let cases = tokens::cases()?;
     let mut out = Vec::new();
     for (ti, allowed) in allowed_a {
         let ti = *ti;
@@ -103,7 +104,7 @@ pub(super) async fn run(
             } else {
                 Vec::new()
             };
-            let of = |pk: &String| tag(seeds, ti, pk);
+            let of = |pk: &String| seeds.tag(ti, pk);
             let verdict = if let Some(pk) = seen.iter().find(|pk| !allowed.select.contains(*pk)) {
                 Verdict::Leak(format!("reads a row of {} user A may not see", of(pk)))
             } else if let Some(pk) = updated.iter().find(|pk| !allowed.update.contains(**pk)) {
@@ -141,28 +142,4 @@ pub(super) async fn run(
         }
     }
     Ok(out)
-}
-
-/// One line per table and case: status (with the contract's when it differs), what happened.
-pub fn render(rows: &[HostileRow]) -> String {
-    let mut table = vec![vec![
-        "table".to_owned(),
-        "token case (user A's token, tampered)".to_owned(),
-        "status".to_owned(),
-        "observed".to_owned(),
-    ]];
-    for r in rows {
-        let status = if r.status == r.contract {
-            format!("{} {}", r.status, r.error)
-        } else {
-            format!("{} {} (contract: {})", r.status, r.error, r.contract)
-        };
-        table.push(vec![
-            r.table.clone(),
-            r.case.clone(),
-            status.trim_end().to_owned(),
-            format!("{}{}", crate::matrix::mark(&r.verdict), r.observed),
-        ]);
-    }
-    crate::matrix::render_table(&table)
 }

@@ -2,9 +2,10 @@
 //! and whether that is a leak (someone else's rows) or lost access (one's own rows refused).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use uuid::Uuid;
+
+use crate::engine::report::{mark, render_table};
 
 /// Who acts. The last two exist only over HTTP: a database never sees a rejected token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -281,15 +282,7 @@ impl Observation {
     }
 }
 
-/// The judgement on one cell.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Ok,
-    /// The actor saw or changed rows that are not theirs.
-    Leak(String),
-    /// The actor could not do what the policies should let them do with their own rows.
-    LostAccess(String),
-}
+pub use crate::engine::model::Verdict;
 
 /// Judges one observation. `seeded_own` is how many rows the actor owned before.
 pub fn judge(actor: Actor, op: &Op, o: &Observation, seeded_own: usize) -> Verdict {
@@ -359,8 +352,8 @@ pub async fn build(
     actors: Vec<Actor>,
     ops: Vec<Op>,
     own_rows: impl Fn(Actor) -> usize,
-    mut observe: impl AsyncFnMut(Actor, &Op) -> Result<Observation, crate::SuiteError>,
-) -> Result<AccessMatrix, crate::SuiteError> {
+    mut observe: impl AsyncFnMut(Actor, &Op) -> Result<Observation, crate::engine::Error>,
+) -> Result<AccessMatrix, crate::engine::Error> {
     let mut cells = Vec::with_capacity(ops.len());
     for op in &ops {
         let mut row = Vec::with_capacity(actors.len());
@@ -452,39 +445,6 @@ impl AccessMatrix {
         out.push_str(&render_table(&rows));
         out
     }
-}
-
-/// The mark a verdict puts before a cell's text.
-pub(crate) fn mark(verdict: &Verdict) -> &'static str {
-    match verdict {
-        Verdict::Ok => "",
-        Verdict::Leak(_) => "LEAK: ",
-        Verdict::LostAccess(_) => "LOST: ",
-    }
-}
-
-/// A fixed-width Markdown-style table; the first row is the header.
-pub(crate) fn render_table(rows: &[Vec<String>]) -> String {
-    let Some(first) = rows.first() else {
-        return String::new();
-    };
-    let widths: Vec<usize> = (0..first.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}", w = *w))
-            .collect();
-        let _ = writeln!(out, "| {} |", line.join(" | "));
-        if i == 0 {
-            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-            let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

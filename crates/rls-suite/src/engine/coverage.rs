@@ -20,8 +20,7 @@ use harness::target::quote_ident;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
-use crate::access::{AccessError, BoundSpec, Seeds};
-use crate::actors::Actor;
+use super::model::{Actor, BoundSpec, Error, Seeds};
 use crate::policy_expr::Expr;
 
 const SCRATCH: &str = "insforge_rls_coverage";
@@ -111,7 +110,7 @@ pub(crate) async fn measure(
     identities: &[harness::DbIdentity],
     conn: &mut PgConnection,
     admin: &mut PgConnection,
-) -> Result<Coverage, AccessError> {
+) -> Result<Coverage, Error> {
     let started = std::time::Instant::now();
     let schema = &bound.spec().schema;
     let names: Vec<String> = bound
@@ -120,7 +119,7 @@ pub(crate) async fn measure(
         .map(|s| (*s).to_owned())
         .collect();
     let sql_err = |context: &'static str| {
-        move |source| AccessError::Sql {
+        move |source| Error::Sql {
             context: context.into(),
             source,
         }
@@ -174,7 +173,7 @@ pub(crate) async fn measure(
             };
             policies.push(policy(bound, seeds, ti, p, actors, identities, conn).await?);
         }
-        Ok::<_, AccessError>(())
+        Ok::<_, Error>(())
     }
     .await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -196,7 +195,7 @@ async fn policy(
     actors: &[Actor],
     identities: &[harness::DbIdentity],
     conn: &mut PgConnection,
-) -> Result<PolicyCoverage, AccessError> {
+) -> Result<PolicyCoverage, Error> {
     let table = &bound.tables[ti];
     let applies: Vec<usize> = (0..actors.len())
         .filter(|&a| {

@@ -1,0 +1,87 @@
+//! Stage 3, **expect**: what the spec says every actor may do to every seeded row — the bound
+//! rules evaluated as SQL over the seeded table, per actor (and, for inserts, each seed row as a
+//! candidate with that row removed). Hands one [`Allowed`] per actor to the plan stage.
+
+use sqlx::{Connection, PgConnection};
+
+use super::model::{Actor, Allowed, Error, SeedRow, Table, db_message, sql_err};
+use super::seed::{candidate, remove};
+use crate::spec::{Command, SpecError};
+
+pub(crate) async fn expected(
+    table: &Table,
+    seeds: &[SeedRow],
+    actors: &[Actor],
+    admin: &mut PgConnection,
+) -> Result<Vec<Allowed>, Error> {
+    let ids: Vec<Option<String>> = actors.iter().map(|a| a.id().map(str::to_owned)).collect();
+    let roles: Vec<&str> = actors.iter().map(|a| a.role()).collect();
+    let p = |c: Command| table.preds[&c].render("a.id", "a.role");
+    let sql = format!(
+        "select a.n::int4 - 1, {pk}, {s}, {u}, {d} \
+         from unnest($1::text[], $2::text[]) with ordinality a(id, role, n) cross join {q} t",
+        pk = table.pk_expr("t"),
+        s = p(Command::Select),
+        u = p(Command::Update),
+        d = p(Command::Delete),
+        q = table.qname,
+    );
+    let rows: Vec<(i32, String, bool, bool, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&ids)
+        .bind(&roles)
+        .fetch_all(&mut *admin)
+        .await
+        .map_err(|e| predicate_err(table, e))?;
+    let mut out = vec![Allowed::default(); actors.len()];
+    for (n, pk, s, u, d) in rows {
+        let a = &mut out[usize::try_from(n).unwrap_or(0)];
+        if s {
+            a.select.insert(pk.clone());
+        }
+        if u {
+            a.update.insert(pk.clone());
+        }
+        if d {
+            a.delete.insert(pk);
+        }
+    }
+    // Inserts: each seed row as a candidate, judged with that row removed (it is re-inserted).
+    let sql = format!(
+        "select a.n::int4 - 1, {ins} from unnest($1::text[], $2::text[]) with ordinality a(id, role, n) \
+         cross join jsonb_populate_record(null::{q}, $3) t",
+        ins = p(Command::Insert),
+        q = table.qname,
+    );
+    for row in seeds {
+        let mut tx = admin.begin().await.map_err(sql_err("plan inserts"))?;
+        remove(table, &row.pk, &mut tx).await?;
+        let ok: Vec<(i32, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(&ids)
+            .bind(&roles)
+            .bind(candidate(table, row))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| predicate_err(table, e))?;
+        tx.rollback().await.map_err(sql_err("plan inserts"))?;
+        for (n, allowed) in ok {
+            if allowed {
+                out[usize::try_from(n).unwrap_or(0)]
+                    .insert
+                    .insert(row.pk.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn predicate_err(table: &Table, e: sqlx::Error) -> Error {
+    Error::Spec(SpecError::Invalid {
+        path: std::path::PathBuf::new(),
+        line: table.spec.line,
+        key: format!("tables.{}", table.spec.name),
+        message: format!(
+            "the spec's rules do not evaluate as SQL: {}",
+            db_message(&e)
+        ),
+    })
+}

@@ -1,0 +1,123 @@
+//! Stage 6, **judge**: what a cell did ([`Observed`]) against what the spec allows the actor
+//! ([`Allowed`]). A **leak** is more than the spec allows, **lost access** less. Hands the
+//! [`Verdict`] to the report.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::model::{Actor, Allowed, Observed, Op, Seeds, Table, Verdict, field};
+
+/// The immutable columns a write changed.
+pub(crate) fn moved_columns(table: &Table, old: &Value, new: &Value) -> Vec<String> {
+    table
+        .spec
+        .immutable
+        .iter()
+        .filter(|c| field(old, c) != field(new, c))
+        .cloned()
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn judge(
+    table: &Table,
+    seeds: &Seeds,
+    ti: usize,
+    allowed: &Allowed,
+    actor: &Actor,
+    op: &Op,
+    expect_row: Option<bool>,
+    o: &Observed,
+) -> Verdict {
+    let who = &actor.key;
+    let of = |pk: &str| seeds.tag(ti, pk);
+    if let Some(pk) = o.seen.iter().find(|pk| !allowed.select.contains(*pk)) {
+        return Verdict::Leak(format!(
+            "{who} sees a row of {} the spec does not show them",
+            of(pk)
+        ));
+    }
+    if !o.inserted.is_empty() && expect_row != Some(true) {
+        return Verdict::Leak(format!("{who} inserts a row the spec forbids them"));
+    }
+    if o.inserted.len() > 1 {
+        return Verdict::Leak(format!(
+            "{who} inserts {} rows with one statement",
+            o.inserted.len()
+        ));
+    }
+    for (pk, old, new) in &o.updated {
+        if !allowed.update.contains(pk) {
+            return Verdict::Leak(format!(
+                "{who} updates a row of {} the spec forbids them",
+                of(pk)
+            ));
+        }
+        let moved = moved_columns(table, old, new);
+        if !moved.is_empty() {
+            return Verdict::Leak(format!(
+                "{who} re-assigns {} of a row of {}",
+                moved.join(", "),
+                of(pk)
+            ));
+        }
+    }
+    if let Some(pk) = o.deleted.iter().find(|pk| !allowed.delete.contains(*pk)) {
+        return Verdict::Leak(format!(
+            "{who} deletes a row of {} the spec forbids them",
+            of(pk)
+        ));
+    }
+    let lost = |what: String| Verdict::LostAccess(format!("{who} {what}"));
+    if let Some(code) = &o.refused {
+        // A read is never an error for someone the spec shows rows to, and never anything but
+        // a privilege error for anyone (a claims reader that throws is broken for everyone).
+        let expected_something = match op {
+            Op::Select => !allowed.select.is_empty() || code != "42501",
+            // A reader may show less than the table, or be refused: only more is a finding.
+            Op::SelectVia(_) => false,
+            // A statement with no filter reaches exactly the caller's rows under correct
+            // policies, and each of those passes WITH CHECK: refusing it means the USING
+            // clause let in a row the check then rejects (a USING looser than the spec).
+            Op::UpdateUnfiltered => !allowed.update.is_empty(),
+            Op::DeleteUnfiltered => !allowed.delete.is_empty(),
+            _ => expect_row == Some(true),
+        };
+        return if expected_something {
+            lost(format!("gets an error ({code}) where the spec allows it"))
+        } else {
+            Verdict::Ok
+        };
+    }
+    match op {
+        Op::Select => match allowed.select.iter().find(|pk| !o.seen.contains(*pk)) {
+            Some(pk) => lost(format!(
+                "cannot see a row of {} the spec shows them",
+                of(pk)
+            )),
+            None => Verdict::Ok,
+        },
+        Op::InsertAllowed if o.inserted.is_empty() => {
+            lost("cannot insert a row the spec allows".into())
+        }
+        Op::UpdateAllowed if o.updated.is_empty() => {
+            lost("cannot update a row the spec allows".into())
+        }
+        Op::DeleteAllowed if o.deleted.is_empty() => {
+            lost("cannot delete a row the spec allows".into())
+        }
+        Op::UpdateUnfiltered => {
+            let done: BTreeSet<&String> = o.updated.iter().map(|(pk, _, _)| pk).collect();
+            match allowed.update.iter().find(|pk| !done.contains(pk)) {
+                Some(pk) => lost(format!("cannot update a row of {} the spec allows", of(pk))),
+                None => Verdict::Ok,
+            }
+        }
+        Op::DeleteUnfiltered => match allowed.delete.iter().find(|pk| !o.deleted.contains(*pk)) {
+            Some(pk) => lost(format!("cannot delete a row of {} the spec allows", of(pk))),
+            None => Verdict::Ok,
+        },
+        _ => Verdict::Ok,
+    }
+}

@@ -1,0 +1,142 @@
+//! Stage 4, **plan**: for one operation, one actor and that actor's [`Allowed`] rows, the
+//! [`Action`] a cell asks for — which seed row it aims at, what it sets — and what the spec
+//! expects of that row. Hands a [`Plan`] to an observer. `None` when no seed row fits (the cell
+//! is "n/a").
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::model::{Action, Allowed, Op, SeedRow, Table, field};
+use super::seed::candidate;
+
+/// The row an operation aims at: one the actor may (or may not) do `command` to. Forbidden
+/// rows the actor can see come first: being able to read a row but not change it is the case
+/// that tells a policy apart from a missing one.
+pub(crate) fn pick<'a>(
+    seeds: &'a [SeedRow],
+    allowed: &Allowed,
+    set: &BTreeSet<String>,
+    want: bool,
+) -> Option<&'a SeedRow> {
+    let matches = |r: &&SeedRow| set.contains(&r.pk) == want;
+    seeds
+        .iter()
+        .filter(matches)
+        .find(|r| allowed.select.contains(&r.pk))
+        .or_else(|| seeds.iter().find(matches))
+}
+
+/// A value for the change column that differs from the row's: another seed row's value when
+/// there is one (a member's `role` becomes `owner`), else a mutation of its own.
+pub(crate) fn changed(rows: &[SeedRow], column: &str, value: &Value) -> Value {
+    if let Some(other) = rows
+        .iter()
+        .map(|r| field(&r.image, column))
+        .find(|v| !v.is_null() && *v != value)
+    {
+        return other.clone();
+    }
+    match value {
+        Value::String(s) => Value::String(format!("{s} · changed")),
+        Value::Bool(b) => Value::Bool(!b),
+        Value::Number(n) => json!(n.as_f64().unwrap_or(0.0) + 1.0),
+        _ => json!("changed"),
+    }
+}
+
+/// A cell's action, what the spec expects of the row it aims at (`Some(true)`: it may), and
+/// the seed row removed first (an insert re-inserts it).
+pub(crate) struct Plan<'a> {
+    pub(crate) action: Action,
+    pub(crate) expect_row: Option<bool>,
+    pub(crate) removed: Option<&'a SeedRow>,
+}
+
+/// The action for `op`, or `None` when no seed row fits it (the cell is "n/a").
+pub(crate) fn plan<'a>(
+    table: &Table,
+    rows: &'a [SeedRow],
+    allowed: &Allowed,
+    op: &Op,
+    caller: Option<&str>,
+) -> Option<Plan<'a>> {
+    let change = |r: &SeedRow| json!({ &table.change: changed(rows, &table.change, field(&r.image, &table.change)) });
+    let plain = |action| Plan {
+        action,
+        expect_row: None,
+        removed: None,
+    };
+    Some(match op {
+        Op::Select => plain(Action::Select { via: None }),
+        Op::SelectVia(i) => plain(Action::Select { via: Some(*i) }),
+        Op::InsertAllowed | Op::InsertForbidden => {
+            let want = *op == Op::InsertAllowed;
+            let r = pick(rows, allowed, &allowed.insert, want)?;
+            Plan {
+                action: Action::Insert {
+                    row: candidate(table, r),
+                },
+                expect_row: Some(want),
+                removed: Some(r),
+            }
+        }
+        Op::UpdateAllowed | Op::UpdateForbidden => {
+            let want = *op == Op::UpdateAllowed;
+            let r = pick(rows, allowed, &allowed.update, want)?;
+            Plan {
+                action: Action::Update {
+                    target: Some(r.pk.clone()),
+                    set: change(r),
+                },
+                expect_row: Some(want),
+                removed: None,
+            }
+        }
+        Op::TakeOver => {
+            let (owner, me) = (table.spec.owner.as_ref()?, caller?);
+            let r = pick(rows, allowed, &allowed.update, false)?;
+            Plan {
+                action: Action::Update {
+                    target: Some(r.pk.clone()),
+                    set: json!({ owner: me }),
+                },
+                expect_row: Some(false),
+                removed: None,
+            }
+        }
+        Op::UpdateUnfiltered => plain(Action::Update {
+            target: None,
+            set: change(rows.first()?),
+        }),
+        Op::HandOver(col) | Op::HandOverUnfiltered(col) => {
+            // Someone else's value for the column: from a row this actor may not update.
+            let own = pick(rows, allowed, &allowed.update, true)?;
+            let value = rows
+                .iter()
+                .filter(|r| !allowed.update.contains(&r.pk))
+                .map(|r| field(&r.image, col))
+                .find(|v| *v != field(&own.image, col))?;
+            Plan {
+                action: Action::Update {
+                    target: matches!(op, Op::HandOver(_)).then(|| own.pk.clone()),
+                    set: json!({ col: value }),
+                },
+                expect_row: Some(false),
+                removed: None,
+            }
+        }
+        Op::DeleteAllowed | Op::DeleteForbidden => {
+            let want = *op == Op::DeleteAllowed;
+            let r = pick(rows, allowed, &allowed.delete, want)?;
+            Plan {
+                action: Action::Delete {
+                    target: Some(r.pk.clone()),
+                },
+                expect_row: Some(want),
+                removed: None,
+            }
+        }
+        Op::DeleteUnfiltered => plain(Action::Delete { target: None }),
+    })
+}

@@ -1,0 +1,309 @@
+//! Stage 2, **seed**: rows for every actor in every bound table, inserted as a superuser with
+//! triggers off, in seeding order; kept in the database so a cell's writes can be undone in one
+//! round trip ([`restore`]). Hands the [`Seeds`] to the expect stage. Also the superuser's other
+//! row work: reading a table's images, removing one row, clearing the seeds at the end.
+
+use std::collections::BTreeMap;
+
+use harness::target::quote_ident;
+use serde_json::{Map, Value, json};
+use sqlx::{Connection, PgConnection};
+
+use super::bind::invalid;
+use super::model::{Actor, BoundSpec, Error, SeedRow, Seeds, Table, db_message, field, sql_err};
+
+/// Inserts rows for every actor in every table, as a superuser with triggers off (so an app's
+/// own triggers neither add rows nor refuse them), in seeding order.
+pub(crate) async fn seed(
+    bound: &BoundSpec,
+    users: &[&Actor],
+    admin: &mut PgConnection,
+) -> Result<Seeds, Error> {
+    let spec = &bound.spec;
+    let user_of = |id: &Value| users.iter().position(|u| Some(u.id()) == Some(id.as_str()));
+    let mut rows: Vec<Vec<SeedRow>> = vec![Vec::new(); bound.tables.len()];
+    let mut tx = admin.begin().await.map_err(sql_err("begin seeding"))?;
+    for (ti, table) in bound.tables.iter().enumerate() {
+        let t = &table.spec;
+        // (values, tag) for each row to insert.
+        let mut planned: Vec<(Map<String, Value>, usize)> = Vec::new();
+        let granted_by = spec
+            .tables
+            .iter()
+            .find(|o| o.members.as_ref().is_some_and(|m| m.table == t.name));
+        if let Some(owner_table) = granted_by {
+            let m = owner_table.members.as_ref().expect("checked above");
+            let pi = bound.index(&owner_table.name).expect("bound");
+            let roles: Vec<Option<String>> = match &m.role {
+                Some((_, roles)) => roles.iter().cloned().map(Some).collect(),
+                None => vec![None, None],
+            };
+            for p in &rows[pi] {
+                let o = users.iter().position(|u| u.key == p.tag).unwrap_or(0);
+                for (k, role) in roles.iter().enumerate() {
+                    let u = (o + k) % users.len();
+                    let mut values = Map::new();
+                    for (theirs, mine) in &m.on {
+                        values.insert(theirs.clone(), field(&p.image, mine).clone());
+                    }
+                    values.insert(m.user.clone(), json!(users[u].id()));
+                    if let (Some((col, _)), Some(role)) = (&m.role, role) {
+                        values.insert(col.clone(), json!(role));
+                    }
+                    if let Some(owner) = &t.owner {
+                        values.insert(owner.clone(), json!(users[u].id()));
+                    }
+                    planned.push((values, u));
+                }
+            }
+        } else if let Some(p) = &t.parent {
+            let pi = bound.index(&p.table).expect("bound");
+            for prow in &rows[pi] {
+                let mut members = members_of(bound, &rows, pi, prow, users);
+                if members.is_empty() {
+                    members.push(users.iter().position(|u| u.key == prow.tag).unwrap_or(0));
+                }
+                if t.owner.is_none() {
+                    members.truncate(1);
+                }
+                for u in members {
+                    let mut values = Map::new();
+                    for (mine, theirs) in &p.on {
+                        values.insert(mine.clone(), field(&prow.image, theirs).clone());
+                    }
+                    if let Some(owner) = &t.owner {
+                        values.insert(owner.clone(), json!(users[u].id()));
+                    }
+                    planned.push((values, u));
+                }
+            }
+        } else {
+            for (u, user) in users.iter().enumerate() {
+                let mut values = Map::new();
+                if let Some(owner) = &t.owner {
+                    values.insert(owner.clone(), json!(user.id()));
+                }
+                planned.push((values, u));
+            }
+        }
+        for (mut values, u) in planned {
+            for (k, v) in &t.payload {
+                values.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            let cols: Vec<String> = values.keys().map(|c| quote_ident(c)).collect();
+            let sql = format!(
+                "insert into {q} as t ({c}) select {c} from jsonb_populate_record(null::{q}, $1) \
+                 returning {pk}, to_jsonb(t)",
+                q = table.qname,
+                c = cols.join(", "),
+                pk = table.pk_expr("t"),
+            );
+            let row: (String, Value) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(Value::Object(values.clone()))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| {
+                    invalid(
+                        spec,
+                        t,
+                        "payload",
+                        format!(
+                            "the table refuses a seed row {}: {}",
+                            Value::Object(values),
+                            db_message(&e)
+                        ),
+                    )
+                })?;
+            rows[ti].push(SeedRow {
+                pk: row.0,
+                image: row.1,
+                tag: users[u].key.clone(),
+            });
+        }
+    }
+    tx.commit().await.map_err(sql_err("commit the seeds"))?;
+    // Owners by column win over the seeding context (a row's owner column is its truth).
+    for (ti, table) in bound.tables.iter().enumerate() {
+        if let Some(owner) = &table.spec.owner {
+            for r in &mut rows[ti] {
+                if let Some(u) = user_of(field(&r.image, owner)) {
+                    r.tag = users[u].key.clone();
+                }
+            }
+        }
+    }
+    Ok(Seeds { rows })
+}
+
+/// The users who are members of a seeded row of table `ti`, through its members or parent.
+fn members_of(
+    bound: &BoundSpec,
+    rows: &[Vec<SeedRow>],
+    ti: usize,
+    row: &SeedRow,
+    users: &[&Actor],
+) -> Vec<usize> {
+    let t = &bound.tables[ti].spec;
+    if let Some(m) = &t.members {
+        let Some(mi) = bound.index(&m.table) else {
+            return Vec::new();
+        };
+        return rows[mi]
+            .iter()
+            .filter(|mr| {
+                m.on.iter()
+                    .all(|(theirs, mine)| field(&mr.image, theirs) == field(&row.image, mine))
+            })
+            .filter_map(|mr| {
+                users
+                    .iter()
+                    .position(|u| Some(u.id()) == Some(field(&mr.image, &m.user).as_str()))
+            })
+            .collect();
+    }
+    if let Some(p) = &t.parent
+        && let Some(pi) = bound.index(&p.table)
+        && let Some(prow) = rows[pi].iter().find(|pr| {
+            p.on.iter()
+                .all(|(mine, theirs)| field(&pr.image, theirs) == field(&row.image, mine))
+        })
+    {
+        return members_of(bound, rows, pi, prow, users);
+    }
+    Vec::new()
+}
+
+/// Where the seeded rows are kept in the checked database, and the function that puts them
+/// back in one round trip (the check runs on a database of its own, which it owns).
+const RESTORE_SETUP: &str = "
+create table if not exists insforge_rls.check_seeds (
+  position int primary key, tbl regclass not null, cols text not null, images jsonb not null);
+truncate insforge_rls.check_seeds;
+create or replace function insforge_rls.check_restore(tables int[]) returns void
+language plpgsql set session_replication_role = replica as $fn$
+declare r record;
+begin
+  for r in select * from insforge_rls.check_seeds where position = any(tables) order by position desc loop
+    execute format('delete from %s', r.tbl);
+  end loop;
+  for r in select * from insforge_rls.check_seeds where position = any(tables) order by position loop
+    execute format('insert into %s (%s) overriding system value select %s
+                    from jsonb_populate_recordset(null::%s, $1)', r.tbl, r.cols, r.cols, r.tbl)
+      using r.images;
+  end loop;
+end $fn$;
+revoke all on function insforge_rls.check_restore(int[]) from public;
+";
+
+/// Records the seeded rows for [`restore`].
+pub(crate) async fn keep_seeds(
+    bound: &BoundSpec,
+    seeds: &Seeds,
+    admin: &mut PgConnection,
+) -> Result<(), Error> {
+    sqlx::raw_sql(RESTORE_SETUP)
+        .execute(&mut *admin)
+        .await
+        .map_err(sql_err("keep the seeds"))?;
+    for (ti, table) in bound.tables.iter().enumerate() {
+        let images: Vec<Value> = seeds.rows[ti].iter().map(|r| r.image.clone()).collect();
+        sqlx::query(
+            "insert into insforge_rls.check_seeds (position, tbl, cols, images) \
+             values ($1, $2::regclass, $3, $4)",
+        )
+        .bind(i32::try_from(ti).unwrap_or(i32::MAX))
+        .bind(&table.qname)
+        .bind(table.column_list())
+        .bind(Value::Array(images))
+        .execute(&mut *admin)
+        .await
+        .map_err(sql_err("keep the seeds"))?;
+    }
+    Ok(())
+}
+
+/// Puts `tables` (positions) back to the seeded rows, exactly (same keys, same values).
+pub(crate) async fn restore(admin: &mut PgConnection, tables: &[i32]) -> Result<(), Error> {
+    sqlx::query("select insforge_rls.check_restore($1)")
+        .bind(tables)
+        .execute(&mut *admin)
+        .await
+        .map_err(sql_err("restore the seeds"))?;
+    Ok(())
+}
+
+/// Every row of a table as a superuser sees it: primary key → image.
+pub(crate) async fn images(
+    table: &Table,
+    admin: &mut PgConnection,
+) -> Result<BTreeMap<String, Value>, Error> {
+    let sql = format!(
+        "select {}, to_jsonb(t) from {} t",
+        table.pk_expr("t"),
+        table.qname
+    );
+    let rows: Vec<(String, Value)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *admin)
+        .await
+        .map_err(sql_err(format!("read {}", table.spec.name)))?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Removes one row as the superuser (whose session runs with triggers off: no cascades; the
+/// restore puts it back).
+pub(crate) async fn remove(table: &Table, pk: &str, conn: &mut PgConnection) -> Result<(), Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "delete from {} t where {} = $1",
+        table.qname,
+        table.pk_expr("t")
+    )))
+    .bind(pk)
+    .execute(&mut *conn)
+    .await
+    .map_err(sql_err("remove a row"))?;
+    Ok(())
+}
+
+/// An insert like a seed row: its relation and payload columns, defaults for the rest.
+pub(crate) fn candidate(table: &Table, row: &SeedRow) -> Value {
+    Value::Object(
+        table
+            .candidate_columns
+            .iter()
+            .map(|c| (c.clone(), field(&row.image, c).clone()))
+            .collect(),
+    )
+}
+
+/// Refuses a database whose spec tables hold rows the run did not put there.
+pub(crate) async fn refuse_existing_rows(
+    bound: &BoundSpec,
+    admin: &mut PgConnection,
+) -> Result<(), Error> {
+    for table in &bound.tables {
+        let some: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select exists (select from {})",
+            table.qname
+        )))
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(sql_err(format!("read {}", table.spec.name)))?;
+        if some {
+            return Err(Error::NotEmpty {
+                table: table.spec.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Removes every row of the spec tables (children first), as the superuser with triggers off.
+pub(crate) async fn clear(bound: &BoundSpec, admin: &mut PgConnection) -> Result<(), Error> {
+    for table in bound.tables.iter().rev() {
+        sqlx::query(sqlx::AssertSqlSafe(format!("delete from {}", table.qname)))
+            .execute(&mut *admin)
+            .await
+            .map_err(sql_err(format!("remove the seeds of {}", table.spec.name)))?;
+    }
+    Ok(())
+}
