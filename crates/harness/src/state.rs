@@ -245,31 +245,8 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(HarnessError::io("cannot write", path))
 }
 
-/// The Cargo workspace in use, found at run time (never the path it was compiled at, so a
-/// moved checkout and `nextest archive` + `--workspace-remap` work): the nearest folder with a
-/// `[workspace]` Cargo.toml above `CARGO_MANIFEST_DIR` as cargo and nextest set it for the
-/// running test or `cargo run`, else above the current folder, else the current folder.
-pub fn workspace_root() -> PathBuf {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from);
-    manifest_dir
-        .iter()
-        .chain(std::iter::once(&cwd))
-        .find_map(|start| find_workspace_above(start))
-        .unwrap_or(cwd)
-}
-
-fn find_workspace_above(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find_map(|dir| {
-        let manifest = fs::read_to_string(dir.join("Cargo.toml")).ok()?;
-        manifest
-            .lines()
-            .any(|line| line.trim() == "[workspace]")
-            .then(|| dir.to_path_buf())
-    })
-}
+/// The workspace's one finder, [`pg_identity::workspace_root`], under the name callers use.
+pub use pg_identity::workspace_root;
 
 #[cfg(test)]
 mod tests {
@@ -320,26 +297,6 @@ mod tests {
         assert!(users.exists(), "a user's file survives forget");
         sd.forget(Some(&ours)).unwrap();
         assert!(!ours.exists());
-    }
-
-    #[test]
-    fn the_workspace_is_found_from_any_folder_inside_it_at_run_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = dir.path().join("moved-checkout");
-        fs::create_dir_all(ws.join("crates/harness/src")).unwrap();
-        fs::write(ws.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
-        fs::write(
-            ws.join("crates/harness/Cargo.toml"),
-            "[package]\nname = \"h\"\n",
-        )
-        .unwrap();
-        assert_eq!(
-            find_workspace_above(&ws.join("crates/harness/src")).as_deref(),
-            Some(ws.as_path())
-        );
-        assert_eq!(find_workspace_above(dir.path()), None);
-        // In this test process (cargo or nextest sets CARGO_MANIFEST_DIR at run time).
-        assert!(workspace_root().join("fixtures/users.json").is_file());
     }
 
     #[test]
