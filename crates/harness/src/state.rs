@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::backend::Server;
 use crate::error::{HarnessError, Result};
 use crate::target::PgTarget;
 
@@ -17,37 +18,6 @@ pub const ENV_MARKER: &str =
 
 const STATE_FILE: &str = "state.json";
 const ENV_FILE: &str = "env";
-
-/// How the server was provisioned, and what teardown must remove.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "backend", rename_all = "lowercase")]
-pub enum Server {
-    /// A container started through testcontainers; teardown removes it.
-    Docker {
-        container_id: String,
-        container_name: String,
-        image: String,
-    },
-    /// A cluster from the machine's PostgreSQL binaries under the state folder.
-    Local {
-        data_dir: PathBuf,
-        bin_dir: PathBuf,
-        port: u16,
-        run_as: Option<String>,
-    },
-    /// A database someone else runs; teardown leaves it alone.
-    Url,
-}
-
-impl Server {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Server::Docker { .. } => "docker",
-            Server::Local { .. } => "local",
-            Server::Url => "url",
-        }
-    }
-}
 
 /// Everything setup made. Serialized as JSON; contains secrets, so mode 0600.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +267,62 @@ mod tests {
         assert!(users.exists(), "a user's file survives forget");
         sd.forget(Some(&ours)).unwrap();
         assert!(!ours.exists());
+    }
+
+    /// State files as setup wrote them before the backends became modules (`Server` lived
+    /// here): every backend's record still loads, unchanged, and is written back the same.
+    #[test]
+    fn state_files_written_before_the_backend_seam_still_load() {
+        let target = r#"{"host": "127.0.0.1", "port": 5999, "user": "postgres",
+            "password": "adminpw", "database": "insforge"}"#;
+        let app = r#"{"host": "127.0.0.1", "port": 5999, "user": "rls_app",
+            "password": "apppw", "database": "insforge"}"#;
+        let servers = [
+            (
+                r#"{"backend": "docker", "container_id": "0a1b", "container_name":
+                    "insforge-rls-1234abcd", "image": "postgres:15"}"#,
+                Server::Docker {
+                    container_id: "0a1b".into(),
+                    container_name: "insforge-rls-1234abcd".into(),
+                    image: "postgres:15".into(),
+                },
+            ),
+            (
+                r#"{"backend": "local", "data_dir": "/w/target/insforge-rls/local/pgdata",
+                    "bin_dir": "/usr/lib/postgresql/15/bin", "port": 5999,
+                    "run_as": "postgres"}"#,
+                Server::Local {
+                    data_dir: "/w/target/insforge-rls/local/pgdata".into(),
+                    bin_dir: "/usr/lib/postgresql/15/bin".into(),
+                    port: 5999,
+                    run_as: Some("postgres".into()),
+                },
+            ),
+            (r#"{"backend": "url"}"#, Server::Url),
+        ];
+        for (server_json, server) in servers {
+            let dir = tempfile::tempdir().unwrap();
+            let sd = StateDir::at(dir.path());
+            let text = format!(
+                r#"{{"format": 1, "server": {server_json}, "admin": {target}, "app": {app},
+                    "template": "insforge_rls_template", "jwt_secret": "{secret}",
+                    "created_at": "unix:1700000000"}}"#,
+                secret = "s".repeat(40)
+            );
+            fs::write(sd.state_file(), &text).unwrap();
+            let state = sd.require().unwrap();
+            assert_eq!(state.server, server);
+            assert_eq!(state.admin.url(), sample().admin.url());
+            assert_eq!(state.app.user, "rls_app");
+            assert_eq!(state.env_export, None);
+            let written: serde_json::Value =
+                serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+            let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                written["server"], read["server"],
+                "the record is written as it was"
+            );
+        }
     }
 
     #[test]
