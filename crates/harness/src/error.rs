@@ -49,6 +49,18 @@ pub enum HarnessError {
     NoPostgresUser,
 
     #[error(
+        "the `{user}` user, which runs the local server, cannot reach the state folder {state} \
+         (a folder above it is private to its owner), and {problem} — point \
+         INSFORGE_RLS_STATE_DIR at a folder `{user}` can reach (every folder above it searchable: \
+         `chmod o+x` on each), or use --backend docker"
+    )]
+    StateUnreachable {
+        state: PathBuf,
+        user: String,
+        problem: String,
+    },
+
+    #[error(
         "port {port} on 127.0.0.1 is already in use — stop what listens there, choose another \
          with --port, or leave --port out to pick a free one"
     )]

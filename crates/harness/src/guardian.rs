@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 
+use crate::backend::Leftovers;
 use crate::error::{HarnessError, Result};
 
 // The write ends of the guardians' pipes. Never dropped: the kernel closes them at exit,
@@ -14,11 +15,11 @@ use crate::error::{HarnessError, Result};
 static PIPES: Mutex<Vec<ChildStdin>> = Mutex::new(Vec::new());
 
 // $1 state root, $2 container, $3 scratch folder, $4/$5 a process (pid, start time) to outlive
-// instead of the pipe. A process is gone when /proc no longer shows it with that start time
+// instead of the pipe, $6 a local cluster folder (under the state root, or moved out of it). A process is gone when /proc no longer shows it with that start time
 // (so a reused pid does not keep the server alive). Nothing tells a non-parent when a process
 // ends, so the runner is looked at five times a second; the pipe needs no polling.
 const SCRIPT: &str = r#"
-state=$1 container=$2 scratch=$3 pid=$4 start=$5
+state=$1 container=$2 scratch=$3 pid=$4 start=$5 cluster=$6
 started() {
   s=
   { read -r s </proc/"$1"/stat; } 2>/dev/null || return 0
@@ -31,7 +32,7 @@ if [ -n "$pid" ]; then
 else
   cat >/dev/null
 fi
-pidfile="$state/local/pgdata/postmaster.pid"
+pidfile="${cluster:-$state/local}/pgdata/postmaster.pid"
 if [ -f "$pidfile" ]; then
   pg=$(head -n 1 "$pidfile")
   kill -QUIT "$pg" 2>/dev/null
@@ -40,14 +41,15 @@ if [ -f "$pidfile" ]; then
 fi
 if [ -n "$container" ]; then docker rm -f -v "$container" >/dev/null 2>&1; fi
 if [ -n "$scratch" ]; then rm -rf "$scratch"; fi
+if [ -n "$cluster" ]; then rm -rf "$cluster"; fi
 rm -rf "$state"
 "#;
 
-/// Starts a guardian that, once this process has exited, stops the local cluster under
-/// `state_root` (if any), removes `container` (if given), the local cluster's `scratch`
-/// tablespace folder (if given) and deletes `state_root`.
-pub fn watch(state_root: &Path, container: Option<&str>, scratch: Option<&Path>) -> Result<()> {
-    let mut child = spawn(state_root, container, scratch, None, Stdio::piped())?;
+/// Starts a guardian that, once this process has exited, removes what its backend says an
+/// ephemeral server leaves ([`Leftovers`]: a container, a local cluster — stopped first —, a
+/// scratch tablespace folder) and deletes `state_root`.
+pub fn watch(state_root: &Path, leftovers: &Leftovers) -> Result<()> {
+    let mut child = spawn(state_root, leftovers, None, Stdio::piped())?;
     let stdin = child.stdin.take().ok_or_else(|| HarnessError::Command {
         command: "sh (cleanup guardian)".into(),
         detail: "no stdin pipe".into(),
@@ -58,19 +60,13 @@ pub fn watch(state_root: &Path, container: Option<&str>, scratch: Option<&Path>)
 
 /// Like [`watch`], but the server outlives this process and goes when `owner` (a process
 /// that is not our child, e.g. the nextest runner) has exited.
-pub fn watch_process(
-    state_root: &Path,
-    container: Option<&str>,
-    scratch: Option<&Path>,
-    owner: &ProcessId,
-) -> Result<()> {
-    spawn(state_root, container, scratch, Some(owner), Stdio::null()).map(drop)
+pub fn watch_process(state_root: &Path, leftovers: &Leftovers, owner: &ProcessId) -> Result<()> {
+    spawn(state_root, leftovers, Some(owner), Stdio::null()).map(drop)
 }
 
 fn spawn(
     state_root: &Path,
-    container: Option<&str>,
-    scratch: Option<&Path>,
+    leftovers: &Leftovers,
     owner: Option<&ProcessId>,
     stdin: Stdio,
 ) -> Result<std::process::Child> {
@@ -79,10 +75,11 @@ fn spawn(
         .arg(SCRIPT)
         .arg("insforge-rls-guardian")
         .arg(state_root)
-        .arg(container.unwrap_or(""))
-        .arg(scratch.unwrap_or(Path::new("")))
+        .arg(leftovers.container.as_deref().unwrap_or(""))
+        .arg(leftovers.scratch.as_deref().unwrap_or(Path::new("")))
         .arg(owner.map_or(String::new(), |o| o.pid.to_string()))
         .arg(owner.map_or(String::new(), |o| o.start_time.clone()))
+        .arg(leftovers.cluster.as_deref().unwrap_or(Path::new("")))
         .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -168,11 +165,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("nextest-run");
         let scratch = dir.path().join("scratch");
+        // A cluster folder moved out of the state folder (its user could not reach that).
+        let cluster = dir.path().join("moved-cluster");
         fs::create_dir_all(state.join("local")).unwrap();
         fs::create_dir_all(&scratch).unwrap();
+        fs::create_dir_all(cluster.join("pgdata")).unwrap();
         let mut owner = Command::new("sleep").arg("30").spawn().unwrap();
         let id = ProcessId::of(owner.id()).unwrap();
-        watch_process(&state, None, Some(&scratch), &id).unwrap();
+        let leftovers = Leftovers {
+            scratch: Some(scratch.clone()),
+            cluster: Some(cluster.clone()),
+            container: None,
+        };
+        watch_process(&state, &leftovers, &id).unwrap();
         // Still there while the owner runs (the guardian looked at least twice by then).
         let mut ticks = 0;
         while ticks < 5 && state.exists() {
@@ -180,13 +185,13 @@ mod tests {
             ticks += 1;
         }
         assert!(
-            state.exists() && scratch.exists(),
+            state.exists() && scratch.exists() && cluster.exists(),
             "removed while its owner runs"
         );
         owner.kill().unwrap();
         owner.wait().unwrap();
         let mut polls = 0;
-        while (state.exists() || scratch.exists()) && polls < 200 {
+        while (state.exists() || scratch.exists() || cluster.exists()) && polls < 200 {
             std::thread::sleep(std::time::Duration::from_millis(50));
             polls += 1;
         }
@@ -194,6 +199,10 @@ mod tests {
         assert!(
             !scratch.exists(),
             "scratch folder left after its owner exited"
+        );
+        assert!(
+            !cluster.exists(),
+            "cluster folder left after its owner exited"
         );
     }
 }

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-use crate::backend::BackendChoice;
-use crate::backend::docker::{self, ContainerSpec};
-use crate::backend::local::{self, Cluster, RunAs};
+use crate::backend::{BackendChoice, StartCx, Started, docker};
 use crate::error::{HarnessError, Result};
 use crate::migrate::{MigrationReport, Migrations};
 use crate::state::{Server, State, StateDir};
 use crate::target::{PgTarget, quote_ident};
+
+pub use crate::backend::auto as auto_backend;
+pub use crate::backend::docker::default_container_name;
 
 /// Everything `setup` can be told. Defaults match the README.
 #[derive(Debug, Clone)]
@@ -53,19 +54,6 @@ impl Default for SetupOptions {
     }
 }
 
-/// One container per state folder (so per checkout, and apart for tests and CI runs that use
-/// their own folder): the name carries a hash of the folder's path.
-pub fn default_container_name(dir: &StateDir) -> String {
-    let hash = dir
-        .root()
-        .to_string_lossy()
-        .bytes()
-        .fold(0xcbf29ce484222325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-        });
-    format!("insforge-rls-{:08x}", hash as u32)
-}
-
 /// What setup did, for the summary it prints.
 #[derive(Debug)]
 pub struct SetupReport {
@@ -79,13 +67,15 @@ pub struct SetupReport {
     pub warnings: Vec<String>,
 }
 
-struct Steps(Vec<(&'static str, Duration)>, Instant);
+/// Setup's steps and how long each took, for its summary.
+#[derive(Debug)]
+pub(crate) struct Steps(Vec<(&'static str, Duration)>, Instant);
 
 impl Steps {
     fn new() -> Self {
         Self(Vec::new(), Instant::now())
     }
-    fn done(&mut self, name: &'static str) {
+    pub(crate) fn done(&mut self, name: &'static str) {
         self.0.push((name, self.1.elapsed()));
         self.1 = Instant::now();
     }
@@ -97,118 +87,28 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
     let mut warnings = Vec::new();
     let previous = dir.load()?;
 
-    let backend = resolve_backend(opts, previous.as_ref()).await?;
+    let choice = resolve_backend(opts, previous.as_ref()).await?;
     steps.done("choose backend");
 
-    // 1. A server and a superuser (or the given user) on it.
-    let (server, admin, reused_server) = match backend {
-        BackendChoice::Docker => {
-            let password = previous
-                .as_ref()
-                .map_or_else(|| crate::random_token(32), |s| s.admin.password.clone());
-            let image = match previous.as_ref().map(|s| &s.server) {
-                Some(Server::Docker { image, .. }) => image.clone(),
-                _ => opts.image.clone(),
-            };
-            let was_running = match previous.as_ref().map(|s| &s.server) {
-                Some(Server::Docker { container_id, .. }) => {
-                    docker::is_running(container_id).await.unwrap_or(false)
-                }
-                _ => false,
-            };
-            let container_name = opts
-                .container_name
-                .clone()
-                .unwrap_or_else(|| default_container_name(dir));
-            let started = docker::start(&ContainerSpec {
-                image: image.clone(),
-                name: container_name.clone(),
-                superuser_password: password,
-            })
-            .await?;
-            let server = Server::Docker {
-                container_id: started.id.clone(),
-                container_name: container_name.clone(),
-                image,
-            };
-            // Recorded before waiting, so an interrupted setup finds its container next time.
-            save_early(dir, previous.as_ref(), &server, &started.admin, opts)?;
-            steps.done("start container");
-            match started.admin.connect_within(Duration::from_secs(90)).await {
-                Err(HarnessError::Connect { reason, .. })
-                    if previous.is_none() && reason.contains("password") =>
-                {
-                    return Err(HarnessError::OrphanContainer {
-                        name: container_name,
-                    });
-                }
-                other => other?.close().await.ok(),
-            };
-            steps.done("wait for postgres");
-            (server, started.admin, was_running)
-        }
-        BackendChoice::Local => {
-            let bin_dir = local::find_bin_dir()?;
-            let run_as = RunAs::detect()?;
-            let cluster = Cluster::new(dir.local_dir(), bin_dir.clone(), run_as.clone());
-            let previous_port = match previous.as_ref().map(|s| &s.server) {
-                Some(Server::Local { port, .. }) => Some(*port),
-                _ => None,
-            };
-            let was_running = cluster.running_port().is_some();
-            let port = opts.port;
-            let admin = tokio::task::spawn_blocking(move || cluster.start(port, previous_port))
-                .await
-                .map_err(|source| HarnessError::TaskFailed {
-                    task: "starting the local cluster",
-                    source,
-                })??;
-            let server = Server::Local {
-                data_dir: dir.local_dir().join("pgdata"),
-                bin_dir,
-                port: admin.port,
-                run_as: run_as.map(|u| u.name),
-            };
-            save_early(dir, previous.as_ref(), &server, &admin, opts)?;
-            steps.done("start local cluster");
-            admin
-                .connect_within(local::START_TIMEOUT)
-                .await?
-                .close()
-                .await
-                .ok();
-            (server, admin, was_running)
-        }
-        BackendChoice::Url => {
-            let url = opts
-                .database_url
-                .clone()
-                .or_else(|| match previous.as_ref() {
-                    Some(State {
-                        server: Server::Url,
-                        admin,
-                        ..
-                    }) => Some(admin.url()),
-                    _ => None,
-                })
-                .ok_or(HarnessError::UrlBackendWithoutUrl)?;
-            let admin = PgTarget::parse(&url)?;
-            admin.connect().await?.close().await.ok();
-            steps.done("connect");
-            (Server::Url, admin, true)
-        }
-        BackendChoice::Auto => {
-            return Err(HarnessError::BackendUnresolved);
-        }
+    // 1. A server and a superuser (or the given user) on it, from its backend.
+    let backend = choice.backend().ok_or(HarnessError::BackendUnresolved)?;
+    let cx = StartCx {
+        dir,
+        previous: previous.as_ref(),
+        opts,
     };
+    let Started {
+        server,
+        admin,
+        reused: reused_server,
+    } = backend.start(&cx, &mut steps).await?;
 
-    // 2. The app database (the URL backend's is the given one).
-    let app_db = match server {
-        Server::Url => admin.database.clone(),
-        _ => {
-            ensure_database(&admin, &opts.database).await?;
-            opts.database.clone()
-        }
+    // 2. The app database (a server someone else runs names it in its URL).
+    let app_db = if backend.owns_server() {
+        ensure_database(&admin, &opts.database).await?;
+        opts.database.clone()
+    } else {
+        admin.database.clone()
     };
     let app_admin = admin.with_database(&app_db);
 
@@ -226,7 +126,7 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
     let (template, template_migrations) =
         match ensure_template(&admin, &opts.template, &opts.migrations).await {
             Ok(report) => (Some(opts.template.clone()), Some(report)),
-            Err(e) if matches!(server, Server::Url) => {
+            Err(e) if !backend.owns_server() => {
                 warnings.push(format!(
                     "no template database, so `cargo test` cannot use this server: {e}"
                 ));
@@ -237,12 +137,7 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
     steps.done("template database");
 
     // 5. Per-test databases in memory, on the servers setup runs.
-    let scratch_location = match &server {
-        Server::Local { .. } => Some(crate::scratch::local_location(dir.root())),
-        Server::Docker { .. } => Some(PathBuf::from(crate::scratch::CONTAINER_LOCATION)),
-        Server::Url => None,
-    };
-    let scratch = match scratch_location {
+    let scratch = match backend.scratch_location(dir) {
         Some(location) => match ensure_scratch(&admin, &location).await {
             Ok(made) => made,
             Err(e) => {
@@ -290,7 +185,7 @@ pub async fn setup(dir: &StateDir, opts: &SetupOptions) -> Result<SetupReport> {
 
 /// Writes a provisional state as soon as a server exists, so a rerun after an interruption
 /// reuses it instead of orphaning it.
-fn save_early(
+pub(crate) fn save_early(
     dir: &StateDir,
     previous: Option<&State>,
     server: &Server,
@@ -314,33 +209,14 @@ fn save_early(
 }
 
 async fn resolve_backend(opts: &SetupOptions, previous: Option<&State>) -> Result<BackendChoice> {
-    let recorded = previous.map(|s| match s.server {
-        Server::Docker { .. } => BackendChoice::Docker,
-        Server::Local { .. } => BackendChoice::Local,
-        Server::Url => BackendChoice::Url,
-    });
+    let recorded = previous.map(|s| s.server.choice());
     match (opts.backend, recorded) {
         (BackendChoice::Auto, Some(recorded)) => Ok(recorded),
         (wanted, Some(recorded)) if wanted != recorded => {
             Err(HarnessError::BackendSwitch { recorded, wanted })
         }
-        (BackendChoice::Auto, None) => auto_backend().await,
+        (BackendChoice::Auto, None) => crate::backend::auto().await,
         (wanted, _) => Ok(wanted),
-    }
-}
-
-/// Docker when an engine answers, else local binaries, else an error naming both ways out.
-pub async fn auto_backend() -> Result<BackendChoice> {
-    let docker = match docker::ping().await {
-        Ok(()) => return Ok(BackendChoice::Docker),
-        Err(e) => e,
-    };
-    match local::find_bin_dir() {
-        Ok(_) => Ok(BackendChoice::Local),
-        Err(local) => Err(HarnessError::NoBackend {
-            docker: Box::new(docker),
-            local: Box::new(local),
-        }),
     }
 }
 
@@ -459,64 +335,7 @@ pub async fn teardown(dir: &StateDir) -> Result<TeardownReport> {
             kept: vec!["nothing was set up".into()],
         });
     };
-    let mut report = TeardownReport::default();
-    match &state.server {
-        Server::Docker {
-            container_id,
-            container_name,
-            ..
-        } => {
-            if docker::remove(container_id).await? {
-                report.removed.push(format!("container {container_name}"));
-            }
-        }
-        Server::Local {
-            bin_dir, run_as, ..
-        } => {
-            let run_as = run_as.as_deref().map(RunAs::named).transpose()?;
-            let cluster = Cluster::new(dir.local_dir(), bin_dir.clone(), run_as);
-            tokio::task::spawn_blocking(move || cluster.destroy())
-                .await
-                .map_err(|source| HarnessError::TaskFailed {
-                    task: "removing the local cluster",
-                    source,
-                })??;
-            report
-                .removed
-                .push(format!("local cluster in {}", dir.local_dir().display()));
-            let scratch = crate::scratch::local_location(dir.root());
-            if scratch.exists() {
-                crate::scratch::remove_local(&scratch)?;
-                report
-                    .removed
-                    .push(format!("scratch tablespace folder {}", scratch.display()));
-            }
-        }
-        Server::Url => {
-            let mut conn = state.admin.connect().await?;
-            let swept = crate::factory::sweep_orphans(&mut conn, None).await?;
-            if swept > 0 {
-                report
-                    .removed
-                    .push(format!("{swept} test databases left by finished test runs"));
-            }
-            if let Some(template) = &state.template {
-                let sql = format!(
-                    "alter database {0} with is_template false; drop database if exists {0} with (force)",
-                    quote_ident(template)
-                );
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(HarnessError::sql("cannot drop the template database"))?;
-                report.removed.push(format!("template database {template}"));
-            }
-            report.kept.push(format!(
-                "database {} with its migrations and role {} (they are the URL owner's)",
-                state.admin.database, state.app.user
-            ));
-        }
-    }
+    let mut report = state.server.backend().stop(dir, &state).await?;
     dir.forget(state.env_export.as_deref())?;
     if let Some(path) = &state.env_export {
         report.removed.push(format!("env file {}", path.display()));
@@ -531,6 +350,8 @@ pub async fn teardown(dir: &StateDir) -> Result<TeardownReport> {
 #[derive(Debug)]
 pub struct Status {
     pub state: State,
+    /// The server as its backend sees it (`container … running`, `cluster … on port …`).
+    pub server: Option<String>,
     pub reachable: std::result::Result<String, String>,
     pub migrations: Vec<String>,
 }
@@ -549,8 +370,10 @@ pub async fn status(dir: &StateDir) -> Result<Status> {
         }
         Err(e) => (Err(e.to_string()), vec![]),
     };
+    let server = state.server.backend().status(&state.server).await;
     Ok(Status {
         state,
+        server,
         reachable,
         migrations,
     })

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::backend::Server;
 use crate::error::{HarnessError, Result};
 use crate::target::PgTarget;
 
@@ -17,37 +18,6 @@ pub const ENV_MARKER: &str =
 
 const STATE_FILE: &str = "state.json";
 const ENV_FILE: &str = "env";
-
-/// How the server was provisioned, and what teardown must remove.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "backend", rename_all = "lowercase")]
-pub enum Server {
-    /// A container started through testcontainers; teardown removes it.
-    Docker {
-        container_id: String,
-        container_name: String,
-        image: String,
-    },
-    /// A cluster from the machine's PostgreSQL binaries under the state folder.
-    Local {
-        data_dir: PathBuf,
-        bin_dir: PathBuf,
-        port: u16,
-        run_as: Option<String>,
-    },
-    /// A database someone else runs; teardown leaves it alone.
-    Url,
-}
-
-impl Server {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Server::Docker { .. } => "docker",
-            Server::Local { .. } => "local",
-            Server::Url => "url",
-        }
-    }
-}
 
 /// Everything setup made. Serialized as JSON; contains secrets, so mode 0600.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,31 +215,8 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(HarnessError::io("cannot write", path))
 }
 
-/// The Cargo workspace in use, found at run time (never the path it was compiled at, so a
-/// moved checkout and `nextest archive` + `--workspace-remap` work): the nearest folder with a
-/// `[workspace]` Cargo.toml above `CARGO_MANIFEST_DIR` as cargo and nextest set it for the
-/// running test or `cargo run`, else above the current folder, else the current folder.
-pub fn workspace_root() -> PathBuf {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from);
-    manifest_dir
-        .iter()
-        .chain(std::iter::once(&cwd))
-        .find_map(|start| find_workspace_above(start))
-        .unwrap_or(cwd)
-}
-
-fn find_workspace_above(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find_map(|dir| {
-        let manifest = fs::read_to_string(dir.join("Cargo.toml")).ok()?;
-        manifest
-            .lines()
-            .any(|line| line.trim() == "[workspace]")
-            .then(|| dir.to_path_buf())
-    })
-}
+/// The workspace's one finder, [`pg_identity::workspace_root`], under the name callers use.
+pub use pg_identity::workspace_root;
 
 #[cfg(test)]
 mod tests {
@@ -322,24 +269,60 @@ mod tests {
         assert!(!ours.exists());
     }
 
+    /// State files as setup wrote them before the backends became modules (`Server` lived
+    /// here): every backend's record still loads, unchanged, and is written back the same.
     #[test]
-    fn the_workspace_is_found_from_any_folder_inside_it_at_run_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = dir.path().join("moved-checkout");
-        fs::create_dir_all(ws.join("crates/harness/src")).unwrap();
-        fs::write(ws.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
-        fs::write(
-            ws.join("crates/harness/Cargo.toml"),
-            "[package]\nname = \"h\"\n",
-        )
-        .unwrap();
-        assert_eq!(
-            find_workspace_above(&ws.join("crates/harness/src")).as_deref(),
-            Some(ws.as_path())
-        );
-        assert_eq!(find_workspace_above(dir.path()), None);
-        // In this test process (cargo or nextest sets CARGO_MANIFEST_DIR at run time).
-        assert!(workspace_root().join("fixtures/users.json").is_file());
+    fn state_files_written_before_the_backend_seam_still_load() {
+        let target = r#"{"host": "127.0.0.1", "port": 5999, "user": "postgres",
+            "password": "adminpw", "database": "insforge"}"#;
+        let app = r#"{"host": "127.0.0.1", "port": 5999, "user": "rls_app",
+            "password": "apppw", "database": "insforge"}"#;
+        let servers = [
+            (
+                r#"{"backend": "docker", "container_id": "0a1b", "container_name":
+                    "insforge-rls-1234abcd", "image": "postgres:15"}"#,
+                Server::Docker {
+                    container_id: "0a1b".into(),
+                    container_name: "insforge-rls-1234abcd".into(),
+                    image: "postgres:15".into(),
+                },
+            ),
+            (
+                r#"{"backend": "local", "data_dir": "/w/target/insforge-rls/local/pgdata",
+                    "bin_dir": "/usr/lib/postgresql/15/bin", "port": 5999,
+                    "run_as": "postgres"}"#,
+                Server::Local {
+                    data_dir: "/w/target/insforge-rls/local/pgdata".into(),
+                    bin_dir: "/usr/lib/postgresql/15/bin".into(),
+                    port: 5999,
+                    run_as: Some("postgres".into()),
+                },
+            ),
+            (r#"{"backend": "url"}"#, Server::Url),
+        ];
+        for (server_json, server) in servers {
+            let dir = tempfile::tempdir().unwrap();
+            let sd = StateDir::at(dir.path());
+            let text = format!(
+                r#"{{"format": 1, "server": {server_json}, "admin": {target}, "app": {app},
+                    "template": "insforge_rls_template", "jwt_secret": "{secret}",
+                    "created_at": "unix:1700000000"}}"#,
+                secret = "s".repeat(40)
+            );
+            fs::write(sd.state_file(), &text).unwrap();
+            let state = sd.require().unwrap();
+            assert_eq!(state.server, server);
+            assert_eq!(state.admin.url(), sample().admin.url());
+            assert_eq!(state.app.user, "rls_app");
+            assert_eq!(state.env_export, None);
+            let written: serde_json::Value =
+                serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+            let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                written["server"], read["server"],
+                "the record is written as it was"
+            );
+        }
     }
 
     #[test]

@@ -595,10 +595,9 @@ mod tls {
     }
 }
 
-/// Quotes an SQL identifier (role or database name) for statements that cannot take parameters.
-pub fn quote_ident(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
+/// The workspace's one identifier quoter, [`pg_identity::quote_ident`], under the name the
+/// suites already use.
+pub use pg_identity::quote_ident;
 
 /// `value` as an SQL string literal, through the workspace's one quoter
 /// ([`pg_identity::quote_literal`]; ARCHITECTURE.md, "No client text becomes SQL"). Kept, with

@@ -56,8 +56,8 @@ async fn init_shared() -> Result<State> {
             eph.create()?;
             let opts = ephemeral_options(backend, &suffix).await?;
             // The guardian is watching before anything exists, so no exit path leaks a server.
-            let (container, scratch) = cleanup_targets(&eph, &opts);
-            crate::guardian::watch(eph.root(), container, scratch.as_deref())?;
+            let leftovers = backend_of(&opts)?.leftovers(&eph, &opts)?;
+            crate::guardian::watch(eph.root(), &leftovers)?;
             tracing::info!(backend = %opts.backend, "no setup found: starting an ephemeral server for this test process");
             Ok(reported(setup(&eph, &opts).await?))
         }
@@ -89,24 +89,17 @@ async fn ephemeral_options(backend: BackendChoice, suffix: &str) -> Result<Setup
         opts.image = image;
     }
     opts.backend = match backend {
-        BackendChoice::Auto => crate::provision::auto_backend().await?,
+        BackendChoice::Auto => crate::backend::auto().await?,
         other => other,
     };
     Ok(opts)
 }
 
-/// What a guardian removes besides the state folder: the container, the scratch folder.
-fn cleanup_targets<'a>(
-    eph: &StateDir,
-    opts: &'a SetupOptions,
-) -> (Option<&'a str>, Option<std::path::PathBuf>) {
-    let container = opts
-        .container_name
-        .as_deref()
-        .filter(|_| opts.backend == BackendChoice::Docker);
-    let scratch =
-        (opts.backend == BackendChoice::Local).then(|| crate::scratch::local_location(eph.root()));
-    (container, scratch)
+/// The backend `opts` names, resolved (setup options for an ephemeral server always are).
+fn backend_of(opts: &SetupOptions) -> Result<&'static dyn crate::backend::Backend> {
+    opts.backend
+        .backend()
+        .ok_or(HarnessError::BackendUnresolved)
 }
 
 /// The nextest run this process is a test of: nextest runs each test in a process of its own,
@@ -180,13 +173,8 @@ impl NextestRun {
         let opts = ephemeral_options(backend, &suffix).await?;
         let guarded = eph.root().join(RUN_GUARDED);
         if !guarded.is_file() {
-            let (container, scratch) = cleanup_targets(&eph, &opts);
-            crate::guardian::watch_process(
-                eph.root(),
-                container,
-                scratch.as_deref(),
-                &self.runner,
-            )?;
+            let leftovers = backend_of(&opts)?.leftovers(&eph, &opts)?;
+            crate::guardian::watch_process(eph.root(), &leftovers, &self.runner)?;
             crate::state::write_private(&guarded, self.runner.pid.to_string().as_bytes())?;
         }
         tracing::info!(backend = %opts.backend, run = %self.id, "no setup found: starting one ephemeral server for this nextest run");
@@ -334,7 +322,8 @@ pub async fn clone_database(admin: &PgTarget, template: &str, name: &str) -> Res
     Ok(took)
 }
 
-/// Whether the shared server is an ephemeral one this process made.
+/// Whether the shared server is an ephemeral one this process made (a moved cluster's folder
+/// keeps its state folder's name, [`crate::backend::local::moved_cluster_dir`]).
 pub fn is_ephemeral(state: &State) -> bool {
     matches!(&state.server, Server::Docker { container_name, .. } if container_name.starts_with("insforge-rls-test-"))
         || matches!(&state.server, Server::Local { data_dir, .. } if {

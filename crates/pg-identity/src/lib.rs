@@ -11,16 +11,22 @@
 //!
 //! `BEGIN` and the identity travel together as one simple query, which has no parameters, so
 //! values go in as literals quoted by [`quote_literal`], the workspace's one SQL-literal
-//! quoter (ARCHITECTURE.md, "No client text becomes SQL").
+//! quoter (ARCHITECTURE.md, "No client text becomes SQL"); names go in through [`quote_ident`],
+//! its one identifier quoter. [`workspace_root`] finds the Cargo workspace at run time for the
+//! tools that keep files there (it lives here because they all depend on this crate).
 
 mod forwarding;
+mod ident;
 mod literal;
+mod workspace;
 
 use sqlx::postgres::{PgConnection, PgPool, Postgres};
 use sqlx::{AssertSqlSafe, Connection as _, Transaction};
 
 pub use forwarding::ClaimsForwarding;
+pub use ident::quote_ident;
 pub use literal::{NulInText, quote_literal, quote_literal_for_pgbench};
+pub use workspace::{workspace_above, workspace_root};
 
 /// Who the database should believe is asking: a role plus the token's claims as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use clerk_token::{INSFORGE_AUDIENCE, Secret, SecretError};
-use pg_identity::ClaimsForwarding;
+use pg_identity::{ClaimsForwarding, workspace_root};
 
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
@@ -359,29 +359,6 @@ impl AppConfig {
 /// `cargo run -p todo-app -- --dev-sign-in` works from any folder inside the checkout.
 pub fn default_dev_users_file() -> PathBuf {
     workspace_root().join("fixtures/users.json")
-}
-
-/// The Cargo workspace in use, found at run time — never the path this crate was compiled at,
-/// so a moved checkout or an archived test binary still finds it: the nearest folder with a
-/// `[workspace]` Cargo.toml above `CARGO_MANIFEST_DIR` (as `cargo run` and `cargo test` set it
-/// for the process), else above the current folder, else the current folder. The same rule as
-/// `harness::state::workspace_root`, kept here because todo-app never depends on harness
-/// (ARCHITECTURE.md, "todo-app never depends on harness").
-fn workspace_root() -> PathBuf {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from);
-    manifest_dir
-        .iter()
-        .chain(std::iter::once(&cwd))
-        .find_map(|start| {
-            start.ancestors().find(|dir| {
-                std::fs::read_to_string(dir.join("Cargo.toml"))
-                    .is_ok_and(|m| m.lines().any(|line| line.trim() == "[workspace]"))
-            })
-        })
-        .map_or(cwd.clone(), Path::to_path_buf)
 }
 
 /// The layer below flags and the environment: `value` as clap parsed it, else the `.env` line

@@ -2,18 +2,19 @@
 //! role, opened by `pg-identity` (ARCHITECTURE.md, "Identity is transaction-local and set in one
 //! place") with `role`, `request.jwt.claims` and `statement_timeout` set transaction-locally.
 //!
-//! The role is always `authenticated`: [`Identity`] admits no other.
+//! The role is always `authenticated`: the caller's [`DbIdentity`] comes from
+//! [`crate::auth::Identity`], which admits no other. This module takes it as pg-identity's
+//! type, so it never reaches back up to the HTTP edge (`auth` → `error` → `db`).
 //! The app never filters by user itself; RLS in Postgres decides. Anything that fails before
 //! the commit rolls the whole transaction back, so a failed request writes nothing.
 //! Failures are a [`DbError`]; the HTTP edge (`error.rs`) decides what the client sees.
 
-use pg_identity::{IdentityError, IdentityTx};
+use pg_identity::{DbIdentity, IdentityError, IdentityTx};
 use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Row};
 
 pub use pg_identity::Access;
 
-use crate::auth::Identity;
 use crate::statement::{Bind, Statement};
 
 /// The one row every statement returns (see [`crate::statement`]).
@@ -124,13 +125,13 @@ fn is_connection_failure(code: &str) -> bool {
 /// connection comes back instead of costing a round trip of its own.
 pub async fn run_as(
     pool: &PgPool,
-    identity: &Identity,
+    identity: &DbIdentity,
     statement_timeout_ms: u64,
     access: Access,
     statement: Statement,
     expect: Expect,
 ) -> Result<Outcome, DbError> {
-    let opening = IdentityTx::new(identity.db())
+    let opening = IdentityTx::new(identity)
         .access(access)
         .statement_timeout_ms(statement_timeout_ms);
     let mut tx = pg_identity::begin_pooled(pool, opening).await?;
@@ -175,7 +176,6 @@ mod tests {
     //! its connection's identity is gone before the next request gets it.
 
     use super::*;
-    use clerk_token::{ClerkTemplate, ClerkUser, Secret, Verifier};
     use harness::TestDatabase;
     use sqlx::Connection as _;
 
@@ -183,17 +183,9 @@ mod tests {
          returning 1) select null::bigint as total, (select count(*) from pgrst_source) as \
          page_count, null::text as body";
 
-    fn identity(user: &str) -> Identity {
-        let secret = Secret::generate();
-        let token = ClerkTemplate::insforge(secret.clone())
-            .mint(&ClerkUser::new(user))
-            .unwrap();
-        Identity::from_header(
-            Some(&format!("Bearer {token}")),
-            &Verifier::new(secret),
-            pg_identity::ClaimsForwarding::All,
-        )
-        .unwrap()
+    /// What `auth::Identity` hands this module for a verified token of `user`.
+    fn identity(user: &str) -> DbIdentity {
+        DbIdentity::authenticated(&serde_json::json!({ "sub": user, "role": "authenticated" }))
     }
 
     fn statement(sql: &str) -> Statement {

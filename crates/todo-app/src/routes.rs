@@ -219,7 +219,7 @@ impl Request {
         let timeout_ms = u64::try_from(state.statement_timeout().as_millis()).unwrap_or(u64::MAX);
         let outcome = db::run_as(
             state.pool(),
-            identity,
+            identity.db(),
             timeout_ms,
             access,
             statement,

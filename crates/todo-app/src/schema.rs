@@ -9,10 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// `"name"` with every `"` doubled: a Postgres quoted identifier for any name the catalog holds.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+use pg_identity::quote_ident;
 
 /// What kind of relation a name is. PostgREST serves all of these from its schema cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,9 +2,14 @@
 //! Containers are marked for reuse, so they outlive the process; teardown removes them.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use testcontainers::bollard::Docker;
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use sqlx::Connection as _;
+
+use testcontainers::bollard::Docker as Engine;
 use testcontainers::bollard::models::PortBinding;
 use testcontainers::bollard::query_parameters::RemoveContainerOptionsBuilder;
 use testcontainers::core::client::ClientError;
@@ -12,7 +17,10 @@ use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt, ReuseDirective, TestcontainersError};
 
+use super::{Backend, Leftovers, Server, StartCx, Started};
 use crate::error::{HarnessError, Result};
+use crate::provision::{SetupOptions, Steps, TeardownReport};
+use crate::state::{State, StateDir};
 use crate::target::PgTarget;
 
 /// The official image; CI without a registry passes a locally built one with --image.
@@ -27,8 +35,8 @@ fn endpoint() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
-fn client() -> Result<Docker> {
-    Docker::connect_with_defaults().map_err(|e| HarnessError::DockerUnreachable {
+fn client() -> Result<Engine> {
+    Engine::connect_with_defaults().map_err(|e| HarnessError::DockerUnreachable {
         endpoint: endpoint(),
         reason: e.to_string(),
     })
@@ -293,6 +301,153 @@ pub async fn is_running(id: &str) -> Result<bool> {
         Err(e) => Err(HarnessError::Container {
             reason: one_line(&e.to_string()),
         }),
+    }
+}
+
+/// One container per state folder (so per checkout, and apart for tests and CI runs that use
+/// their own folder): the name carries a hash of the folder's path.
+pub fn default_container_name(dir: &StateDir) -> String {
+    let hash = dir
+        .root()
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf29ce484222325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+    format!("insforge-rls-{:08x}", hash as u32)
+}
+
+/// The docker backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Docker;
+
+impl Backend for Docker {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn start<'a>(
+        &'a self,
+        cx: &'a StartCx<'a>,
+        steps: &'a mut Steps,
+    ) -> BoxFuture<'a, Result<Started>> {
+        async move {
+            let previous = cx.previous;
+            let password =
+                previous.map_or_else(|| crate::random_token(32), |s| s.admin.password.clone());
+            let image = match previous.map(|s| &s.server) {
+                Some(Server::Docker { image, .. }) => image.clone(),
+                _ => cx.opts.image.clone(),
+            };
+            let was_running = match previous.map(|s| &s.server) {
+                Some(Server::Docker { container_id, .. }) => {
+                    is_running(container_id).await.unwrap_or(false)
+                }
+                _ => false,
+            };
+            let container_name = cx
+                .opts
+                .container_name
+                .clone()
+                .unwrap_or_else(|| default_container_name(cx.dir));
+            let started = start(&ContainerSpec {
+                image: image.clone(),
+                name: container_name.clone(),
+                superuser_password: password,
+            })
+            .await?;
+            let server = Server::Docker {
+                container_id: started.id.clone(),
+                container_name: container_name.clone(),
+                image,
+            };
+            // Recorded before waiting, so an interrupted setup finds its container next time.
+            cx.record(&server, &started.admin)?;
+            steps.done("start container");
+            match started.admin.connect_within(Duration::from_secs(90)).await {
+                Err(HarnessError::Connect { reason, .. })
+                    if previous.is_none() && reason.contains("password") =>
+                {
+                    return Err(HarnessError::OrphanContainer {
+                        name: container_name,
+                    });
+                }
+                other => other?.close().await.ok(),
+            };
+            steps.done("wait for postgres");
+            Ok(Started {
+                server,
+                admin: started.admin,
+                reused: was_running,
+            })
+        }
+        .boxed()
+    }
+
+    fn scratch_location(&self, _dir: &StateDir) -> Option<PathBuf> {
+        Some(PathBuf::from(crate::scratch::CONTAINER_LOCATION))
+    }
+
+    fn leftovers(&self, dir: &StateDir, opts: &SetupOptions) -> Result<Leftovers> {
+        Ok(Leftovers {
+            container: Some(
+                opts.container_name
+                    .clone()
+                    .unwrap_or_else(|| default_container_name(dir)),
+            ),
+            ..Leftovers::default()
+        })
+    }
+
+    fn stop<'a>(
+        &'a self,
+        _dir: &'a StateDir,
+        state: &'a State,
+    ) -> BoxFuture<'a, Result<TeardownReport>> {
+        async move {
+            let mut report = TeardownReport::default();
+            if let Server::Docker {
+                container_id,
+                container_name,
+                ..
+            } = &state.server
+                && remove(container_id).await?
+            {
+                report.removed.push(format!("container {container_name}"));
+            }
+            Ok(report)
+        }
+        .boxed()
+    }
+
+    fn status<'a>(&'a self, server: &'a Server) -> BoxFuture<'a, Option<String>> {
+        async move {
+            let Server::Docker {
+                container_id,
+                container_name,
+                ..
+            } = server
+            else {
+                return None;
+            };
+            Some(match is_running(container_id).await {
+                Ok(true) => format!("container {container_name} running"),
+                Ok(false) => format!("container {container_name} not running"),
+                Err(e) => format!("container {container_name}: {e}"),
+            })
+        }
+        .boxed()
+    }
+
+    fn describe(&self, server: &Server) -> Option<String> {
+        match server {
+            Server::Docker {
+                container_name,
+                image,
+                ..
+            } => Some(format!("container {container_name} ({image})")),
+            _ => None,
+        }
     }
 }
 

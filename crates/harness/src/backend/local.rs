@@ -1,5 +1,7 @@
 //! A throwaway cluster from the machine's PostgreSQL binaries, kept under the state folder.
 //! As root it runs as the `postgres` user (initdb refuses root); fsync is off, it is a test server.
+//! A state folder that user cannot reach (under `/root`, or a private temporary folder) gets
+//! its cluster in a folder of its own instead ([`cluster_dir`]).
 
 use std::fs;
 use std::net::TcpListener;
@@ -9,7 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use sqlx::Connection as _;
+
+use super::{Backend, Leftovers, Server, StartCx, Started};
 use crate::error::{HarnessError, Result};
+use crate::provision::{SetupOptions, Steps, TeardownReport};
+use crate::state::{State, StateDir};
 use crate::target::PgTarget;
 
 const SUPERUSER: &str = "postgres";
@@ -21,6 +30,9 @@ pub struct RunAs {
     pub name: String,
     uid: u32,
     gid: u32,
+    /// Its home folder (`/var/lib/postgresql` on Debian), where clusters go that it could not
+    /// reach in their state folder.
+    pub home: PathBuf,
 }
 
 impl RunAs {
@@ -38,9 +50,25 @@ impl RunAs {
                 name: name.to_owned(),
                 uid: user.uid.as_raw(),
                 gid: user.gid.as_raw(),
+                home: user.dir,
             }),
             _ => Err(HarnessError::NoPostgresUser),
         }
+    }
+
+    /// Whether this user can reach `path` (search it and every folder above it), asked of the
+    /// system as the server will run: `test -x` with this user's ids and no other groups.
+    pub fn can_reach(&self, path: &Path) -> bool {
+        Command::new("test")
+            .arg("-x")
+            .arg(path)
+            .uid(self.uid)
+            .gid(self.gid)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     fn chown(&self, path: &Path) -> Result<()> {
@@ -434,3 +462,249 @@ pub const PORT_ATTEMPTS: usize = 8;
 
 /// How long `pg_ctl -w` may wait; also the bound callers use when polling.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The folder in the server user's home that holds clusters moved out of reach-less state
+/// folders, one folder each.
+const MOVED_CLUSTERS: &str = "insforge-rls";
+
+/// Where the cluster of state folder `dir` lives: `<dir>/local` when the server's user can
+/// reach it (always, when we are not root). As root, a state folder under a private parent —
+/// a repository in `/root`, a temporary folder under a 0700 one — is out of the `postgres`
+/// user's reach, and initdb would fail to read its password file there; then the cluster gets
+/// a folder of its own, `~postgres/insforge-rls/<state folder name>-<hash of its path>`
+/// ([`moved_cluster_dir`]), which the state records (`data_dir`) and teardown removes.
+pub fn cluster_dir(dir: &StateDir, run_as: Option<&RunAs>) -> Result<PathBuf> {
+    let Some(user) = run_as else {
+        return Ok(dir.local_dir());
+    };
+    dir.create()?;
+    if user.can_reach(dir.root()) {
+        return Ok(dir.local_dir());
+    }
+    let moved = moved_cluster_dir(dir, user);
+    let base = user.home.join(MOVED_CLUSTERS);
+    let unreachable = |problem: String| HarnessError::StateUnreachable {
+        state: dir.root().to_owned(),
+        user: user.name.clone(),
+        problem,
+    };
+    if !user.home.is_dir() || !user.can_reach(&user.home) {
+        return Err(unreachable(format!(
+            "its home {} (where the cluster would go instead) is not a folder it can reach",
+            user.home.display()
+        )));
+    }
+    if !base.is_dir() {
+        fs::create_dir_all(&base).map_err(HarnessError::io(
+            "cannot create the folder for moved clusters",
+            &base,
+        ))?;
+    }
+    // Searchable, not listable: each cluster folder inside is the server user's own (0700).
+    fs::set_permissions(&base, fs::Permissions::from_mode(0o711))
+        .map_err(HarnessError::io("cannot set permissions", &base))?;
+    if !user.can_reach(&base) {
+        return Err(unreachable(format!(
+            "nor can it reach {} (where the cluster would go instead)",
+            base.display()
+        )));
+    }
+    tracing::info!(state = %dir.root().display(), cluster = %moved.display(), user = %user.name,
+        "the server's user cannot reach the state folder: the cluster lives in its home");
+    Ok(moved)
+}
+
+/// `~<user>/insforge-rls/<state folder name>-<hash of its canonical path>`: one folder per
+/// state folder, named so a person can tell whose it is, short enough for a socket path.
+pub fn moved_cluster_dir(dir: &StateDir, user: &RunAs) -> PathBuf {
+    let root = dir
+        .root()
+        .canonicalize()
+        .unwrap_or_else(|_| dir.root().to_path_buf());
+    let name: String = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    let hash = crate::scratch::fnv1a(root.to_string_lossy().as_bytes());
+    user.home
+        .join(MOVED_CLUSTERS)
+        .join(format!("{name}-{hash:016x}"))
+}
+
+/// The cluster folder a recorded `data_dir` stands for: the moved folder when it is the one
+/// this state folder would get, else `<dir>/local` — never any other folder a state file
+/// names, since teardown deletes it.
+fn recorded_cluster_dir(dir: &StateDir, data_dir: &Path, run_as: Option<&RunAs>) -> PathBuf {
+    let moved = run_as.map(|u| moved_cluster_dir(dir, u));
+    match data_dir.parent() {
+        Some(parent) if Some(parent) == moved.as_deref() => parent.to_path_buf(),
+        _ => dir.local_dir(),
+    }
+}
+
+/// The local backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Local;
+
+impl Backend for Local {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn start<'a>(
+        &'a self,
+        cx: &'a StartCx<'a>,
+        steps: &'a mut Steps,
+    ) -> BoxFuture<'a, Result<Started>> {
+        async move {
+            let bin_dir = find_bin_dir()?;
+            let run_as = RunAs::detect()?;
+            let (recorded, previous_port) = match cx.previous.map(|s| &s.server) {
+                Some(Server::Local { data_dir, port, .. }) => (
+                    Some(recorded_cluster_dir(cx.dir, data_dir, run_as.as_ref())),
+                    Some(*port),
+                ),
+                _ => (None, None),
+            };
+            // A cluster an earlier setup made stays where it is; else where the user reaches.
+            let folder = match recorded {
+                Some(folder) if folder.join("pgdata").is_dir() => folder,
+                _ => cluster_dir(cx.dir, run_as.as_ref())?,
+            };
+            let cluster = Cluster::new(folder.clone(), bin_dir.clone(), run_as.clone());
+            let was_running = cluster.running_port().is_some();
+            let port = cx.opts.port;
+            let admin = tokio::task::spawn_blocking(move || cluster.start(port, previous_port))
+                .await
+                .map_err(|source| HarnessError::TaskFailed {
+                    task: "starting the local cluster",
+                    source,
+                })??;
+            let server = Server::Local {
+                data_dir: folder.join("pgdata"),
+                bin_dir,
+                port: admin.port,
+                run_as: run_as.map(|u| u.name),
+            };
+            cx.record(&server, &admin)?;
+            steps.done("start local cluster");
+            admin
+                .connect_within(START_TIMEOUT)
+                .await?
+                .close()
+                .await
+                .ok();
+            Ok(Started {
+                server,
+                admin,
+                reused: was_running,
+            })
+        }
+        .boxed()
+    }
+
+    fn scratch_location(&self, dir: &StateDir) -> Option<PathBuf> {
+        Some(crate::scratch::local_location(dir.root()))
+    }
+
+    fn leftovers(&self, dir: &StateDir, _opts: &SetupOptions) -> Result<Leftovers> {
+        let run_as = RunAs::detect()?;
+        Ok(Leftovers {
+            cluster: Some(cluster_dir(dir, run_as.as_ref())?),
+            scratch: self.scratch_location(dir),
+            container: None,
+        })
+    }
+
+    fn stop<'a>(
+        &'a self,
+        dir: &'a StateDir,
+        state: &'a State,
+    ) -> BoxFuture<'a, Result<TeardownReport>> {
+        async move {
+            let mut report = TeardownReport::default();
+            let Server::Local {
+                data_dir,
+                bin_dir,
+                run_as,
+                ..
+            } = &state.server
+            else {
+                return Ok(report);
+            };
+            let run_as = run_as.as_deref().map(RunAs::named).transpose()?;
+            let folder = recorded_cluster_dir(dir, data_dir, run_as.as_ref());
+            let cluster = Cluster::new(folder.clone(), bin_dir.clone(), run_as);
+            tokio::task::spawn_blocking(move || cluster.destroy())
+                .await
+                .map_err(|source| HarnessError::TaskFailed {
+                    task: "removing the local cluster",
+                    source,
+                })??;
+            report
+                .removed
+                .push(format!("local cluster in {}", folder.display()));
+            if folder != dir.local_dir()
+                && let Some(base) = folder.parent()
+            {
+                // The shared folder of moved clusters goes with its last one.
+                let _ = fs::remove_dir(base);
+            }
+            let scratch = crate::scratch::local_location(dir.root());
+            if scratch.exists() {
+                crate::scratch::remove_local(&scratch)?;
+                report
+                    .removed
+                    .push(format!("scratch tablespace folder {}", scratch.display()));
+            }
+            Ok(report)
+        }
+        .boxed()
+    }
+
+    fn status<'a>(&'a self, server: &'a Server) -> BoxFuture<'a, Option<String>> {
+        async move {
+            let Server::Local {
+                data_dir,
+                bin_dir,
+                run_as,
+                ..
+            } = server
+            else {
+                return None;
+            };
+            let run_as = match run_as.as_deref().map(RunAs::named).transpose() {
+                Ok(run_as) => run_as,
+                Err(e) => return Some(format!("cluster {}: {e}", data_dir.display())),
+            };
+            let folder = data_dir.parent().unwrap_or(data_dir).to_path_buf();
+            let cluster = Cluster::new(folder, bin_dir.clone(), run_as);
+            let port = tokio::task::spawn_blocking(move || cluster.running_port())
+                .await
+                .ok()
+                .flatten();
+            Some(match port {
+                Some(port) => format!("cluster {} running on port {port}", data_dir.display()),
+                None => format!("cluster {} not running", data_dir.display()),
+            })
+        }
+        .boxed()
+    }
+
+    fn describe(&self, server: &Server) -> Option<String> {
+        match server {
+            Server::Local { data_dir, .. } => Some(format!("cluster {}", data_dir.display())),
+            _ => None,
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod factory;
 mod isolation;
 mod library_use;
 mod local_ports;
+mod local_private;
 mod migrations;
 mod support;
 mod tls;
