@@ -119,17 +119,12 @@ impl TableMatrix {
     }
 
     fn findings(&self, pick: impl Fn(&Verdict) -> bool) -> Vec<String> {
-        let mut out = Vec::new();
-        for (op, row) in self.ops.iter().zip(&self.cells) {
-            for cell in row {
-                if let (true, Verdict::Leak(why) | Verdict::LostAccess(why)) =
-                    (pick(&cell.verdict), &cell.verdict)
-                {
-                    out.push(format!("[{}] {op}: {why}", self.table));
-                }
-            }
-        }
-        out
+        let rows = self.ops.iter().zip(&self.cells);
+        findings(
+            &self.table,
+            rows.map(|(op, row)| (op.clone(), row.iter().map(|c| &c.verdict))),
+            pick,
+        )
     }
 
     /// Operations down, actors across; a verdict other than OK is marked.
@@ -290,6 +285,24 @@ impl CheckReport {
             })).collect::<Vec<_>>(),
         })
     }
+}
+
+/// `[place] operation: why` for each cell whose verdict `pick` selects, row by row: the
+/// findings list of any matrix (operations down, verdicts across).
+pub fn findings<'a, R, C>(place: &str, rows: R, pick: impl Fn(&Verdict) -> bool) -> Vec<String>
+where
+    R: IntoIterator<Item = (String, C)>,
+    C: IntoIterator<Item = &'a Verdict>,
+{
+    let mut out = Vec::new();
+    for (op, verdicts) in rows {
+        for verdict in verdicts {
+            if let (true, Some(why)) = (pick(verdict), verdict.why()) {
+                out.push(format!("[{place}] {op}: {why}"));
+            }
+        }
+    }
+    out
 }
 
 /// One line per table and case: status (with the contract's when it differs), what happened.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use crate::engine::report::{mark, render_table};
+use crate::engine::report::{findings, mark, render_table};
 
 /// Who acts. The last two exist only over HTTP: a database never sees a rejected token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -408,18 +408,12 @@ impl AccessMatrix {
     }
 
     fn findings(&self, pick: impl Fn(&Verdict) -> bool) -> Vec<String> {
-        let mut out = Vec::new();
-        for (op, row) in self.ops.iter().zip(&self.cells) {
-            for cell in row {
-                if pick(&cell.verdict) {
-                    let (Verdict::Leak(why) | Verdict::LostAccess(why)) = &cell.verdict else {
-                        continue;
-                    };
-                    out.push(format!("[{}] {}: {why}", self.layer, op.label()));
-                }
-            }
-        }
-        out
+        let rows = self.ops.iter().zip(&self.cells);
+        findings(
+            &self.layer,
+            rows.map(|(op, row)| (op.label(), row.iter().map(|c| &c.verdict))),
+            pick,
+        )
     }
 
     /// A fixed-width table: operations down, actors across; a verdict other than OK is marked.

@@ -30,6 +30,16 @@ pub enum Verdict {
     LostAccess(String),
 }
 
+impl Verdict {
+    /// Why the cell is a finding; `None` when it is OK.
+    pub fn why(&self) -> Option<&str> {
+        match self {
+            Verdict::Ok => None,
+            Verdict::Leak(why) | Verdict::LostAccess(why) => Some(why),
+        }
+    }
+}
+
 pub(crate) const ID: &str = "\u{0}ID\u{0}";
 pub(crate) const ROLE: &str = "\u{0}ROLE\u{0}";
 
