@@ -291,20 +291,34 @@ fn loosen(e: &mut sql::Expr, shape: &str) {
 
 // ---- and_to_or ----
 
-/// The top-level conjunction weakened: AND → OR. (Room for a "drop one conjunct" operator.)
+/// The top-level conjunction weakened: AND → OR, then each conjunct dropped in turn.
 fn conjunction(root: &sql::Expr) -> Vec<ExprMutant> {
-    if !matches!(
-        root,
-        sql::Expr::BinaryOp {
-            op: sql::BinaryOperator::And,
-            ..
-        }
-    ) {
+    let and = sql::BinaryOperator::And;
+    let conjuncts = pe::flatten(root, &and);
+    if conjuncts.len() < 2 {
         return Vec::new();
     }
     let mut tree = root.clone();
     or_spine(&mut tree);
-    vec![ExprMutant::new(Operator::AndToOr, 1, 1, tree)]
+    let mut out = vec![ExprMutant::new(Operator::AndToOr, 1, 1, tree)];
+    let n = conjuncts.len();
+    for k in 0..n {
+        let rest: Vec<sql::Expr> = conjuncts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != k)
+            .map(|(_, c)| (*c).clone())
+            .collect();
+        if let Some(tree) = pe::chain(rest, &and) {
+            out.push(ExprMutant::new(
+                Operator::DropConjunct,
+                k + 1,
+                n,
+                pe::unparen(tree),
+            ));
+        }
+    }
+    out
 }
 
 /// Every AND of the chain `a AND b AND …` becomes OR.
@@ -390,7 +404,9 @@ mod tests {
                 "loose_ilike",
                 "loose_lower",
                 "loose_prefix",
-                "and_to_or"
+                "and_to_or",
+                "drop_conjunct.1",
+                "drop_conjunct.2"
             ]
         );
         assert!(
@@ -409,6 +425,8 @@ mod tests {
         );
         assert!(m[4].1.contains("LIKE"), "{}", m[4].1);
         assert!(m[5].1.contains(" OR "), "{}", m[5].1);
+        assert_eq!(m[6].1, "NOT archived");
+        assert!(m[7].1.starts_with("user_id = (SELECT"), "{}", m[7].1);
 
         // auth.uid() is a uuid: its constant is one; claims are ids, not emails.
         let m = mutants("(owner = auth.uid())", "notes");
@@ -429,7 +447,9 @@ mod tests {
     #[test]
     fn and_to_or_turns_every_conjunction_of_the_top() {
         let m = mutants("((a = 1) AND (b = 2) AND (c OR d))", "t");
-        assert_eq!(m.len(), 1);
+        assert_eq!(m.len(), 4);
         assert_eq!(m[0].1, "(a = 1) OR (b = 2) OR (c OR d)");
+        assert_eq!(m[1].1, "(b = 2) AND (c OR d)");
+        assert_eq!(m[3].1, "(a = 1) AND (b = 2)");
     }
 }

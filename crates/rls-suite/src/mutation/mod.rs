@@ -36,7 +36,6 @@ use sqlx::{Connection, PgConnection};
 use crate::access::{AccessError, BoundSpec};
 use crate::policy_expr::Expr;
 
-pub use expression::ExprMutant;
 pub use operator::{Family, Operator};
 pub use run::run;
 

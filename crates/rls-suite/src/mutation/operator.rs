@@ -43,6 +43,8 @@ pub enum Operator {
     LoosePrefix,
     /// `and_to_or`: a top-level AND becomes OR.
     AndToOr,
+    /// `drop_conjunct`: one conjunct of a top-level AND is dropped (one mutant per conjunct).
+    DropConjunct,
     /// `anon_select`: a permissive SELECT policy for `anon`, `using (true)`.
     AnonSelect,
     /// `anon_insert`: a permissive INSERT policy for `anon`, `with check (true)`.
@@ -68,7 +70,7 @@ pub enum Operator {
 
 impl Operator {
     /// Every operator, in the order a table's mutants are listed.
-    pub const ALL: [Operator; 20] = [
+    pub const ALL: [Operator; 21] = [
         Operator::UsingTrue,
         Operator::CheckTrue,
         Operator::DropCheck,
@@ -80,6 +82,7 @@ impl Operator {
         Operator::LooseLower,
         Operator::LoosePrefix,
         Operator::AndToOr,
+        Operator::DropConjunct,
         Operator::AnonSelect,
         Operator::AnonInsert,
         Operator::AnonUpdate,
@@ -105,6 +108,7 @@ impl Operator {
             Operator::LooseLower => "loose_lower",
             Operator::LoosePrefix => "loose_prefix",
             Operator::AndToOr => "and_to_or",
+            Operator::DropConjunct => "drop_conjunct",
             Operator::AnonSelect => "anon_select",
             Operator::AnonInsert => "anon_insert",
             Operator::AnonUpdate => "anon_update",
@@ -134,7 +138,8 @@ impl Operator {
             | Operator::LooseIlike
             | Operator::LooseLower
             | Operator::LoosePrefix
-            | Operator::AndToOr => Family::Expression,
+            | Operator::AndToOr
+            | Operator::DropConjunct => Family::Expression,
             Operator::AnonSelect
             | Operator::AnonInsert
             | Operator::AnonUpdate

@@ -1,6 +1,7 @@
 //! Expression-level mutants on a schema whose policies have the shapes they mutate: an EXISTS
 //! subquery correlated with the row, an IN subquery, a top-level AND. Each mutant changes the
-//! parsed tree, applies, and is killed by the matrices.
+//! parsed tree, applies, and is killed by the matrices — but the one that drops a conjunct that
+//! is no access rule (`body <> ''`), which survives.
 
 use harness::target::quote_ident;
 use harness::{Migrations, TestDatabase};
@@ -94,6 +95,8 @@ async fn correlations_and_conjunctions_are_mutated_as_trees_and_killed() {
         "notes.notes_update.using.drop_correlation",
         "notes.notes_insert.check.and_to_or",
         "notes.notes_insert.check.loose_prefix",
+        "notes.notes_insert.check.drop_conjunct.1",
+        "notes.notes_insert.check.drop_conjunct.2",
         "notes.notes_delete.using.caller_constant",
     ];
     let list: Vec<_> = all
@@ -130,6 +133,12 @@ async fn correlations_and_conjunctions_are_mutated_as_trees_and_killed() {
     .await
     .unwrap();
     for (m, o) in &report.results {
+        if m.id == "notes.notes_insert.check.drop_conjunct.2" {
+            // `body <> ''` dropped: an insert may now have an empty body, its own — no access
+            // rule changed, so nothing the spec checks can tell (a team marks it equivalent).
+            assert_eq!(*o, Outcome::Survived, "{}", m.sql);
+            continue;
+        }
         assert!(
             matches!(o, Outcome::Killed(by) if by.starts_with("[notes]")),
             "{} not killed by a matrix: {o:?}\n{}",
