@@ -1,0 +1,322 @@
+//! What the reports are written from: small, plain types of this crate's own, so that only the
+//! `From` conversions here know the suite's and the lint's report types.
+
+use std::path::PathBuf;
+
+/// How one cell was judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// More than the spec allows: the actor saw or changed rows that are not theirs.
+    Leak(String),
+    /// Less than the spec allows: the actor could not reach their own rows.
+    LostAccess(String),
+}
+
+impl Verdict {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Self::Ok)
+    }
+
+    /// The reason, for a verdict other than OK.
+    pub fn why(&self) -> Option<&str> {
+        match self {
+            Self::Ok => None,
+            Self::Leak(why) | Self::LostAccess(why) => Some(why),
+        }
+    }
+
+    /// `leak`, `lost access` or `ok`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Leak(_) => "leak",
+            Self::LostAccess(_) => "lost access",
+        }
+    }
+}
+
+/// One operation by one actor on one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// The matrix row's label: `select`, `insert · allowed row`, `hand over project_id · own row`, …
+    pub operation: String,
+    /// The actor's key (`ada`, `anon`, …).
+    pub actor: String,
+    /// What happened (`sees ada:2 ben:1`, `refused 42501`, `n/a`).
+    pub observed: String,
+    pub verdict: Verdict,
+}
+
+impl Cell {
+    /// The SQL command the operation runs (`select`, `insert`, `update` or `delete`), read from
+    /// its label; `None` for a label this crate does not know.
+    pub fn command(&self) -> Option<&'static str> {
+        let first = self.operation.split_whitespace().next()?;
+        Some(match first {
+            "select" => "select",
+            "insert" => "insert",
+            // "take over" and "hand over <column>" are updates of the owner or a parent key.
+            "update" | "take" | "hand" => "update",
+            "delete" => "delete",
+            _ => return None,
+        })
+    }
+
+    /// The cell did not run: no seed row fits it, or the observer cannot carry it out.
+    pub fn not_applicable(&self) -> bool {
+        self.verdict.is_ok() && self.observed.starts_with("n/a")
+    }
+}
+
+/// Every cell of one spec table, operation by operation, actor by actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableCells {
+    pub table: String,
+    pub cells: Vec<Cell>,
+}
+
+/// A finding outside the matrices: a hostile token's read, the pool-bleed run (over HTTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// `hostile tokens` or `pool bleed`.
+    pub suite: String,
+    /// The table it read, when it is one table's.
+    pub table: Option<String>,
+    /// The case (`expired token`, `reads`).
+    pub name: String,
+    pub observed: String,
+    pub verdict: Verdict,
+}
+
+/// A policy clause or branch no actor exercised (policy coverage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untested {
+    pub table: String,
+    pub policy: String,
+    /// `table.policy using · branch 1`.
+    pub what: String,
+    /// `grant`, `denial` or `anything`.
+    pub missing: String,
+    pub hint: String,
+}
+
+/// A spec check's results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckInput {
+    pub tables: Vec<TableCells>,
+    /// `key = id` for each actor.
+    pub actors: Vec<(String, String)>,
+    pub probes: Vec<Probe>,
+    pub untested: Vec<Untested>,
+    /// The spec file, as the command was given it (named in the reports).
+    pub spec: Option<PathBuf>,
+}
+
+impl CheckInput {
+    /// Every matrix cell, with its table.
+    pub fn cells(&self) -> impl Iterator<Item = (&str, &Cell)> {
+        self.tables
+            .iter()
+            .flat_map(|t| t.cells.iter().map(move |c| (t.table.as_str(), c)))
+    }
+
+    pub fn cell_count(&self) -> usize {
+        self.tables.iter().map(|t| t.cells.len()).sum()
+    }
+
+    /// Cells and probes that leak.
+    pub fn leak_count(&self) -> usize {
+        self.count(|v| matches!(v, Verdict::Leak(_)))
+    }
+
+    /// Cells and probes that lost access.
+    pub fn lost_count(&self) -> usize {
+        self.count(|v| matches!(v, Verdict::LostAccess(_)))
+    }
+
+    /// No leak and no lost access: the check passes.
+    pub fn passed(&self) -> bool {
+        self.leak_count() == 0 && self.lost_count() == 0
+    }
+
+    fn count(&self, pick: impl Fn(&Verdict) -> bool) -> usize {
+        self.cells().filter(|(_, c)| pick(&c.verdict)).count()
+            + self.probes.iter().filter(|p| pick(&p.verdict)).count()
+    }
+}
+
+impl From<&rls_suite::matrix::Verdict> for Verdict {
+    fn from(v: &rls_suite::matrix::Verdict) -> Self {
+        use rls_suite::matrix::Verdict as V;
+        match v {
+            V::Ok => Self::Ok,
+            V::Leak(why) => Self::Leak(why.clone()),
+            V::LostAccess(why) => Self::LostAccess(why.clone()),
+        }
+    }
+}
+
+impl From<&rls_suite::access::TableMatrix> for TableCells {
+    fn from(t: &rls_suite::access::TableMatrix) -> Self {
+        let mut cells = Vec::new();
+        for (op, row) in t.ops.iter().zip(&t.cells) {
+            for (actor, cell) in t.actors.iter().zip(row) {
+                cells.push(Cell {
+                    operation: op.clone(),
+                    actor: actor.clone(),
+                    observed: cell.text.clone(),
+                    verdict: (&cell.verdict).into(),
+                });
+            }
+        }
+        Self {
+            table: t.table.clone(),
+            cells,
+        }
+    }
+}
+
+impl From<&rls_suite::access::CheckReport> for CheckInput {
+    fn from(r: &rls_suite::access::CheckReport) -> Self {
+        let mut probes: Vec<Probe> = r
+            .hostile
+            .iter()
+            .map(|h| Probe {
+                suite: "hostile tokens".into(),
+                table: Some(h.table.clone()),
+                name: h.case.clone(),
+                observed: format!(
+                    "status {} (promised {}) {}: {}",
+                    h.status, h.contract, h.error, h.observed
+                ),
+                verdict: (&h.verdict).into(),
+            })
+            .collect();
+        if let Some(pool) = &r.pool {
+            let leaks = pool.leaks.iter().map(|l| Verdict::Leak(l.clone()));
+            let lost = pool.lost.iter().map(|l| Verdict::LostAccess(l.clone()));
+            let findings: Vec<Verdict> = leaks.chain(lost).collect();
+            let observed = format!("{} authenticated reads through one pool", pool.reads);
+            if findings.is_empty() {
+                probes.push(Probe {
+                    suite: "pool bleed".into(),
+                    table: None,
+                    name: "reads".into(),
+                    observed: observed.clone(),
+                    verdict: Verdict::Ok,
+                });
+            }
+            for (i, verdict) in findings.into_iter().enumerate() {
+                probes.push(Probe {
+                    suite: "pool bleed".into(),
+                    table: None,
+                    name: format!("finding {}", i + 1),
+                    observed: observed.clone(),
+                    verdict,
+                });
+            }
+        }
+        let untested = r
+            .coverage
+            .as_ref()
+            .map(|cov| {
+                cov.untested()
+                    .into_iter()
+                    .filter_map(|u| {
+                        // `what` starts with `table.policy`, then a space or the end.
+                        let p = cov.policies.iter().find(|p| {
+                            let name = format!("{}.{}", p.table, p.policy);
+                            u.what == name || u.what.starts_with(&format!("{name} "))
+                        })?;
+                        Some(Untested {
+                            table: p.table.clone(),
+                            policy: p.policy.clone(),
+                            what: u.what,
+                            missing: u.missing.to_owned(),
+                            hint: u.hint,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            tables: r.tables.iter().map(TableCells::from).collect(),
+            actors: r.actors.clone(),
+            probes,
+            untested,
+            spec: None,
+        }
+    }
+}
+
+/// How bad a lint finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LintLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+impl From<rls_lint::Level> for LintLevel {
+    fn from(l: rls_lint::Level) -> Self {
+        match l {
+            rls_lint::Level::Info => Self::Info,
+            rls_lint::Level::Warn => Self::Warn,
+            rls_lint::Level::Error => Self::Error,
+        }
+    }
+}
+
+/// One lint finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintFinding {
+    pub rule: String,
+    pub level: LintLevel,
+    /// `public.todos`, `policy p on public.todos`, `function public.f(uuid)`, `view public.v`,
+    /// `column public.t.c`, `role r`, `schema s`.
+    pub object: String,
+    pub why: String,
+    pub fix: String,
+}
+
+/// A rule the lint knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintRule {
+    pub id: String,
+    pub level: LintLevel,
+    pub summary: String,
+}
+
+/// A lint run's findings and the rules they may cite.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LintInput {
+    pub findings: Vec<LintFinding>,
+    pub rules: Vec<LintRule>,
+}
+
+impl From<&rls_lint::Report> for LintInput {
+    fn from(r: &rls_lint::Report) -> Self {
+        Self {
+            findings: r
+                .findings
+                .iter()
+                .map(|f| LintFinding {
+                    rule: f.rule.to_owned(),
+                    level: f.level.into(),
+                    object: f.object.clone(),
+                    why: f.why.clone(),
+                    fix: f.fix.clone(),
+                })
+                .collect(),
+            rules: rls_lint::RULES
+                .iter()
+                .map(|r| LintRule {
+                    id: r.id.to_owned(),
+                    level: r.level.into(),
+                    summary: r.summary.to_owned(),
+                })
+                .collect(),
+        }
+    }
+}

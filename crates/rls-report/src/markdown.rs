@@ -1,0 +1,155 @@
+//! Markdown for `$GITHUB_STEP_SUMMARY` or a pull-request comment: the verdict and counts per
+//! table, then only the cells that failed (a passing matrix is hundreds of cells nobody reads
+//! there), then the policies no actor exercised, folded.
+
+use std::fmt::Write as _;
+
+use crate::input::{CheckInput, LintInput, LintLevel};
+
+/// The check's summary and failing cells.
+pub fn markdown(input: &CheckInput) -> String {
+    let (leaks, lost) = (input.leak_count(), input.lost_count());
+    let mut out = String::new();
+    let verdict = if input.passed() {
+        "passed".to_owned()
+    } else {
+        format!("FAILED — {leaks} leak{}, {lost} lost access", plural(leaks))
+    };
+    let _ = writeln!(out, "## insforge-rls check: {verdict}\n");
+    let spec = input
+        .spec
+        .as_ref()
+        .map(|s| format!(" of `{}`", escape(&s.display().to_string())))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{} cells{spec}: {} tables × operations × {} actors.\n",
+        input.cell_count(),
+        input.tables.len(),
+        input.actors.len()
+    );
+    out.push_str("| table | cells | leaks | lost access | not run |\n|---|---:|---:|---:|---:|\n");
+    for t in &input.tables {
+        let count = |f: &dyn Fn(&crate::Cell) -> bool| t.cells.iter().filter(|c| f(c)).count();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            escape(&t.table),
+            t.cells.len(),
+            count(&|c| matches!(c.verdict, crate::Verdict::Leak(_))),
+            count(&|c| matches!(c.verdict, crate::Verdict::LostAccess(_))),
+            count(&|c| c.not_applicable()),
+        );
+    }
+    let failing: Vec<(String, &str, &str, &str, &str, &str)> = input
+        .cells()
+        .filter_map(|(t, c)| {
+            Some((
+                t.to_owned(),
+                c.operation.as_str(),
+                c.actor.as_str(),
+                c.verdict.kind(),
+                c.verdict.why()?,
+                c.observed.as_str(),
+            ))
+        })
+        .chain(input.probes.iter().filter_map(|p| {
+            Some((
+                p.table.clone().unwrap_or_else(|| p.suite.clone()),
+                p.suite.as_str(),
+                p.name.as_str(),
+                p.verdict.kind(),
+                p.verdict.why()?,
+                p.observed.as_str(),
+            ))
+        }))
+        .collect();
+    if !failing.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n### Failing cells\n\n| table | operation | actor | finding | observed |\n|---|---|---|---|---|"
+        );
+        for (t, op, actor, kind, why, observed) in &failing {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | **{}**: {} | {} |",
+                escape(t),
+                escape(op),
+                escape(actor),
+                kind,
+                escape(why),
+                escape(observed)
+            );
+        }
+    }
+    if !input.untested.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} policy clause{} no actor exercised</summary>\n",
+            input.untested.len(),
+            if input.untested.len() == 1 { "" } else { "s" }
+        );
+        for u in &input.untested {
+            let _ = writeln!(
+                out,
+                "- `{}` — no {}: {}",
+                u.what.replace('`', "'"),
+                u.missing,
+                escape(&u.hint)
+            );
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
+
+/// The lint's summary and findings.
+pub fn markdown_lint(input: &LintInput) -> String {
+    let count = |l| input.findings.iter().filter(|f| f.level == l).count();
+    let (e, w, i) = (
+        count(LintLevel::Error),
+        count(LintLevel::Warn),
+        count(LintLevel::Info),
+    );
+    let mut out = format!(
+        "## insforge-rls lint: {e} error{}, {w} warning{}, {i} info\n",
+        plural(e),
+        plural(w)
+    );
+    if input.findings.is_empty() {
+        out.push_str("\nNo findings.\n");
+        return out;
+    }
+    out.push_str("\n| level | rule | object | why | fix |\n|---|---|---|---|---|\n");
+    for f in &input.findings {
+        let level = match f.level {
+            LintLevel::Error => "error",
+            LintLevel::Warn => "warning",
+            LintLevel::Info => "info",
+        };
+        let _ = writeln!(
+            out,
+            "| {level} | `{}` | {} | {} | {} |",
+            f.rule,
+            escape(&f.object),
+            escape(&f.why),
+            escape(&f.fix)
+        );
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Text safe inside a table cell: no pipe ends the cell, no newline ends the row, no `<` starts
+/// HTML.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace("\r\n", "<br>")
+        .replace('\n', "<br>")
+}

@@ -1,0 +1,304 @@
+//! SARIF 2.1.0 for the check and the lint, each result located at the migration line that made
+//! the policy, table or function it is about (through [`Locator`]), with URIs relative to the
+//! repository root (`uriBaseId` `%SRCROOT%`), so that GitHub code scanning annotates that line
+//! of the pull request's diff. Levels: `error`, `warning`, `note`.
+
+use serde_json::{Value, json};
+
+use crate::input::{CheckInput, LintInput, LintLevel, Verdict};
+use crate::locate::{Located, Locator};
+
+/// The schema a log names; GitHub and the SARIF validators know it by this address.
+pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+const SRCROOT: &str = "%SRCROOT%";
+
+/// A rule of a run.
+struct RuleDef<'a> {
+    id: &'a str,
+    level: &'static str,
+    short: &'a str,
+    help: &'a str,
+}
+
+const LEAK: &str = "check.leak";
+const LOST: &str = "check.lost_access";
+const UNTESTED: &str = "check.untested_policy";
+
+const CHECK_RULES: [RuleDef<'static>; 3] = [
+    RuleDef {
+        id: LEAK,
+        level: "error",
+        short: "An actor saw or changed rows the access spec does not give them",
+        help: "The spec check ran this operation as this actor on rows seeded for every actor, and \
+               the database let it reach more than the spec allows. Tighten the USING / WITH CHECK \
+               of the policies for this command on this table (the location is the one made last), \
+               or correct the spec if the sharing is intended.",
+    },
+    RuleDef {
+        id: LOST,
+        level: "warning",
+        short: "An actor could not do what the access spec allows them with their rows",
+        help: "The spec check ran this operation as this actor and the database refused or \
+               filtered out rows the spec gives them. Loosen the policy for this command (the \
+               location is the one made last), grant the command, or correct the spec.",
+    },
+    RuleDef {
+        id: UNTESTED,
+        level: "note",
+        short: "A policy clause no actor of the spec exercised",
+        help: "Policy coverage: no seeded row made this clause or branch grant (or deny) for any \
+               actor, so a change to it would go unnoticed. The hint says which actor or row \
+               would exercise it; add it to the spec.",
+    },
+];
+
+/// The check's SARIF log, pretty-printed.
+pub fn sarif_check(input: &CheckInput, locator: &Locator) -> String {
+    to_string(&sarif_check_value(input, locator))
+}
+
+/// The lint's SARIF log, pretty-printed.
+pub fn sarif_lint(input: &LintInput, locator: &Locator) -> String {
+    to_string(&sarif_lint_value(input, locator))
+}
+
+fn to_string(v: &Value) -> String {
+    // A Value of strings and numbers always serializes.
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+}
+
+/// The check's SARIF log as JSON.
+pub fn sarif_check_value(input: &CheckInput, locator: &Locator) -> Value {
+    let mut results = Vec::new();
+    for (table, cell) in input.cells() {
+        let Some(why) = cell.verdict.why() else {
+            continue;
+        };
+        let rule = rule_of(&cell.verdict);
+        let candidates = cell
+            .command()
+            .map(|c| locator.policies_for(table, c))
+            .unwrap_or_default();
+        let (primary, related) = match candidates.split_first() {
+            Some(((name, at), rest)) => (
+                Some((at.clone(), format!("policy {name}"))),
+                rest.iter()
+                    .map(|(n, l)| (l.clone(), format!("policy {n} (also applies)")))
+                    .collect(),
+            ),
+            None => (
+                locator
+                    .rls_enabled(table)
+                    .or_else(|| locator.table(table))
+                    .map(|l| (l, format!("table {table}"))),
+                Vec::new(),
+            ),
+        };
+        let policies = if candidates.is_empty() {
+            "no policy for this command".to_owned()
+        } else {
+            format!(
+                "policies for it: {}",
+                candidates
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let text = format!(
+            "[{table}] {} · {}: {} — {why} (observed: {}; {policies})",
+            cell.operation,
+            cell.actor,
+            cell.verdict.kind(),
+            cell.observed
+        );
+        results.push(result(rule, &text, primary, related, locator));
+    }
+    for p in &input.probes {
+        let Some(why) = p.verdict.why() else {
+            continue;
+        };
+        let at = p.table.as_deref().and_then(|t| {
+            locator
+                .rls_enabled(t)
+                .or_else(|| locator.table(t))
+                .map(|l| (l, format!("table {t}")))
+        });
+        let text = format!(
+            "{}{} · {}: {} — {why} (observed: {})",
+            p.table
+                .as_deref()
+                .map(|t| format!("[{t}] "))
+                .unwrap_or_default(),
+            p.suite,
+            p.name,
+            p.verdict.kind(),
+            p.observed
+        );
+        results.push(result(rule_of(&p.verdict), &text, at, Vec::new(), locator));
+    }
+    for u in &input.untested {
+        let at = locator
+            .policy(&u.table, &u.policy)
+            .map(|l| (l, format!("policy {}", u.policy)));
+        let text = format!("UNTESTED {} — no {}: {}", u.what, u.missing, u.hint);
+        results.push(result(UNTESTED, &text, at, Vec::new(), locator));
+    }
+    log(
+        "check",
+        &CHECK_RULES,
+        results,
+        "the spec check (insforge-rls check)",
+    )
+}
+
+/// The lint's SARIF log as JSON.
+pub fn sarif_lint_value(input: &LintInput, locator: &Locator) -> Value {
+    let rules: Vec<RuleDef<'_>> = input
+        .rules
+        .iter()
+        .map(|r| RuleDef {
+            id: &r.id,
+            level: level(r.level),
+            short: &r.summary,
+            help: &r.summary,
+        })
+        .collect();
+    let mut extra = Vec::new();
+    for f in &input.findings {
+        if !rules.iter().any(|r| r.id == f.rule) {
+            extra.push(RuleDef {
+                id: &f.rule,
+                level: level(f.level),
+                short: &f.rule,
+                help: &f.rule,
+            });
+        }
+    }
+    extra.sort_by_key(|r| r.id);
+    extra.dedup_by_key(|r| r.id);
+    let rules: Vec<RuleDef<'_>> = rules.into_iter().chain(extra).collect();
+    let results = input
+        .findings
+        .iter()
+        .map(|f| {
+            let at = locator
+                .lint_object(&f.rule, &f.object)
+                .map(|l| (l, f.object.clone()));
+            let text = format!("{}: {} Fix: {}", f.object, f.why, f.fix);
+            let mut r = result(&f.rule, &text, at, Vec::new(), locator);
+            // A finding may be more or less severe than its rule's usual level.
+            r["level"] = json!(level(f.level));
+            r
+        })
+        .collect();
+    log("lint", &rules, results, "the RLS lint (insforge-rls lint)")
+}
+
+fn rule_of(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::LostAccess(_) => LOST,
+        _ => LEAK,
+    }
+}
+
+fn level(l: LintLevel) -> &'static str {
+    match l {
+        LintLevel::Error => "error",
+        LintLevel::Warn => "warning",
+        LintLevel::Info => "note",
+    }
+}
+
+fn physical(at: &Located) -> Value {
+    let mut artifact = json!({ "uri": at.uri });
+    if at.relative {
+        artifact["uriBaseId"] = json!(SRCROOT);
+    }
+    json!({
+        "artifactLocation": artifact,
+        "region": { "startLine": at.line },
+    })
+}
+
+/// A result at `at` (the object's name as its logical location), or at the first migration
+/// when no migration made the object (a role, a function of the base set): GitHub drops a
+/// result without a location.
+fn result(
+    rule: &str,
+    text: &str,
+    at: Option<(Located, String)>,
+    related: Vec<(Located, String)>,
+    locator: &Locator,
+) -> Value {
+    let mut r = json!({
+        "ruleId": rule,
+        "message": { "text": text },
+    });
+    let location = match at {
+        Some((l, what)) => Some(json!({
+            "physicalLocation": physical(&l),
+            "logicalLocations": [{ "fullyQualifiedName": what }],
+        })),
+        None => locator.fallback().map(|l| {
+            json!({
+                "physicalLocation": physical(&l),
+                "message": { "text": "no migration of the folder creates this object; shown at the first migration" },
+            })
+        }),
+    };
+    if let Some(location) = location {
+        r["locations"] = json!([location]);
+    }
+    if !related.is_empty() {
+        r["relatedLocations"] = related
+            .iter()
+            .enumerate()
+            .map(|(i, (l, what))| {
+                json!({
+                    "id": i + 1,
+                    "physicalLocation": physical(l),
+                    "message": { "text": what },
+                })
+            })
+            .collect();
+    }
+    r
+}
+
+fn log(kind: &str, rules: &[RuleDef<'_>], mut results: Vec<Value>, what: &str) -> Value {
+    for r in &mut results {
+        let id = r["ruleId"].as_str().unwrap_or_default().to_owned();
+        if let Some(i) = rules.iter().position(|d| d.id == id) {
+            r["ruleIndex"] = json!(i);
+            if r.get("level").is_none() {
+                r["level"] = json!(rules[i].level);
+            }
+        }
+    }
+    json!({
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "insforge-rls",
+                "version": env!("CARGO_PKG_VERSION"),
+                "semanticVersion": env!("CARGO_PKG_VERSION"),
+                "fullName": format!("insforge-rls: {what}"),
+                "rules": rules.iter().map(|d| json!({
+                    "id": d.id,
+                    "name": d.id,
+                    "shortDescription": { "text": d.short },
+                    "fullDescription": { "text": d.help },
+                    "help": { "text": d.help },
+                    "defaultConfiguration": { "level": d.level },
+                })).collect::<Vec<_>>(),
+            }},
+            // Keeps the check's and the lint's alerts apart in code scanning.
+            "automationDetails": { "id": format!("insforge-rls/{kind}/") },
+            "columnKind": "utf16CodeUnits",
+            "results": results,
+        }],
+    })
+}
