@@ -13,7 +13,8 @@
 #
 # The command line of insforge-rls this relies on (and nothing more):
 #   insforge-rls check [--spec FILE] [--migrations DIR] --format sarif|junit|markdown --output FILE
-#     exit 0: clean, 1: leaks or lost access, anything else: the check could not run
+#     exit 0: clean, 1: leaks (or a denied lint finding), 3: lost access without a leak,
+#     anything else (2): the check could not run
 #   insforge-rls setup / insforge-rls teardown   (url backend only; configured by the
 #     INSFORGE_RLS_BACKEND, INSFORGE_RLS_DATABASE_URL and INSFORGE_RLS_PG_BINDIR variables)
 set -euo pipefail
@@ -129,6 +130,11 @@ cmd_postgres() {
 	echo "insforge-rls: PostgreSQL $v binaries in $bindir"
 }
 
+# The check ran (clean, or with findings), as opposed to could not run.
+findings_or_clean() {
+	[[ $1 == 0 || $1 == 1 || $1 == 3 ]]
+}
+
 cmd_check() {
 	need GITHUB_STEP_SUMMARY
 	local dir
@@ -170,7 +176,7 @@ cmd_check() {
 		if [[ $format == sarif ]]; then
 			code=$status
 		fi
-		if ((status > 1)); then
+		if ! findings_or_clean "$status"; then
 			code=$status
 			break
 		fi
@@ -181,7 +187,7 @@ cmd_check() {
 		insforge-rls teardown || echo "::warning title=insforge-rls::teardown failed"
 	fi
 	out exit-code "$code"
-	if ((code > 1)); then
+	if ! findings_or_clean "$code"; then
 		{
 			echo "## insforge-rls check could not run"
 			echo
@@ -191,7 +197,7 @@ cmd_check() {
 	fi
 	cat "$dir/check.md" >>"$GITHUB_STEP_SUMMARY"
 	cat "$dir/check.md"
-	if ((code == 1)); then
+	if ((code != 0)); then
 		echo "::error title=insforge-rls::the check found leaks or lost access — see the job summary and code scanning"
 	fi
 }

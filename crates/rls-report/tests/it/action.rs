@@ -167,6 +167,18 @@ fn leaks_write_every_report_and_the_summary_then_fail_the_verdict() {
 }
 
 #[test]
+fn lost_access_alone_exits_3_and_is_a_finding_too() {
+    let r = Runner::new();
+    let o = r.step("check", &check_inputs("3"));
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(r.output("exit-code").as_deref(), Some("3"));
+    assert!(r.output("sarif").is_some(), "the SARIF is uploaded");
+    assert_eq!(r.read("stub.log").lines().count(), 3);
+    let v = r.step("verdict", &[("CHECK_EXIT_CODE", "3")]);
+    assert_eq!(code(&v), 3, "{}", show(&v));
+}
+
+#[test]
 fn a_clean_check_passes_every_step() {
     let r = Runner::new();
     let o = r.step("check", &check_inputs("0"));
