@@ -109,8 +109,95 @@ pub struct CheckInput {
     pub actors: Vec<(String, String)>,
     pub probes: Vec<Probe>,
     pub untested: Vec<Untested>,
+    /// The mutants generated from the catalog, when the check ran them.
+    pub mutants: Option<Vec<MutantResult>>,
     /// The spec file, as the command was given it (named in the reports).
     pub spec: Option<PathBuf>,
+}
+
+/// What became of one mutant (a policy or function weakened one way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MutantOutcome {
+    /// The first finding that noticed it.
+    Killed(String),
+    /// No verdict and no lint finding changed: the check would not notice this change.
+    Survived,
+    /// A survivor the spec marks equivalent, with its reason.
+    Equivalent(String),
+    /// It could not be judged, with why.
+    NotRun(String),
+}
+
+/// One mutant and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MutantResult {
+    /// `<table>.<policy or "table">.<operator>`.
+    pub id: String,
+    /// The table whose policy it changes (`(functions)` for a function every table may call).
+    pub table: String,
+    pub sql: String,
+    pub outcome: MutantOutcome,
+}
+
+impl MutantResult {
+    /// The policy it changes, when it changes one of the given names (its id is
+    /// `table.policy.operator`, and names may hold dots: the longest known name wins).
+    pub fn policy<'a>(&self, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+        let rest = self.id.strip_prefix(&format!("{}.", self.table))?;
+        known
+            .into_iter()
+            .filter(|p| rest.starts_with(&format!("{p}.")))
+            .max_by_key(|p| p.len())
+    }
+}
+
+/// (killed, judged): equivalent and not-run mutants are not judged.
+pub fn mutation_score(results: &[MutantResult]) -> (usize, usize) {
+    let killed = results
+        .iter()
+        .filter(|m| matches!(m.outcome, MutantOutcome::Killed(_)))
+        .count();
+    let survived = results
+        .iter()
+        .filter(|m| m.outcome == MutantOutcome::Survived)
+        .count();
+    (killed, killed + survived)
+}
+
+impl From<&rls_suite::mutation::MutationReport> for CheckInput {
+    /// Only the mutants; see [`CheckInput::with_mutants`].
+    fn from(r: &rls_suite::mutation::MutationReport) -> Self {
+        Self {
+            mutants: Some(mutants_of(r)),
+            ..Self::default()
+        }
+    }
+}
+
+impl CheckInput {
+    /// Adds a mutant run's outcomes.
+    pub fn with_mutants(mut self, r: &rls_suite::mutation::MutationReport) -> Self {
+        self.mutants = Some(mutants_of(r));
+        self
+    }
+}
+
+fn mutants_of(r: &rls_suite::mutation::MutationReport) -> Vec<MutantResult> {
+    use rls_suite::mutation::Outcome;
+    r.results
+        .iter()
+        .map(|(m, o)| MutantResult {
+            id: m.id.clone(),
+            table: m.table.clone(),
+            sql: m.sql.clone(),
+            outcome: match o {
+                Outcome::Killed(by) => MutantOutcome::Killed(by.clone()),
+                Outcome::Survived => MutantOutcome::Survived,
+                Outcome::Equivalent(why) => MutantOutcome::Equivalent(why.clone()),
+                Outcome::NotRun(why) => MutantOutcome::NotRun(why.clone()),
+            },
+        })
+        .collect()
 }
 
 impl CheckInput {
@@ -245,6 +332,7 @@ impl From<&rls_suite::access::CheckReport> for CheckInput {
             actors: r.actors.clone(),
             probes,
             untested,
+            mutants: None,
             spec: None,
         }
     }
@@ -318,5 +406,36 @@ impl From<&rls_lint::Report> for LintInput {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mutant_names_the_longest_known_policy_its_id_starts_with() {
+        let m = MutantResult {
+            id: "notes.read.all.using.loose_lower".into(),
+            table: "notes".into(),
+            sql: String::new(),
+            outcome: MutantOutcome::Survived,
+        };
+        assert_eq!(m.policy(["read", "read.all", "write"]), Some("read.all"));
+        assert_eq!(m.policy(["write"]), None);
+        let cell = |op: &str| Cell {
+            operation: op.into(),
+            actor: "a".into(),
+            observed: "n/a".into(),
+            verdict: Verdict::Ok,
+        };
+        assert_eq!(cell("take over · forbidden row").command(), Some("update"));
+        assert_eq!(
+            cell("hand over project_id · own row").command(),
+            Some("update")
+        );
+        assert_eq!(cell("select via projects").command(), Some("select"));
+        assert_eq!(cell("upsert").command(), None);
+        assert!(cell("select").not_applicable());
     }
 }

@@ -22,8 +22,8 @@ mod markdown;
 mod sarif;
 
 pub use input::{
-    Cell, CheckInput, LintFinding, LintInput, LintLevel, LintRule, Probe, TableCells, Untested,
-    Verdict,
+    Cell, CheckInput, LintFinding, LintInput, LintLevel, LintRule, MutantOutcome, MutantResult,
+    Probe, TableCells, Untested, Verdict, mutation_score,
 };
 pub use junit::junit;
 pub use locate::{LocateError, Located, Locator};

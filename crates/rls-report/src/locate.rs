@@ -196,6 +196,23 @@ impl Locator {
         self.find(table, |q| Key::Policy(q, policy.to_owned()))
     }
 
+    /// The names of every policy on `table`.
+    pub fn policy_names(&self, table: &str) -> Vec<String> {
+        let Some(q) = self.qname_of(table) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = self
+            .defs
+            .keys()
+            .filter_map(|k| match k {
+                Key::Policy(t, name) if *t == q => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The policies on `table` that apply to `command` (theirs or `all`), the most recently
     /// made first, by name.
     pub fn policies_for(&self, table: &str, command: &str) -> Vec<(String, Located)> {

@@ -100,7 +100,57 @@ pub fn markdown(input: &CheckInput) -> String {
         }
         out.push_str("\n</details>\n");
     }
+    if let Some(mutants) = &input.mutants {
+        mutation(&mut out, mutants);
+    }
     out
+}
+
+/// The mutation score, each survivor with its SQL, the equivalent and not-run ones folded.
+fn mutation(out: &mut String, mutants: &[crate::MutantResult]) {
+    use crate::MutantOutcome as O;
+    let (killed, judged) = crate::mutation_score(mutants);
+    let pct = if judged == 0 {
+        100.0
+    } else {
+        100.0 * killed as f64 / judged as f64
+    };
+    let _ = writeln!(
+        out,
+        "\n### Mutants\n\nmutation score: {pct:.0}% ({killed} of {judged} killed; {} generated)",
+        mutants.len()
+    );
+    let survivors: Vec<_> = mutants
+        .iter()
+        .filter(|m| m.outcome == O::Survived)
+        .collect();
+    if !survivors.is_empty() {
+        out.push_str("\n| survived | what it ran |\n|---|---|\n");
+        for m in survivors {
+            let _ = writeln!(out, "| `{}` | `{}` |", code(&m.id), code(&m.sql));
+        }
+    }
+    let other: Vec<String> = mutants
+        .iter()
+        .filter_map(|m| match &m.outcome {
+            O::Equivalent(why) => Some(format!("- equivalent `{}` — {}", code(&m.id), escape(why))),
+            O::NotRun(why) => Some(format!("- NOT RUN `{}` — {}", code(&m.id), escape(why))),
+            _ => None,
+        })
+        .collect();
+    if !other.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} equivalent or not run</summary>\n\n{}\n\n</details>",
+            other.len(),
+            other.join("\n")
+        );
+    }
+}
+
+/// Text for inside a code span of a table cell.
+fn code(s: &str) -> String {
+    s.replace('`', "'").replace('|', "\\|").replace('\n', " ")
 }
 
 /// The lint's summary and findings.

@@ -23,8 +23,9 @@ struct RuleDef<'a> {
 const LEAK: &str = "check.leak";
 const LOST: &str = "check.lost_access";
 const UNTESTED: &str = "check.untested_policy";
+const SURVIVED: &str = "check.mutant_survived";
 
-const CHECK_RULES: [RuleDef<'static>; 3] = [
+const CHECK_RULES: [RuleDef<'static>; 4] = [
     RuleDef {
         id: LEAK,
         level: "error",
@@ -49,6 +50,12 @@ const CHECK_RULES: [RuleDef<'static>; 3] = [
         help: "Policy coverage: no seeded row made this clause or branch grant (or deny) for any \
                actor, so a change to it would go unnoticed. The hint says which actor or row \
                would exercise it; add it to the spec.",
+    },
+    RuleDef {
+        id: SURVIVED,
+        level: "warning",
+        short: "A weakened copy of this policy passed the whole check",
+        help: "The check generated a mutant of this policy (or function) — a clause loosened,                dropped or compared loosely — applied it to a clone, and no verdict and no lint                finding changed: the spec's matrices would not notice that change. Add the actor,                row or rule that tells them apart, or mark the mutant equivalent in the spec                ([mutants] equivalent) with the reason.",
     },
 ];
 
@@ -144,6 +151,36 @@ pub fn sarif_check_value(input: &CheckInput, locator: &Locator) -> Value {
             .map(|l| (l, format!("policy {}", u.policy)));
         let text = format!("UNTESTED {} — no {}: {}", u.what, u.missing, u.hint);
         results.push(result(UNTESTED, &text, at, Vec::new(), locator));
+    }
+    for m in input.mutants.iter().flatten() {
+        if m.outcome != crate::MutantOutcome::Survived {
+            continue;
+        }
+        let names = locator.policy_names(&m.table);
+        let at = match m.policy(names.iter().map(String::as_str)) {
+            Some(p) => locator
+                .policy(&m.table, p)
+                .map(|l| (l, format!("policy {p}"))),
+            None => {
+                // `(functions).name.operator`, or `table.table.operator`.
+                let rest = m.id.strip_prefix(&format!("{}.", m.table)).unwrap_or(&m.id);
+                let first = rest.split('.').next().unwrap_or_default();
+                locator
+                    .function(first)
+                    .map(|l| (l, format!("function {first}")))
+                    .or_else(|| {
+                        locator
+                            .rls_enabled(&m.table)
+                            .or_else(|| locator.table(&m.table))
+                            .map(|l| (l, format!("table {}", m.table)))
+                    })
+            }
+        };
+        let text = format!(
+            "SURVIVED {}: no verdict and no lint finding changed with `{}`",
+            m.id, m.sql
+        );
+        results.push(result(SURVIVED, &text, at, Vec::new(), locator));
     }
     log(
         "check",

@@ -2,8 +2,8 @@
 //! what they should, escaping what they must — and the validators reject a broken document.
 
 use rls_report::{
-    Cell, CheckInput, LintFinding, LintInput, LintLevel, Locator, Probe, TableCells, Untested,
-    Verdict,
+    Cell, CheckInput, LintFinding, LintInput, LintLevel, Locator, MutantOutcome, MutantResult,
+    Probe, TableCells, Untested, Verdict,
 };
 use serde_json::json;
 
@@ -63,7 +63,31 @@ fn input() -> CheckInput {
             missing: "grant".into(),
             hint: "no actor it applies to passes it".into(),
         }],
+        mutants: Some(vec![
+            mutant("notes.notes_select.using_true", MutantOutcome::Survived),
+            mutant(
+                "notes.notes_all.drop_policy",
+                MutantOutcome::Killed("[notes] select: leak".into()),
+            ),
+            mutant(
+                "notes.notes_all.check_true",
+                MutantOutcome::Equivalent("notes_select grants the same".into()),
+            ),
+            mutant(
+                "notes.table.anon_select",
+                MutantOutcome::NotRun("its clone failed".into()),
+            ),
+        ]),
         spec: Some("access.toml".into()),
+    }
+}
+
+fn mutant(id: &str, outcome: MutantOutcome) -> MutantResult {
+    MutantResult {
+        id: id.into(),
+        table: "notes".into(),
+        sql: format!("alter policy … -- {id}"),
+        outcome,
     }
 }
 
@@ -140,7 +164,7 @@ fn check_sarif_is_valid_and_located_at_the_policies_of_the_command() {
     assert_eq!(run["tool"]["driver"]["name"], "insforge-rls");
     assert_eq!(run["automationDetails"]["id"], "insforge-rls/check/");
     let results = run["results"].as_array().unwrap();
-    assert_eq!(results.len(), 4, "{results:#?}");
+    assert_eq!(results.len(), 5, "{results:#?}");
     // The select leak: the select policies, the one made last first.
     let leak = &results[0];
     assert_eq!(leak["ruleId"], "check.leak");
@@ -277,6 +301,7 @@ fn markdown_has_the_verdict_the_counts_and_only_the_failing_cells() {
     clean.tables.truncate(0);
     clean.probes.clear();
     clean.untested.clear();
+    clean.mutants = None;
     let md = rls_report::markdown(&clean);
     assert!(md.starts_with("## insforge-rls check: passed\n"), "{md}");
     assert!(!md.contains("Failing cells"), "{md}");
