@@ -111,6 +111,8 @@ pub struct CheckInput {
     pub untested: Vec<Untested>,
     /// The mutants generated from the catalog, when the check ran them.
     pub mutants: Option<Vec<MutantResult>>,
+    /// The lint the check ran on the same catalog, when it is to be reported with it.
+    pub lint: Option<LintInput>,
     /// The spec file, as the command was given it (named in the reports).
     pub spec: Option<PathBuf>,
 }
@@ -175,6 +177,13 @@ impl From<&rls_suite::mutation::MutationReport> for CheckInput {
 }
 
 impl CheckInput {
+    /// Adds the lint's findings (SARIF: in the check's run, under the lint's rule ids;
+    /// markdown: a section of their own).
+    pub fn with_lint(mut self, r: &rls_lint::Report) -> Self {
+        self.lint = Some(r.into());
+        self
+    }
+
     /// Adds a mutant run's outcomes.
     pub fn with_mutants(mut self, r: &rls_suite::mutation::MutationReport) -> Self {
         self.mutants = Some(mutants_of(r));
@@ -333,6 +342,7 @@ impl From<&rls_suite::access::CheckReport> for CheckInput {
             probes,
             untested,
             mutants: None,
+            lint: None,
             spec: None,
         }
     }

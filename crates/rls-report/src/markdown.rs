@@ -103,6 +103,11 @@ pub fn markdown(input: &CheckInput) -> String {
     if let Some(mutants) = &input.mutants {
         mutation(&mut out, mutants);
     }
+    if let Some(lint) = &input.lint {
+        // The lint's own report, one heading level down.
+        out.push('\n');
+        out.push_str(&markdown_lint(lint).replacen("## ", "### ", 1));
+    }
     out
 }
 

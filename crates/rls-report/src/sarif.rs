@@ -182,9 +182,16 @@ pub fn sarif_check_value(input: &CheckInput, locator: &Locator) -> Value {
         );
         results.push(result(SURVIVED, &text, at, Vec::new(), locator));
     }
+    // The lint the check ran: its findings in the same run, under the lint's rule ids.
+    let mut rules: Vec<RuleDef<'_>> = CHECK_RULES.into_iter().collect();
+    if let Some(lint) = &input.lint {
+        let (lint_rules, lint_results) = lint_parts(lint, locator);
+        rules.extend(lint_rules);
+        results.extend(lint_results);
+    }
     log(
         "check",
-        &CHECK_RULES,
+        &rules,
         results,
         "the spec check (insforge-rls check)",
     )
@@ -192,6 +199,13 @@ pub fn sarif_check_value(input: &CheckInput, locator: &Locator) -> Value {
 
 /// The lint's SARIF log as JSON.
 pub fn sarif_lint_value(input: &LintInput, locator: &Locator) -> Value {
+    let (rules, results) = lint_parts(input, locator);
+    log("lint", &rules, results, "the RLS lint (insforge-rls lint)")
+}
+
+/// The lint's rules (its catalog, then any rule a finding cites that the catalog lacks) and
+/// its results.
+fn lint_parts<'a>(input: &'a LintInput, locator: &Locator) -> (Vec<RuleDef<'a>>, Vec<Value>) {
     let rules: Vec<RuleDef<'_>> = input
         .rules
         .iter()
@@ -230,7 +244,7 @@ pub fn sarif_lint_value(input: &LintInput, locator: &Locator) -> Value {
             r
         })
         .collect();
-    log("lint", &rules, results, "the RLS lint (insforge-rls lint)")
+    (rules, results)
 }
 
 fn rule_of(v: &Verdict) -> &'static str {

@@ -78,6 +78,7 @@ fn input() -> CheckInput {
                 MutantOutcome::NotRun("its clone failed".into()),
             ),
         ]),
+        lint: None,
         spec: Some("access.toml".into()),
     }
 }

@@ -163,6 +163,33 @@ async fn a_broken_policy_fails_with_reports_that_name_its_migration_line() {
     assert_eq!(at["artifactLocation"]["uri"], uri);
     assert_eq!(at["region"]["startLine"], line);
 
+    // The check's log with the lint it ran: one run, both kinds of rule, still valid.
+    let mut both = input.clone();
+    both.lint = Some(lint.clone());
+    let log = rls_report::sarif_check_value(&both, &locator);
+    assert_valid_sarif(&log);
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let from_lint = results
+        .iter()
+        .filter(|r| {
+            r["ruleId"]
+                .as_str()
+                .is_some_and(|id| !id.starts_with("check."))
+        })
+        .count();
+    assert_eq!(from_lint, lint.findings.len(), "{log:#}");
+    assert!(
+        results.iter().any(|r| r["ruleId"] == "policy.always_true"
+            && r["locations"][0]["physicalLocation"]["region"]["startLine"] == line),
+        "{log:#}"
+    );
+    let md = rls_report::markdown(&both);
+    assert!(md.contains("\n### insforge-rls lint: "), "{md}");
+    assert!(
+        md.contains("`policy.always_true` | policy tasks_delete on public.tasks"),
+        "{md}"
+    );
+
     // Markdown: failed, the failing delete cells listed.
     let md = rls_report::markdown(&input);
     assert!(md.starts_with("## insforge-rls check: FAILED — "), "{md}");
