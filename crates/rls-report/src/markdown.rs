@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 
 use crate::input::{CheckInput, LintInput, LintLevel};
 
+/// Failing cells listed at most: a pull-request comment holds 65,536 characters.
+const MAX_ROWS: usize = 100;
+
 /// The check's summary and failing cells.
 pub fn markdown(input: &CheckInput) -> String {
     let (leaks, lost) = (input.leak_count(), input.lost_count());
@@ -69,7 +72,7 @@ pub fn markdown(input: &CheckInput) -> String {
             out,
             "\n### Failing cells\n\n| table | operation | actor | finding | observed |\n|---|---|---|---|---|"
         );
-        for (t, op, actor, kind, why, observed) in &failing {
+        for (t, op, actor, kind, why, observed) in failing.iter().take(MAX_ROWS) {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | **{}**: {} | {} |",
@@ -79,6 +82,13 @@ pub fn markdown(input: &CheckInput) -> String {
                 kind,
                 escape(why),
                 escape(observed)
+            );
+        }
+        if failing.len() > MAX_ROWS {
+            let _ = writeln!(
+                out,
+                "\n… and {} more failing cells: the JUnit and SARIF reports list every one.",
+                failing.len() - MAX_ROWS
             );
         }
     }
@@ -207,4 +217,33 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
         .replace("\r\n", "<br>")
         .replace('\n', "<br>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cell, TableCells, Verdict};
+
+    #[test]
+    fn a_long_list_of_failing_cells_is_cut_and_says_how_many_more() {
+        let cells = (0..150)
+            .map(|i| Cell {
+                operation: "select".into(),
+                actor: format!("actor{i}"),
+                observed: "sees all".into(),
+                verdict: Verdict::Leak("sees a row of someone".into()),
+            })
+            .collect();
+        let input = CheckInput {
+            tables: vec![TableCells {
+                table: "t".into(),
+                cells,
+            }],
+            ..CheckInput::default()
+        };
+        let md = markdown(&input);
+        assert_eq!(md.matches("| t | select | actor").count(), MAX_ROWS);
+        assert!(md.contains("… and 50 more failing cells"), "{md}");
+        assert!(md.len() < 65_536);
+    }
 }

@@ -74,18 +74,28 @@ fn to_string(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
+/// Table, command, rule.
+type GroupKey<'a> = (&'a str, &'a str, &'static str);
+
 /// The check's SARIF log as JSON.
 pub fn sarif_check_value(input: &CheckInput, locator: &Locator) -> Value {
-    let mut results = Vec::new();
+    // One result per table × command × kind of finding, listing its cells: they all point at
+    // the same policies, and one annotation there reads better than a dozen on one line.
+    let mut groups: Vec<(GroupKey<'_>, Vec<&crate::Cell>)> = Vec::new();
     for (table, cell) in input.cells() {
-        let Some(why) = cell.verdict.why() else {
+        if cell.verdict.is_ok() {
             continue;
-        };
-        let rule = rule_of(&cell.verdict);
-        let candidates = cell
-            .command()
-            .map(|c| locator.policies_for(table, c))
-            .unwrap_or_default();
+        }
+        let command = cell.command().unwrap_or(cell.operation.as_str());
+        let key = (table, command, rule_of(&cell.verdict));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, cells)) => cells.push(cell),
+            None => groups.push((key, vec![cell])),
+        }
+    }
+    let mut results = Vec::new();
+    for ((table, command, rule), cells) in groups {
+        let candidates = locator.policies_for(table, command);
         let (primary, related) = match candidates.split_first() {
             Some(((name, at), rest)) => (
                 Some((at.clone(), format!("policy {name}"))),
@@ -102,10 +112,10 @@ pub fn sarif_check_value(input: &CheckInput, locator: &Locator) -> Value {
             ),
         };
         let policies = if candidates.is_empty() {
-            "no policy for this command".to_owned()
+            format!("no policy on {table} for {command}")
         } else {
             format!(
-                "policies for it: {}",
+                "policies for {command}: {}",
                 candidates
                     .iter()
                     .map(|(n, _)| n.as_str())
@@ -113,12 +123,32 @@ pub fn sarif_check_value(input: &CheckInput, locator: &Locator) -> Value {
                     .join(", ")
             )
         };
+        const LISTED: usize = 10;
+        let mut listed: Vec<String> = cells
+            .iter()
+            .take(LISTED)
+            .map(|c| {
+                format!(
+                    "{} · {}: {} (observed: {})",
+                    c.operation,
+                    c.actor,
+                    c.verdict.why().unwrap_or_default(),
+                    c.observed
+                )
+            })
+            .collect();
+        if cells.len() > LISTED {
+            listed.push(format!(
+                "and {} more (see the JUnit report)",
+                cells.len() - LISTED
+            ));
+        }
+        let kind = cells[0].verdict.kind();
         let text = format!(
-            "[{table}] {} · {}: {} — {why} (observed: {}; {policies})",
-            cell.operation,
-            cell.actor,
-            cell.verdict.kind(),
-            cell.observed
+            "[{table}] {command}: {} cell{} {kind} ({policies}). {}",
+            cells.len(),
+            if cells.len() == 1 { "" } else { "s" },
+            listed.join("; ")
         );
         results.push(result(rule, &text, primary, related, locator));
     }

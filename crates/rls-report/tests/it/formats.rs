@@ -180,7 +180,10 @@ fn check_sarif_is_valid_and_located_at_the_policies_of_the_command() {
     );
     let text = leak["message"]["text"].as_str().unwrap();
     assert!(
-        text.starts_with("[notes] select · ben: leak — ben sees a row of ada"),
+        text.starts_with(
+            "[notes] select: 1 cell leak (policies for select: notes_all, notes_select). \
+             select · ben: ben sees a row of ada"
+        ),
         "{text}"
     );
     // Lost access on delete: only the FOR ALL policy applies.
