@@ -6,6 +6,7 @@
 
 mod action;
 mod formats;
+mod locate;
 mod real_check;
 mod util;
 mod workflows;
