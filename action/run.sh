@@ -121,12 +121,15 @@ cmd_postgres() {
 	if [[ ! -x $bindir/initdb ]]; then
 		local sudo=()
 		[[ $(id -u) == 0 ]] || sudo=(sudo)
-		"${sudo[@]}" apt-get install -y -q "postgresql-$v" >/dev/null ||
+		echo "insforge-rls: installing postgresql-$v"
+		# The package lists of a fresh runner may be stale: update once when the install fails.
+		"${sudo[@]}" apt-get install -y -q "postgresql-$v" >/dev/null 2>&1 ||
+			{ "${sudo[@]}" apt-get update -q >/dev/null && "${sudo[@]}" apt-get install -y -q "postgresql-$v" >/dev/null; } ||
 			die "PostgreSQL $v is not installed and apt-get cannot install postgresql-$v here — use the runner's version (ubuntu-24.04: 16) or a service container with the database-url input"
 	fi
 	[[ -x $bindir/initdb ]] || die "no initdb in $bindir after installing postgresql-$v"
-	# The check starts its own throwaway server from these binaries (the local backend).
-	"${sudo[@]}" systemctl stop postgresql >/dev/null 2>&1 || true
+	# The check starts its own throwaway server from these binaries on a free port (the local
+	# backend); a running system service does not get in its way.
 	echo "insforge-rls: PostgreSQL $v binaries in $bindir"
 }
 
@@ -140,10 +143,12 @@ cmd_check() {
 	local dir
 	dir=$(report_dir)
 	mkdir -p "$dir"
-	if [[ -n ${INPUT_WORKING_DIRECTORY:-} ]]; then
-		cd "$INPUT_WORKING_DIRECTORY"
-	elif [[ -n ${GITHUB_WORKSPACE:-} ]]; then
+	# Relative paths (the working directory, spec, migrations) start at the repository.
+	if [[ -n ${GITHUB_WORKSPACE:-} ]]; then
 		cd "$GITHUB_WORKSPACE"
+	fi
+	if [[ -n ${INPUT_WORKING_DIRECTORY:-} ]]; then
+		cd "$INPUT_WORKING_DIRECTORY" || die "working-directory $INPUT_WORKING_DIRECTORY does not exist in $PWD"
 	fi
 	command -v insforge-rls >/dev/null || die "insforge-rls is not on PATH (the install step puts it in $(install_root)/bin)"
 

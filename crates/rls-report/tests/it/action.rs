@@ -179,6 +179,32 @@ fn lost_access_alone_exits_3_and_is_a_finding_too() {
 }
 
 #[test]
+fn the_check_runs_in_the_working_directory_under_the_workspace() {
+    let r = Runner::new();
+    std::fs::create_dir(r.path("workspace/app")).unwrap();
+    let mut env = check_inputs("0");
+    env.push(("INPUT_WORKING_DIRECTORY", "app"));
+    let o = r.step("check", &env);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let app = r.path("workspace/app").display().to_string();
+    let log = r.read("stub.log");
+    assert!(
+        log.lines().all(|l| l.starts_with(&format!("{app} | "))),
+        "{log}"
+    );
+
+    env.pop();
+    env.push(("INPUT_WORKING_DIRECTORY", "missing"));
+    let o = r.step("check", &env);
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("working-directory missing does not exist"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
 fn a_clean_check_passes_every_step() {
     let r = Runner::new();
     let o = r.step("check", &check_inputs("0"));
@@ -252,6 +278,28 @@ fn a_service_container_is_set_up_used_and_torn_down_with_its_url_masked() {
     // The postgres step does nothing with a url.
     let p = r.step("postgres", &[("INPUT_DATABASE_URL", url)]);
     assert_eq!(code(&p), 0, "{}", show(&p));
+}
+
+#[test]
+fn the_postgres_step_finds_installed_binaries() {
+    // Only where PostgreSQL 15 is installed: the step must not try to install anything then.
+    if !std::path::Path::new("/usr/lib/postgresql/15/bin/initdb").is_file() {
+        crate::util::skip(
+            "the_postgres_step_finds_installed_binaries",
+            "no /usr/lib/postgresql/15/bin/initdb on this machine",
+        );
+        return;
+    }
+    let r = Runner::new();
+    let o = r.step("postgres", &[("INPUT_POSTGRES_VERSION", "15")]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("PostgreSQL 15 binaries in /usr/lib/postgresql/15/bin"),
+        "{}",
+        show(&o)
+    );
+    assert!(!stdout.contains("installing"), "{}", show(&o));
 }
 
 #[test]
