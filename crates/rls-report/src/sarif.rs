@@ -277,6 +277,24 @@ fn lint_parts<'a>(input: &'a LintInput, locator: &Locator) -> (Vec<RuleDef<'a>>,
     (rules, results)
 }
 
+/// Tags, and for what lets one user reach another's rows a `security-severity`, which GitHub
+/// shows as the alert's severity (9.0 and up: critical; 7.0 to 8.9: high; 4.0 to 6.9: medium).
+fn properties(d: &RuleDef<'_>) -> Value {
+    let (tags, severity) = match (d.id, d.level) {
+        (LEAK, _) => (vec!["security", "rls"], Some("9.1")),
+        (LOST, _) => (vec!["correctness", "rls"], None),
+        (UNTESTED | SURVIVED, _) => (vec!["maintainability", "rls", "test-coverage"], None),
+        (_, "error") => (vec!["security", "rls"], Some("8.0")),
+        (_, "warning") => (vec!["security", "rls"], Some("5.0")),
+        _ => (vec!["rls"], None),
+    };
+    let mut p = json!({ "tags": tags });
+    if let Some(s) = severity {
+        p["security-severity"] = json!(s);
+    }
+    p
+}
+
 fn rule_of(v: &Verdict) -> &'static str {
     match v {
         Verdict::LostAccess(_) => LOST,
@@ -374,6 +392,7 @@ fn log(kind: &str, rules: &[RuleDef<'_>], mut results: Vec<Value>, what: &str) -
                     "fullDescription": { "text": d.help },
                     "help": { "text": d.help },
                     "defaultConfiguration": { "level": d.level },
+                    "properties": properties(d),
                 })).collect::<Vec<_>>(),
             }},
             // Keeps the check's and the lint's alerts apart in code scanning.

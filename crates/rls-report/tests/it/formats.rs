@@ -164,6 +164,13 @@ fn check_sarif_is_valid_and_located_at_the_policies_of_the_command() {
     let run = &log["runs"][0];
     assert_eq!(run["tool"]["driver"]["name"], "insforge-rls");
     assert_eq!(run["automationDetails"]["id"], "insforge-rls/check/");
+    let rule = &run["tool"]["driver"]["rules"][0];
+    assert_eq!(rule["id"], "check.leak");
+    assert_eq!(rule["properties"]["security-severity"], "9.1");
+    assert_eq!(
+        run["tool"]["driver"]["rules"][1]["properties"].get("security-severity"),
+        None
+    );
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 5, "{results:#?}");
     // The select leak: the select policies, the one made last first.
