@@ -27,5 +27,5 @@ pub use input::{
 };
 pub use junit::junit;
 pub use locate::{LocateError, Located, Locator};
-pub use markdown::{markdown, markdown_lint};
+pub use markdown::{markdown, markdown_changes, markdown_lint};
 pub use sarif::{SARIF_SCHEMA, sarif_check, sarif_check_value, sarif_lint, sarif_lint_value};

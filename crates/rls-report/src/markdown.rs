@@ -168,6 +168,81 @@ fn code(s: &str) -> String {
     s.replace('`', "'").replace('|', "\\|").replace('\n', " ")
 }
 
+/// What changed between two checks of one spec — the base branch's and the pull request's,
+/// say: the counts before and after, then every cell (table × operation × actor) whose verdict
+/// or observation differs, or that only one of them has.
+pub fn markdown_changes(before: &CheckInput, after: &CheckInput) -> String {
+    use std::collections::BTreeMap;
+    type Key<'a> = (&'a str, &'a str, &'a str);
+    fn index(input: &CheckInput) -> BTreeMap<Key<'_>, &crate::Cell> {
+        input
+            .cells()
+            .map(|(t, c)| ((t, c.operation.as_str(), c.actor.as_str()), c))
+            .collect()
+    }
+    let (old, new) = (index(before), index(after));
+    let show = |c: Option<&&crate::Cell>| match c {
+        None => "(no such cell)".to_owned(),
+        Some(c) => match c.verdict.why() {
+            None => escape(&c.observed),
+            Some(why) => format!(
+                "**{}**: {} ({})",
+                c.verdict.kind(),
+                escape(why),
+                escape(&c.observed)
+            ),
+        },
+    };
+    let mut rows = Vec::new();
+    // In the new run's order, then the cells only the old run has.
+    let keys = after
+        .cells()
+        .map(|(t, c)| (t, c.operation.as_str(), c.actor.as_str()))
+        .chain(
+            before
+                .cells()
+                .map(|(t, c)| (t, c.operation.as_str(), c.actor.as_str()))
+                .filter(|k| !new.contains_key(k)),
+        );
+    for k in keys {
+        let (a, b) = (old.get(&k), new.get(&k));
+        let same = match (a, b) {
+            (Some(a), Some(b)) => a.observed == b.observed && a.verdict == b.verdict,
+            _ => false,
+        };
+        if !same {
+            rows.push(format!(
+                "| {} | {} | {} | {} | {} |",
+                escape(k.0),
+                escape(k.1),
+                escape(k.2),
+                show(a),
+                show(b)
+            ));
+        }
+    }
+    let counts =
+        |i: &CheckInput| format!("{} leaks, {} lost access", i.leak_count(), i.lost_count());
+    let mut out = format!(
+        "## insforge-rls check: {} cell{} changed\n\nbefore: {}; after: {}.\n",
+        rows.len(),
+        plural(rows.len()),
+        counts(before),
+        counts(after)
+    );
+    if !rows.is_empty() {
+        out.push_str("\n| table | operation | actor | before | after |\n|---|---|---|---|---|\n");
+        for row in rows.iter().take(MAX_ROWS) {
+            out.push_str(row);
+            out.push('\n');
+        }
+        if rows.len() > MAX_ROWS {
+            let _ = writeln!(out, "\n… and {} more changed cells.", rows.len() - MAX_ROWS);
+        }
+    }
+    out
+}
+
 /// The lint's summary and findings.
 pub fn markdown_lint(input: &LintInput) -> String {
     let count = |l| input.findings.iter().filter(|f| f.level == l).count();

@@ -323,3 +323,48 @@ fn markdown_has_the_verdict_the_counts_and_only_the_failing_cells() {
         "## insforge-rls lint: 0 errors, 0 warnings, 0 info\n\nNo findings.\n"
     );
 }
+
+#[test]
+fn changes_list_only_the_cells_whose_verdict_or_observation_moved() {
+    let before = input();
+    let mut after = input();
+    // ben's leak fixed, ada's delete now leaks, a cell gone, one new.
+    after.tables[0].cells[1] = cell("select", "ben", "sees ben:1", Verdict::Ok);
+    after.tables[0].cells[2] = cell(
+        "delete · allowed row",
+        "ada",
+        "deletes ada:1 ben:1",
+        Verdict::Leak("ada deletes a row of ben".into()),
+    );
+    after.tables[1].cells.clear();
+    after.tables[1].cells.push(cell(
+        "insert · allowed row",
+        "ada",
+        "inserts 1",
+        Verdict::Ok,
+    ));
+    let md = rls_report::markdown_changes(&before, &after);
+    assert!(
+        md.starts_with("## insforge-rls check: 4 cells changed\n\nbefore: 2 leaks, 1 lost access; after: 2 leaks, 0 lost access.\n"),
+        "{md}"
+    );
+    let rows: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| table"))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "| notes | select | ben | **leak**: ben sees a row of ada &lt;&\"\\|\u{1}&gt; (sees ada:1 ben:1) | sees ben:1 |",
+            "| notes | delete · allowed row | ada | **lost access**: cannot delete a row the spec allows (0 rows) | **leak**: ada deletes a row of ben (deletes ada:1 ben:1) |",
+            "| tags | insert · allowed row | ada | (no such cell) | inserts 1 |",
+            "| tags | select | ada | sees ada:1 | (no such cell) |",
+        ],
+        "{md}"
+    );
+    let same = rls_report::markdown_changes(&before, &before);
+    assert_eq!(
+        same,
+        "## insforge-rls check: 0 cells changed\n\nbefore: 2 leaks, 1 lost access; after: 2 leaks, 1 lost access.\n"
+    );
+}
