@@ -5,7 +5,8 @@
 //! ```no_run
 //! # fn run(report: &rls_suite::access::CheckReport) -> Result<(), rls_report::LocateError> {
 //! let input = rls_report::CheckInput::from(report);
-//! let locator = rls_report::Locator::scan(".".as_ref(), "migrations".as_ref())?;
+//! let root = rls_report::Locator::repository_root("migrations".as_ref());
+//! let locator = rls_report::Locator::scan(&root, "migrations".as_ref())?;
 //! std::fs::write("check.sarif", rls_report::sarif_check(&input, &locator)).ok();
 //! std::fs::write("check.xml", rls_report::junit(&input)).ok();
 //! print!("{}", rls_report::markdown(&input));

@@ -87,6 +87,17 @@ impl Locator {
         Self::default()
     }
 
+    /// The repository `dir` is in: the closest folder at or above it holding `.git` (a folder,
+    /// or a worktree's file), else `dir` itself. SARIF locations are relative to it, which is
+    /// where GitHub resolves them.
+    pub fn repository_root(dir: &Path) -> PathBuf {
+        let start = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        start
+            .ancestors()
+            .find(|d| d.join(".git").exists())
+            .map_or(start.clone(), Path::to_path_buf)
+    }
+
     /// Reads every migration of `dir` in refinery's version order; `root` is the repository
     /// root the locations are made relative to.
     pub fn scan(root: &Path, dir: &Path) -> Result<Self, LocateError> {

@@ -86,3 +86,21 @@ fn this_repositorys_todos_migration_is_located() {
         assert_eq!(Some(at.line), line_of(&format!("create policy {p}")), "{p}");
     }
 }
+
+#[test]
+fn the_repository_root_is_the_closest_folder_with_git() {
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("app/db/migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    let canonical = |p: &std::path::Path| p.canonicalize().unwrap();
+    // No repository: the folder itself.
+    assert_eq!(Locator::repository_root(&dir), canonical(&dir));
+    std::fs::create_dir(repo.path().join(".git")).unwrap();
+    assert_eq!(Locator::repository_root(&dir), canonical(repo.path()));
+    // A worktree's `.git` is a file.
+    std::fs::write(repo.path().join("app/.git"), "gitdir: elsewhere").unwrap();
+    assert_eq!(
+        Locator::repository_root(&dir),
+        canonical(&repo.path().join("app"))
+    );
+}
