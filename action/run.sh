@@ -58,6 +58,20 @@ version() {
 	printf '%s\n' "${INPUT_VERSION:-${ACTION_REF:-}}"
 }
 
+# A digest of what `cargo install --path` builds from: the lock file and every crate's files.
+source_digest() {
+	(
+		cd "$1" || exit
+		local paths=() p
+		for p in Cargo.toml Cargo.lock crates migrations; do
+			[[ ! -e $p ]] || paths+=("$p")
+		done
+		((${#paths[@]})) || die "nothing to install in $1 (no Cargo.toml, Cargo.lock or crates/)"
+		find "${paths[@]}" -type f -not -path '*/target/*' -print0 |
+			LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
+	)
+}
+
 cmd_resolve() {
 	local root version repo key
 	root=$(install_root)
@@ -72,8 +86,9 @@ cmd_resolve() {
 		key_version=$version
 	fi
 	if [[ -z ${key_version:-} ]]; then
+		# Installed from the action's own files (used as `./`, say): keyed by their content.
 		need GITHUB_ACTION_PATH
-		key_version=path-$(sha256sum "$GITHUB_ACTION_PATH/Cargo.lock" | cut -c1-16)
+		key_version=path-$(source_digest "$GITHUB_ACTION_PATH")
 	fi
 	key="insforge-rls-${RUNNER_OS:-local}-${RUNNER_ARCH:-any}-$key_version"
 	out root "$root"

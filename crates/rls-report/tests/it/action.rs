@@ -325,16 +325,35 @@ fn resolve_keys_the_cache_by_version_and_puts_the_tool_on_path() {
         format!("{}\n", tool_root.join("bin").display())
     );
 
-    // No version and no repository: the action's own checkout, keyed by its Cargo.lock.
-    let r = Runner::new();
-    let o = r.step("resolve", &[]);
-    assert_eq!(code(&o), 0, "{}", show(&o));
-    let key = r.output("key").unwrap();
+    // No version and no repository: the action's own files, keyed by their content.
+    let action = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(action.path().join("crates/tool/src")).unwrap();
+    std::fs::write(action.path().join("Cargo.lock"), "# lock").unwrap();
+    std::fs::write(
+        action.path().join("crates/tool/src/main.rs"),
+        "fn main() {}",
+    )
+    .unwrap();
+    let action_path = action.path().display().to_string();
+    let key = || {
+        let r = Runner::new();
+        let o = r.step("resolve", &[("GITHUB_ACTION_PATH", &action_path)]);
+        assert_eq!(code(&o), 0, "{}", show(&o));
+        r.output("key").unwrap()
+    };
+    let first = key();
+    let prefix = "insforge-rls-Linux-X64-path-";
     assert!(
-        key.starts_with("insforge-rls-Linux-X64-path-")
-            && key.len() == "insforge-rls-Linux-X64-path-".len() + 16,
-        "{key}"
+        first.starts_with(prefix) && first.len() == prefix.len() + 16,
+        "{first}"
     );
+    assert_eq!(key(), first, "the same files, the same key");
+    std::fs::write(
+        action.path().join("crates/tool/src/main.rs"),
+        "fn main() { }",
+    )
+    .unwrap();
+    assert_ne!(key(), first, "a changed source file must change the key");
 }
 
 #[test]
