@@ -11,6 +11,8 @@ pub enum Verdict {
     Leak(String),
     /// Less than the spec allows: the actor could not reach their own rows.
     LostAccess(String),
+    /// The same cell observed differently in SQL and over HTTP (`check --http`).
+    Disagreement(String),
 }
 
 impl Verdict {
@@ -22,19 +24,23 @@ impl Verdict {
     pub fn why(&self) -> Option<&str> {
         match self {
             Self::Ok => None,
-            Self::Leak(why) | Self::LostAccess(why) => Some(why),
+            Self::Leak(why) | Self::LostAccess(why) | Self::Disagreement(why) => Some(why),
         }
     }
 
-    /// `leak`, `lost access` or `ok`.
+    /// `leak`, `lost access`, `disagreement` or `ok`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Leak(_) => "leak",
             Self::LostAccess(_) => "lost access",
+            Self::Disagreement(_) => "disagreement",
         }
     }
 }
+
+/// How the operation of a cell observed over HTTP (`check --http`) begins.
+pub const HTTP_PREFIX: &str = "HTTP · ";
 
 /// One operation by one actor on one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +58,11 @@ impl Cell {
     /// The SQL command the operation runs (`select`, `insert`, `update` or `delete`), read from
     /// its label; `None` for a label this crate does not know.
     pub fn command(&self) -> Option<&'static str> {
-        let first = self.operation.split_whitespace().next()?;
+        let op = self
+            .operation
+            .strip_prefix(HTTP_PREFIX)
+            .unwrap_or(&self.operation);
+        let first = op.split_whitespace().next()?;
         Some(match first {
             "select" => "select",
             "insert" => "insert",
@@ -184,6 +194,50 @@ impl CheckInput {
         self
     }
 
+    /// Adds a run of the same matrices over HTTP (`check --http`): its cells join their
+    /// table's, their operation starting with [`HTTP_PREFIX`]; its hostile-token and pool-bleed
+    /// findings join the probes; and each disagreement between the two runs
+    /// (`[table] operation · actor: SQL "…" vs HTTP "…"`, as `CheckReport::disagreements`
+    /// writes them) becomes a probe judged [`Verdict::Disagreement`].
+    pub fn with_http(
+        mut self,
+        http: &rls_suite::access::CheckReport,
+        disagreements: &[String],
+    ) -> Self {
+        let other = CheckInput::from(http);
+        for t in other.tables {
+            let cells = t.cells.into_iter().map(|c| Cell {
+                operation: format!("{HTTP_PREFIX}{}", c.operation),
+                ..c
+            });
+            match self.tables.iter_mut().find(|mine| mine.table == t.table) {
+                Some(mine) => mine.cells.extend(cells),
+                None => self.tables.push(TableCells {
+                    table: t.table,
+                    cells: cells.collect(),
+                }),
+            }
+        }
+        self.probes.extend(other.probes);
+        for d in disagreements {
+            let (table, rest) = d
+                .strip_prefix('[')
+                .and_then(|r| r.split_once("] "))
+                .map_or((None, d.as_str()), |(t, r)| (Some(t.to_owned()), r));
+            let (name, observed) = rest.split_once(": ").unwrap_or((rest, ""));
+            self.probes.push(Probe {
+                suite: "SQL vs HTTP".into(),
+                table,
+                name: name.to_owned(),
+                observed: observed.to_owned(),
+                verdict: Verdict::Disagreement(format!(
+                    "SQL and HTTP observed this cell differently: {observed}"
+                )),
+            });
+        }
+        self
+    }
+
     /// Adds a mutant run's outcomes.
     pub fn with_mutants(mut self, r: &rls_suite::mutation::MutationReport) -> Self {
         self.mutants = Some(mutants_of(r));
@@ -231,9 +285,14 @@ impl CheckInput {
         self.count(|v| matches!(v, Verdict::LostAccess(_)))
     }
 
-    /// No leak and no lost access: the check passes.
+    /// Cells SQL and HTTP observed differently.
+    pub fn disagreement_count(&self) -> usize {
+        self.count(|v| matches!(v, Verdict::Disagreement(_)))
+    }
+
+    /// No leak, no lost access, no disagreement: the check passes.
     pub fn passed(&self) -> bool {
-        self.leak_count() == 0 && self.lost_count() == 0
+        self.leak_count() == 0 && self.lost_count() == 0 && self.disagreement_count() == 0
     }
 
     fn count(&self, pick: impl Fn(&Verdict) -> bool) -> usize {

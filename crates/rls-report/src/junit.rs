@@ -123,7 +123,7 @@ fn write_case(w: &mut Writer<Vec<u8>>, c: &Case) -> std::io::Result<()> {
         Verdict::Ok => {
             el.write_empty()?;
         }
-        Verdict::Leak(why) | Verdict::LostAccess(why) => {
+        Verdict::Leak(why) | Verdict::LostAccess(why) | Verdict::Disagreement(why) => {
             let kind = c.verdict.kind();
             el.write_inner_content(|w| {
                 w.create_element("failure")

@@ -16,7 +16,12 @@ pub fn markdown(input: &CheckInput) -> String {
     let verdict = if input.passed() {
         "passed".to_owned()
     } else {
-        format!("FAILED — {leaks} leak{}, {lost} lost access", plural(leaks))
+        let disagree = input.disagreement_count();
+        let mut v = format!("FAILED — {leaks} leak{}, {lost} lost access", plural(leaks));
+        if disagree > 0 {
+            let _ = write!(v, ", {disagree} SQL/HTTP disagreement{}", plural(disagree));
+        }
+        v
     };
     let _ = writeln!(out, "## insforge-rls check: {verdict}\n");
     let spec = input

@@ -24,8 +24,9 @@ const LEAK: &str = "check.leak";
 const LOST: &str = "check.lost_access";
 const UNTESTED: &str = "check.untested_policy";
 const SURVIVED: &str = "check.mutant_survived";
+const DISAGREE: &str = "check.sql_http_disagreement";
 
-const CHECK_RULES: [RuleDef<'static>; 4] = [
+const CHECK_RULES: [RuleDef<'static>; 5] = [
     RuleDef {
         id: LEAK,
         level: "error",
@@ -56,6 +57,12 @@ const CHECK_RULES: [RuleDef<'static>; 4] = [
         level: "warning",
         short: "A weakened copy of this policy passed the whole check",
         help: "The check generated a mutant of this policy (or function) — a clause loosened,                dropped or compared loosely — applied it to a clone, and no verdict and no lint                finding changed: the spec's matrices would not notice that change. Add the actor,                row or rule that tells them apart, or mark the mutant equivalent in the spec                ([mutants] equivalent) with the reason.",
+    },
+    RuleDef {
+        id: DISAGREE,
+        level: "error",
+        short: "SQL and the HTTP API observed the same cell differently",
+        help: "With --http the check runs every cell twice: in identity transactions and through                the records API with Clerk-shaped tokens. Here they saw or changed different rows:                what reaches Postgres over HTTP (the role, the claims) is not what the policies                expect. Compare the two observations in the message.",
     },
 ];
 
@@ -282,7 +289,7 @@ fn lint_parts<'a>(input: &'a LintInput, locator: &Locator) -> (Vec<RuleDef<'a>>,
 fn properties(d: &RuleDef<'_>) -> Value {
     let (tags, severity) = match (d.id, d.level) {
         (LEAK, _) => (vec!["security", "rls"], Some("9.1")),
-        (LOST, _) => (vec!["correctness", "rls"], None),
+        (LOST | DISAGREE, _) => (vec!["correctness", "rls"], None),
         (UNTESTED | SURVIVED, _) => (vec!["maintainability", "rls", "test-coverage"], None),
         (_, "error") => (vec!["security", "rls"], Some("8.0")),
         (_, "warning") => (vec!["security", "rls"], Some("5.0")),
@@ -298,6 +305,7 @@ fn properties(d: &RuleDef<'_>) -> Value {
 fn rule_of(v: &Verdict) -> &'static str {
     match v {
         Verdict::LostAccess(_) => LOST,
+        Verdict::Disagreement(_) => DISAGREE,
         _ => LEAK,
     }
 }

@@ -368,3 +368,91 @@ fn changes_list_only_the_cells_whose_verdict_or_observation_moved() {
         "## insforge-rls check: 0 cells changed\n\nbefore: 2 leaks, 1 lost access; after: 2 leaks, 1 lost access.\n"
     );
 }
+
+/// A one-cell report as the suite makes it.
+fn suite_report(
+    observed: &str,
+    verdict: rls_suite::matrix::Verdict,
+) -> rls_suite::access::CheckReport {
+    use rls_suite::access::{CheckReport, SpecCell, TableMatrix};
+    CheckReport {
+        tables: vec![TableMatrix {
+            table: "notes".into(),
+            actors: vec!["ada".into()],
+            ops: vec!["delete · allowed row".into()],
+            cells: vec![vec![SpecCell {
+                text: observed.into(),
+                verdict,
+            }]],
+        }],
+        actors: vec![("ada".into(), "user_a".into())],
+        hostile: Vec::new(),
+        pool: None,
+        coverage: None,
+    }
+}
+
+#[test]
+fn an_http_run_joins_its_tables_and_a_disagreement_fails_the_reports() {
+    use rls_suite::matrix::Verdict as SuiteVerdict;
+    let sql = suite_report("deletes ada:1", SuiteVerdict::Ok);
+    let mut http = suite_report(
+        "deletes ada:1 ben:1",
+        SuiteVerdict::Leak("ada deletes a row of ben".into()),
+    );
+    http.pool = Some(rls_suite::access::PoolBleed {
+        reads: 40,
+        leaks: vec!["bob read alice's row".into()],
+        lost: Vec::new(),
+    });
+    let disagreements = sql.disagreements(&http, ("SQL", "HTTP"));
+    assert_eq!(disagreements.len(), 1, "{disagreements:?}");
+    let input = CheckInput::from(&sql).with_http(&http, &disagreements);
+
+    let cells = &input.tables[0].cells;
+    assert_eq!(input.tables.len(), 1);
+    assert_eq!(cells.len(), 2);
+    assert_eq!(cells[1].operation, "HTTP · delete · allowed row");
+    assert_eq!(cells[1].command(), Some("delete"));
+    let d = input.probes.last().unwrap();
+    assert_eq!(
+        (d.suite.as_str(), d.table.as_deref(), d.name.as_str()),
+        ("SQL vs HTTP", Some("notes"), "delete · allowed row · ada")
+    );
+    assert_eq!(
+        (input.leak_count(), input.disagreement_count()),
+        (2, 1),
+        "the HTTP cell and the pool leak; the disagreement"
+    );
+    assert!(!input.passed());
+
+    let xml = rls_report::junit(&input);
+    assert!(xml.contains("<failure type=\"disagreement\""), "{xml}");
+    assert!(
+        xml.contains("name=\"HTTP · delete · allowed row · ada\""),
+        "{xml}"
+    );
+    assert_valid_junit(
+        "an_http_run_joins_its_tables_and_a_disagreement_fails_the_reports",
+        &xml,
+    );
+    let log = rls_report::sarif_check_value(&input, &locator());
+    assert_valid_sarif(&log);
+    let rules: Vec<&str> = log["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ruleId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["check.leak", "check.leak", "check.sql_http_disagreement"]
+    );
+    let md = rls_report::markdown(&input);
+    assert!(
+        md.starts_with(
+            "## insforge-rls check: FAILED — 2 leaks, 0 lost access, 1 SQL/HTTP disagreement\n"
+        ),
+        "{md}"
+    );
+}
