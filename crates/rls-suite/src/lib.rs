@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod actors;
+pub mod check;
 pub mod coverage;
 pub mod fixtures;
 pub mod http;
