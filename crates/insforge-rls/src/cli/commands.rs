@@ -219,7 +219,10 @@ pub(super) async fn lint(ctx: &Context, args: LintArgs) -> Result<ExitCode> {
         Some(role) => Some(role.to_owned()),
         None => Some(state.map_or_else(|| "rls_app".to_owned(), |s| s.app.user)),
     };
-    let intent = match &args.spec {
+    // The spec given, else the one in the current folder, if any: its intent quiets declared
+    // public reads.
+    let spec = args.spec.clone().or_else(|| super::find_spec(None).ok());
+    let intent = match &spec {
         Some(path) => rls_suite::check::lint_intent(
             &rls_suite::spec::Spec::load(path).map_err(|e| InputError(e.into()))?,
         ),

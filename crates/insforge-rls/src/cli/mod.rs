@@ -252,7 +252,7 @@ pub struct LintArgs {
     #[arg(long)]
     app_role: Option<String>,
     /// Your access spec: reads it declares public are not findings, and fixes name each
-    /// table's owner column.
+    /// table's owner column [default: ./insforge-rls.toml, else ./access.toml, when there].
     #[arg(long)]
     spec: Option<PathBuf>,
 }
