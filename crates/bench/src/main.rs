@@ -16,29 +16,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // As in xtask: flags > environment > the workspace's .env > defaults.
+    // As in xtask (the same start-up): flags > environment > the workspace's .env > defaults.
     let root = harness::state::workspace_root();
-    let _ = dotenvy::from_path(root.join(".env"));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("XTASK_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    insforge_rls::start::init(Some(&root.join(".env")), &["XTASK_LOG", "RUST_LOG"]);
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(bench::run(cli.args, &root)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    insforge_rls::start::run(None, bench::run(cli.args, &root))
 }

@@ -7,9 +7,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use harness::{Migrations, TestDatabase};
-use rls_suite::access::{self, BoundSpec, RunOptions};
-use rls_suite::spec::Spec;
+use rls_suite::check::{self, CheckOptions, MutationOptions, Subject};
 use serde::{Deserialize, Serialize};
 
 use super::meta::Meta;
@@ -105,45 +103,32 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
     ctx.progress.stage(NAME);
     let (runs, growth_sizes) = sizes(&ctx.plan);
 
+    // Every figure is a run of the check itself (`rls_suite::check`, as `cargo xtask check`
+    // runs it), read from its own stage timings.
     let example_dir = ctx.root.join("examples/team-workspaces");
-    let spec = Spec::load(&example_dir.join("access.toml"))?;
-    let migrations = Migrations::from_dir(&example_dir.join("migrations"))?;
+    let example = Subject::load(
+        &example_dir.join("access.toml"),
+        Some(&example_dir.join("migrations")),
+    )?;
     let (mut wall, mut matrices, mut per_cell) = (Vec::new(), Vec::new(), Vec::new());
     let mut shape = (0, 0);
     for _ in 0..runs {
-        let t0 = Instant::now();
-        let db = TestDatabase::migrated(&migrations).await?;
-        let mut admin = db.admin_connection().await?;
-        let bound = BoundSpec::bind(&spec, &mut admin).await?;
-        let t1 = Instant::now();
-        let report = access::run(
-            &bound,
-            db.admin_target(),
-            db.app_target(),
-            RunOptions::default(),
-        )
-        .await?;
-        let engine = t1.elapsed().as_secs_f64();
-        let lint_opts = rls_lint::LintOptions {
-            app_role: Some(ctx.state.app.user.clone()),
-            ..Default::default()
-        };
-        rls_lint::lint(&mut admin, &lint_opts).await?;
-        wall.push(t0.elapsed().as_secs_f64());
+        let outcome = check::check(&example, &CheckOptions::default()).await?;
+        let report = &outcome.report;
         anyhow::ensure!(
             report.leaks().is_empty() && report.lost_access().is_empty(),
             "the example's check is not clean: {:?}",
             report.leaks()
         );
+        let engine = outcome.timings.matrices.as_secs_f64();
+        wall.push(outcome.timings.pipeline.as_secs_f64());
         shape = (report.tables.len(), report.cell_count());
         matrices.push(engine);
         per_cell.push(engine * 1000.0 / report.cell_count().max(1) as f64);
-        drop(db);
         ctx.progress
             .tick("spec-example", 1, "team-workspaces check");
     }
-    harness::testing::flush_drops().await.ok();
-    let example = ExampleFigures {
+    let figures = ExampleFigures {
         tables: shape.0,
         cells: shape.1,
         wall_secs: stats(&wall)?,
@@ -155,32 +140,19 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
     for &n in &growth_sizes {
         let dir = ctx.scratch.join(format!("spec-growth-{n}"));
         let spec_path = generate(&dir, n)?;
-        let spec = Spec::load(&spec_path)?;
-        let migrations = Migrations::from_dir(&dir.join("migrations"))?;
+        let subject = Subject::load(&spec_path, Some(&dir.join("migrations")))?;
         let (mut secs, mut per_table, mut per_cell) = (Vec::new(), Vec::new(), Vec::new());
         let mut cells = 0;
         for _ in 0..runs {
-            let db = TestDatabase::migrated(&migrations).await?;
-            let mut admin = db.admin_connection().await?;
-            let bound = BoundSpec::bind(&spec, &mut admin).await?;
-            let t = Instant::now();
-            let report = access::run(
-                &bound,
-                db.admin_target(),
-                db.app_target(),
-                RunOptions::default(),
-            )
-            .await?;
-            let took = t.elapsed().as_secs_f64();
-            cells = report.cell_count();
+            let outcome = check::check(&subject, &CheckOptions::default()).await?;
+            let took = outcome.timings.matrices.as_secs_f64();
+            cells = outcome.report.cell_count();
             secs.push(took);
             per_table.push(took * 1000.0 / n as f64);
             per_cell.push(took * 1000.0 / cells.max(1) as f64);
-            drop(db);
             ctx.progress
                 .tick("spec-growth", 1, &format!("{n} generated tables"));
         }
-        harness::testing::flush_drops().await.ok();
         growth.push(GrowthPoint {
             tables: n,
             cells,
@@ -190,10 +162,10 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
         });
     }
 
-    let mutants = mutants(ctx, &spec, &migrations).await?;
+    let mutants = mutants(&example).await?;
     ctx.progress
         .tick("spec-mutants", 1, "team-workspaces with every mutant");
-    let mut targets = targets(&example, &growth);
+    let mut targets = targets(&figures, &growth);
     targets.push(Target {
         name: "the example's check with every generated mutant".into(),
         goal: format!("≤ {TARGET_MUTANTS_SECS} s wall (after build)"),
@@ -211,7 +183,7 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
     });
     Ok(SpecCheck {
         meta: ctx.meta(started.elapsed()),
-        example,
+        example: figures,
         growth,
         mutants: Some(mutants),
         targets,
@@ -220,43 +192,18 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
 }
 
 /// The example's check as `cargo xtask check` runs it with its mutants (minus process start).
-async fn mutants(ctx: &Ctx, spec: &Spec, migrations: &Migrations) -> Result<MutantFigures> {
-    let t0 = Instant::now();
-    let db = TestDatabase::migrated(migrations).await?;
-    let pristine = TestDatabase::clone_of(&db).await?;
-    let mut admin = db.admin_connection().await?;
-    let bound = BoundSpec::bind(spec, &mut admin).await?;
-    let report = access::run(
-        &bound,
-        db.admin_target(),
-        db.app_target(),
-        RunOptions::default(),
-    )
-    .await?;
-    anyhow::ensure!(report.leaks().is_empty(), "the example leaks");
-    let lint_opts = rls_lint::LintOptions {
-        schemas: vec![spec.schema.clone()],
-        app_role: Some(ctx.state.app.user.clone()),
-        ..Default::default()
+async fn mutants(example: &Subject) -> Result<MutantFigures> {
+    let opts = CheckOptions {
+        mutation: Some(MutationOptions { jobs: MUTANT_JOBS }),
+        ..CheckOptions::default()
     };
-    rls_lint::lint(&mut admin, &lint_opts).await?;
-    let list = rls_suite::mutation::generate(&bound, &mut admin).await?;
-    let t1 = Instant::now();
-    let run = rls_suite::mutation::run(
-        &bound,
-        &pristine,
-        list,
-        RunOptions::default(),
-        &lint_opts,
-        MUTANT_JOBS,
-    )
-    .await?;
-    let mutation_secs = t1.elapsed().as_secs_f64();
-    let wall_secs = t0.elapsed().as_secs_f64();
-    drop(admin);
-    drop(db);
-    drop(pristine);
-    harness::testing::flush_drops().await.ok();
+    let outcome = check::check(example, &opts).await?;
+    anyhow::ensure!(outcome.report.leaks().is_empty(), "the example leaks");
+    let run = outcome
+        .mutants
+        .as_ref()
+        .context("the check ran no mutants")?;
+    let mutation_secs = outcome.timings.mutation.unwrap_or_default().as_secs_f64();
     let (killed, judged) = run.scores().get("").copied().unwrap_or_default();
     let not_run = run
         .results
@@ -269,7 +216,7 @@ async fn mutants(ctx: &Ctx, spec: &Spec, migrations: &Migrations) -> Result<Muta
         killed,
         not_run,
         jobs: MUTANT_JOBS,
-        wall_secs,
+        wall_secs: outcome.timings.pipeline.as_secs_f64(),
         mutation_secs,
         per_second: run.results.len() as f64 / mutation_secs.max(f64::EPSILON),
     })

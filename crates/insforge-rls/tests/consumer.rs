@@ -1,0 +1,234 @@
+//! The installed command as a team runs it: in a repository of its own holding nothing but a
+//! `migrations/` folder and a spec, with no setup beforehand. `insforge-rls check` starts the
+//! server it needs (an ephemeral one under `./.insforge-rls`), exits 0 on the example and 1 on
+//! a hand-broken copy, writes nothing into the migrations, and leaves nothing running.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The example this workspace ships (test data; the command itself never reads the workspace).
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/team-workspaces")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A temporary git repository with the example's `migrations/` and `access.toml`, and nothing
+/// else. Readable by others: the local backend runs Postgres as the `postgres` user, which must
+/// reach the state folder inside it.
+fn consumer_repo() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().unwrap();
+    fs::set_permissions(
+        repo.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let git = Command::new("git")
+        .args(["init", "--quiet"])
+        .current_dir(repo.path())
+        .status();
+    assert!(git.is_ok_and(|s| s.success()), "git init failed");
+    fs::create_dir(repo.path().join("migrations")).unwrap();
+    for entry in fs::read_dir(example().join("migrations")).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(
+            entry.path(),
+            repo.path().join("migrations").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    fs::copy(
+        example().join("access.toml"),
+        repo.path().join("access.toml"),
+    )
+    .unwrap();
+    repo
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// `insforge-rls ARGS` in `dir`, as a user runs it: none of cargo's or this workspace's
+/// settings (no CARGO_MANIFEST_DIR to find the workspace by, no nextest run to share).
+fn insforge_rls(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_insforge-rls"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("NEXTEST_RUN_ID")
+        .env_remove("INSFORGE_RLS_STATE_DIR")
+        .env_remove("INSFORGE_RLS_MIGRATIONS")
+        .env_remove("INSFORGE_RLS_DATABASE_URL")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every file of `dir` with its contents, to show nothing was written there.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let bytes = fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Processes whose command line names `dir` (a server, a guardian).
+fn processes_in(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(&needle).then_some(cmdline)
+        })
+        .collect()
+}
+
+/// Waits (bounded) until the ephemeral server's cleanup is done: no process names the
+/// repository and `.insforge-rls` holds nothing.
+fn assert_nothing_left(repo: &Path) {
+    let state = repo.join(".insforge-rls");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left: Vec<_> = fs::read_dir(&state)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        let running = processes_in(repo);
+        if left.is_empty() && running.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {left:?}, running: {running:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A server the command can start: the PostgreSQL binaries, or a Docker engine.
+fn can_start_a_server() -> bool {
+    let local = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    local || Path::new("/var/run/docker.sock").exists()
+}
+
+#[test]
+fn check_in_a_consumer_repository_is_clean_and_a_hand_broken_copy_leaks() {
+    if !can_start_a_server() {
+        eprintln!("skipped: neither PostgreSQL binaries nor a Docker engine on this machine");
+        return;
+    }
+    let repo = consumer_repo();
+    let before = snapshot(&repo.path().join("migrations"));
+    let r = insforge_rls(repo.path(), &["check"]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("insforge-rls check: access.toml (4 tables,"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("0 leaks, 0 lost access — clean"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("mutation score: 100%"), "{}", r.stdout);
+    assert_eq!(snapshot(&repo.path().join("migrations")), before);
+    assert_nothing_left(repo.path());
+
+    let broken = consumer_repo();
+    let migration = broken.path().join("migrations/V1__workspaces.sql");
+    let sql = fs::read_to_string(&migration).unwrap();
+    let hand_broken = sql.replace(
+        "using (public.project_role(project_id) = 'owner');",
+        "using (public.project_role(project_id) is not null);",
+    );
+    assert_ne!(
+        sql, hand_broken,
+        "the example's owner-only delete policy moved"
+    );
+    fs::write(&migration, hand_broken).unwrap();
+    let r = insforge_rls(broken.path(), &["check", "--no-mutants"]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("LEAK [tasks] delete"), "{}", r.stdout);
+    assert_nothing_left(broken.path());
+}
+
+#[test]
+fn no_spec_exits_2_naming_where_it_looked() {
+    let empty = tempfile::tempdir().unwrap();
+    let r = insforge_rls(empty.path(), &["check"]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    let cwd = empty.path().canonicalize().unwrap();
+    for looked in ["insforge-rls.toml", "access.toml"] {
+        assert!(
+            r.stderr.contains(&cwd.join(looked).display().to_string()),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(!empty.path().join(".insforge-rls").exists());
+}
+
+#[test]
+fn a_migration_that_cannot_be_read_exits_2_naming_it() {
+    let repo = consumer_repo();
+    let dangling = repo.path().join("migrations/V2__later.sql");
+    std::os::unix::fs::symlink(repo.path().join("nowhere.sql"), &dangling).unwrap();
+    let r = insforge_rls(repo.path(), &["check"]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("V2__later.sql"), "{}", r.stderr);
+    assert!(!repo.path().join(".insforge-rls").exists());
+}
+
+#[test]
+fn an_unknown_format_exits_2_listing_the_formats() {
+    let repo = consumer_repo();
+    let r = insforge_rls(repo.path(), &["check", "--format", "xml"]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("[possible values: text, json]"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in [
+        "setup", "teardown", "status", "migrate", "token", "lint", "check", "verify", "app",
+    ] {
+        let r = insforge_rls(dir.path(), &[command, "--help"]);
+        assert_eq!(r.code, Some(0), "{command}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("Example") && r.stdout.contains(&format!("insforge-rls {command}")),
+            "{command}: {}",
+            r.stdout
+        );
+    }
+}
