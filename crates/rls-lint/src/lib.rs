@@ -30,7 +30,7 @@ use sqlx::postgres::PgConnection;
 
 pub use error::LintError;
 pub use options::{LintOptions, PublicRead, TableIntent};
-pub use report::{Finding, JSON_FORMAT, Level, Report, Summary, UnknownLevel};
+pub use report::{Finding, FixSql, JSON_FORMAT, Level, Report, Summary, UnknownLevel};
 pub use rules::{RULES, Rule, rule};
 
 /// Lints the catalog `conn` is connected to.

@@ -88,6 +88,29 @@ pub struct Finding {
     pub object: String,
     pub why: String,
     pub fix: String,
+    /// The fix as SQL, when it is mechanical (see [`Report::fix_sql`]). Not in the JSON.
+    #[serde(skip)]
+    pub fix_sql: Option<FixSql>,
+}
+
+/// A mechanical fix: SQL statements that make the finding's rule go quiet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixSql {
+    /// One or more statements, each ending with `;`.
+    pub sql: String,
+    /// What the statements change beyond the finding — who sees or may do what — when they do.
+    pub changes_access: Option<String>,
+}
+
+impl Finding {
+    /// Attaches a mechanical fix.
+    pub(crate) fn with_sql(mut self, sql: impl Into<String>, changes_access: Option<&str>) -> Self {
+        self.fix_sql = Some(FixSql {
+            sql: sql.into(),
+            changes_access: changes_access.map(str::to_owned),
+        });
+        self
+    }
 }
 
 /// All findings of one run, sorted by level (most severe first), rule, object.
@@ -177,6 +200,51 @@ impl Report {
         out
     }
 
+    /// A migration fixing every finding whose fix is mechanical, in report order: each block
+    /// names the rule and object it fixes, and a fix that changes who sees or may do what says
+    /// so in a `-- CHANGES ACCESS:` comment above it. Findings without a mechanical fix are
+    /// listed at the end as comments, with their fix text.
+    pub fn fix_sql(&self) -> String {
+        let mut out = String::from(
+            "-- rls-lint --fix-sql: review before applying; every statement names what it fixes.\n",
+        );
+        let mut manual = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for finding in &self.findings {
+            let Some(fix) = &finding.fix_sql else {
+                manual.push(finding);
+                continue;
+            };
+            // Two findings can share one fix (a policy's USING and WITH CHECK).
+            if seen.contains(&fix.sql.as_str()) {
+                continue;
+            }
+            seen.push(&fix.sql);
+            out.push_str(&format!(
+                "\n-- {} ({}): {}\n",
+                finding.rule, finding.level, finding.object
+            ));
+            if let Some(note) = &fix.changes_access {
+                out.push_str(&format!("-- CHANGES ACCESS: {note}\n"));
+            }
+            out.push_str(&fix.sql);
+            out.push('\n');
+        }
+        if !manual.is_empty() {
+            out.push_str("\n-- Not fixable mechanically (decide, then write the migration):\n");
+            for finding in manual {
+                out.push_str(&format!(
+                    "--   {} ({}): {}\n--     fix: {}\n",
+                    finding.rule,
+                    finding.level,
+                    finding.object,
+                    finding.fix.replace('\n', " ")
+                ));
+            }
+        }
+        out
+    }
+
     /// The JSON shape below, pretty-printed (`serde_json::to_value(&report)` gives the same):
     ///
     /// ```json
@@ -227,6 +295,7 @@ mod tests {
             object: object.into(),
             why: "why".into(),
             fix: "fix".into(),
+            fix_sql: None,
         }
     }
 

@@ -37,6 +37,15 @@ pub(crate) const VIEW_SECURITY_DEFINER: &str = "view.security_definer";
 pub(crate) const ROLE_SUPERUSER: &str = "role.superuser";
 pub(crate) const ROLE_BYPASSRLS: &str = "role.bypassrls";
 pub(crate) const ROLE_OWNS_TABLE: &str = "role.owns_table";
+pub(crate) const FUNCTION_CALLER_ID_IMMUTABLE: &str = "function.caller_id_immutable";
+pub(crate) const FUNCTION_LEAKPROOF: &str = "function.leakproof";
+pub(crate) const FUNCTION_SECURITY_DEFINER_TRIGGER: &str = "function.security_definer_trigger";
+pub(crate) const OWNER_COLUMN_NULLABLE: &str = "owner_column.nullable";
+pub(crate) const POLICY_CASE_INSENSITIVE_ID: &str = "policy.case_insensitive_id";
+pub(crate) const POLICY_EMAIL_ONLY: &str = "policy.email_only";
+pub(crate) const POLICY_ROLE_AS_USER: &str = "policy.role_as_user";
+pub(crate) const RLS_ONLY_RESTRICTIVE: &str = "rls.only_restrictive";
+pub(crate) const UNIQUE_NOT_OWNER_SCOPED: &str = "unique.not_owner_scoped";
 pub(crate) const OPTIONS_UNKNOWN_ROLE: &str = "options.unknown_role";
 pub(crate) const OPTIONS_UNKNOWN_SCHEMA: &str = "options.unknown_schema";
 
@@ -58,6 +67,16 @@ pub const RULES: &[Rule] = &[
         summary: "a policy reads a claim other than the available ones (InsForge >= 2.2.5 keeps only sub, email, role, iat, exp)",
     },
     Rule {
+        id: FUNCTION_CALLER_ID_IMMUTABLE,
+        level: Level::Error,
+        summary: "a function that reads the request's settings or claims (a caller-id function) is IMMUTABLE: a cached plan reuses one user's id for another (STABLE is right; warn when no policy or default uses it)",
+    },
+    Rule {
+        id: FUNCTION_LEAKPROOF,
+        level: Level::Warn,
+        summary: "a function in an exposed schema is LEAKPROOF: the planner runs it on rows before the policies filter them",
+    },
+    Rule {
         id: FUNCTION_SEARCH_PATH,
         level: Level::Warn,
         summary: "a function in an exposed schema has no fixed search_path",
@@ -66,6 +85,11 @@ pub const RULES: &[Rule] = &[
         id: FUNCTION_SECURITY_DEFINER,
         level: Level::Error,
         summary: "a SECURITY DEFINER function that exposed roles can execute reads an RLS table as its owner",
+    },
+    Rule {
+        id: FUNCTION_SECURITY_DEFINER_TRIGGER,
+        level: Level::Warn,
+        summary: "a trigger function is SECURITY DEFINER: what it reads and writes is judged as its owner, not as the user whose write fired it",
     },
     Rule {
         id: OPTIONS_UNKNOWN_ROLE,
@@ -81,6 +105,11 @@ pub const RULES: &[Rule] = &[
         id: OWNER_COLUMN_DEFAULT,
         level: Level::Warn,
         summary: "an owner column's default is not the caller's id",
+    },
+    Rule {
+        id: OWNER_COLUMN_NULLABLE,
+        level: Level::Warn,
+        summary: "an owner column allows NULL: rows nobody owns, invisible to their writer and matched by any IS NULL branch",
     },
     Rule {
         id: OWNER_COLUMN_UNINDEXED,
@@ -108,9 +137,19 @@ pub const RULES: &[Rule] = &[
         summary: "a policy falls back to the row's own value when there is no caller id (`coalesce(requesting_user_id(), <column>)`): true for every row",
     },
     Rule {
+        id: POLICY_CASE_INSENSITIVE_ID,
+        level: Level::Error,
+        summary: "a policy compares the caller's Clerk id case-insensitively or as a pattern (lower()/upper() on both sides, ILIKE, LIKE, ~*): a look-alike id matches (warn when only one side is folded)",
+    },
+    Rule {
         id: POLICY_CHECK_WEAKER,
         level: Level::Error,
         summary: "an UPDATE/ALL policy's WITH CHECK does not pin the owner its USING pins (rows can be handed off)",
+    },
+    Rule {
+        id: POLICY_EMAIL_ONLY,
+        level: Level::Warn,
+        summary: "a policy scopes rows by the email claim (auth.email()) without the caller's id: emails change, are compared case-sensitively, and are not the Clerk user",
     },
     Rule {
         id: POLICY_MISSING_WITH_CHECK,
@@ -126,6 +165,11 @@ pub const RULES: &[Rule] = &[
         id: POLICY_NOT_OWNER_SCOPED,
         level: Level::Error,
         summary: "a policy on a user-owned table does not compare the owner with the caller's id (warn for SELECT)",
+    },
+    Rule {
+        id: POLICY_ROLE_AS_USER,
+        level: Level::Error,
+        summary: "a policy compares a column with current_user/session_user: the database role every API request shares (authenticated), not the Clerk user",
     },
     Rule {
         id: POLICY_UNCORRELATED_MEMBERSHIP,
@@ -158,6 +202,11 @@ pub const RULES: &[Rule] = &[
         summary: "RLS is enabled but not forced, so the table owner bypasses it",
     },
     Rule {
+        id: RLS_ONLY_RESTRICTIVE,
+        level: Level::Warn,
+        summary: "an exposed role's only policies on a table are RESTRICTIVE: with no permissive policy every request is denied, silently",
+    },
+    Rule {
         id: RLS_POLICIES_WHILE_DISABLED,
         level: Level::Error,
         summary: "a table has policies but RLS is off, so none of them applies",
@@ -176,6 +225,11 @@ pub const RULES: &[Rule] = &[
         id: ROLE_SUPERUSER,
         level: Level::Error,
         summary: "the app role or an exposed role is a superuser, or can SET ROLE to one",
+    },
+    Rule {
+        id: UNIQUE_NOT_OWNER_SCOPED,
+        level: Level::Info,
+        summary: "a UNIQUE index on a user-owned table does not include the owner column: a duplicate-key error tells one user that another already holds the value",
     },
     Rule {
         id: VIEW_SECURITY_DEFINER,

@@ -9,12 +9,21 @@ use crate::options::{PublicRead, TableIntent};
 use crate::report::{Finding, Level};
 use crate::rules::{
     CLAIMS_CAST_BEFORE_GUARD, CLAIMS_UNAVAILABLE, POLICY_ALWAYS_TRUE, POLICY_ANON_PERMISSIVE,
-    POLICY_CALLER_ID_FALLBACK, POLICY_CHECK_WEAKER, POLICY_MISSING_WITH_CHECK,
-    POLICY_MULTIPLE_PERMISSIVE, POLICY_NOT_OWNER_SCOPED, POLICY_UNCORRELATED_MEMBERSHIP,
-    POLICY_UNWRAPPED_CALL,
+    POLICY_CALLER_ID_FALLBACK, POLICY_CASE_INSENSITIVE_ID, POLICY_CHECK_WEAKER, POLICY_EMAIL_ONLY,
+    POLICY_MISSING_WITH_CHECK, POLICY_MULTIPLE_PERMISSIVE, POLICY_NOT_OWNER_SCOPED,
+    POLICY_ROLE_AS_USER, POLICY_UNCORRELATED_MEMBERSHIP, POLICY_UNWRAPPED_CALL,
 };
 
-use super::{Context, PolicyView, TableView, and_list, finding};
+use super::{Context, PolicyView, TableView, and_list, finding, qualified_sql, quote_ident};
+
+/// `ALTER POLICY <name> ON <table>` for a fix.
+fn alter_policy(table: &TableView<'_>, policy: &PolicyView<'_>) -> String {
+    format!(
+        "ALTER POLICY {} ON {}",
+        quote_ident(&policy.policy.name),
+        qualified_sql(&table.relation.schema, &table.relation.name)
+    )
+}
 
 /// The owner comparison a fix suggests: on the spec's owner column, else the one the table's
 /// policies or defaults use, else `user_id`.
@@ -58,19 +67,92 @@ fn every_policy(
     unwrapped.dedup();
     if !unwrapped.is_empty() {
         let wrapped: Vec<String> = unwrapped.iter().map(|c| format!("(select {c})")).collect();
-        out.push(finding(
-            POLICY_UNWRAPPED_CALL,
-            Level::Warn,
-            &object,
-            format!(
-                "{} reads a per-statement constant (the request's settings or claims) but is \
+        let mut clauses = Vec::new();
+        if let Some(w) = policy.using.as_ref().and_then(|u| u.wrapped.as_ref()) {
+            clauses.push(format!("USING ({w})"));
+        }
+        if let Some(w) = policy.check.as_ref().and_then(|c| c.wrapped.as_ref()) {
+            clauses.push(format!("WITH CHECK ({w})"));
+        }
+        let sql = format!("{} {};", alter_policy(table, policy), clauses.join(" "));
+        out.push(
+            finding(
+                POLICY_UNWRAPPED_CALL,
+                Level::Warn,
+                &object,
+                format!(
+                    "{} reads a per-statement constant (the request's settings or claims) but is \
                  called bare, so Postgres evaluates it for every row instead of once per \
                  statement (Supabase measured 179 ms → 9 ms)",
-                and_list(&unwrapped)
-            ),
+                    and_list(&unwrapped)
+                ),
+                format!(
+                    "write {} in the policy so it becomes an initPlan",
+                    and_list(&wrapped)
+                ),
+            )
+            .with_sql(sql, None),
+        );
+    }
+
+    let owner_columns = &table.owner_columns;
+    for text in policy.clauses().flat_map(|c| c.role_compares.iter()) {
+        // Certain when the column holds the Clerk user id elsewhere (policies or its default).
+        let on_owner = owner_columns.iter().any(|c| text.contains(c.as_str()));
+        out.push(finding(
+            POLICY_ROLE_AS_USER,
+            if on_owner { Level::Error } else { Level::Warn },
+            &object,
             format!(
-                "write {} in the policy so it becomes an initPlan",
-                and_list(&wrapped)
+                "`{text}` compares with the database role, not the Clerk user: every API request \
+                 runs as the same role ({}), so the rows this admits are the same for every \
+                 user{}",
+                and_list(&ctx.options.exposed_roles),
+                if on_owner {
+                    " — and the column holds Clerk user ids, which never equal a role name"
+                } else {
+                    ""
+                }
+            ),
+            format!("compare with the caller's id: {}", owner_check(ctx, table)),
+        ));
+    }
+    for (text, certain) in policy.clauses().flat_map(|c| c.case_folded.iter()) {
+        out.push(finding(
+            POLICY_CASE_INSENSITIVE_ID,
+            if *certain { Level::Error } else { Level::Warn },
+            &object,
+            if *certain {
+                format!(
+                    "`{text}` matches the caller's Clerk id ignoring case or as a pattern: Clerk ids \
+                     are case-sensitive (user_2GIpX… and user_2gipx… are two users) and contain \
+                     `_`, a LIKE wildcard, so a look-alike id gets these rows"
+                )
+            } else {
+                format!(
+                    "`{text}` folds the case of one side of a caller-id comparison: Clerk ids are \
+                     case-sensitive, so the owner's mixed-case id no longer matches (the owner \
+                     loses the rows) and the policy cannot use the owner index"
+                )
+            },
+            format!("compare the ids exactly: {}", owner_check(ctx, table)),
+        ));
+    }
+    if policy.policy.permissive
+        && policy.clauses().any(|c| c.claim_keys.contains("email"))
+        && !policy.clauses().any(|c| c.binds_caller)
+    {
+        out.push(finding(
+            POLICY_EMAIL_ONLY,
+            Level::Warn,
+            &object,
+            "scopes rows by the caller's email claim (auth.email()) and never by the caller's id: \
+             a Clerk user can change their email (the rows stay with the old address, or go to \
+             whoever takes it next), `=` on emails is case-sensitive, and the forwarded email \
+             is whatever the token carries, not the Clerk user",
+            format!(
+                "key the rows by the Clerk user id: {}; keep emails in a table keyed by that id",
+                owner_check(ctx, table)
             ),
         ));
     }
@@ -231,9 +313,13 @@ fn access(
     let scoped = scope.is_some_and(|s| s.binds_caller);
 
     // --- anon
+    // `auth.role() = 'authenticated'` (or `<caller id> IS NOT NULL`) in every branch: anon's
+    // requests never pass, whatever the policy's TO list says.
+    let signed_in_only = scope.is_some_and(|s| s.requires_signed_in);
     if p.applies_to.iter().any(|r| r == anon)
         && table.user_owned()
         && !scoped
+        && !signed_in_only
         && !intended_public_read
     {
         out.push(finding(
@@ -255,7 +341,8 @@ fn access(
         match &policy.using {
             None => out.push(admits_nothing(&object, command, &owner_check)),
             Some(u) if u.always_true => {}
-            Some(u) if !u.owner_columns.is_empty() && u.binds_caller => out.push(finding(
+            Some(u) if !u.owner_columns.is_empty() && u.binds_caller => out.push(
+                finding(
                 POLICY_MISSING_WITH_CHECK,
                 Level::Warn,
                 &object,
@@ -274,20 +361,42 @@ fn access(
                     "add WITH CHECK ({} = (select public.requesting_user_id())) so the check is explicit",
                     u.owner_columns.iter().next().map_or("user_id", |c| c.as_str())
                 ),
-            )),
-            Some(_) => out.push(finding(
-                POLICY_MISSING_WITH_CHECK,
-                Level::Error,
-                &object,
-                format!(
-                    "{} policy without WITH CHECK, and its USING does not compare this table's \
-                     owner column with the caller's id: reused as the check on the new row, it \
-                     does not pin the new owner (a USING that looks the row up by id still finds \
-                     the old row), so an UPDATE without WHERE can hand rows to another user",
-                    command.sql()
+            )
+                .with_sql(
+                    // Postgres already uses USING as the check: writing it out changes nothing.
+                    format!(
+                        "{} WITH CHECK ({});",
+                        alter_policy(table, policy),
+                        p.using.as_deref().unwrap_or("false")
+                    ),
+                    None,
                 ),
-                format!("WITH CHECK ({owner_check})"),
-            )),
+            ),
+            Some(_) => {
+                let guard = owner_guard_trigger(ctx, table);
+                out.push(finding(
+                    POLICY_MISSING_WITH_CHECK,
+                    if guard.is_some() {
+                        Level::Warn
+                    } else {
+                        Level::Error
+                    },
+                    &object,
+                    format!(
+                        "{} policy without WITH CHECK, and its USING does not compare this table's \
+                         owner column with the caller's id: reused as the check on the new row, it \
+                         does not pin the new owner (a USING that looks the row up by id still finds \
+                         the old row), so an UPDATE without WHERE can hand rows to another user{}",
+                        command.sql(),
+                        guard.map_or(String::new(), |t| format!(
+                            " — unless the BEFORE UPDATE trigger {t}, which handles the owner \
+                             column, refuses or resets the change (the lint cannot tell: make it \
+                             explicit in WITH CHECK)"
+                        ))
+                    ),
+                    format!("WITH CHECK ({owner_check})"),
+                ));
+            }
         }
     }
     if command == Command::Insert && policy.check.is_none() {
@@ -343,6 +452,26 @@ fn access(
             format!("compare the owner column with the caller: {owner_check}"),
         ));
     }
+}
+
+/// A row-level BEFORE UPDATE trigger on the table whose function names one of the table's
+/// owner columns (through `NEW.`/`OLD.`): the usual way to keep the owner from changing.
+fn owner_guard_trigger(ctx: &Context<'_>, table: &TableView<'_>) -> Option<String> {
+    let triggers = ctx.catalog.triggers.get(&table.relation.oid)?;
+    triggers
+        .iter()
+        .filter(|t| t.before && t.for_each_row && t.on_update)
+        .find(|t| {
+            ctx.catalog.functions.iter().any(|f| {
+                f.schema == t.function_schema
+                    && f.name == t.function_name
+                    && table.owner_columns.iter().any(|c| {
+                        let body = f.body.to_ascii_lowercase();
+                        body.contains(&format!("new.{c}")) || body.contains(&format!("old.{c}"))
+                    })
+            })
+        })
+        .map(|t| t.name.clone())
 }
 
 /// The owner check in the clauses `command` has.

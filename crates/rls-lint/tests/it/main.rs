@@ -10,4 +10,5 @@ mod more_rules;
 mod mutants;
 mod performance;
 mod probes;
+mod rule_fixtures;
 mod support;
