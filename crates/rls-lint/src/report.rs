@@ -116,7 +116,12 @@ impl Finding {
 /// All findings of one run, sorted by level (most severe first), rule, object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// New findings: those no baseline entry lists.
     pub findings: Vec<Finding>,
+    /// Findings a baseline lists (see [`crate::Baseline::apply`]); they do not fail the run.
+    pub baselined: Vec<Finding>,
+    /// Baseline entries that matched no finding: fixed, and due to be deleted.
+    pub stale: Vec<crate::baseline::BaselineEntry>,
 }
 
 /// Counts per level.
@@ -140,7 +145,10 @@ impl Report {
                 .then_with(|| a.fix.cmp(&b.fix))
         });
         findings.dedup();
-        Self { findings }
+        Self {
+            findings,
+            ..Self::default()
+        }
     }
 
     /// The most severe level present, `None` when clean.
@@ -180,6 +188,19 @@ impl Report {
                 finding.object,
                 finding.why,
                 finding.fix
+            ));
+        }
+        for entry in &self.stale {
+            out.push_str(&format!(
+                "stale baseline entry: {} on {} (nothing matches it any more: delete it)\n",
+                entry.rule, entry.object
+            ));
+        }
+        if !self.baselined.is_empty() {
+            out.push_str(&format!(
+                "rls-lint: {} known finding{} accepted by the baseline\n",
+                self.baselined.len(),
+                plural(self.baselined.len())
             ));
         }
         let s = self.summary();
@@ -274,11 +295,17 @@ impl Serialize for Report {
             format: u32,
             summary: Summary,
             findings: &'a [Finding],
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            baselined: &'a [Finding],
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            stale: &'a [crate::baseline::BaselineEntry],
         }
         Shape {
             format: JSON_FORMAT,
             summary: self.summary(),
             findings: &self.findings,
+            baselined: &self.baselined,
+            stale: &self.stale,
         }
         .serialize(serializer)
     }
@@ -350,6 +377,39 @@ mod tests {
         assert!(text.starts_with("ERROR  r  o\n       why: why\n       fix: fix\n"));
         assert!(text.ends_with("rls-lint: 1 finding: 1 error, 0 warnings, 0 info\n"));
         assert_eq!(Report::default().render_text(), "rls-lint: no findings\n");
+    }
+
+    #[test]
+    fn fix_sql_says_what_changes_access_and_lists_the_rest() {
+        let report = Report::new(vec![
+            finding("a.rule", Level::Warn, "x").with_sql("CREATE INDEX ON t (c);", None),
+            finding("b.rule", Level::Warn, "y").with_sql(
+                "ALTER TABLE t FORCE ROW LEVEL SECURITY;",
+                Some("the owner obeys"),
+            ),
+            finding("c.rule", Level::Error, "z"),
+        ]);
+        let sql = report.fix_sql();
+        assert!(
+            sql.contains("\n-- a.rule (warn): x\nCREATE INDEX ON t (c);\n"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "-- b.rule (warn): y\n-- CHANGES ACCESS: the owner obeys\nALTER TABLE t FORCE"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("--   c.rule (error): z\n--     fix: fix\n"),
+            "{sql}"
+        );
+        // Nothing mechanical: only comments.
+        let none = Report::new(vec![finding("c.rule", Level::Error, "z")]).fix_sql();
+        assert!(
+            none.lines().all(|l| l.is_empty() || l.starts_with("--")),
+            "{none}"
+        );
     }
 
     #[test]

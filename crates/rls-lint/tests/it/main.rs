@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
 
 mod bad_schema;
+mod baseline;
 mod clean;
 mod intent;
 mod more_rules;
