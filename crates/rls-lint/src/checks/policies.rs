@@ -255,6 +255,28 @@ fn access(
             None => false,
         };
 
+    // A read open to every exposed role on a table with no owner-scoped read is how public
+    // rows (profiles, posts) are written: a leak only if the spec says the rows are private.
+    // Without a spec for the table that is not certain, so it is a warning.
+    let looks_public = command == Command::Select
+        && using_true
+        && ctx.exposed().all(|r| p.applies_to.iter().any(|a| a == r))
+        && !table.policies.iter().any(|other| {
+            other.policy.permissive
+                && other.policy.command.covers(Command::Select)
+                && other.using.as_ref().is_some_and(|u| u.binds_caller)
+        });
+    let public_level = if looks_public && intent(ctx, table).is_none() {
+        Level::Warn
+    } else {
+        Level::Error
+    };
+    let public_note = if public_level == Level::Warn {
+        " (if these rows are public by design, say so in the access spec: select = \"anyone\")"
+    } else {
+        ""
+    };
+
     // --- always true
     if command != Command::Select && (using_true || check_true) {
         let clause = match (using_true, check_true) {
@@ -296,10 +318,10 @@ fn access(
     {
         out.push(finding(
             POLICY_ALWAYS_TRUE,
-            Level::Error,
+            public_level,
             &object,
             format!(
-                "SELECT policy with USING (true) on a user-owned table: {roles} can read every user's rows"
+                "SELECT policy with USING (true) on a user-owned table: {roles} can read every user's rows{public_note}"
             ),
             format!("USING ({owner_check})"),
         ));
@@ -324,12 +346,12 @@ fn access(
     {
         out.push(finding(
             POLICY_ANON_PERMISSIVE,
-            Level::Error,
+            public_level,
             &object,
             format!(
                 "permissive {} policy that applies to {anon} (requests without a token) on a \
                  user-owned table, and it does not depend on the caller's id: anyone on the \
-                 internet reaches these rows",
+                 internet reaches these rows{public_note}",
                 command.sql()
             ),
             format!("drop it, or restrict it with TO authenticated and USING ({owner_check})"),
