@@ -36,6 +36,8 @@ pub(crate) struct FunctionFacts {
     pub uses_caller: bool,
     pub caller_id_value: bool,
     pub unguarded_cast: bool,
+    /// Reads `current_setting('request.jwt…')` without `missing_ok`.
+    pub claims_without_missing_ok: bool,
     pub sub_as_uuid: bool,
     /// Functions it calls (indices into `Catalog::functions`).
     pub callees: BTreeSet<usize>,
@@ -53,6 +55,8 @@ pub(crate) struct ExprFacts {
     /// Per-statement-constant calls not wrapped in `(select …)`, as written.
     pub unwrapped_calls: Vec<String>,
     pub unguarded_cast: bool,
+    /// Reads `current_setting('request.jwt…')` without `missing_ok`.
+    pub claims_without_missing_ok: bool,
     /// Functions called directly.
     pub functions: BTreeSet<usize>,
     /// Subqueries that check the caller (a membership lookup) but never tie the looked-up row
@@ -139,6 +143,7 @@ impl<'c> Analysis<'c> {
             reads_claims: scan.reads_claims,
             claim_keys: scan.claim_keys,
             unguarded_cast: unguarded_claim_cast(&tokens),
+            claims_without_missing_ok: claims_without_missing_ok(&tokens),
             ..FunctionFacts::default()
         };
         for callee in callee_facts {
@@ -301,6 +306,7 @@ impl<'c> Analysis<'c> {
                 .any(|d| tokens.is_true(d)),
             claim_keys: scan.claim_keys,
             unguarded_cast: unguarded_claim_cast(&tokens),
+            claims_without_missing_ok: claims_without_missing_ok(&tokens),
             ..ExprFacts::default()
         };
         let mut unwrapped_spans: Vec<Range<usize>> = Vec::new();
@@ -683,6 +689,16 @@ fn casts_to(tokens: &Tokens, type_name: &str) -> bool {
             .get(i)
             .is_some_and(|t| t.is_op("::") || (t.is_word("as") && i > 0))
             && tokens.type_name(i + 1) == type_name
+    })
+}
+
+/// Whether a `current_setting('request.jwt.claim…')` call lacks its second argument: on a
+/// connection where no request set the claims it raises instead of returning NULL.
+fn claims_without_missing_ok(tokens: &Tokens) -> bool {
+    tokens.calls(tokens.all()).iter().any(|call| {
+        is_current_setting(call)
+            && setting_name(tokens, call).is_some_and(|n| n.starts_with("request.jwt.claim"))
+            && tokens.args(call).len() == 1
     })
 }
 

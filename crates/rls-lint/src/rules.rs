@@ -37,6 +37,8 @@ pub(crate) const VIEW_SECURITY_DEFINER: &str = "view.security_definer";
 pub(crate) const ROLE_SUPERUSER: &str = "role.superuser";
 pub(crate) const ROLE_BYPASSRLS: &str = "role.bypassrls";
 pub(crate) const ROLE_OWNS_TABLE: &str = "role.owns_table";
+pub(crate) const CLAIMS_MISSING_OK: &str = "claims.missing_ok";
+pub(crate) const POLICY_VOLATILE_CALL: &str = "policy.volatile_call";
 pub(crate) const FUNCTION_CALLER_ID_IMMUTABLE: &str = "function.caller_id_immutable";
 pub(crate) const FUNCTION_LEAKPROOF: &str = "function.leakproof";
 pub(crate) const FUNCTION_SECURITY_DEFINER_TRIGGER: &str = "function.security_definer_trigger";
@@ -55,6 +57,11 @@ pub const RULES: &[Rule] = &[
         id: CLAIMS_CAST_BEFORE_GUARD,
         level: Level::Error,
         summary: "a claims reader casts current_setting('request.jwt.claims') before guarding '' (errors on a reused pooled connection)",
+    },
+    Rule {
+        id: CLAIMS_MISSING_OK,
+        level: Level::Warn,
+        summary: "current_setting('request.jwt.claims') without missing_ok (true): raises on a connection no request has set it on, instead of meaning nobody",
     },
     Rule {
         id: CLAIMS_SUB_AS_UUID,
@@ -180,6 +187,11 @@ pub const RULES: &[Rule] = &[
         id: POLICY_UNWRAPPED_CALL,
         level: Level::Warn,
         summary: "a policy calls a per-statement-constant function without (select …), so it runs per row",
+    },
+    Rule {
+        id: POLICY_VOLATILE_CALL,
+        level: Level::Warn,
+        summary: "a policy calls a VOLATILE function: evaluated for every row, never inlined, and the owner index cannot be used",
     },
     Rule {
         id: RLS_COMMAND_WITHOUT_POLICY,

@@ -9,8 +9,9 @@
 use crate::catalog::{Function, Relation};
 use crate::report::{Finding, Level};
 use crate::rules::{
-    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_SUB_AS_UUID, FUNCTION_CALLER_ID_IMMUTABLE, FUNCTION_LEAKPROOF,
-    FUNCTION_SEARCH_PATH, FUNCTION_SECURITY_DEFINER, FUNCTION_SECURITY_DEFINER_TRIGGER,
+    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_MISSING_OK, CLAIMS_SUB_AS_UUID, FUNCTION_CALLER_ID_IMMUTABLE,
+    FUNCTION_LEAKPROOF, FUNCTION_SEARCH_PATH, FUNCTION_SECURITY_DEFINER,
+    FUNCTION_SECURITY_DEFINER_TRIGGER,
 };
 use crate::sql::{Token, Tokens};
 
@@ -50,6 +51,26 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 ),
                 "guard before casting: SELECT nullif(nullif(current_setting('request.jwt.claims', \
                  true), '')::jsonb ->> 'sub', '')",
+            ));
+        }
+
+        if facts.claims_without_missing_ok && (function.checked || used_by.is_some()) {
+            out.push(finding(
+                CLAIMS_MISSING_OK,
+                Level::Warn,
+                &object,
+                format!(
+                    "reads current_setting('request.jwt.claims…') without missing_ok: on a \
+                     connection where no request has set the claims (a direct connection, a job, \
+                     a fresh pooled backend) {} raise an error instead of seeing no user",
+                    if users.is_empty() {
+                        "its callers".to_owned()
+                    } else {
+                        users.clone()
+                    }
+                ),
+                "pass true: current_setting('request.jwt.claims', true), and turn '' into NULL \
+                 before casting",
             ));
         }
 

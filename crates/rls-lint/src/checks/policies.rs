@@ -8,10 +8,11 @@ use crate::catalog::Command;
 use crate::options::{PublicRead, TableIntent};
 use crate::report::{Finding, Level};
 use crate::rules::{
-    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_UNAVAILABLE, POLICY_ALWAYS_TRUE, POLICY_ANON_PERMISSIVE,
-    POLICY_CALLER_ID_FALLBACK, POLICY_CASE_INSENSITIVE_ID, POLICY_CHECK_WEAKER, POLICY_EMAIL_ONLY,
-    POLICY_MISSING_WITH_CHECK, POLICY_MULTIPLE_PERMISSIVE, POLICY_NOT_OWNER_SCOPED,
-    POLICY_ROLE_AS_USER, POLICY_UNCORRELATED_MEMBERSHIP, POLICY_UNWRAPPED_CALL,
+    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_MISSING_OK, CLAIMS_UNAVAILABLE, POLICY_ALWAYS_TRUE,
+    POLICY_ANON_PERMISSIVE, POLICY_CALLER_ID_FALLBACK, POLICY_CASE_INSENSITIVE_ID,
+    POLICY_CHECK_WEAKER, POLICY_EMAIL_ONLY, POLICY_MISSING_WITH_CHECK, POLICY_MULTIPLE_PERMISSIVE,
+    POLICY_NOT_OWNER_SCOPED, POLICY_ROLE_AS_USER, POLICY_UNCORRELATED_MEMBERSHIP,
+    POLICY_UNWRAPPED_CALL, POLICY_VOLATILE_CALL,
 };
 
 use super::{Context, PolicyView, TableView, and_list, finding, qualified_sql, quote_ident};
@@ -93,6 +94,42 @@ fn every_policy(
             )
             .with_sql(sql, None),
         );
+    }
+
+    let mut volatile: Vec<String> = policy
+        .clauses()
+        .flat_map(|c| c.functions.iter())
+        .filter_map(|&i| {
+            let f = ctx.catalog.functions.get(i)?;
+            (f.volatility == 'v').then(|| format!("{}.{}()", f.schema, f.name))
+        })
+        .collect();
+    volatile.sort_unstable();
+    volatile.dedup();
+    if !volatile.is_empty() {
+        out.push(finding(
+            POLICY_VOLATILE_CALL,
+            Level::Warn,
+            &object,
+            format!(
+                "calls {}, declared VOLATILE (the default for CREATE FUNCTION): Postgres must call \
+                 it for every row, cannot inline it, and cannot use it in an index condition",
+                and_list(&volatile)
+            ),
+            "declare it STABLE if it only reads (a caller-id or membership helper does), and call \
+             it as (select f()) when its arguments are constant",
+        ));
+    }
+    if policy.clauses().any(|c| c.claims_without_missing_ok) {
+        out.push(finding(
+            CLAIMS_MISSING_OK,
+            Level::Warn,
+            &object,
+            "reads current_setting('request.jwt.claims…') without missing_ok: on a connection where \
+             no request has set the claims (a direct connection, a job, a fresh pooled backend) \
+             the policy raises an error instead of admitting nobody",
+            "call public.requesting_user_id(), or pass true: current_setting('request.jwt.claims', true)",
+        ));
     }
 
     let owner_columns = &table.owner_columns;
