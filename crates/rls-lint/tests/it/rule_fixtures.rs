@@ -218,3 +218,38 @@ async fn an_immutable_caller_id_leaks_through_a_reused_plan_and_stable_does_not(
         );
     }
 }
+
+/// The whole `--fix-sql` migration of every failing fixture and every mutant is valid SQL that
+/// applies in one go, and never raises the lint's error count.
+#[tokio::test]
+async fn every_fix_sql_migration_applies_and_never_adds_errors() {
+    let mut schemas: Vec<(String, String)> = fixtures()
+        .into_iter()
+        .filter(|f| f.expect.is_some())
+        .map(|f| (f.name, f.sql))
+        .collect();
+    schemas.extend(
+        crate::support::mutants()
+            .into_iter()
+            .map(|m| (format!("mutant {}", m.id), m.sql)),
+    );
+    for (name, sql) in schemas {
+        let db = TestDatabase::create().await.unwrap();
+        apply(&db, &sql).await;
+        let before = lint(&db).await;
+        let migration = before.fix_sql();
+        let mut conn = db.admin_connection().await.unwrap();
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(migration.clone()))
+            .execute(&mut conn)
+            .await
+        {
+            panic!("{name}: the fix SQL does not apply: {e}\n{migration}");
+        }
+        let after = lint(&db).await;
+        assert!(
+            after.summary().error <= before.summary().error,
+            "{name}: more errors after the fix\n{migration}\n{}",
+            after.render_text()
+        );
+    }
+}
