@@ -78,6 +78,12 @@ pub(crate) struct ExprFacts {
     pub requires_signed_in: bool,
     /// The whole expression with every unwrapped call wrapped in `(SELECT …)`, when there is one.
     pub wrapped: Option<String>,
+    /// The literal `false`.
+    pub always_false: bool,
+    /// `<column> = '<literal>'`: (column, as written).
+    pub literal_compares: Vec<(String, String)>,
+    /// String literals the request's role is compared with (`auth.role() = 'x'`).
+    pub role_literals: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -333,6 +339,9 @@ impl<'c> Analysis<'c> {
             facts.wrapped = Some(wrap_spans(&tokens, &unwrapped_spans));
         }
         self.identity_compares(&tokens, table, columns, &mut facts);
+        let core = tokens.strip(all.clone());
+        facts.always_false =
+            core.len() == 1 && tokens.get(core.start).is_some_and(|t| t.is_word("false"));
         facts.requires_signed_in = tokens
             .disjuncts(all.clone())
             .into_iter()
@@ -471,6 +480,19 @@ impl<'c> Analysis<'c> {
             let whole = tokens.text(left.start..right.end);
             if tok.is_op("=") {
                 for (side, other) in [(&left, &right), (&right, &left)] {
+                    if let Some(literal) = tokens.literal(tokens.strip(other.clone())) {
+                        if let Some((q, c)) = tokens.column_ref(side.clone())
+                            && q.is_none_or(|q| q == table.name)
+                            && columns.iter().any(|col| col.name == c)
+                        {
+                            facts.literal_compares.push((c.to_owned(), whole.clone()));
+                        }
+                        if self.holds_role(tokens, side.clone())
+                            && !facts.role_literals.iter().any(|l| l == literal)
+                        {
+                            facts.role_literals.push(literal.to_owned());
+                        }
+                    }
                     let role_word = tokens.column_ref(side.clone()).is_none() && {
                         let core = tokens.strip(side.clone());
                         core.len() == 1

@@ -37,6 +37,9 @@ pub(crate) const VIEW_SECURITY_DEFINER: &str = "view.security_definer";
 pub(crate) const ROLE_SUPERUSER: &str = "role.superuser";
 pub(crate) const ROLE_BYPASSRLS: &str = "role.bypassrls";
 pub(crate) const ROLE_OWNS_TABLE: &str = "role.owns_table";
+pub(crate) const POLICY_ALWAYS_FALSE: &str = "policy.always_false";
+pub(crate) const POLICY_HARDCODED_OWNER: &str = "policy.hardcoded_owner";
+pub(crate) const POLICY_UNKNOWN_ROLE: &str = "policy.unknown_role";
 pub(crate) const CLAIMS_MISSING_OK: &str = "claims.missing_ok";
 pub(crate) const POLICY_VOLATILE_CALL: &str = "policy.volatile_call";
 pub(crate) const FUNCTION_CALLER_ID_IMMUTABLE: &str = "function.caller_id_immutable";
@@ -129,6 +132,11 @@ pub const RULES: &[Rule] = &[
         summary: "an owner column is uuid while Clerk user ids are strings",
     },
     Rule {
+        id: POLICY_ALWAYS_FALSE,
+        level: Level::Info,
+        summary: "a permissive policy whose USING (or an INSERT's WITH CHECK) is the constant false: it admits nothing",
+    },
+    Rule {
         id: POLICY_ALWAYS_TRUE,
         level: Level::Error,
         summary: "USING (true) or WITH CHECK (true) on a write, or USING (true) on SELECT of a user-owned table",
@@ -159,6 +167,11 @@ pub const RULES: &[Rule] = &[
         summary: "a policy scopes rows by the email claim (auth.email()) without the caller's id: emails change, are compared case-sensitively, and are not the Clerk user",
     },
     Rule {
+        id: POLICY_HARDCODED_OWNER,
+        level: Level::Warn,
+        summary: "a policy compares an owner column with a string literal: one hard-coded user (a backdoor or a test leftover) gets those rows",
+    },
+    Rule {
         id: POLICY_MISSING_WITH_CHECK,
         level: Level::Error,
         summary: "an INSERT/UPDATE/ALL policy has no WITH CHECK (error when the reused USING is not a row-local owner check; warn otherwise, or when the policy admits nothing)",
@@ -182,6 +195,11 @@ pub const RULES: &[Rule] = &[
         id: POLICY_UNCORRELATED_MEMBERSHIP,
         level: Level::Error,
         summary: "a membership subquery checks the caller but never ties the membership to the policy's row: a member of anything passes for every row",
+    },
+    Rule {
+        id: POLICY_UNKNOWN_ROLE,
+        level: Level::Warn,
+        summary: "a policy compares the request's role (auth.role(), current_user) with a name no API request runs as: that branch never matches",
     },
     Rule {
         id: POLICY_UNWRAPPED_CALL,

@@ -8,10 +8,11 @@ use crate::catalog::Command;
 use crate::options::{PublicRead, TableIntent};
 use crate::report::{Finding, Level};
 use crate::rules::{
-    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_MISSING_OK, CLAIMS_UNAVAILABLE, POLICY_ALWAYS_TRUE,
-    POLICY_ANON_PERMISSIVE, POLICY_CALLER_ID_FALLBACK, POLICY_CASE_INSENSITIVE_ID,
-    POLICY_CHECK_WEAKER, POLICY_EMAIL_ONLY, POLICY_MISSING_WITH_CHECK, POLICY_MULTIPLE_PERMISSIVE,
-    POLICY_NOT_OWNER_SCOPED, POLICY_ROLE_AS_USER, POLICY_UNCORRELATED_MEMBERSHIP,
+    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_MISSING_OK, CLAIMS_UNAVAILABLE, POLICY_ALWAYS_FALSE,
+    POLICY_ALWAYS_TRUE, POLICY_ANON_PERMISSIVE, POLICY_CALLER_ID_FALLBACK,
+    POLICY_CASE_INSENSITIVE_ID, POLICY_CHECK_WEAKER, POLICY_EMAIL_ONLY, POLICY_HARDCODED_OWNER,
+    POLICY_MISSING_WITH_CHECK, POLICY_MULTIPLE_PERMISSIVE, POLICY_NOT_OWNER_SCOPED,
+    POLICY_ROLE_AS_USER, POLICY_UNCORRELATED_MEMBERSHIP, POLICY_UNKNOWN_ROLE,
     POLICY_UNWRAPPED_CALL, POLICY_VOLATILE_CALL,
 };
 
@@ -129,6 +130,74 @@ fn every_policy(
              no request has set the claims (a direct connection, a job, a fresh pooled backend) \
              the policy raises an error instead of admitting nobody",
             "call public.requesting_user_id(), or pass true: current_setting('request.jwt.claims', true)",
+        ));
+    }
+
+    let mut hardcoded: Vec<&str> = policy
+        .clauses()
+        .flat_map(|c| c.literal_compares.iter())
+        .filter(|(column, _)| table.owner_columns.contains(column))
+        .map(|(_, text)| text.as_str())
+        .collect();
+    hardcoded.sort_unstable();
+    hardcoded.dedup();
+    for text in hardcoded {
+        out.push(finding(
+            POLICY_HARDCODED_OWNER,
+            Level::Warn,
+            &object,
+            format!(
+                "`{text}` hard-codes one owner: whoever holds that Clerk id reaches these rows \
+                 whatever the other branches say (a backdoor, a test leftover, or an admin rule \
+                 that belongs in a table)"
+            ),
+            "drop the branch, or look admins up in a table keyed by the Clerk user id",
+        ));
+    }
+    let known_roles: Vec<&str> = ctx
+        .options
+        .exposed_roles
+        .iter()
+        .chain(std::iter::once(&ctx.options.anon_role))
+        .map(String::as_str)
+        .collect();
+    let mut unknown: Vec<&str> = policy
+        .clauses()
+        .flat_map(|c| c.role_literals.iter())
+        .map(String::as_str)
+        .filter(|l| !known_roles.contains(l))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        let quoted: Vec<String> = unknown.iter().map(|l| format!("'{l}'")).collect();
+        out.push(finding(
+            POLICY_UNKNOWN_ROLE,
+            Level::Warn,
+            &object,
+            format!(
+                "compares the request's role with {}, but API requests run as {}: that comparison \
+                 is never true, so the policy silently admits less than it seems to (a typo, or a \
+                 Supabase role name)",
+                and_list(&quoted),
+                and_list(&known_roles)
+            ),
+            "compare with a role requests run as (usually 'authenticated'), or with the caller's id",
+        ));
+    }
+    let scope_false = match policy.policy.command {
+        Command::Insert => policy.check.as_ref(),
+        _ => policy.using.as_ref(),
+    }
+    .is_some_and(|c| c.always_false);
+    if policy.policy.permissive && scope_false {
+        out.push(finding(
+            POLICY_ALWAYS_FALSE,
+            Level::Info,
+            &object,
+            "the policy's expression is the constant false: it admits nothing (a permissive \
+             policy that grants nothing is dead weight; a deny is clearer as a revoked grant)",
+            "drop the policy, or REVOKE the privilege so the deny is explicit",
         ));
     }
 
