@@ -62,7 +62,7 @@ pub(crate) struct Relation {
     pub oid: i64,
     pub schema: String,
     pub name: String,
-    /// `r` table, `p` partitioned table, `v` view, `m` materialized view.
+    /// `r` table, `p` partitioned table, `v` view, `m` materialized view, `f` foreign table.
     pub kind: char,
     pub owner: String,
     pub owner_bypasses: bool,
@@ -414,7 +414,7 @@ async fn read_relations(
            from pg_class c
            join pg_namespace n on n.oid = c.relnamespace
            join pg_roles o on o.oid = c.relowner
-          where c.relkind in ('r', 'p', 'v', 'm') and {USER_SCHEMAS}
+          where c.relkind in ('r', 'p', 'v', 'm', 'f') and {USER_SCHEMAS}
           order by 2, 3"
     );
     let rows: Vec<RelationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
