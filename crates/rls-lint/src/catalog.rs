@@ -126,6 +126,15 @@ pub(crate) struct Index {
     pub partial: bool,
 }
 
+/// A foreign key of a checked table.
+#[derive(Debug, Clone)]
+pub(crate) struct ForeignKey {
+    pub name: String,
+    pub parent_oid: i64,
+    /// Attribute numbers of the referencing columns.
+    pub columns: Vec<i16>,
+}
+
 /// A user trigger on a checked table.
 #[derive(Debug, Clone)]
 pub(crate) struct Trigger {
@@ -205,6 +214,7 @@ pub(crate) struct Catalog {
     pub columns: HashMap<i64, Vec<Column>>,
     pub indexes: HashMap<i64, Vec<Index>>,
     pub triggers: HashMap<i64, Vec<Trigger>>,
+    pub foreign_keys: HashMap<i64, Vec<ForeignKey>>,
     pub policies: Vec<Policy>,
     pub functions: Vec<Function>,
     /// View or materialized view → relations its rewrite rule reads.
@@ -281,6 +291,7 @@ async fn read(conn: &mut PgConnection, options: &LintOptions) -> Result<Catalog,
     let columns = read_columns(conn, &existing_schemas).await?;
     let indexes = read_indexes(conn, &existing_schemas).await?;
     let triggers = read_triggers(conn, &existing_schemas).await?;
+    let foreign_keys = read_foreign_keys(conn, &existing_schemas).await?;
     let policies = read_policies(conn, &existing_schemas, &exposed).await?;
     let functions = read_functions(conn, &existing_schemas, &exposed).await?;
     let view_reads = read_view_reads(conn).await?;
@@ -294,6 +305,7 @@ async fn read(conn: &mut PgConnection, options: &LintOptions) -> Result<Catalog,
         columns,
         indexes,
         triggers,
+        foreign_keys,
         policies,
         functions,
         view_reads,
@@ -544,6 +556,42 @@ async fn read_indexes(
         });
     }
     Ok(indexes)
+}
+
+#[derive(FromRow)]
+struct ForeignKeyRow {
+    table_oid: i64,
+    name: String,
+    parent_oid: i64,
+    columns: Vec<i16>,
+}
+
+async fn read_foreign_keys(
+    conn: &mut PgConnection,
+    schemas: &[String],
+) -> Result<HashMap<i64, Vec<ForeignKey>>, LintError> {
+    let rows: Vec<ForeignKeyRow> = sqlx::query_as(
+        "select k.conrelid::int8 as table_oid, k.conname::text as name,
+                k.confrelid::int8 as parent_oid, k.conkey::int2[] as columns
+           from pg_constraint k
+           join pg_class c on c.oid = k.conrelid
+           join pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = any($1) and k.contype = 'f'
+          order by 1, 2",
+    )
+    .bind(schemas)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(LintError::query("foreign keys"))?;
+    let mut keys: HashMap<i64, Vec<ForeignKey>> = HashMap::new();
+    for row in rows {
+        keys.entry(row.table_oid).or_default().push(ForeignKey {
+            name: row.name,
+            parent_oid: row.parent_oid,
+            columns: row.columns,
+        });
+    }
+    Ok(keys)
 }
 
 #[derive(FromRow)]

@@ -25,7 +25,8 @@
 //! - `rule` is a stable id from [`crate::RULES`]; `object` names what to change:
 //!   `schema.table`, `policy <name> on schema.table`, `function schema.name(args)`,
 //!   `view schema.name`, `materialized view schema.name`, `foreign table schema.name`,
-//!   `index schema.name on schema.table`, `column schema.table.column`, `role <name>`,
+//!   `index schema.name on schema.table`, `constraint <name> on schema.table`,
+//!   `column schema.table.column`, `role <name>`,
 //!   `schema <name>`.
 //! - `findings` are sorted by level (error first), then rule, object and text.
 //! - With a baseline, `baselined` (findings it accepted, same shape as `findings`) and `stale`

@@ -37,6 +37,7 @@ pub(crate) const VIEW_SECURITY_DEFINER: &str = "view.security_definer";
 pub(crate) const ROLE_SUPERUSER: &str = "role.superuser";
 pub(crate) const ROLE_BYPASSRLS: &str = "role.bypassrls";
 pub(crate) const ROLE_OWNS_TABLE: &str = "role.owns_table";
+pub(crate) const FOREIGN_KEY_EXISTENCE_ORACLE: &str = "foreign_key.existence_oracle";
 pub(crate) const FOREIGN_TABLE_EXPOSED: &str = "foreign_table.exposed";
 pub(crate) const POLICY_ALWAYS_FALSE: &str = "policy.always_false";
 pub(crate) const POLICY_HARDCODED_OWNER: &str = "policy.hardcoded_owner";
@@ -76,6 +77,11 @@ pub const RULES: &[Rule] = &[
         id: CLAIMS_UNAVAILABLE,
         level: Level::Warn,
         summary: "a policy reads a claim other than the available ones (InsForge >= 2.2.5 keeps only sub, email, role, iat, exp)",
+    },
+    Rule {
+        id: FOREIGN_KEY_EXISTENCE_ORACLE,
+        level: Level::Info,
+        summary: "a foreign key to an RLS table whose rows the INSERT policy does not check: the key error tells a user whether another user's row exists",
     },
     Rule {
         id: FOREIGN_TABLE_EXPOSED,

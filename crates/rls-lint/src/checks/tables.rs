@@ -4,9 +4,10 @@
 use crate::catalog::Command;
 use crate::report::{Finding, Level};
 use crate::rules::{
-    OWNER_COLUMN_DEFAULT, OWNER_COLUMN_NULLABLE, OWNER_COLUMN_UNINDEXED, OWNER_COLUMN_UUID,
-    RLS_COMMAND_WITHOUT_POLICY, RLS_DISABLED, RLS_NO_POLICY, RLS_NOT_FORCED, RLS_ONLY_RESTRICTIVE,
-    RLS_POLICIES_WHILE_DISABLED, UNIQUE_NOT_OWNER_SCOPED,
+    FOREIGN_KEY_EXISTENCE_ORACLE, OWNER_COLUMN_DEFAULT, OWNER_COLUMN_NULLABLE,
+    OWNER_COLUMN_UNINDEXED, OWNER_COLUMN_UUID, RLS_COMMAND_WITHOUT_POLICY, RLS_DISABLED,
+    RLS_NO_POLICY, RLS_NOT_FORCED, RLS_ONLY_RESTRICTIVE, RLS_POLICIES_WHILE_DISABLED,
+    UNIQUE_NOT_OWNER_SCOPED,
 };
 
 use super::{Context, TableView, and_list, finding, qualified_sql, quote_ident};
@@ -16,6 +17,92 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         rls_state(ctx, table, out);
         owner_columns(ctx, table, out);
         unique_indexes(ctx, table, out);
+        foreign_keys(ctx, table, out);
+    }
+}
+
+/// A foreign key is checked as the table owner, past the parent's policies: an INSERT naming
+/// a parent row the user cannot see succeeds (or fails the policy) when the row exists and
+/// fails with 23503 when it does not — unless the INSERT policy itself checks the key column
+/// (a membership check on the parent id fails first, the same way for both).
+fn foreign_keys(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>) {
+    let Some(keys) = ctx.catalog.foreign_keys.get(&table.relation.oid) else {
+        return;
+    };
+    let inserts: Vec<_> = table
+        .policies
+        .iter()
+        .filter(|p| {
+            p.policy.permissive
+                && p.policy.command.covers(Command::Insert)
+                && !p.policy.applies_to.is_empty()
+        })
+        .collect();
+    if inserts.is_empty() || !table.relation.rls {
+        return;
+    }
+    for key in keys {
+        let Some(parent) = ctx.relation(key.parent_oid) else {
+            continue;
+        };
+        if parent.oid == table.relation.oid || !parent.rls {
+            continue;
+        }
+        // A parent anyone can read hides nothing.
+        let parent_public = ctx.catalog.policies.iter().any(|p| {
+            p.table_oid == parent.oid
+                && p.permissive
+                && p.command.covers(Command::Select)
+                && p.using.as_deref().is_some_and(|u| u.trim() == "true")
+        });
+        if parent_public {
+            continue;
+        }
+        let key_columns: Vec<_> = key
+            .columns
+            .iter()
+            .filter_map(|k| table.columns.iter().find(|c| c.attnum == *k))
+            .collect();
+        // Random uuids cannot be guessed: asking whether one exists reveals nothing.
+        if key_columns.iter().all(|c| c.base_type == "uuid") {
+            continue;
+        }
+        let columns: Vec<&str> = key_columns.iter().map(|c| c.name.as_str()).collect();
+        let checked = inserts.iter().all(|p| {
+            let text = p
+                .policy
+                .check
+                .as_deref()
+                .or(p.policy.using.as_deref())
+                .unwrap_or("");
+            let tokens = crate::sql::Tokens::new(text);
+            tokens.idents().any(|(_, name)| columns.contains(&name))
+        });
+        if checked {
+            continue;
+        }
+        out.push(finding(
+            FOREIGN_KEY_EXISTENCE_ORACLE,
+            Level::Info,
+            format!("constraint {} on {}", key.name, table.relation.qualified()),
+            format!(
+                "({}) references {}, which RLS hides, but the INSERT policy does not check it: \
+                 Postgres checks the key past the parent's policies, so inserting a row that \
+                 names another user's {} succeeds (or fails the policy) when it exists and fails \
+                 with a foreign key error when it does not — an existence oracle",
+                columns.join(", "),
+                parent.qualified(),
+                parent.name
+            ),
+            format!(
+                "check the parent in the INSERT policy's WITH CHECK (e.g. EXISTS (SELECT 1 FROM {} \
+                 p WHERE p.id = {}.{} AND <caller may use it>)), or key the parent by a random \
+                 uuid",
+                parent.qualified(),
+                table.relation.name,
+                columns.first().copied().unwrap_or("parent_id")
+            ),
+        ));
     }
 }
 
