@@ -36,6 +36,8 @@ pub(crate) struct FunctionFacts {
     pub uses_caller: bool,
     pub caller_id_value: bool,
     pub unguarded_cast: bool,
+    /// Reads `current_setting('request.jwt…')` without `missing_ok`.
+    pub claims_without_missing_ok: bool,
     pub sub_as_uuid: bool,
     /// Functions it calls (indices into `Catalog::functions`).
     pub callees: BTreeSet<usize>,
@@ -53,6 +55,8 @@ pub(crate) struct ExprFacts {
     /// Per-statement-constant calls not wrapped in `(select …)`, as written.
     pub unwrapped_calls: Vec<String>,
     pub unguarded_cast: bool,
+    /// Reads `current_setting('request.jwt…')` without `missing_ok`.
+    pub claims_without_missing_ok: bool,
     /// Functions called directly.
     pub functions: BTreeSet<usize>,
     /// Subqueries that check the caller (a membership lookup) but never tie the looked-up row
@@ -62,6 +66,24 @@ pub(crate) struct ExprFacts {
     /// `coalesce(<caller id>, <column>)`: without a caller id the comparison falls back to the
     /// row's own value, which is true for every row. As written.
     pub caller_fallbacks: Vec<String>,
+    /// `<column> = current_user` (or `session_user`, `current_role`): the database role, which
+    /// every API request of one kind shares, compared as if it were the user. As written.
+    pub role_compares: Vec<String>,
+    /// Caller-id comparisons that ignore case or match patterns (`lower(a) = lower(<caller>)`,
+    /// `ILIKE`, `LIKE`, `~*`), as written, and whether both sides are folded (or it is a
+    /// pattern match): a look-alike id matches.
+    pub case_folded: Vec<(String, bool)>,
+    /// Every top-level OR branch requires a signed-in caller: `auth.role() = 'authenticated'`
+    /// (or the `role` claim, or `current_user`), or `<caller id> IS NOT NULL`.
+    pub requires_signed_in: bool,
+    /// The whole expression with every unwrapped call wrapped in `(SELECT …)`, when there is one.
+    pub wrapped: Option<String>,
+    /// The literal `false`.
+    pub always_false: bool,
+    /// `<column> = '<literal>'`: (column, as written).
+    pub literal_compares: Vec<(String, String)>,
+    /// String literals the request's role is compared with (`auth.role() = 'x'`).
+    pub role_literals: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -127,6 +149,7 @@ impl<'c> Analysis<'c> {
             reads_claims: scan.reads_claims,
             claim_keys: scan.claim_keys,
             unguarded_cast: unguarded_claim_cast(&tokens),
+            claims_without_missing_ok: claims_without_missing_ok(&tokens),
             ..FunctionFacts::default()
         };
         for callee in callee_facts {
@@ -282,11 +305,17 @@ impl<'c> Analysis<'c> {
         let scan = self.scan(&tokens, all.clone(), None);
         let calls = tokens.calls(all.clone());
         let mut facts = ExprFacts {
-            always_true: tokens.is_true(all.clone()),
+            // `x OR true` is as true as `true`.
+            always_true: tokens
+                .disjuncts(all.clone())
+                .into_iter()
+                .any(|d| tokens.is_true(d)),
             claim_keys: scan.claim_keys,
             unguarded_cast: unguarded_claim_cast(&tokens),
+            claims_without_missing_ok: claims_without_missing_ok(&tokens),
             ..ExprFacts::default()
         };
+        let mut unwrapped_spans: Vec<Range<usize>> = Vec::new();
         for call in &calls {
             let resolved = self.resolve(call, None);
             for &i in &resolved {
@@ -303,8 +332,20 @@ impl<'c> Analysis<'c> {
                 if !facts.unwrapped_calls.contains(&shown) {
                     facts.unwrapped_calls.push(shown);
                 }
+                unwrapped_spans.push(call.span());
             }
         }
+        if !unwrapped_spans.is_empty() {
+            facts.wrapped = Some(wrap_spans(&tokens, &unwrapped_spans));
+        }
+        self.identity_compares(&tokens, table, columns, &mut facts);
+        let core = tokens.strip(all.clone());
+        facts.always_false =
+            core.len() == 1 && tokens.get(core.start).is_some_and(|t| t.is_word("false"));
+        facts.requires_signed_in = tokens
+            .disjuncts(all.clone())
+            .into_iter()
+            .all(|branch| self.branch_requires_signed_in(&tokens, branch));
         for p in all.clone() {
             if tokens.get(p).is_some_and(|t| t.is_op("=")) {
                 let (Some(left), Some(right)) =
@@ -416,6 +457,135 @@ impl<'c> Analysis<'c> {
         }
     }
 
+    /// Role-name and case-folded comparisons of identities.
+    fn identity_compares(
+        &self,
+        tokens: &Tokens,
+        table: &Relation,
+        columns: &[Column],
+        facts: &mut ExprFacts,
+    ) {
+        for p in tokens.all() {
+            let Some(tok) = tokens.get(p) else { continue };
+            let pattern = matches!(tok, Token::Op(o) if PATTERN_OPS.contains(&o.as_str()))
+                || tok.is_word("like")
+                || tok.is_word("ilike");
+            if !(pattern || tok.is_op("=") || tok.is_op("<>")) {
+                continue;
+            }
+            let (Some(left), Some(right)) = (tokens.operand_before(p), tokens.operand_after(p + 1))
+            else {
+                continue;
+            };
+            let whole = tokens.text(left.start..right.end);
+            if tok.is_op("=") {
+                for (side, other) in [(&left, &right), (&right, &left)] {
+                    if let Some(literal) = tokens.literal(tokens.strip(other.clone())) {
+                        if let Some((q, c)) = tokens.column_ref(side.clone())
+                            && q.is_none_or(|q| q == table.name)
+                            && columns.iter().any(|col| col.name == c)
+                        {
+                            facts.literal_compares.push((c.to_owned(), whole.clone()));
+                        }
+                        if self.holds_role(tokens, side.clone())
+                            && !facts.role_literals.iter().any(|l| l == literal)
+                        {
+                            facts.role_literals.push(literal.to_owned());
+                        }
+                    }
+                    let role_word = tokens.column_ref(side.clone()).is_none() && {
+                        let core = tokens.strip(side.clone());
+                        core.len() == 1
+                            && tokens
+                                .get(core.start)
+                                .is_some_and(|t| ROLE_WORDS.iter().any(|w| t.is_word(w)))
+                    };
+                    if role_word
+                        && tokens.column_ref(other.clone()).is_some_and(|(q, c)| {
+                            q.is_none_or(|q| q == table.name)
+                                && columns.iter().any(|col| col.name == c)
+                        })
+                        && !facts.role_compares.contains(&whole)
+                    {
+                        facts.role_compares.push(whole.clone());
+                    }
+                }
+            }
+            let caller_left = self.holds_caller_id(tokens, left.clone());
+            let caller_right = self.holds_caller_id(tokens, right.clone());
+            if !(caller_left || caller_right) {
+                continue;
+            }
+            let folded = |r: &Range<usize>| {
+                tokens.calls(r.clone()).iter().any(|c| {
+                    matches!(c.base_name(), "lower" | "upper" | "initcap")
+                        && c.schema().is_none_or(|s| s == "pg_catalog")
+                }) || casts_to_range(tokens, r.clone(), "citext")
+            };
+            let (fl, fr) = (folded(&left), folded(&right));
+            if pattern || fl || fr {
+                let certain = pattern || (fl && fr);
+                if !facts.case_folded.iter().any(|(w, _)| *w == whole) {
+                    facts.case_folded.push((whole, certain));
+                }
+            }
+        }
+    }
+
+    /// Whether a branch of a policy admits only signed-in callers.
+    fn branch_requires_signed_in(&self, tokens: &Tokens, branch: Range<usize>) -> bool {
+        branch.clone().any(|p| {
+            let Some(tok) = tokens.get(p) else {
+                return false;
+            };
+            if tok.is_op("=") {
+                let (Some(left), Some(right)) =
+                    (tokens.operand_before(p), tokens.operand_after(p + 1))
+                else {
+                    return false;
+                };
+                [(&left, &right), (&right, &left)]
+                    .iter()
+                    .any(|(side, other)| {
+                        tokens.literal(tokens.strip((*other).clone())) == Some("authenticated")
+                            && self.holds_role(tokens, (*side).clone())
+                    })
+            } else if tok.is_word("is")
+                && tokens.get(p + 1).is_some_and(|t| t.is_word("not"))
+                && tokens.get(p + 2).is_some_and(|t| t.is_word("null"))
+            {
+                tokens
+                    .operand_before(p)
+                    .is_some_and(|left| self.holds_caller_id(tokens, left))
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Whether a range holds the request's role: the `role` claim (directly or through a
+    /// function that reads only it, such as `auth.role()`) or the database role.
+    fn holds_role(&self, tokens: &Tokens, range: Range<usize>) -> bool {
+        let core = tokens.strip(range.clone());
+        if core.len() == 1
+            && tokens
+                .get(core.start)
+                .is_some_and(|t| ROLE_WORDS.iter().any(|w| t.is_word(w)))
+        {
+            return true;
+        }
+        let keys = self.scan(tokens, range.clone(), None).claim_keys;
+        if keys.len() == 1 && keys.contains("role") {
+            return true;
+        }
+        tokens.calls(range).iter().any(|call| {
+            self.resolve(call, None).iter().any(|&i| {
+                let keys = &self.facts[i].claim_keys;
+                keys.len() == 1 && keys.contains("role")
+            })
+        })
+    }
+
     fn branch_binds_caller(&self, tokens: &Tokens, branch: Range<usize>) -> bool {
         let compares = branch.clone().any(|p| {
             if !tokens.get(p).is_some_and(|t| t.is_op("=")) {
@@ -449,6 +619,47 @@ impl<'c> Analysis<'c> {
         }
         seen
     }
+}
+
+/// Pattern-matching operators as `pg_get_expr` prints them (`LIKE` is `~~`, `ILIKE` `~~*`).
+const PATTERN_OPS: &[&str] = &["~~", "~~*", "!~~", "!~~*", "~", "~*", "!~", "!~*"];
+
+/// The database role, as SQL spells it without parentheses.
+const ROLE_WORDS: &[&str] = &["current_user", "session_user", "current_role", "user"];
+
+/// `tokens` with each span replaced by `(SELECT <span>)`; nested spans keep their outermost.
+fn wrap_spans(tokens: &Tokens, spans: &[Range<usize>]) -> String {
+    let mut outer: Vec<Range<usize>> = spans
+        .iter()
+        .filter(|s| {
+            !spans
+                .iter()
+                .any(|o| o != *s && o.start <= s.start && s.end <= o.end)
+        })
+        .cloned()
+        .collect();
+    outer.sort_by_key(|s| s.start);
+    outer.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    let mut at = 0;
+    for span in outer {
+        if span.start > at {
+            parts.push(tokens.text_full(at..span.start));
+        }
+        parts.push(format!("(SELECT {})", tokens.text_full(span.clone())));
+        at = span.end;
+    }
+    if at < tokens.len() {
+        parts.push(tokens.text_full(at..tokens.len()));
+    }
+    parts.join(" ")
+}
+
+/// Whether something in `range` is cast to `type_name`.
+fn casts_to_range(tokens: &Tokens, range: Range<usize>, type_name: &str) -> bool {
+    range.into_iter().any(|i| {
+        tokens.get(i).is_some_and(|t| t.is_op("::")) && tokens.type_name(i + 1) == type_name
+    })
 }
 
 #[derive(Debug, Default)]
@@ -500,6 +711,16 @@ fn casts_to(tokens: &Tokens, type_name: &str) -> bool {
             .get(i)
             .is_some_and(|t| t.is_op("::") || (t.is_word("as") && i > 0))
             && tokens.type_name(i + 1) == type_name
+    })
+}
+
+/// Whether a `current_setting('request.jwt.claim…')` call lacks its second argument: on a
+/// connection where no request set the claims it raises instead of returning NULL.
+fn claims_without_missing_ok(tokens: &Tokens) -> bool {
+    tokens.calls(tokens.all()).iter().any(|call| {
+        is_current_setting(call)
+            && setting_name(tokens, call).is_some_and(|n| n.starts_with("request.jwt.claim"))
+            && tokens.args(call).len() == 1
     })
 }
 

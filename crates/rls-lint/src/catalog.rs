@@ -62,7 +62,7 @@ pub(crate) struct Relation {
     pub oid: i64,
     pub schema: String,
     pub name: String,
-    /// `r` table, `p` partitioned table, `v` view, `m` materialized view.
+    /// `r` table, `p` partitioned table, `v` view, `m` materialized view, `f` foreign table.
     pub kind: char,
     pub owner: String,
     pub owner_bypasses: bool,
@@ -109,12 +109,42 @@ pub(crate) struct Column {
     /// The base type (domains resolved), as `regtype` prints it: `uuid`, `text`.
     pub base_type: String,
     pub default: Option<String>,
+    pub not_null: bool,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Index {
+    /// The index's name, schema-qualified.
+    pub name: String,
     /// Attribute number of the leading key column; 0 for an expression.
     pub first_attnum: i16,
+    /// Attribute numbers of every key column (0 for an expression).
+    pub keys: Vec<i16>,
+    pub unique: bool,
+    pub primary: bool,
+    /// A partial index (`WHERE …`).
+    pub partial: bool,
+}
+
+/// A foreign key of a checked table.
+#[derive(Debug, Clone)]
+pub(crate) struct ForeignKey {
+    pub name: String,
+    pub parent_oid: i64,
+    /// Attribute numbers of the referencing columns.
+    pub columns: Vec<i16>,
+}
+
+/// A user trigger on a checked table.
+#[derive(Debug, Clone)]
+pub(crate) struct Trigger {
+    pub name: String,
+    /// `schema.name` of the trigger function.
+    pub function_schema: String,
+    pub function_name: String,
+    pub before: bool,
+    pub for_each_row: bool,
+    pub on_update: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +168,9 @@ pub(crate) struct Function {
     pub required_args: i16,
     pub language: String,
     pub security_definer: bool,
+    /// `i` immutable, `s` stable, `v` volatile.
+    pub volatility: char,
+    pub leakproof: bool,
     pub config: Vec<String>,
     pub owner: String,
     pub owner_bypasses: bool,
@@ -180,6 +213,8 @@ pub(crate) struct Catalog {
     pub relations: Vec<Relation>,
     pub columns: HashMap<i64, Vec<Column>>,
     pub indexes: HashMap<i64, Vec<Index>>,
+    pub triggers: HashMap<i64, Vec<Trigger>>,
+    pub foreign_keys: HashMap<i64, Vec<ForeignKey>>,
     pub policies: Vec<Policy>,
     pub functions: Vec<Function>,
     /// View or materialized view → relations its rewrite rule reads.
@@ -255,6 +290,8 @@ async fn read(conn: &mut PgConnection, options: &LintOptions) -> Result<Catalog,
         read_relations(conn, &existing_schemas, &exposed, &known, become_privilege).await?;
     let columns = read_columns(conn, &existing_schemas).await?;
     let indexes = read_indexes(conn, &existing_schemas).await?;
+    let triggers = read_triggers(conn, &existing_schemas).await?;
+    let foreign_keys = read_foreign_keys(conn, &existing_schemas).await?;
     let policies = read_policies(conn, &existing_schemas, &exposed).await?;
     let functions = read_functions(conn, &existing_schemas, &exposed).await?;
     let view_reads = read_view_reads(conn).await?;
@@ -267,6 +304,8 @@ async fn read(conn: &mut PgConnection, options: &LintOptions) -> Result<Catalog,
         relations,
         columns,
         indexes,
+        triggers,
+        foreign_keys,
         policies,
         functions,
         view_reads,
@@ -387,7 +426,7 @@ async fn read_relations(
            from pg_class c
            join pg_namespace n on n.oid = c.relnamespace
            join pg_roles o on o.oid = c.relowner
-          where c.relkind in ('r', 'p', 'v', 'm') and {USER_SCHEMAS}
+          where c.relkind in ('r', 'p', 'v', 'm', 'f') and {USER_SCHEMAS}
           order by 2, 3"
     );
     let rows: Vec<RelationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -438,6 +477,7 @@ struct ColumnRow {
     attnum: i16,
     base_type: String,
     default_expr: Option<String>,
+    not_null: bool,
 }
 
 async fn read_columns(
@@ -447,7 +487,7 @@ async fn read_columns(
     let rows: Vec<ColumnRow> = sqlx::query_as(
         "select a.attrelid::int8 as table_oid, a.attname::text as name, a.attnum,
                 (case when t.typtype = 'd' then t.typbasetype else t.oid end)::regtype::text as base_type,
-                pg_get_expr(d.adbin, d.adrelid) as default_expr
+                pg_get_expr(d.adbin, d.adrelid) as default_expr, a.attnotnull as not_null
            from pg_attribute a
            join pg_class c on c.oid = a.attrelid
            join pg_namespace n on n.oid = c.relnamespace
@@ -468,6 +508,7 @@ async fn read_columns(
             attnum: row.attnum,
             base_type: row.base_type,
             default: row.default_expr,
+            not_null: row.not_null,
         });
     }
     Ok(columns)
@@ -476,7 +517,11 @@ async fn read_columns(
 #[derive(FromRow)]
 struct IndexRow {
     table_oid: i64,
-    first_attnum: i16,
+    name: String,
+    keys: Vec<i16>,
+    unique: bool,
+    primary: bool,
+    partial: bool,
 }
 
 async fn read_indexes(
@@ -485,7 +530,11 @@ async fn read_indexes(
 ) -> Result<HashMap<i64, Vec<Index>>, LintError> {
     // int2vector subscripts start at 0: indkey[0] is the leading key column.
     let rows: Vec<IndexRow> = sqlx::query_as(
-        "select i.indrelid::int8 as table_oid, i.indkey[0]::int2 as first_attnum
+        "select i.indrelid::int8 as table_oid, i.indexrelid::regclass::text as name,
+                coalesce((select array_agg(k::int2 order by o) from unnest(i.indkey::int2[])
+                   with ordinality as u(k, o) where o <= i.indnkeyatts), '{}') as keys,
+                i.indisunique as unique, i.indisprimary as primary,
+                i.indpred is not null as partial
            from pg_index i
            join pg_class c on c.oid = i.indrelid
            join pg_namespace n on n.oid = c.relnamespace
@@ -498,10 +547,95 @@ async fn read_indexes(
     let mut indexes: HashMap<i64, Vec<Index>> = HashMap::new();
     for row in rows {
         indexes.entry(row.table_oid).or_default().push(Index {
-            first_attnum: row.first_attnum,
+            name: row.name,
+            first_attnum: row.keys.first().copied().unwrap_or(0),
+            keys: row.keys,
+            unique: row.unique,
+            primary: row.primary,
+            partial: row.partial,
         });
     }
     Ok(indexes)
+}
+
+#[derive(FromRow)]
+struct ForeignKeyRow {
+    table_oid: i64,
+    name: String,
+    parent_oid: i64,
+    columns: Vec<i16>,
+}
+
+async fn read_foreign_keys(
+    conn: &mut PgConnection,
+    schemas: &[String],
+) -> Result<HashMap<i64, Vec<ForeignKey>>, LintError> {
+    let rows: Vec<ForeignKeyRow> = sqlx::query_as(
+        "select k.conrelid::int8 as table_oid, k.conname::text as name,
+                k.confrelid::int8 as parent_oid, k.conkey::int2[] as columns
+           from pg_constraint k
+           join pg_class c on c.oid = k.conrelid
+           join pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = any($1) and k.contype = 'f'
+          order by 1, 2",
+    )
+    .bind(schemas)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(LintError::query("foreign keys"))?;
+    let mut keys: HashMap<i64, Vec<ForeignKey>> = HashMap::new();
+    for row in rows {
+        keys.entry(row.table_oid).or_default().push(ForeignKey {
+            name: row.name,
+            parent_oid: row.parent_oid,
+            columns: row.columns,
+        });
+    }
+    Ok(keys)
+}
+
+#[derive(FromRow)]
+struct TriggerRow {
+    table_oid: i64,
+    name: String,
+    function_schema: String,
+    function_name: String,
+    kind: i16,
+}
+
+async fn read_triggers(
+    conn: &mut PgConnection,
+    schemas: &[String],
+) -> Result<HashMap<i64, Vec<Trigger>>, LintError> {
+    let rows: Vec<TriggerRow> = sqlx::query_as(
+        "select t.tgrelid::int8 as table_oid, t.tgname::text as name,
+                fn.nspname::text as function_schema, f.proname::text as function_name,
+                t.tgtype::int2 as kind
+           from pg_trigger t
+           join pg_class c on c.oid = t.tgrelid
+           join pg_namespace n on n.oid = c.relnamespace
+           join pg_proc f on f.oid = t.tgfoid
+           join pg_namespace fn on fn.oid = f.pronamespace
+          where n.nspname = any($1) and not t.tgisinternal
+          order by 1, 2",
+    )
+    .bind(schemas)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(LintError::query("triggers"))?;
+    let mut triggers: HashMap<i64, Vec<Trigger>> = HashMap::new();
+    for row in rows {
+        // tgtype bits (pg_trigger.h): 0 row, 1 before, 2 insert, 3 delete, 4 update.
+        triggers.entry(row.table_oid).or_default().push(Trigger {
+            name: row.name,
+            function_schema: row.function_schema,
+            function_name: row.function_name,
+            for_each_row: row.kind & 1 != 0,
+            before: row.kind & 2 != 0,
+            on_update: row.kind & 16 != 0,
+        });
+    }
+    Ok(triggers)
 }
 
 #[derive(FromRow)]
@@ -565,6 +699,8 @@ struct FunctionRow {
     required_args: i16,
     language: String,
     security_definer: bool,
+    volatility: String,
+    leakproof: bool,
     config: Vec<String>,
     owner: String,
     owner_bypasses: bool,
@@ -586,6 +722,7 @@ async fn read_functions(
                 pg_get_function_identity_arguments(p.oid) as identity_args,
                 (p.pronargs - p.pronargdefaults)::int2 as required_args,
                 l.lanname::text as language, p.prosecdef as security_definer,
+                p.provolatile::text as volatility, p.proleakproof as leakproof,
                 coalesce(p.proconfig, '{{}}')::text[] as config,
                 o.rolname::text as owner, (o.rolsuper or o.rolbypassrls) as owner_bypasses,
                 p.prorettype::regtype::text as returns,
@@ -620,6 +757,8 @@ async fn read_functions(
             required_args: r.required_args,
             language: r.language,
             security_definer: r.security_definer,
+            volatility: r.volatility.chars().next().unwrap_or('v'),
+            leakproof: r.leakproof,
             config: r.config,
             owner: r.owner,
             owner_bypasses: r.owner_bypasses,

@@ -17,6 +17,7 @@
 //! [`Report::render_json`] and, with the heuristics and their blind spots, in the crate README.
 
 mod analysis;
+mod baseline;
 mod catalog;
 mod checks;
 mod error;
@@ -28,16 +29,21 @@ mod sql;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+pub use baseline::{Baseline, BaselineEntry, BaselineError};
 pub use error::LintError;
 pub use options::{LintOptions, PublicRead, TableIntent};
-pub use report::{Finding, JSON_FORMAT, Level, Report, Summary, UnknownLevel};
+pub use report::{Finding, FixSql, JSON_FORMAT, Level, Report, Summary, UnknownLevel};
 pub use rules::{RULES, Rule, rule};
 
 /// Lints the catalog `conn` is connected to.
 pub async fn lint(conn: &mut PgConnection, options: &LintOptions) -> Result<Report, LintError> {
     options.validate()?;
     let catalog = catalog::load(conn, options).await?;
-    Ok(checks::run(&catalog, options))
+    let report = checks::run(&catalog, options);
+    Ok(match &options.baseline {
+        Some(baseline) => baseline.apply(report),
+        None => report,
+    })
 }
 
 /// Connects to `database_url`, lints, and disconnects: the entry point for `cargo xtask lint`.

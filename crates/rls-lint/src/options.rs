@@ -38,6 +38,10 @@ pub struct LintOptions {
     pub available_claims: Vec<String>,
     /// Per `schema.table`, what the access spec intends. Empty: no spec.
     pub intent: std::collections::BTreeMap<String, TableIntent>,
+    /// Known findings (`--baseline FILE`, read with [`crate::Baseline::load`]): they move to
+    /// [`crate::Report::baselined`] and do not fail the run; entries matching nothing are
+    /// reported in [`crate::Report::stale`]. `None`: every finding counts.
+    pub baseline: Option<crate::Baseline>,
 }
 
 impl Default for LintOptions {
@@ -52,6 +56,7 @@ impl Default for LintOptions {
                 .map(|c| (*c).to_owned())
                 .collect(),
             intent: std::collections::BTreeMap::new(),
+            baseline: None,
         }
     }
 }

@@ -24,8 +24,13 @@
 //!   there are no findings.
 //! - `rule` is a stable id from [`crate::RULES`]; `object` names what to change:
 //!   `schema.table`, `policy <name> on schema.table`, `function schema.name(args)`,
-//!   `view schema.name`, `column schema.table.column`, `role <name>`, `schema <name>`.
+//!   `view schema.name`, `materialized view schema.name`, `foreign table schema.name`,
+//!   `index schema.name on schema.table`, `constraint <name> on schema.table`,
+//!   `column schema.table.column`, `role <name>`,
+//!   `schema <name>`.
 //! - `findings` are sorted by level (error first), then rule, object and text.
+//! - With a baseline, `baselined` (findings it accepted, same shape as `findings`) and `stale`
+//!   (`{ "rule", "object", "reason" }` entries that matched nothing) appear when not empty.
 
 use std::fmt;
 use std::str::FromStr;
@@ -88,12 +93,40 @@ pub struct Finding {
     pub object: String,
     pub why: String,
     pub fix: String,
+    /// The fix as SQL, when it is mechanical (see [`Report::fix_sql`]). Not in the JSON.
+    #[serde(skip)]
+    pub fix_sql: Option<FixSql>,
+}
+
+/// A mechanical fix: SQL statements that make the finding's rule go quiet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixSql {
+    /// One or more statements, each ending with `;`.
+    pub sql: String,
+    /// What the statements change beyond the finding — who sees or may do what — when they do.
+    pub changes_access: Option<String>,
+}
+
+impl Finding {
+    /// Attaches a mechanical fix.
+    pub(crate) fn with_sql(mut self, sql: impl Into<String>, changes_access: Option<&str>) -> Self {
+        self.fix_sql = Some(FixSql {
+            sql: sql.into(),
+            changes_access: changes_access.map(str::to_owned),
+        });
+        self
+    }
 }
 
 /// All findings of one run, sorted by level (most severe first), rule, object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// New findings: those no baseline entry lists.
     pub findings: Vec<Finding>,
+    /// Findings a baseline lists (see [`crate::Baseline::apply`]); they do not fail the run.
+    pub baselined: Vec<Finding>,
+    /// Baseline entries that matched no finding: fixed, and due to be deleted.
+    pub stale: Vec<crate::baseline::BaselineEntry>,
 }
 
 /// Counts per level.
@@ -117,7 +150,10 @@ impl Report {
                 .then_with(|| a.fix.cmp(&b.fix))
         });
         findings.dedup();
-        Self { findings }
+        Self {
+            findings,
+            ..Self::default()
+        }
     }
 
     /// The most severe level present, `None` when clean.
@@ -159,6 +195,19 @@ impl Report {
                 finding.fix
             ));
         }
+        for entry in &self.stale {
+            out.push_str(&format!(
+                "stale baseline entry: {} on {} (nothing matches it any more: delete it)\n",
+                entry.rule, entry.object
+            ));
+        }
+        if !self.baselined.is_empty() {
+            out.push_str(&format!(
+                "rls-lint: {} known finding{} accepted by the baseline\n",
+                self.baselined.len(),
+                plural(self.baselined.len())
+            ));
+        }
         let s = self.summary();
         if self.findings.is_empty() {
             out.push_str("rls-lint: no findings\n");
@@ -173,6 +222,51 @@ impl Report {
                 plural(s.warn),
                 s.info
             ));
+        }
+        out
+    }
+
+    /// A migration fixing every finding whose fix is mechanical, in report order: each block
+    /// names the rule and object it fixes, and a fix that changes who sees or may do what says
+    /// so in a `-- CHANGES ACCESS:` comment above it. Findings without a mechanical fix are
+    /// listed at the end as comments, with their fix text.
+    pub fn fix_sql(&self) -> String {
+        let mut out = String::from(
+            "-- rls-lint --fix-sql: review before applying; every statement names what it fixes.\n",
+        );
+        let mut manual = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for finding in &self.findings {
+            let Some(fix) = &finding.fix_sql else {
+                manual.push(finding);
+                continue;
+            };
+            // Two findings can share one fix (a policy's USING and WITH CHECK).
+            if seen.contains(&fix.sql.as_str()) {
+                continue;
+            }
+            seen.push(&fix.sql);
+            out.push_str(&format!(
+                "\n-- {} ({}): {}\n",
+                finding.rule, finding.level, finding.object
+            ));
+            if let Some(note) = &fix.changes_access {
+                out.push_str(&format!("-- CHANGES ACCESS: {note}\n"));
+            }
+            out.push_str(&fix.sql);
+            out.push('\n');
+        }
+        if !manual.is_empty() {
+            out.push_str("\n-- Not fixable mechanically (decide, then write the migration):\n");
+            for finding in manual {
+                out.push_str(&format!(
+                    "--   {} ({}): {}\n--     fix: {}\n",
+                    finding.rule,
+                    finding.level,
+                    finding.object,
+                    finding.fix.replace('\n', " ")
+                ));
+            }
         }
         out
     }
@@ -206,11 +300,17 @@ impl Serialize for Report {
             format: u32,
             summary: Summary,
             findings: &'a [Finding],
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            baselined: &'a [Finding],
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            stale: &'a [crate::baseline::BaselineEntry],
         }
         Shape {
             format: JSON_FORMAT,
             summary: self.summary(),
             findings: &self.findings,
+            baselined: &self.baselined,
+            stale: &self.stale,
         }
         .serialize(serializer)
     }
@@ -227,6 +327,7 @@ mod tests {
             object: object.into(),
             why: "why".into(),
             fix: "fix".into(),
+            fix_sql: None,
         }
     }
 
@@ -281,6 +382,39 @@ mod tests {
         assert!(text.starts_with("ERROR  r  o\n       why: why\n       fix: fix\n"));
         assert!(text.ends_with("rls-lint: 1 finding: 1 error, 0 warnings, 0 info\n"));
         assert_eq!(Report::default().render_text(), "rls-lint: no findings\n");
+    }
+
+    #[test]
+    fn fix_sql_says_what_changes_access_and_lists_the_rest() {
+        let report = Report::new(vec![
+            finding("a.rule", Level::Warn, "x").with_sql("CREATE INDEX ON t (c);", None),
+            finding("b.rule", Level::Warn, "y").with_sql(
+                "ALTER TABLE t FORCE ROW LEVEL SECURITY;",
+                Some("the owner obeys"),
+            ),
+            finding("c.rule", Level::Error, "z"),
+        ]);
+        let sql = report.fix_sql();
+        assert!(
+            sql.contains("\n-- a.rule (warn): x\nCREATE INDEX ON t (c);\n"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "-- b.rule (warn): y\n-- CHANGES ACCESS: the owner obeys\nALTER TABLE t FORCE"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("--   c.rule (error): z\n--     fix: fix\n"),
+            "{sql}"
+        );
+        // Nothing mechanical: only comments.
+        let none = Report::new(vec![finding("c.rule", Level::Error, "z")]).fix_sql();
+        assert!(
+            none.lines().all(|l| l.is_empty() || l.starts_with("--")),
+            "{none}"
+        );
     }
 
     #[test]

@@ -37,6 +37,22 @@ pub(crate) const VIEW_SECURITY_DEFINER: &str = "view.security_definer";
 pub(crate) const ROLE_SUPERUSER: &str = "role.superuser";
 pub(crate) const ROLE_BYPASSRLS: &str = "role.bypassrls";
 pub(crate) const ROLE_OWNS_TABLE: &str = "role.owns_table";
+pub(crate) const FOREIGN_KEY_EXISTENCE_ORACLE: &str = "foreign_key.existence_oracle";
+pub(crate) const FOREIGN_TABLE_EXPOSED: &str = "foreign_table.exposed";
+pub(crate) const POLICY_ALWAYS_FALSE: &str = "policy.always_false";
+pub(crate) const POLICY_HARDCODED_OWNER: &str = "policy.hardcoded_owner";
+pub(crate) const POLICY_UNKNOWN_ROLE: &str = "policy.unknown_role";
+pub(crate) const CLAIMS_MISSING_OK: &str = "claims.missing_ok";
+pub(crate) const POLICY_VOLATILE_CALL: &str = "policy.volatile_call";
+pub(crate) const FUNCTION_CALLER_ID_IMMUTABLE: &str = "function.caller_id_immutable";
+pub(crate) const FUNCTION_LEAKPROOF: &str = "function.leakproof";
+pub(crate) const FUNCTION_SECURITY_DEFINER_TRIGGER: &str = "function.security_definer_trigger";
+pub(crate) const OWNER_COLUMN_NULLABLE: &str = "owner_column.nullable";
+pub(crate) const POLICY_CASE_INSENSITIVE_ID: &str = "policy.case_insensitive_id";
+pub(crate) const POLICY_EMAIL_ONLY: &str = "policy.email_only";
+pub(crate) const POLICY_ROLE_AS_USER: &str = "policy.role_as_user";
+pub(crate) const RLS_ONLY_RESTRICTIVE: &str = "rls.only_restrictive";
+pub(crate) const UNIQUE_NOT_OWNER_SCOPED: &str = "unique.not_owner_scoped";
 pub(crate) const OPTIONS_UNKNOWN_ROLE: &str = "options.unknown_role";
 pub(crate) const OPTIONS_UNKNOWN_SCHEMA: &str = "options.unknown_schema";
 
@@ -46,6 +62,11 @@ pub const RULES: &[Rule] = &[
         id: CLAIMS_CAST_BEFORE_GUARD,
         level: Level::Error,
         summary: "a claims reader casts current_setting('request.jwt.claims') before guarding '' (errors on a reused pooled connection)",
+    },
+    Rule {
+        id: CLAIMS_MISSING_OK,
+        level: Level::Warn,
+        summary: "current_setting('request.jwt.claims') without missing_ok (true): raises on a connection no request has set it on, instead of meaning nobody",
     },
     Rule {
         id: CLAIMS_SUB_AS_UUID,
@@ -58,6 +79,26 @@ pub const RULES: &[Rule] = &[
         summary: "a policy reads a claim other than the available ones (InsForge >= 2.2.5 keeps only sub, email, role, iat, exp)",
     },
     Rule {
+        id: FOREIGN_KEY_EXISTENCE_ORACLE,
+        level: Level::Info,
+        summary: "a foreign key to an RLS table whose rows the INSERT policy does not check: the key error tells a user whether another user's row exists",
+    },
+    Rule {
+        id: FOREIGN_TABLE_EXPOSED,
+        level: Level::Warn,
+        summary: "a foreign table in an exposed schema that exposed roles can read or write: foreign tables cannot have RLS",
+    },
+    Rule {
+        id: FUNCTION_CALLER_ID_IMMUTABLE,
+        level: Level::Error,
+        summary: "a function that reads the request's settings or claims (a caller-id function) is IMMUTABLE: a cached plan reuses one user's id for another (STABLE is right; warn when no policy or default uses it)",
+    },
+    Rule {
+        id: FUNCTION_LEAKPROOF,
+        level: Level::Warn,
+        summary: "a function in an exposed schema is LEAKPROOF: the planner runs it on rows before the policies filter them",
+    },
+    Rule {
         id: FUNCTION_SEARCH_PATH,
         level: Level::Warn,
         summary: "a function in an exposed schema has no fixed search_path",
@@ -66,6 +107,11 @@ pub const RULES: &[Rule] = &[
         id: FUNCTION_SECURITY_DEFINER,
         level: Level::Error,
         summary: "a SECURITY DEFINER function that exposed roles can execute reads an RLS table as its owner",
+    },
+    Rule {
+        id: FUNCTION_SECURITY_DEFINER_TRIGGER,
+        level: Level::Warn,
+        summary: "a trigger function is SECURITY DEFINER: what it reads and writes is judged as its owner, not as the user whose write fired it",
     },
     Rule {
         id: OPTIONS_UNKNOWN_ROLE,
@@ -83,6 +129,11 @@ pub const RULES: &[Rule] = &[
         summary: "an owner column's default is not the caller's id",
     },
     Rule {
+        id: OWNER_COLUMN_NULLABLE,
+        level: Level::Warn,
+        summary: "an owner column allows NULL: rows nobody owns, invisible to their writer and matched by any IS NULL branch",
+    },
+    Rule {
         id: OWNER_COLUMN_UNINDEXED,
         level: Level::Warn,
         summary: "no index is led by an owner column the policies filter on",
@@ -91,6 +142,11 @@ pub const RULES: &[Rule] = &[
         id: OWNER_COLUMN_UUID,
         level: Level::Error,
         summary: "an owner column is uuid while Clerk user ids are strings",
+    },
+    Rule {
+        id: POLICY_ALWAYS_FALSE,
+        level: Level::Info,
+        summary: "a permissive policy whose USING (or an INSERT's WITH CHECK) is the constant false: it admits nothing",
     },
     Rule {
         id: POLICY_ALWAYS_TRUE,
@@ -108,9 +164,24 @@ pub const RULES: &[Rule] = &[
         summary: "a policy falls back to the row's own value when there is no caller id (`coalesce(requesting_user_id(), <column>)`): true for every row",
     },
     Rule {
+        id: POLICY_CASE_INSENSITIVE_ID,
+        level: Level::Error,
+        summary: "a policy compares the caller's Clerk id case-insensitively or as a pattern (lower()/upper() on both sides, ILIKE, LIKE, ~*): a look-alike id matches (warn when only one side is folded)",
+    },
+    Rule {
         id: POLICY_CHECK_WEAKER,
         level: Level::Error,
         summary: "an UPDATE/ALL policy's WITH CHECK does not pin the owner its USING pins (rows can be handed off)",
+    },
+    Rule {
+        id: POLICY_EMAIL_ONLY,
+        level: Level::Warn,
+        summary: "a policy scopes rows by the email claim (auth.email()) without the caller's id: emails change, are compared case-sensitively, and are not the Clerk user",
+    },
+    Rule {
+        id: POLICY_HARDCODED_OWNER,
+        level: Level::Warn,
+        summary: "a policy compares an owner column with a string literal: one hard-coded user (a backdoor or a test leftover) gets those rows",
     },
     Rule {
         id: POLICY_MISSING_WITH_CHECK,
@@ -128,14 +199,29 @@ pub const RULES: &[Rule] = &[
         summary: "a policy on a user-owned table does not compare the owner with the caller's id (warn for SELECT)",
     },
     Rule {
+        id: POLICY_ROLE_AS_USER,
+        level: Level::Error,
+        summary: "a policy compares a column with current_user/session_user: the database role every API request shares (authenticated), not the Clerk user",
+    },
+    Rule {
         id: POLICY_UNCORRELATED_MEMBERSHIP,
         level: Level::Error,
         summary: "a membership subquery checks the caller but never ties the membership to the policy's row: a member of anything passes for every row",
     },
     Rule {
+        id: POLICY_UNKNOWN_ROLE,
+        level: Level::Warn,
+        summary: "a policy compares the request's role (auth.role(), current_user) with a name no API request runs as: that branch never matches",
+    },
+    Rule {
         id: POLICY_UNWRAPPED_CALL,
         level: Level::Warn,
         summary: "a policy calls a per-statement-constant function without (select …), so it runs per row",
+    },
+    Rule {
+        id: POLICY_VOLATILE_CALL,
+        level: Level::Warn,
+        summary: "a policy calls a VOLATILE function: evaluated for every row, never inlined, and the owner index cannot be used",
     },
     Rule {
         id: RLS_COMMAND_WITHOUT_POLICY,
@@ -158,6 +244,11 @@ pub const RULES: &[Rule] = &[
         summary: "RLS is enabled but not forced, so the table owner bypasses it",
     },
     Rule {
+        id: RLS_ONLY_RESTRICTIVE,
+        level: Level::Warn,
+        summary: "an exposed role's only policies on a table are RESTRICTIVE: with no permissive policy every request is denied, silently",
+    },
+    Rule {
         id: RLS_POLICIES_WHILE_DISABLED,
         level: Level::Error,
         summary: "a table has policies but RLS is off, so none of them applies",
@@ -176,6 +267,11 @@ pub const RULES: &[Rule] = &[
         id: ROLE_SUPERUSER,
         level: Level::Error,
         summary: "the app role or an exposed role is a superuser, or can SET ROLE to one",
+    },
+    Rule {
+        id: UNIQUE_NOT_OWNER_SCOPED,
+        level: Level::Info,
+        summary: "a UNIQUE index on a user-owned table does not include the owner column: a duplicate-key error tells one user that another already holds the value",
     },
     Rule {
         id: VIEW_SECURITY_DEFINER,

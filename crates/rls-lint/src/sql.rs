@@ -500,6 +500,15 @@ impl Tokens {
     /// The tokens of a range as SQL text again (spacing normalised), shortened past 160
     /// characters: for naming a piece of a policy in a finding.
     pub(crate) fn text(&self, range: Range<usize>) -> String {
+        let mut out = self.text_full(range);
+        if out.chars().count() > 160 {
+            out = out.chars().take(157).collect::<String>() + "…";
+        }
+        out
+    }
+
+    /// The tokens of a range as SQL text again (spacing normalised), whole: for writing SQL.
+    pub(crate) fn text_full(&self, range: Range<usize>) -> String {
         let mut out = String::new();
         let mut prev: Option<&Token> = None;
         for t in &self.toks[range.start.min(self.toks.len())..range.end.min(self.toks.len())] {
@@ -530,9 +539,6 @@ impl Tokens {
                 Token::Other(c) => out.push(*c),
             }
             prev = Some(t);
-        }
-        if out.chars().count() > 160 {
-            out = out.chars().take(157).collect::<String>() + "…";
         }
         out
     }

@@ -9,11 +9,22 @@
 use crate::catalog::{Function, Relation};
 use crate::report::{Finding, Level};
 use crate::rules::{
-    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_SUB_AS_UUID, FUNCTION_SEARCH_PATH, FUNCTION_SECURITY_DEFINER,
+    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_MISSING_OK, CLAIMS_SUB_AS_UUID, FUNCTION_CALLER_ID_IMMUTABLE,
+    FUNCTION_LEAKPROOF, FUNCTION_SEARCH_PATH, FUNCTION_SECURITY_DEFINER,
+    FUNCTION_SECURITY_DEFINER_TRIGGER,
 };
 use crate::sql::{Token, Tokens};
 
-use super::{Context, and_list, finding};
+use super::{Context, and_list, finding, qualified_sql, quote_ident};
+
+/// The function as `ALTER FUNCTION` names it.
+fn function_sql(function: &Function) -> String {
+    format!(
+        "{}({})",
+        qualified_sql(&function.schema, &function.name),
+        function.identity_args
+    )
+}
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     for (index, function) in ctx.catalog.functions.iter().enumerate() {
@@ -43,6 +54,26 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             ));
         }
 
+        if facts.claims_without_missing_ok && (function.checked || used_by.is_some()) {
+            out.push(finding(
+                CLAIMS_MISSING_OK,
+                Level::Warn,
+                &object,
+                format!(
+                    "reads current_setting('request.jwt.claims…') without missing_ok: on a \
+                     connection where no request has set the claims (a direct connection, a job, \
+                     a fresh pooled backend) {} raise an error instead of seeing no user",
+                    if users.is_empty() {
+                        "its callers".to_owned()
+                    } else {
+                        users.clone()
+                    }
+                ),
+                "pass true: current_setting('request.jwt.claims', true), and turn '' into NULL \
+                 before casting",
+            ));
+        }
+
         if facts.sub_as_uuid && used_by.is_some() {
             out.push(finding(
                 CLAIMS_SUB_AS_UUID,
@@ -56,8 +87,123 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             ));
         }
 
+        if facts.reads_settings
+            && function.volatility == 'i'
+            && (function.checked || used_by.is_some())
+        {
+            out.push(
+                finding(
+                    FUNCTION_CALLER_ID_IMMUTABLE,
+                    if used_by.is_some() {
+                        Level::Error
+                    } else {
+                        Level::Warn
+                    },
+                    &object,
+                    format!(
+                        "reads the request's settings (the caller's claims) but is declared \
+                         IMMUTABLE, a promise that it returns the same value forever: the planner \
+                         may fold the call into a constant when it plans a statement, and a \
+                         cached plan (a prepared statement, a PL/pgSQL plan, a pooled \
+                         connection) then serves the first caller's id to every later caller{}",
+                        if users.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" of {users}")
+                        }
+                    ),
+                    format!(
+                        "ALTER FUNCTION {} STABLE; (the claims are set per transaction and \
+                         constant within a statement: exactly what STABLE promises)",
+                        function.signature()
+                    ),
+                )
+                .with_sql(
+                    format!("ALTER FUNCTION {} STABLE;", function_sql(function)),
+                    None,
+                ),
+            );
+        }
+
         if !function.checked {
             continue;
+        }
+        if function.leakproof && !function.from_extension {
+            out.push(
+                finding(
+                    FUNCTION_LEAKPROOF,
+                    Level::Warn,
+                    &object,
+                    "declared LEAKPROOF: the planner may run it on rows before the policies have \
+                     filtered them (to use an index), so anything it reveals — an error message \
+                     quoting its argument, a notice, a side effect — reveals other users' rows",
+                    format!(
+                        "ALTER FUNCTION {} NOT LEAKPROOF; (only built-in operators proven not \
+                         to leak belong in LEAKPROOF)",
+                        function.signature()
+                    ),
+                )
+                .with_sql(
+                    format!("ALTER FUNCTION {} NOT LEAKPROOF;", function_sql(function)),
+                    None,
+                ),
+            );
+        }
+        if function.security_definer && function.returns == "trigger" {
+            let fired_by: Vec<String> = ctx
+                .catalog
+                .triggers
+                .iter()
+                .flat_map(|(oid, list)| {
+                    list.iter()
+                        .filter(|t| {
+                            t.function_schema == function.schema && t.function_name == function.name
+                        })
+                        .filter_map(|t| {
+                            ctx.relation(*oid)
+                                .map(|r| format!("{} on {}", t.name, r.qualified()))
+                        })
+                })
+                .collect();
+            out.push(
+                finding(
+                    FUNCTION_SECURITY_DEFINER_TRIGGER,
+                    Level::Warn,
+                    &object,
+                    format!(
+                        "a SECURITY DEFINER trigger function{}: it runs as its owner {}{}, so what \
+                         it reads or writes on the user's behalf is not judged by the policies \
+                         that judge the user",
+                        if fired_by.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (fired by {})", and_list(&fired_by))
+                        },
+                        function.owner,
+                        if function.owner_bypasses {
+                            ", who bypasses RLS"
+                        } else {
+                            ""
+                        }
+                    ),
+                    format!(
+                        "ALTER FUNCTION {} SECURITY INVOKER; (if it must write a table the user \
+                         cannot, keep DEFINER, fix its search_path and filter by \
+                         (select public.requesting_user_id()) inside)",
+                        function.signature()
+                    ),
+                )
+                .with_sql(
+                    format!(
+                        "ALTER FUNCTION {} SECURITY INVOKER;",
+                        function_sql(function)
+                    ),
+                    Some(
+                        "the trigger's own reads and writes now go through the policies of the \
+                         user whose statement fired it",
+                    ),
+                ),
+            );
         }
         let path_safe = function.from_extension
             || matches!(function.language.as_str(), "c" | "internal")
@@ -78,16 +224,82 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                      so Postgres can inline it)",
                     function.signature()
                 ),
+            ).with_sql(
+                format!(
+                    "-- first make sure every name in its body is schema-qualified\n\
+                     ALTER FUNCTION {} SET search_path = '';",
+                    function_sql(function)
+                ),
+                None,
             ));
         }
-        if function.security_definer && !function.executable_by.is_empty() {
-            security_definer(ctx, function, &object, out);
+        if function.security_definer
+            && function.returns != "trigger"
+            && !function.executable_by.is_empty()
+        {
+            security_definer(ctx, index, function, &object, out);
         }
     }
 }
 
-fn security_definer(ctx: &Context<'_>, function: &Function, object: &str, out: &mut Vec<Finding>) {
+fn security_definer(
+    ctx: &Context<'_>,
+    index: usize,
+    function: &Function,
+    object: &str,
+    out: &mut Vec<Finding>,
+) {
     if !matches!(function.language.as_str(), "sql" | "plpgsql") {
+        return;
+    }
+    // A helper that filters by the caller's id (the membership lookup policies call to avoid
+    // recursing into their own table's policies) is the standard, intended use: only a caller
+    // without an id (anon) should not reach it.
+    if ctx.analysis.facts[index].uses_caller {
+        let anon = ctx.options.anon_role.as_str();
+        if !function.executable_by.iter().any(|r| r == anon) {
+            return;
+        }
+        let keep: Vec<&str> = function
+            .executable_by
+            .iter()
+            .map(String::as_str)
+            .filter(|r| *r != anon)
+            .collect();
+        let signature = function_sql(function);
+        let mut sql = format!(
+            "REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC;\nREVOKE EXECUTE ON FUNCTION \
+             {signature} FROM {};",
+            quote_ident(anon)
+        );
+        if !keep.is_empty() {
+            let roles: Vec<String> = keep.iter().map(|r| quote_ident(r)).collect();
+            sql.push_str(&format!(
+                "\nGRANT EXECUTE ON FUNCTION {signature} TO {};",
+                roles.join(", ")
+            ));
+        }
+        out.push(
+            finding(
+                FUNCTION_SECURITY_DEFINER,
+                Level::Warn,
+                object,
+                format!(
+                    "SECURITY DEFINER function that filters by the caller's id (a membership \
+                     helper policies call without recursing), executable by {}: requests without \
+                     a token can call it through the API; with no caller id it should find \
+                     nothing, but nothing needs anon to reach it",
+                    and_list(&function.executable_by)
+                ),
+                format!(
+                    "REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC, {anon}; keep SECURITY DEFINER \
+                     (SECURITY INVOKER would make the policies that call it recurse into their \
+                     own table's policies)",
+                    function.signature()
+                ),
+            )
+            .with_sql(sql, Some("anon can no longer call the function")),
+        );
         return;
     }
     let tokens = Tokens::new(&function.body);
@@ -114,7 +326,8 @@ fn security_definer(ctx: &Context<'_>, function: &Function, object: &str, out: &
             function.owner
         )
     };
-    out.push(finding(
+    let used_by_policy = ctx.used_by.contains_key(&index);
+    let base = finding(
         FUNCTION_SECURITY_DEFINER,
         Level::Error,
         object,
@@ -123,12 +336,32 @@ fn security_definer(ctx: &Context<'_>, function: &Function, object: &str, out: &
             and_list(&function.executable_by),
             and_list(&names)
         ),
-        format!(
-            "ALTER FUNCTION {} SECURITY INVOKER; (or filter by (select public.requesting_user_id()) \
-             inside and REVOKE EXECUTE from anon)",
-            function.signature()
-        ),
-    ));
+        if used_by_policy {
+            format!(
+                "filter by (select public.requesting_user_id()) inside and REVOKE EXECUTE ON \
+                 FUNCTION {} FROM PUBLIC, anon (a policy calls it: SECURITY INVOKER would make \
+                 that policy recurse)",
+                function.signature()
+            )
+        } else {
+            format!(
+                "ALTER FUNCTION {} SECURITY INVOKER; (or filter by (select \
+                 public.requesting_user_id()) inside and REVOKE EXECUTE from anon)",
+                function.signature()
+            )
+        },
+    );
+    out.push(if used_by_policy {
+        base
+    } else {
+        base.with_sql(
+            format!(
+                "ALTER FUNCTION {} SECURITY INVOKER;",
+                function_sql(function)
+            ),
+            Some("its queries now run under the caller's policies: callers see only their rows"),
+        )
+    });
 }
 
 /// Whether a body names a relation: bare, or qualified with its schema. A column or alias with

@@ -159,7 +159,29 @@ pub(crate) fn finding(
         object: object.into(),
         why: why.into(),
         fix: fix.into(),
+        fix_sql: None,
     }
+}
+
+/// An identifier as SQL: quoted unless it is a plain lowercase name.
+pub(crate) fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// `schema.name`, each part quoted as needed.
+pub(crate) fn qualified_sql(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
 }
 
 /// `a`, `a and b`, `a, b and c`.

@@ -8,13 +8,24 @@ use crate::catalog::Command;
 use crate::options::{PublicRead, TableIntent};
 use crate::report::{Finding, Level};
 use crate::rules::{
-    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_UNAVAILABLE, POLICY_ALWAYS_TRUE, POLICY_ANON_PERMISSIVE,
-    POLICY_CALLER_ID_FALLBACK, POLICY_CHECK_WEAKER, POLICY_MISSING_WITH_CHECK,
-    POLICY_MULTIPLE_PERMISSIVE, POLICY_NOT_OWNER_SCOPED, POLICY_UNCORRELATED_MEMBERSHIP,
-    POLICY_UNWRAPPED_CALL,
+    CLAIMS_CAST_BEFORE_GUARD, CLAIMS_MISSING_OK, CLAIMS_UNAVAILABLE, POLICY_ALWAYS_FALSE,
+    POLICY_ALWAYS_TRUE, POLICY_ANON_PERMISSIVE, POLICY_CALLER_ID_FALLBACK,
+    POLICY_CASE_INSENSITIVE_ID, POLICY_CHECK_WEAKER, POLICY_EMAIL_ONLY, POLICY_HARDCODED_OWNER,
+    POLICY_MISSING_WITH_CHECK, POLICY_MULTIPLE_PERMISSIVE, POLICY_NOT_OWNER_SCOPED,
+    POLICY_ROLE_AS_USER, POLICY_UNCORRELATED_MEMBERSHIP, POLICY_UNKNOWN_ROLE,
+    POLICY_UNWRAPPED_CALL, POLICY_VOLATILE_CALL,
 };
 
-use super::{Context, PolicyView, TableView, and_list, finding};
+use super::{Context, PolicyView, TableView, and_list, finding, qualified_sql, quote_ident};
+
+/// `ALTER POLICY <name> ON <table>` for a fix.
+fn alter_policy(table: &TableView<'_>, policy: &PolicyView<'_>) -> String {
+    format!(
+        "ALTER POLICY {} ON {}",
+        quote_ident(&policy.policy.name),
+        qualified_sql(&table.relation.schema, &table.relation.name)
+    )
+}
 
 /// The owner comparison a fix suggests: on the spec's owner column, else the one the table's
 /// policies or defaults use, else `user_id`.
@@ -58,19 +69,196 @@ fn every_policy(
     unwrapped.dedup();
     if !unwrapped.is_empty() {
         let wrapped: Vec<String> = unwrapped.iter().map(|c| format!("(select {c})")).collect();
+        let mut clauses = Vec::new();
+        if let Some(w) = policy.using.as_ref().and_then(|u| u.wrapped.as_ref()) {
+            clauses.push(format!("USING ({w})"));
+        }
+        if let Some(w) = policy.check.as_ref().and_then(|c| c.wrapped.as_ref()) {
+            clauses.push(format!("WITH CHECK ({w})"));
+        }
+        let sql = format!("{} {};", alter_policy(table, policy), clauses.join(" "));
+        out.push(
+            finding(
+                POLICY_UNWRAPPED_CALL,
+                Level::Warn,
+                &object,
+                format!(
+                    "{} reads a per-statement constant (the request's settings or claims) but is \
+                 called bare, so Postgres evaluates it for every row instead of once per \
+                 statement (Supabase measured 179 ms → 9 ms)",
+                    and_list(&unwrapped)
+                ),
+                format!(
+                    "write {} in the policy so it becomes an initPlan",
+                    and_list(&wrapped)
+                ),
+            )
+            .with_sql(sql, None),
+        );
+    }
+
+    let mut volatile: Vec<String> = policy
+        .clauses()
+        .flat_map(|c| c.functions.iter())
+        .filter_map(|&i| {
+            let f = ctx.catalog.functions.get(i)?;
+            (f.volatility == 'v').then(|| format!("{}.{}()", f.schema, f.name))
+        })
+        .collect();
+    volatile.sort_unstable();
+    volatile.dedup();
+    if !volatile.is_empty() {
         out.push(finding(
-            POLICY_UNWRAPPED_CALL,
+            POLICY_VOLATILE_CALL,
             Level::Warn,
             &object,
             format!(
-                "{} reads a per-statement constant (the request's settings or claims) but is \
-                 called bare, so Postgres evaluates it for every row instead of once per \
-                 statement (Supabase measured 179 ms → 9 ms)",
-                and_list(&unwrapped)
+                "calls {}, declared VOLATILE (the default for CREATE FUNCTION): Postgres must call \
+                 it for every row, cannot inline it, and cannot use it in an index condition",
+                and_list(&volatile)
             ),
+            "declare it STABLE if it only reads (a caller-id or membership helper does), and call \
+             it as (select f()) when its arguments are constant",
+        ));
+    }
+    if policy.clauses().any(|c| c.claims_without_missing_ok) {
+        out.push(finding(
+            CLAIMS_MISSING_OK,
+            Level::Warn,
+            &object,
+            "reads current_setting('request.jwt.claims…') without missing_ok: on a connection where \
+             no request has set the claims (a direct connection, a job, a fresh pooled backend) \
+             the policy raises an error instead of admitting nobody",
+            "call public.requesting_user_id(), or pass true: current_setting('request.jwt.claims', true)",
+        ));
+    }
+
+    let mut hardcoded: Vec<&str> = policy
+        .clauses()
+        .flat_map(|c| c.literal_compares.iter())
+        .filter(|(column, _)| table.owner_columns.contains(column))
+        .map(|(_, text)| text.as_str())
+        .collect();
+    hardcoded.sort_unstable();
+    hardcoded.dedup();
+    for text in hardcoded {
+        out.push(finding(
+            POLICY_HARDCODED_OWNER,
+            Level::Warn,
+            &object,
             format!(
-                "write {} in the policy so it becomes an initPlan",
-                and_list(&wrapped)
+                "`{text}` hard-codes one owner: whoever holds that Clerk id reaches these rows \
+                 whatever the other branches say (a backdoor, a test leftover, or an admin rule \
+                 that belongs in a table)"
+            ),
+            "drop the branch, or look admins up in a table keyed by the Clerk user id",
+        ));
+    }
+    let known_roles: Vec<&str> = ctx
+        .options
+        .exposed_roles
+        .iter()
+        .chain(std::iter::once(&ctx.options.anon_role))
+        .map(String::as_str)
+        .collect();
+    let mut unknown: Vec<&str> = policy
+        .clauses()
+        .flat_map(|c| c.role_literals.iter())
+        .map(String::as_str)
+        .filter(|l| !known_roles.contains(l))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        let quoted: Vec<String> = unknown.iter().map(|l| format!("'{l}'")).collect();
+        out.push(finding(
+            POLICY_UNKNOWN_ROLE,
+            Level::Warn,
+            &object,
+            format!(
+                "compares the request's role with {}, but API requests run as {}: that comparison \
+                 is never true, so the policy silently admits less than it seems to (a typo, or a \
+                 Supabase role name)",
+                and_list(&quoted),
+                and_list(&known_roles)
+            ),
+            "compare with a role requests run as (usually 'authenticated'), or with the caller's id",
+        ));
+    }
+    let scope_false = match policy.policy.command {
+        Command::Insert => policy.check.as_ref(),
+        _ => policy.using.as_ref(),
+    }
+    .is_some_and(|c| c.always_false);
+    if policy.policy.permissive && scope_false {
+        out.push(finding(
+            POLICY_ALWAYS_FALSE,
+            Level::Info,
+            &object,
+            "the policy's expression is the constant false: it admits nothing (a permissive \
+             policy that grants nothing is dead weight; a deny is clearer as a revoked grant)",
+            "drop the policy, or REVOKE the privilege so the deny is explicit",
+        ));
+    }
+
+    let owner_columns = &table.owner_columns;
+    for text in policy.clauses().flat_map(|c| c.role_compares.iter()) {
+        // Certain when the column holds the Clerk user id elsewhere (policies or its default).
+        let on_owner = owner_columns.iter().any(|c| text.contains(c.as_str()));
+        out.push(finding(
+            POLICY_ROLE_AS_USER,
+            if on_owner { Level::Error } else { Level::Warn },
+            &object,
+            format!(
+                "`{text}` compares with the database role, not the Clerk user: every API request \
+                 runs as the same role ({}), so the rows this admits are the same for every \
+                 user{}",
+                and_list(&ctx.options.exposed_roles),
+                if on_owner {
+                    " — and the column holds Clerk user ids, which never equal a role name"
+                } else {
+                    ""
+                }
+            ),
+            format!("compare with the caller's id: {}", owner_check(ctx, table)),
+        ));
+    }
+    for (text, certain) in policy.clauses().flat_map(|c| c.case_folded.iter()) {
+        out.push(finding(
+            POLICY_CASE_INSENSITIVE_ID,
+            if *certain { Level::Error } else { Level::Warn },
+            &object,
+            if *certain {
+                format!(
+                    "`{text}` matches the caller's Clerk id ignoring case or as a pattern: Clerk ids \
+                     are case-sensitive (user_2GIpX… and user_2gipx… are two users) and contain \
+                     `_`, a LIKE wildcard, so a look-alike id gets these rows"
+                )
+            } else {
+                format!(
+                    "`{text}` folds the case of one side of a caller-id comparison: Clerk ids are \
+                     case-sensitive, so the owner's mixed-case id no longer matches (the owner \
+                     loses the rows) and the policy cannot use the owner index"
+                )
+            },
+            format!("compare the ids exactly: {}", owner_check(ctx, table)),
+        ));
+    }
+    if policy.policy.permissive
+        && policy.clauses().any(|c| c.claim_keys.contains("email"))
+        && !policy.clauses().any(|c| c.binds_caller)
+    {
+        out.push(finding(
+            POLICY_EMAIL_ONLY,
+            Level::Warn,
+            &object,
+            "scopes rows by the caller's email claim (auth.email()) and never by the caller's id: \
+             a Clerk user can change their email (the rows stay with the old address, or go to \
+             whoever takes it next), `=` on emails is case-sensitive, and the forwarded email \
+             is whatever the token carries, not the Clerk user",
+            format!(
+                "key the rows by the Clerk user id: {}; keep emails in a table keyed by that id",
+                owner_check(ctx, table)
             ),
         ));
     }
@@ -173,6 +361,28 @@ fn access(
             None => false,
         };
 
+    // A read open to every exposed role on a table with no owner-scoped read is how public
+    // rows (profiles, posts) are written: a leak only if the spec says the rows are private.
+    // Without a spec for the table that is not certain, so it is a warning.
+    let looks_public = command == Command::Select
+        && using_true
+        && ctx.exposed().all(|r| p.applies_to.iter().any(|a| a == r))
+        && !table.policies.iter().any(|other| {
+            other.policy.permissive
+                && other.policy.command.covers(Command::Select)
+                && other.using.as_ref().is_some_and(|u| u.binds_caller)
+        });
+    let public_level = if looks_public && intent(ctx, table).is_none() {
+        Level::Warn
+    } else {
+        Level::Error
+    };
+    let public_note = if public_level == Level::Warn {
+        " (if these rows are public by design, say so in the access spec: select = \"anyone\")"
+    } else {
+        ""
+    };
+
     // --- always true
     if command != Command::Select && (using_true || check_true) {
         let clause = match (using_true, check_true) {
@@ -214,10 +424,10 @@ fn access(
     {
         out.push(finding(
             POLICY_ALWAYS_TRUE,
-            Level::Error,
+            public_level,
             &object,
             format!(
-                "SELECT policy with USING (true) on a user-owned table: {roles} can read every user's rows"
+                "SELECT policy with USING (true) on a user-owned table: {roles} can read every user's rows{public_note}"
             ),
             format!("USING ({owner_check})"),
         ));
@@ -231,19 +441,23 @@ fn access(
     let scoped = scope.is_some_and(|s| s.binds_caller);
 
     // --- anon
+    // `auth.role() = 'authenticated'` (or `<caller id> IS NOT NULL`) in every branch: anon's
+    // requests never pass, whatever the policy's TO list says.
+    let signed_in_only = scope.is_some_and(|s| s.requires_signed_in);
     if p.applies_to.iter().any(|r| r == anon)
         && table.user_owned()
         && !scoped
+        && !signed_in_only
         && !intended_public_read
     {
         out.push(finding(
             POLICY_ANON_PERMISSIVE,
-            Level::Error,
+            public_level,
             &object,
             format!(
                 "permissive {} policy that applies to {anon} (requests without a token) on a \
                  user-owned table, and it does not depend on the caller's id: anyone on the \
-                 internet reaches these rows",
+                 internet reaches these rows{public_note}",
                 command.sql()
             ),
             format!("drop it, or restrict it with TO authenticated and USING ({owner_check})"),
@@ -255,7 +469,8 @@ fn access(
         match &policy.using {
             None => out.push(admits_nothing(&object, command, &owner_check)),
             Some(u) if u.always_true => {}
-            Some(u) if !u.owner_columns.is_empty() && u.binds_caller => out.push(finding(
+            Some(u) if !u.owner_columns.is_empty() && u.binds_caller => out.push(
+                finding(
                 POLICY_MISSING_WITH_CHECK,
                 Level::Warn,
                 &object,
@@ -274,20 +489,42 @@ fn access(
                     "add WITH CHECK ({} = (select public.requesting_user_id())) so the check is explicit",
                     u.owner_columns.iter().next().map_or("user_id", |c| c.as_str())
                 ),
-            )),
-            Some(_) => out.push(finding(
-                POLICY_MISSING_WITH_CHECK,
-                Level::Error,
-                &object,
-                format!(
-                    "{} policy without WITH CHECK, and its USING does not compare this table's \
-                     owner column with the caller's id: reused as the check on the new row, it \
-                     does not pin the new owner (a USING that looks the row up by id still finds \
-                     the old row), so an UPDATE without WHERE can hand rows to another user",
-                    command.sql()
+            )
+                .with_sql(
+                    // Postgres already uses USING as the check: writing it out changes nothing.
+                    format!(
+                        "{} WITH CHECK ({});",
+                        alter_policy(table, policy),
+                        p.using.as_deref().unwrap_or("false")
+                    ),
+                    None,
                 ),
-                format!("WITH CHECK ({owner_check})"),
-            )),
+            ),
+            Some(_) => {
+                let guard = owner_guard_trigger(ctx, table);
+                out.push(finding(
+                    POLICY_MISSING_WITH_CHECK,
+                    if guard.is_some() {
+                        Level::Warn
+                    } else {
+                        Level::Error
+                    },
+                    &object,
+                    format!(
+                        "{} policy without WITH CHECK, and its USING does not compare this table's \
+                         owner column with the caller's id: reused as the check on the new row, it \
+                         does not pin the new owner (a USING that looks the row up by id still finds \
+                         the old row), so an UPDATE without WHERE can hand rows to another user{}",
+                        command.sql(),
+                        guard.map_or(String::new(), |t| format!(
+                            " — unless the BEFORE UPDATE trigger {t}, which handles the owner \
+                             column, refuses or resets the change (the lint cannot tell: make it \
+                             explicit in WITH CHECK)"
+                        ))
+                    ),
+                    format!("WITH CHECK ({owner_check})"),
+                ));
+            }
         }
     }
     if command == Command::Insert && policy.check.is_none() {
@@ -343,6 +580,26 @@ fn access(
             format!("compare the owner column with the caller: {owner_check}"),
         ));
     }
+}
+
+/// A row-level BEFORE UPDATE trigger on the table whose function names one of the table's
+/// owner columns (through `NEW.`/`OLD.`): the usual way to keep the owner from changing.
+fn owner_guard_trigger(ctx: &Context<'_>, table: &TableView<'_>) -> Option<String> {
+    let triggers = ctx.catalog.triggers.get(&table.relation.oid)?;
+    triggers
+        .iter()
+        .filter(|t| t.before && t.for_each_row && t.on_update)
+        .find(|t| {
+            ctx.catalog.functions.iter().any(|f| {
+                f.schema == t.function_schema
+                    && f.name == t.function_name
+                    && table.owner_columns.iter().any(|c| {
+                        let body = f.body.to_ascii_lowercase();
+                        body.contains(&format!("new.{c}")) || body.contains(&format!("old.{c}"))
+                    })
+            })
+        })
+        .map(|t| t.name.clone())
 }
 
 /// The owner check in the clauses `command` has.

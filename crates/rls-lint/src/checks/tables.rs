@@ -4,16 +4,166 @@
 use crate::catalog::Command;
 use crate::report::{Finding, Level};
 use crate::rules::{
-    OWNER_COLUMN_DEFAULT, OWNER_COLUMN_UNINDEXED, OWNER_COLUMN_UUID, RLS_COMMAND_WITHOUT_POLICY,
-    RLS_DISABLED, RLS_NO_POLICY, RLS_NOT_FORCED, RLS_POLICIES_WHILE_DISABLED,
+    FOREIGN_KEY_EXISTENCE_ORACLE, OWNER_COLUMN_DEFAULT, OWNER_COLUMN_NULLABLE,
+    OWNER_COLUMN_UNINDEXED, OWNER_COLUMN_UUID, RLS_COMMAND_WITHOUT_POLICY, RLS_DISABLED,
+    RLS_NO_POLICY, RLS_NOT_FORCED, RLS_ONLY_RESTRICTIVE, RLS_POLICIES_WHILE_DISABLED,
+    UNIQUE_NOT_OWNER_SCOPED,
 };
 
-use super::{Context, TableView, and_list, finding};
+use super::{Context, TableView, and_list, finding, qualified_sql, quote_ident};
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     for table in &ctx.tables {
         rls_state(ctx, table, out);
         owner_columns(ctx, table, out);
+        unique_indexes(ctx, table, out);
+        foreign_keys(ctx, table, out);
+    }
+}
+
+/// A foreign key is checked as the table owner, past the parent's policies: an INSERT naming
+/// a parent row the user cannot see succeeds (or fails the policy) when the row exists and
+/// fails with 23503 when it does not — unless the INSERT policy itself checks the key column
+/// (a membership check on the parent id fails first, the same way for both).
+fn foreign_keys(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>) {
+    let Some(keys) = ctx.catalog.foreign_keys.get(&table.relation.oid) else {
+        return;
+    };
+    let inserts: Vec<_> = table
+        .policies
+        .iter()
+        .filter(|p| {
+            p.policy.permissive
+                && p.policy.command.covers(Command::Insert)
+                && !p.policy.applies_to.is_empty()
+        })
+        .collect();
+    if inserts.is_empty() || !table.relation.rls {
+        return;
+    }
+    for key in keys {
+        let Some(parent) = ctx.relation(key.parent_oid) else {
+            continue;
+        };
+        if parent.oid == table.relation.oid || !parent.rls {
+            continue;
+        }
+        // A parent anyone can read hides nothing.
+        let parent_public = ctx.catalog.policies.iter().any(|p| {
+            p.table_oid == parent.oid
+                && p.permissive
+                && p.command.covers(Command::Select)
+                && p.using.as_deref().is_some_and(|u| u.trim() == "true")
+        });
+        if parent_public {
+            continue;
+        }
+        let key_columns: Vec<_> = key
+            .columns
+            .iter()
+            .filter_map(|k| table.columns.iter().find(|c| c.attnum == *k))
+            .collect();
+        // Random uuids cannot be guessed: asking whether one exists reveals nothing.
+        if key_columns.iter().all(|c| c.base_type == "uuid") {
+            continue;
+        }
+        let columns: Vec<&str> = key_columns.iter().map(|c| c.name.as_str()).collect();
+        let checked = inserts.iter().all(|p| {
+            let text = p
+                .policy
+                .check
+                .as_deref()
+                .or(p.policy.using.as_deref())
+                .unwrap_or("");
+            let tokens = crate::sql::Tokens::new(text);
+            tokens.idents().any(|(_, name)| columns.contains(&name))
+        });
+        if checked {
+            continue;
+        }
+        out.push(finding(
+            FOREIGN_KEY_EXISTENCE_ORACLE,
+            Level::Info,
+            format!("constraint {} on {}", key.name, table.relation.qualified()),
+            format!(
+                "({}) references {}, which RLS hides, but the INSERT policy does not check it: \
+                 Postgres checks the key past the parent's policies, so inserting a row that \
+                 names another user's {} succeeds (or fails the policy) when it exists and fails \
+                 with a foreign key error when it does not — an existence oracle",
+                columns.join(", "),
+                parent.qualified(),
+                parent.name
+            ),
+            format!(
+                "check the parent in the INSERT policy's WITH CHECK (e.g. EXISTS (SELECT 1 FROM {} \
+                 p WHERE p.id = {}.{} AND <caller may use it>)), or key the parent by a random \
+                 uuid",
+                parent.qualified(),
+                table.relation.name,
+                columns.first().copied().unwrap_or("parent_id")
+            ),
+        ));
+    }
+}
+
+fn table_sql(table: &TableView<'_>) -> String {
+    qualified_sql(&table.relation.schema, &table.relation.name)
+}
+
+fn unique_indexes(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>) {
+    if !table.user_owned() || !table.relation.rls {
+        return;
+    }
+    let owner_attnums: Vec<i16> = table
+        .columns
+        .iter()
+        .filter(|c| table.owner_columns.contains(&c.name))
+        .map(|c| c.attnum)
+        .collect();
+    let Some(indexes) = ctx.catalog.indexes.get(&table.relation.oid) else {
+        return;
+    };
+    for index in indexes.iter().filter(|i| i.unique && !i.primary) {
+        if index.keys.iter().any(|k| owner_attnums.contains(k)) {
+            continue;
+        }
+        let names: Vec<&str> = index
+            .keys
+            .iter()
+            .map(|k| {
+                table
+                    .columns
+                    .iter()
+                    .find(|c| c.attnum == *k)
+                    .map_or("<expression>", |c| c.name.as_str())
+            })
+            .collect();
+        let owner = table
+            .owner_columns
+            .iter()
+            .next()
+            .map_or("user_id", String::as_str);
+        out.push(finding(
+            UNIQUE_NOT_OWNER_SCOPED,
+            Level::Info,
+            format!("index {} on {}", index.name, table.relation.qualified()),
+            format!(
+                "UNIQUE over ({}) across every user's rows: RLS hides the other rows but not the \
+                 index, so an INSERT that fails with a duplicate key tells one user that another \
+                 already holds the value (an existence oracle), and two users cannot both use it{}",
+                names.join(", "),
+                if index.partial {
+                    " (partial index)"
+                } else {
+                    ""
+                }
+            ),
+            format!(
+                "scope it by owner if the value is per user: UNIQUE ({owner}, {}); keep it global \
+                 only for values meant to be unique site-wide (a handle), and accept the oracle",
+                names.join(", ")
+            ),
+        ));
     }
 }
 
@@ -59,6 +209,12 @@ fn rls_state(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>) {
                     }
                 ),
                 enable_sql(&name),
+            ).with_sql(
+                format!(
+                    "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;\nALTER TABLE {t} FORCE ROW LEVEL SECURITY;",
+                    t = table_sql(table)
+                ),
+                Some("the existing policies start to apply: API requests see and change only what they allow"),
             ));
         } else if let Some(extension) = rel.extension.as_deref().filter(|_| !granted.is_empty()) {
             // Extension tables (PostGIS' spatial_ref_sys) hold reference data: reading them is
@@ -129,6 +285,12 @@ fn rls_state(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>) {
                 rel.owner
             ),
             format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY;"),
+        ).with_sql(
+            format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY;", table_sql(table)),
+            Some(&format!(
+                "the owner {} now obeys the policies too (API roles are unaffected)",
+                rel.owner
+            )),
         ));
     }
 
@@ -143,6 +305,52 @@ fn rls_state(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>) {
              deny-all is explicit",
         ));
         return;
+    }
+
+    let only_restrictive: Vec<&str> = ctx
+        .exposed()
+        .filter(|role| {
+            let applying = table
+                .policies
+                .iter()
+                .filter(|p| p.policy.applies_to.iter().any(|r| r == role));
+            let mut any = false;
+            for p in applying {
+                if p.policy.permissive {
+                    return false;
+                }
+                any = true;
+            }
+            any
+        })
+        .collect();
+    if !only_restrictive.is_empty() {
+        let restrictive: Vec<&str> = table
+            .policies
+            .iter()
+            .filter(|p| !p.policy.permissive)
+            .map(|p| p.policy.name.as_str())
+            .collect();
+        out.push(finding(
+            RLS_ONLY_RESTRICTIVE,
+            Level::Warn,
+            &name,
+            format!(
+                "{} {} only RESTRICTIVE policies here ({}): restrictive policies only narrow \
+                 what a permissive one grants, and with none every request is denied — reads \
+                 return 0 rows, writes fail — without any error that says why",
+                and_list(&only_restrictive),
+                if only_restrictive.len() == 1 {
+                    "has"
+                } else {
+                    "have"
+                },
+                and_list(&restrictive)
+            ),
+            "add the permissive policy that grants access (e.g. FOR SELECT TO authenticated \
+             USING (user_id = (select public.requesting_user_id()))); keep the restrictive ones to \
+             narrow it",
+        ));
     }
 
     for role in ctx.exposed() {
@@ -218,12 +426,40 @@ fn owner_columns(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding
                 ),
             ));
         }
+        if !column.not_null {
+            out.push(
+                finding(
+                    OWNER_COLUMN_NULLABLE,
+                    Level::Warn,
+                    &object,
+                    "the owner column allows NULL: a row written without an owner belongs to \
+                     nobody — its writer can never see it again (NULL = <id> is never true), and \
+                     any policy branch that tests `IS NULL` (\"unassigned\" rows) shows it to \
+                     every user",
+                    format!(
+                        "ALTER TABLE {} ALTER COLUMN {} SET NOT NULL; (assign or delete the \
+                         ownerless rows first)",
+                        rel.qualified(),
+                        column.name
+                    ),
+                )
+                .with_sql(
+                    format!(
+                        "-- fails while ownerless rows exist: assign or delete them first\n\
+                         ALTER TABLE {} ALTER COLUMN {} SET NOT NULL;",
+                        table_sql(table),
+                        quote_ident(&column.name)
+                    ),
+                    None,
+                ),
+            );
+        }
         let defaults_to_caller = column
             .default
             .as_deref()
             .is_some_and(|d| ctx.analysis.is_caller_id(d));
         if !defaults_to_caller {
-            out.push(finding(
+            let base = finding(
                 OWNER_COLUMN_DEFAULT,
                 Level::Warn,
                 &object,
@@ -238,19 +474,47 @@ fn owner_columns(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding
                     rel.qualified(),
                     column.name
                 ),
-            ));
+            );
+            // Mechanical only where the caller-id function exists.
+            let helper = ctx.catalog.functions.iter().enumerate().any(|(i, f)| {
+                f.schema == "public"
+                    && f.name == "requesting_user_id"
+                    && ctx.analysis.facts[i].caller_id_value
+            });
+            out.push(if helper {
+                base.with_sql(
+                    format!(
+                        "ALTER TABLE {} ALTER COLUMN {} SET DEFAULT public.requesting_user_id();",
+                        table_sql(table),
+                        quote_ident(&column.name)
+                    ),
+                    None,
+                )
+            } else {
+                base
+            });
         }
         let indexed =
             indexes.is_some_and(|list| list.iter().any(|i| i.first_attnum == column.attnum));
         if !indexed {
-            out.push(finding(
-                OWNER_COLUMN_UNINDEXED,
-                Level::Warn,
-                &object,
-                "every policy filters on the owner column, but no index starts with it: each \
+            out.push(
+                finding(
+                    OWNER_COLUMN_UNINDEXED,
+                    Level::Warn,
+                    &object,
+                    "every policy filters on the owner column, but no index starts with it: each \
                  request scans the whole table (Supabase measured 171 ms → <0.1 ms with the index)",
-                format!("CREATE INDEX ON {} ({});", rel.qualified(), column.name),
-            ));
+                    format!("CREATE INDEX ON {} ({});", rel.qualified(), column.name),
+                )
+                .with_sql(
+                    format!(
+                        "CREATE INDEX ON {} ({});",
+                        table_sql(table),
+                        quote_ident(&column.name)
+                    ),
+                    None,
+                ),
+            );
         }
     }
 }

@@ -6,11 +6,49 @@ use std::collections::BTreeSet;
 
 use crate::catalog::Command;
 use crate::report::{Finding, Level};
-use crate::rules::VIEW_SECURITY_DEFINER;
+use crate::rules::{FOREIGN_TABLE_EXPOSED, VIEW_SECURITY_DEFINER};
 
 use super::{Context, and_list, finding};
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    for foreign in ctx
+        .catalog
+        .relations
+        .iter()
+        .filter(|r| r.checked && r.kind == 'f')
+    {
+        let granted: Vec<String> = ctx
+            .exposed()
+            .filter_map(|role| {
+                let commands: Vec<&str> = Command::EACH
+                    .iter()
+                    .filter(|c| foreign.can(role, **c))
+                    .map(|c| c.sql())
+                    .collect();
+                (!commands.is_empty()).then(|| format!("{role} ({})", commands.join(", ")))
+            })
+            .collect();
+        if granted.is_empty() {
+            continue;
+        }
+        out.push(finding(
+            FOREIGN_TABLE_EXPOSED,
+            Level::Warn,
+            format!("foreign table {}", foreign.qualified()),
+            format!(
+                "{} hold privileges on a foreign table in an exposed schema: Postgres cannot put \
+                 row level security on a foreign table, so every API caller reaches every row \
+                 the remote server returns",
+                and_list(&granted)
+            ),
+            format!(
+                "REVOKE ALL ON {} FROM {}; move it to a schema the API does not expose and serve \
+                 it through a policy-checked table or function",
+                foreign.qualified(),
+                ctx.exposed().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     for view in ctx
         .catalog
         .relations

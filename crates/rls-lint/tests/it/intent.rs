@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use harness::TestDatabase;
-use rls_lint::{LintOptions, PublicRead, Report, TableIntent};
+use rls_lint::{Level, LintOptions, PublicRead, Report, TableIntent};
 use sqlx::Connection;
 
 use crate::support::apply;
@@ -139,5 +139,27 @@ async fn a_declared_public_read_is_not_a_finding_and_fixes_name_the_owner_column
     assert_eq!(
         objects(&signed_in, "policy.always_true"),
         ["policy read_all on public.profiles"]
+    );
+
+    // Without a spec, a read open to every role with no owner-scoped read may be public by
+    // design: a warning. A spec that keeps the table private makes it certain: an error.
+    let level = |report: &Report, rule: &str| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.rule == rule)
+            .map(|f| f.level)
+    };
+    assert_eq!(level(&plain, "policy.always_true"), Some(Level::Warn));
+    assert_eq!(level(&plain, "policy.anon_permissive"), Some(Level::Warn));
+    let private = lint_with(&db, &intent(None)).await;
+    assert_eq!(level(&private, "policy.always_true"), Some(Level::Error));
+    assert_eq!(
+        level(&private, "policy.anon_permissive"),
+        Some(Level::Error)
+    );
+    assert_eq!(
+        level(&signed_in, "policy.anon_permissive"),
+        Some(Level::Error)
     );
 }

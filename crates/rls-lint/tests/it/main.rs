@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
 
 mod bad_schema;
+mod baseline;
 mod clean;
 mod intent;
 mod more_rules;
 mod mutants;
 mod performance;
 mod probes;
+mod rule_fixtures;
 mod support;
