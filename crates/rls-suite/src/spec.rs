@@ -386,6 +386,13 @@ impl Spec {
                     "say why the mutant is equivalent",
                 ));
             }
+            if let Some(what) = crate::mutation::equivalent_entry_error(&spec, &id) {
+                return Err(src.err(
+                    reason.span().start,
+                    format!("mutants.equivalent.{id}"),
+                    what,
+                ));
+            }
             spec.equivalent.insert(id, reason.into_inner());
         }
         spec.check_relations(&src)?;

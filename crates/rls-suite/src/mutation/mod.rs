@@ -22,6 +22,7 @@
 //! before guarding `''`.
 
 mod clause;
+mod equivalent;
 mod expression;
 mod operator;
 mod report;
@@ -36,6 +37,7 @@ use sqlx::{Connection, PgConnection};
 use crate::access::{AccessError, BoundSpec};
 use crate::policy_expr::Expr;
 
+pub use equivalent::{Equivalent, entry_error as equivalent_entry_error};
 pub use operator::{Family, Operator};
 pub use run::run;
 
@@ -97,6 +99,12 @@ pub struct MutationReport {
     /// them whose observation changed without changing their verdict
     /// (`[table] operation · actor: before → after`).
     pub unchanged: BTreeMap<String, Unchanged>,
+    /// The unmutated schema's own findings (its matrices' leaks and lost access, then its
+    /// lint findings as `lint: rule object`): reported once, apart, and never a kill — a
+    /// mutant is killed only by a cell whose verdict differs from the unmutated run's.
+    pub baseline: Vec<String>,
+    /// The spec's `[mutants] equivalent` entries that matched no mutant of the run.
+    pub stale: Vec<String>,
 }
 
 /// What the matrices saw of a mutant that no verdict noticed.
@@ -169,9 +177,20 @@ pub async fn generate(
             );
         }
     }
+    // The EXECUTE grants a function the app adds gets: those of the caller-id function its
+    // policies call (a hardened schema revokes PUBLIC's default one), else the default.
+    let mut grantees: Option<Vec<String>> = None;
+    if let Some(f) = caller_functions.iter().next() {
+        grantees = sqlx::query_scalar(EXECUTE_GRANTEES)
+            .bind(format!("{f}()"))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(sql_err("read the caller-id function's grants"))?;
+    }
+    let grantees = grantees.unwrap_or_else(|| vec!["public".to_owned()]);
     tx.rollback().await.map_err(sql_err("read the policies"))?;
     for table in &tables {
-        for (operator, sql) in table::mutants(schema, table) {
+        for (operator, sql) in table::mutants(schema, table, &grantees) {
             out.push(Mutant::new(table, "table", operator, sql));
         }
     }
@@ -252,6 +271,14 @@ async fn expression_mutants(
         })
         .collect())
 }
+
+/// The roles that may execute the function `$1` (`schema.name()`, quoted): from its ACL, or
+/// the default ACL when it has none; `public` for PUBLIC.
+const EXECUTE_GRANTEES: &str = "select array(select case when a.grantee = 0 then 'public' \
+        else quote_ident(pg_get_userbyid(a.grantee)) end \
+   from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a \
+   where a.privilege_type = 'EXECUTE' and a.grantee <> p.proowner order by 1)::text[] \
+ from pg_proc p where p.oid = to_regprocedure($1)";
 
 const POLICIES: &str = "select c.relname::text as table, p.polname::text as name, p.polcmd::text as cmd, \
         p.polpermissive as permissive, \

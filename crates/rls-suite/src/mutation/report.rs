@@ -55,6 +55,13 @@ impl MutationReport {
         for (table, s) in scores.iter().filter(|(k, _)| !k.is_empty()) {
             let _ = writeln!(out, "  {table:<24} {:>4.0}% ({} of {})", pct(*s), s.0, s.1);
         }
+        out.push_str(&self.render_baseline());
+        for entry in &self.stale {
+            let _ = writeln!(
+                out,
+                "stale equivalent entry {entry}: it matches no generated mutant"
+            );
+        }
         for (m, o) in &self.results {
             match o {
                 Outcome::Survived => {
@@ -92,9 +99,28 @@ impl MutationReport {
         out
     }
 
+    /// The unmutated schema's own findings, once, apart (empty when it has none): `baseline:
+    /// N findings, not counted as kills`, then each.
+    pub fn render_baseline(&self) -> String {
+        if self.baseline.is_empty() {
+            return String::new();
+        }
+        let mut out = format!(
+            "baseline: {} finding{} of the unmutated schema, not counted as kills (a mutant is killed only where a verdict differs from these):\n",
+            self.baseline.len(),
+            if self.baseline.len() == 1 { "" } else { "s" }
+        );
+        for f in &self.baseline {
+            let _ = writeln!(out, "  {f}");
+        }
+        out
+    }
+
     pub fn to_json(&self) -> Value {
         let scores = self.scores();
         json!({
+            "baseline": self.baseline,
+            "stale_equivalent": self.stale,
             "score": scores.get("").map(|(k, n)| json!({"killed": k, "judged": n})),
             "tables": scores.iter().filter(|(k, _)| !k.is_empty())
                 .map(|(t, (k, n))| json!({"table": t, "killed": k, "judged": n}))

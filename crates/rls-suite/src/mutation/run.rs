@@ -9,6 +9,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::{FUNCTIONS, Mutant, MutationReport, Outcome, Unchanged};
 use crate::access::{self, AccessError, BoundSpec, RunOptions};
+use crate::engine::model::Verdict;
 
 /// The tables whose policies read `table` (through `pg_depend`), with `table` itself: the
 /// matrices a mutant of `table` can change. (A SECURITY INVOKER function that reads the table
@@ -48,11 +49,95 @@ async fn affected(
 }
 
 /// What the unmutated database looks like to the judges: its lint findings (`rule object`)
-/// and its matrices.
+/// and its matrices, with each cell's verdict kind by `(table, operation, actor)`.
 #[derive(Debug)]
 struct Baseline {
     lint: BTreeSet<String>,
     matrices: access::CheckReport,
+    verdicts: BTreeMap<CellKey, Kind>,
+}
+
+/// A cell of the matrices, as both runs name it: `(table, operation, actor)`.
+type CellKey = (String, String, String);
+
+/// What a verdict says, without its text (which names rows by keys that differ per run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ok,
+    Leak,
+    LostAccess,
+}
+
+fn kind(v: &Verdict) -> Kind {
+    match v {
+        Verdict::Ok => Kind::Ok,
+        Verdict::Leak(_) => Kind::Leak,
+        Verdict::LostAccess(_) => Kind::LostAccess,
+    }
+}
+
+/// Every cell of `report` with its verdict.
+fn cells(report: &access::CheckReport) -> impl Iterator<Item = (CellKey, &Verdict)> {
+    report.tables.iter().flat_map(|t| {
+        t.ops.iter().zip(&t.cells).flat_map(move |(op, row)| {
+            t.actors.iter().zip(row).map(move |(actor, cell)| {
+                ((t.table.clone(), op.clone(), actor.clone()), &cell.verdict)
+            })
+        })
+    })
+}
+
+impl Baseline {
+    fn new(lint: BTreeSet<String>, matrices: access::CheckReport) -> Self {
+        let verdicts = cells(&matrices).map(|(k, v)| (k, kind(v))).collect();
+        Baseline {
+            lint,
+            matrices,
+            verdicts,
+        }
+    }
+
+    /// The unmutated schema's own findings in its matrices (leaks, then lost access). None of
+    /// them can kill a mutant. (Its lint findings are the check's lint report; a mutant's lint
+    /// finding counts only when it is not one of them.)
+    fn findings(&self) -> Vec<String> {
+        let m = &self.matrices;
+        m.leaks().into_iter().chain(m.lost_access()).collect()
+    }
+
+    /// The first cell of a mutant's matrices whose verdict differs from the unmutated run's:
+    /// what kills the mutant. A new leak comes first, then a new lost access (each in run
+    /// order), then a finding of the unmutated run that the mutant made go away. A cell the
+    /// unmutated run did not have (a reader the mutant adds) was OK there.
+    fn first_difference(&self, seen: &access::CheckReport) -> Option<String> {
+        let before = |key: &CellKey| self.verdicts.get(key).copied().unwrap_or(Kind::Ok);
+        let new = |want: Kind| {
+            cells(seen).find_map(|(key, v)| {
+                (kind(v) == want && before(&key) != want)
+                    .then(|| format!("[{}] {}: {}", key.0, key.1, v.why().unwrap_or_default()))
+            })
+        };
+        new(Kind::Leak)
+            .or_else(|| new(Kind::LostAccess))
+            .or_else(|| {
+                cells(seen).find_map(|(key, v)| {
+                    let was = before(&key);
+                    (kind(v) == Kind::Ok && was != Kind::Ok).then(|| {
+                        format!(
+                            "[{}] {} · {}: no longer {} (the unmutated run's verdict)",
+                            key.0,
+                            key.1,
+                            key.2,
+                            if was == Kind::Leak {
+                                "a leak"
+                            } else {
+                                "lost access"
+                            }
+                        )
+                    })
+                })
+            })
+    }
 }
 
 /// The cells of `seen` (a survivor's matrices) against the unmutated ones.
@@ -126,13 +211,11 @@ pub async fn run(
         )
         .await?;
         drop(db);
-        Box::new(Baseline {
-            lint: lint_keys(&report),
-            matrices,
-        })
+        Box::new(Baseline::new(lint_keys(&report), matrices))
     };
     let mut unchanged = BTreeMap::new();
-    let equivalent = bound.spec().equivalent.clone();
+    let equivalent = super::Equivalent::new(&bound.spec().equivalent);
+    let stale = equivalent.stale(mutants.iter().map(|m| m.id.as_str()));
     let mut results: Vec<Option<(Mutant, Outcome)>> = vec![None; mutants.len()];
     // `parallel` mutants at a time, each cloned and judged in one future (the clone of one
     // overlaps the judging of another).
@@ -160,8 +243,8 @@ pub async fn run(
         if let (Outcome::Survived, Some(seen)) = (&outcome, seen) {
             unchanged.insert(mutant.id.clone(), compare(&baseline.matrices, &seen));
         }
-        let outcome = match (outcome, equivalent.get(&mutant.id)) {
-            (Outcome::Survived, Some(reason)) => Outcome::Equivalent(reason.clone()),
+        let outcome = match (outcome, equivalent.reason(&mutant.id)) {
+            (Outcome::Survived, Some(reason)) => Outcome::Equivalent(reason.to_owned()),
             (o, _) => o,
         };
         results[i] = Some((mutant, outcome));
@@ -169,6 +252,8 @@ pub async fn run(
     Ok(MutationReport {
         results: results.into_iter().flatten().collect(),
         unchanged,
+        baseline: baseline.findings(),
+        stale,
     })
 }
 
@@ -223,8 +308,10 @@ async fn judge_one(
                 tables,
                 skip_coverage: true,
                 // Caught is caught: a survivor runs every cell anyway (nothing stops it), and
-                // the weakened command's cells run first.
-                stop_at_first_finding: true,
+                // the weakened command's cells run first. Only where the unmutated run had no
+                // finding is the first finding the first cell that differs from it; else
+                // every cell runs and is compared.
+                stop_at_first_finding: baseline.verdicts.values().all(|k| *k == Kind::Ok),
                 first_command,
                 ..opts.clone()
             },
@@ -232,9 +319,9 @@ async fn judge_one(
         .await?;
         let judged = started.elapsed();
         tracing::debug!(mutant = %mutant.id, ?applied, matrices = ?(judged - applied), "judged");
-        if let Some(first) = report.leaks().first().or(report.lost_access().first()) {
+        if let Some(first) = baseline.first_difference(&report) {
             admin.close().await.ok();
-            return Ok((Outcome::Killed(first.clone()), None));
+            return Ok((Outcome::Killed(first), None));
         }
         let lint_report = rls_lint::lint(&mut admin, lint).await?;
         admin.close().await.ok();

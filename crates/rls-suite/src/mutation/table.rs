@@ -6,8 +6,11 @@ use harness::target::quote_ident;
 
 use super::Operator;
 
-/// The mutants of `table` in `schema`: `(operator, sql)`.
-pub(super) fn mutants(schema: &str, table: &str) -> Vec<(Operator, String)> {
+/// The mutants of `table` in `schema`: `(operator, sql)`. `grantees` (quoted roles, `public`)
+/// may execute the SECURITY DEFINER function a mutant adds: the grants of the app's own
+/// caller-id function, so that a schema which revokes PUBLIC's default EXECUTE does not make
+/// the mutant uncallable (and so a survivor that weakens nothing).
+pub(super) fn mutants(schema: &str, table: &str, grantees: &[String]) -> Vec<(Operator, String)> {
     let q = |t: &str| format!("{}.{}", quote_ident(schema), quote_ident(t));
     let t = q(table);
     let mut out: Vec<(Operator, String)> = [
@@ -47,13 +50,18 @@ pub(super) fn mutants(schema: &str, table: &str) -> Vec<(Operator, String)> {
         format!("create view {view} as select * from {t}; grant select on {view} to authenticated"),
     ));
     let function = q(&format!("insforge_rls_mutant_{table}_rows"));
-    out.push((
-        Operator::DefinerFunction,
-        format!(
-            "create function {function}(query text) returns setof {t} language sql stable \
-             security definer set search_path = '' as $$ select * from {t} $$"
-        ),
-    ));
+    let mut sql = format!(
+        "create function {function}(query text) returns setof {t} language sql stable \
+         security definer set search_path = '' as $$ select * from {t} $$; \
+         revoke all on function {function}(text) from public"
+    );
+    if !grantees.is_empty() {
+        sql.push_str(&format!(
+            "; grant execute on function {function}(text) to {}",
+            grantees.join(", ")
+        ));
+    }
+    out.push((Operator::DefinerFunction, sql));
     out
 }
 
