@@ -342,6 +342,21 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
                 )
             })?,
     };
+    // Without a primary key a row is known by its key's values: an update that changes one
+    // would read as a row deleted and another inserted.
+    if cat.pk.is_empty() && !nobody_updates && key.contains(&change) {
+        return Err(invalid(
+            spec,
+            t,
+            "change",
+            format!(
+                "`{}` has no primary key, so the check knows its rows by ({}): set `change` to \
+                 a column outside them (or add a primary key)",
+                t.name,
+                key.join(", ")
+            ),
+        ));
+    }
     // Every NOT NULL column without a default must come from the payload or a relation.
     let uncovered: Vec<&str> = cat
         .columns

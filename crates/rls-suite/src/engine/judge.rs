@@ -127,3 +127,16 @@ pub(crate) fn judge(
         _ => Verdict::Ok,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_privilege_refusal;
+
+    #[test]
+    fn a_403_without_a_sqlstate_is_a_privilege_refusal_like_42501() {
+        assert!(is_privilege_refusal("42501"));
+        assert!(is_privilege_refusal("403"));
+        assert!(!is_privilege_refusal("22P02"));
+        assert!(!is_privilege_refusal("500"));
+    }
+}

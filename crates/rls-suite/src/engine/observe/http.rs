@@ -332,4 +332,28 @@ mod tests {
         assert_eq!(select_name("Owner"), "\"Owner\"");
         assert_eq!(select_name("a\"b c"), "\"a\"\"b c\"");
     }
+
+    fn reply(status: u16, body: Value) -> Reply {
+        Reply {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            body,
+        }
+    }
+
+    #[test]
+    fn a_403_names_its_sqlstate_when_it_has_one_else_reads_403() {
+        let code = |status, body| refusal_code(&reply(status, body));
+        assert_eq!(code(403, serde_json::json!({"code": "42501"})), "42501");
+        assert_eq!(
+            code(
+                403,
+                serde_json::json!({"error": "FORBIDDEN", "statusCode": 403})
+            ),
+            "403"
+        );
+        assert_eq!(
+            code(401, serde_json::json!({"error": "AUTH_UNAUTHORIZED"})),
+            "AUTH_UNAUTHORIZED"
+        );
+    }
 }
