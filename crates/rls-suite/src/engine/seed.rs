@@ -122,6 +122,31 @@ pub(crate) async fn seed(
                 tag: users[u].key.clone(),
             });
         }
+        // The check seeds every spec table itself and restores exactly what it seeded: a row
+        // this table's triggers added to a spec table would read as a cell's own write.
+        for (oi, other) in bound.tables.iter().enumerate() {
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "select count(*) from {}",
+                other.qname
+            )))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(sql_err(format!("count the seeds of {}", other.spec.name)))?;
+            let seeded = i64::try_from(rows[oi].len()).unwrap_or(i64::MAX);
+            if count != seeded {
+                return Err(invalid(
+                    spec,
+                    t,
+                    "triggers",
+                    format!(
+                        "seeding `{}` left {count} rows in `{}` where the check put {seeded}: a \
+                         trigger of `{}` adds rows to a spec table; set `tables.{}.triggers = \
+                         false` (the check seeds `{}` itself)",
+                        t.name, other.spec.name, t.name, t.name, other.spec.name
+                    ),
+                ));
+            }
+        }
     }
     tx.commit().await.map_err(sql_err("commit the seeds"))?;
     // Owners by column win over the seeding context (a row's owner column is its truth).

@@ -336,3 +336,37 @@ async fn tables_without_a_primary_key_or_a_change_column_run() {
         "{err}"
     );
 }
+
+/// A trigger that adds rows to another spec table is named, with the key that switches it off
+/// (the check seeds every spec table itself and restores exactly what it seeded).
+#[tokio::test]
+async fn a_trigger_that_adds_rows_to_a_spec_table_is_named() {
+    let db = scratch(&format!(
+        "{STORIES}
+         create table public.story_log (
+           id bigint generated always as identity primary key,
+           author_id text not null);
+         alter table public.story_log enable row level security;
+         create policy story_log_own on public.story_log for select
+           using (author_id = (select public.requesting_user_id()));
+         create function public.log_story() returns trigger language plpgsql as $$
+         begin insert into public.story_log (author_id) values (new.author_id); return new; end $$;
+         create trigger log_story after insert on public.stories
+           for each row execute function public.log_story();"
+    ))
+    .await;
+    let text =
+        format!("{STORIES_SPEC}[tables.story_log]\nowner = \"author_id\"\nselect = \"owner\"\n");
+    let err = check(&spec(&text), &db).await.unwrap_err();
+    assert!(
+        err.contains("tables.stories.triggers") && err.contains("`story_log`"),
+        "{err}"
+    );
+    let off = text.replace(
+        "insert = \"owner\"\n",
+        "insert = \"owner\"\ntriggers = false\n",
+    );
+    let report = check(&spec(&off), &db).await.unwrap();
+    // With the trigger off created_at stays NULL; only the 24-hour policy's cells differ.
+    assert!(report.leaks().is_empty(), "{}", report.render());
+}
