@@ -672,6 +672,23 @@ mod tests {
         Spec::parse(Path::new("access.toml"), text)
     }
 
+    #[test]
+    fn triggers_fire_on_seeds_unless_a_table_opts_out() {
+        let spec = parse(
+            "[actors.ada]\n[tables.a]\nowner = \"o\"\n[tables.b]\nowner = \"o\"\ntriggers = false\n",
+        )
+        .unwrap();
+        assert!(spec.tables[0].triggers);
+        assert!(!spec.tables[1].triggers);
+        let err = parse("[actors.ada]\n[tables.a]\nowner = \"o\"\ntriggers = \"no\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("access.toml:4") && err.contains("tables.a.triggers"),
+            "{err}"
+        );
+    }
+
     const GOOD: &str = r#"
 [actors.ada]
 email = "ada@example.com"
