@@ -124,8 +124,12 @@ pub struct TableSpec {
     pub owner: Option<String>,
     /// What a valid insert carries besides the owner and relation columns.
     pub payload: Map<String, Value>,
-    /// The column `update` writes (default: the first payload column).
+    /// The column `update` writes (default: the first payload column; where nobody may
+    /// update, a relation column).
     pub change: Option<String>,
+    /// Whether the table's triggers fire when its seed rows go in (default `true`; `false`
+    /// for a trigger that cannot run in a test).
+    pub triggers: bool,
     /// Columns that must never be re-assigned (default: the owner and the relation columns).
     pub immutable: Vec<String>,
     pub members: Option<Members>,
@@ -197,6 +201,7 @@ struct RawTable {
     #[serde(default)]
     payload: toml::Table,
     change: Option<Spanned<String>>,
+    triggers: Option<Spanned<bool>>,
     immutable: Option<Vec<Spanned<String>>>,
     members: Option<Spanned<RawMembers>>,
     parent: Option<Spanned<RawParent>>,
@@ -511,6 +516,7 @@ fn table(
         ("members", raw.members.as_ref().map(Spanned::span)),
         ("owner", raw.owner.as_ref().map(Spanned::span)),
         ("change", raw.change.as_ref().map(Spanned::span)),
+        ("triggers", raw.triggers.as_ref().map(Spanned::span)),
     ] {
         if let Some(span) = span {
             key_lines.insert(k, src.line(span.start));
@@ -652,6 +658,7 @@ fn table(
         owner,
         payload: toml_to_json(raw.payload),
         change: raw.change.map(Spanned::into_inner),
+        triggers: raw.triggers.is_none_or(Spanned::into_inner),
         immutable,
         members,
         parent,
@@ -670,6 +677,23 @@ mod tests {
 
     fn parse(text: &str) -> Result<Spec, SpecError> {
         Spec::parse(Path::new("access.toml"), text)
+    }
+
+    #[test]
+    fn triggers_fire_on_seeds_unless_a_table_opts_out() {
+        let spec = parse(
+            "[actors.ada]\n[tables.a]\nowner = \"o\"\n[tables.b]\nowner = \"o\"\ntriggers = false\n",
+        )
+        .unwrap();
+        assert!(spec.tables[0].triggers);
+        assert!(!spec.tables[1].triggers);
+        let err = parse("[actors.ada]\n[tables.a]\nowner = \"o\"\ntriggers = \"no\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("access.toml:4") && err.contains("tables.a.triggers"),
+            "{err}"
+        );
     }
 
     const GOOD: &str = r#"

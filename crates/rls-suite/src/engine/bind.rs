@@ -100,6 +100,11 @@ pub(crate) fn invalid(spec: &Spec, t: &TableSpec, key: &str, message: String) ->
 struct Catalog {
     columns: Vec<(String, bool, bool, bool)>, // name, generated, not null, has default
     pk: Vec<String>,
+    /// The columns of each unique index (the primary key's included), full (non-partial)
+    /// indexes on plain columns only, primary key first.
+    unique: Vec<Vec<String>>,
+    /// Columns of a text or number type (a seed value there can be made unique).
+    derivable: BTreeSet<String>,
 }
 
 async fn catalog(
@@ -135,7 +140,34 @@ async fn catalog(
     .fetch_all(&mut *admin)
     .await
     .map_err(sql_err("read the catalog"))?;
-    Ok(Some(Catalog { columns, pk }))
+    let unique: Vec<Vec<String>> = sqlx::query_scalar(
+        "select array_agg(a.attname::text order by k.n) from pg_index i \
+         cross join lateral unnest(i.indkey) with ordinality k(attnum, n) \
+         join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum \
+         where i.indrelid = $1 and i.indisunique and i.indpred is null and i.indexprs is null \
+         group by i.indexrelid, i.indisprimary order by i.indisprimary desc, i.indexrelid",
+    )
+    .bind(oid)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("read the catalog"))?;
+    let derivable: BTreeSet<String> = sqlx::query_scalar::<_, String>(
+        "select a.attname::text from pg_attribute a join pg_type ty on ty.oid = a.atttypid \
+         where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped \
+           and ty.typcategory in ('S', 'N')",
+    )
+    .bind(oid)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("read the catalog"))?
+    .into_iter()
+    .collect();
+    Ok(Some(Catalog {
+        columns,
+        pk,
+        unique,
+        derivable,
+    }))
 }
 
 async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Result<Table, Error> {
@@ -258,18 +290,38 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
             return Err(missing("immutable", col));
         }
     }
-    if cat.pk.is_empty() {
-        return Err(invalid(
-            spec,
-            t,
-            "",
-            format!(
-                "`{}` has no primary key: the check tells rows apart by it (as PostgREST does \
-                 for updates) — add one",
-                t.name
-            ),
-        ));
-    }
+    // Rows are told apart by the primary key; without one, by the first unique key whose
+    // columns are all NOT NULL; without that, by all of their columns.
+    let not_null = |c: &String| cat.columns.iter().any(|col| &col.0 == c && col.2);
+    let key: Vec<String> = if cat.pk.is_empty() {
+        cat.unique
+            .iter()
+            .find(|u| u.iter().all(not_null))
+            .cloned()
+            .unwrap_or_else(|| {
+                cat.columns
+                    .iter()
+                    .filter(|c| !c.1)
+                    .map(|c| c.0.clone())
+                    .collect()
+            })
+    } else {
+        cat.pk.clone()
+    };
+    // Payload values the catalog demands unique per row: text and number columns of a unique
+    // key made of payload columns only (a key with a relation column varies with it already).
+    let unique_columns: BTreeSet<String> = cat
+        .unique
+        .iter()
+        .filter(|u| u.iter().all(|c| !relation_cols.contains(c)))
+        .flatten()
+        .filter(|c| cat.derivable.contains(*c))
+        .cloned()
+        .collect();
+    // Only a table someone may update needs a column to change; where nobody may, the update
+    // cells (which must change nothing) write a relation column: another seed row's value
+    // there is always one the table accepts.
+    let nobody_updates = t.rules.get(&Command::Update).is_none_or(Vec::is_empty);
     let change = match &t.change {
         Some(c) if has(c) => c.clone(),
         Some(c) => return Err(missing("change", c)),
@@ -277,6 +329,7 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
             .payload
             .keys()
             .find(|c| !relation_cols.contains(c) && !t.immutable.contains(c))
+            .or_else(|| relation_cols.first().filter(|_| nobody_updates))
             .cloned()
             .ok_or_else(|| {
                 invalid(
@@ -289,6 +342,21 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
                 )
             })?,
     };
+    // Without a primary key a row is known by its key's values: an update that changes one
+    // would read as a row deleted and another inserted.
+    if cat.pk.is_empty() && !nobody_updates && key.contains(&change) {
+        return Err(invalid(
+            spec,
+            t,
+            "change",
+            format!(
+                "`{}` has no primary key, so the check knows its rows by ({}): set `change` to \
+                 a column outside them (or add a primary key)",
+                t.name,
+                key.join(", ")
+            ),
+        ));
+    }
     // Every NOT NULL column without a default must come from the payload or a relation.
     let uncovered: Vec<&str> = cat
         .columns
@@ -340,12 +408,13 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
         .into_iter()
         .map(|c| (c, compile(spec, t, &t.rules[&c])))
         .collect();
-    let readers = readers(admin, &spec.schema, &t.name, &cat.pk).await?;
+    let readers = readers(admin, &spec.schema, &t.name, &key).await?;
     Ok(Table {
         readers,
         qname: format!("{}.{}", quote_ident(&spec.schema), quote_ident(&t.name)),
         spec: t.clone(),
-        pk: cat.pk,
+        pk: key,
+        unique_columns,
         writable,
         preds,
         change,

@@ -56,7 +56,7 @@ pub(crate) async fn run(
         let Some(first) = rows.first() else {
             continue;
         };
-        let set = json!({ &table.change: changed(rows, &table.change, field(&first.image, &table.change)) });
+        let set = json!({ &table.change: changed(table, rows, &table.change, field(&first.image, &table.change)) });
         let before: std::collections::BTreeMap<String, Value> = rows
             .iter()
             .map(|r| (r.pk.clone(), r.image.clone()))

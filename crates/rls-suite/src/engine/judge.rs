@@ -19,6 +19,12 @@ pub(crate) fn moved_columns(table: &Table, old: &Value, new: &Value) -> Vec<Stri
         .collect()
 }
 
+/// A refusal for want of a privilege: SQLSTATE 42501, or an HTTP 403 that names no SQLSTATE
+/// (see the HTTP observer). For an actor the spec shows nothing, it is not lost access.
+pub(crate) fn is_privilege_refusal(code: &str) -> bool {
+    code == "42501" || code == "403"
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn judge(
     table: &Table,
@@ -74,7 +80,7 @@ pub(crate) fn judge(
         // A read is never an error for someone the spec shows rows to, and never anything but
         // a privilege error for anyone (a claims reader that throws is broken for everyone).
         let expected_something = match op {
-            Op::Select => !allowed.select.is_empty() || code != "42501",
+            Op::Select => !allowed.select.is_empty() || !is_privilege_refusal(code),
             // A reader may show less than the table, or be refused: only more is a finding.
             Op::SelectVia(_) => false,
             // A statement with no filter reaches exactly the caller's rows under correct
@@ -119,5 +125,18 @@ pub(crate) fn judge(
             None => Verdict::Ok,
         },
         _ => Verdict::Ok,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_privilege_refusal;
+
+    #[test]
+    fn a_403_without_a_sqlstate_is_a_privilege_refusal_like_42501() {
+        assert!(is_privilege_refusal("42501"));
+        assert!(is_privilege_refusal("403"));
+        assert!(!is_privilege_refusal("22P02"));
+        assert!(!is_privilege_refusal("500"));
     }
 }

@@ -28,8 +28,17 @@ pub(crate) fn pick<'a>(
 }
 
 /// A value for the change column that differs from the row's: another seed row's value when
-/// there is one (a member's `role` becomes `owner`), else a mutation of its own.
-pub(crate) fn changed(rows: &[SeedRow], column: &str, value: &Value) -> Value {
+/// there is one (a member's `role` becomes `owner`), else a mutation of its own. In a column a
+/// unique key covers, always a mutation of its own that keeps to digits (`slug1` → `slug100`):
+/// another row's value would collide.
+pub(crate) fn changed(table: &Table, rows: &[SeedRow], column: &str, value: &Value) -> Value {
+    if table.unique_columns.contains(column) {
+        match value {
+            Value::String(s) => return Value::String(format!("{s}00")),
+            Value::Number(n) => return json!(n.as_i64().map_or(0, |i| i.saturating_add(1000))),
+            _ => {}
+        }
+    }
     if let Some(other) = rows
         .iter()
         .map(|r| field(&r.image, column))
@@ -61,7 +70,7 @@ pub(crate) fn plan<'a>(
     op: &Op,
     caller: Option<&str>,
 ) -> Option<Plan<'a>> {
-    let change = |r: &SeedRow| json!({ &table.change: changed(rows, &table.change, field(&r.image, &table.change)) });
+    let change = |r: &SeedRow| json!({ &table.change: changed(table, rows, &table.change, field(&r.image, &table.change)) });
     let plain = |action| Plan {
         action,
         expect_row: None,

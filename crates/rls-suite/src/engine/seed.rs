@@ -1,5 +1,5 @@
 //! Stage 2, **seed**: rows for every actor in every bound table, inserted as a superuser with
-//! triggers off, in seeding order; kept in the database so a cell's writes can be undone in one
+//! the tables' triggers and defaults applying (unless a table opts out), in seeding order; kept in the database so a cell's writes can be undone in one
 //! round trip ([`restore`]). Hands the [`Seeds`] to the expect stage. Also the superuser's other
 //! row work: reading a table's images, removing one row, clearing the seeds at the end.
 
@@ -11,9 +11,11 @@ use sqlx::{Connection, PgConnection};
 
 use super::bind::invalid;
 use super::model::{Actor, BoundSpec, Error, SeedRow, Seeds, Table, db_message, field, sql_err};
+use crate::spec::{Spec, TableSpec};
 
-/// Inserts rows for every actor in every table, as a superuser with triggers off (so an app's
-/// own triggers neither add rows nor refuse them), in seeding order.
+/// Inserts rows for every actor in every table, as a superuser, in seeding order. Each table's
+/// triggers fire (a trigger-set `created_at` is set, as in production) unless its spec says
+/// `triggers = false`; payload values in a unique key are made unique per row.
 pub(crate) async fn seed(
     bound: &BoundSpec,
     users: &[&Actor],
@@ -86,9 +88,20 @@ pub(crate) async fn seed(
                 planned.push((values, u));
             }
         }
-        for (mut values, u) in planned {
+        // The table's triggers and defaults apply, as in production, unless the spec opts out.
+        sqlx::query(if t.triggers {
+            "set local session_replication_role = origin"
+        } else {
+            "set local session_replication_role = replica"
+        })
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("prepare seeding"))?;
+        for (n, (mut values, u)) in planned.into_iter().enumerate() {
             for (k, v) in &t.payload {
-                values.entry(k.clone()).or_insert_with(|| v.clone());
+                values
+                    .entry(k.clone())
+                    .or_insert_with(|| own_value(v, n, table.unique_columns.contains(k)));
             }
             let cols: Vec<String> = values.keys().map(|c| quote_ident(c)).collect();
             let sql = format!(
@@ -102,23 +115,37 @@ pub(crate) async fn seed(
                 .bind(Value::Object(values.clone()))
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(|e| {
-                    invalid(
-                        spec,
-                        t,
-                        "payload",
-                        format!(
-                            "the table refuses a seed row {}: {}",
-                            Value::Object(values),
-                            db_message(&e)
-                        ),
-                    )
-                })?;
+                .map_err(|e| refused(spec, t, n, users[u], &values, &e))?;
             rows[ti].push(SeedRow {
                 pk: row.0,
                 image: row.1,
                 tag: users[u].key.clone(),
             });
+        }
+        // The check seeds every spec table itself and restores exactly what it seeded: a row
+        // this table's triggers added to a spec table would read as a cell's own write.
+        for (oi, other) in bound.tables.iter().enumerate() {
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "select count(*) from {}",
+                other.qname
+            )))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(sql_err(format!("count the seeds of {}", other.spec.name)))?;
+            let seeded = i64::try_from(rows[oi].len()).unwrap_or(i64::MAX);
+            if count != seeded {
+                return Err(invalid(
+                    spec,
+                    t,
+                    "triggers",
+                    format!(
+                        "seeding `{}` left {count} rows in `{}` where the check put {seeded}: a \
+                         trigger of `{}` adds rows to a spec table; set `tables.{}.triggers = \
+                         false` (the check seeds `{}` itself)",
+                        t.name, other.spec.name, t.name, t.name, other.spec.name
+                    ),
+                ));
+            }
         }
     }
     tx.commit().await.map_err(sql_err("commit the seeds"))?;
@@ -133,6 +160,69 @@ pub(crate) async fn seed(
         }
     }
     Ok(Seeds { rows })
+}
+
+/// A payload value for the `n`-th seed row of a table: the spec's own, made unique per row
+/// (a number appended to text) where a unique key covers the column; the first row keeps it.
+fn own_value(v: &Value, n: usize, unique: bool) -> Value {
+    match v {
+        Value::String(s) if unique && n > 0 => Value::String(format!("{s}{n}")),
+        Value::Number(x) if unique && n > 0 => x
+            .as_i64()
+            .and_then(|i| i.checked_add(i64::try_from(n).ok()?))
+            .map_or_else(|| v.clone(), |i| json!(i)),
+        _ => v.clone(),
+    }
+}
+
+/// A seed row the table refused: which row, which constraint, and the spec key that fixes it.
+fn refused(
+    spec: &Spec,
+    t: &TableSpec,
+    n: usize,
+    user: &Actor,
+    values: &Map<String, Value>,
+    e: &sqlx::Error,
+) -> Error {
+    let db = e.as_database_error();
+    let code = db.and_then(|d| d.code()).unwrap_or_default();
+    let constraint = db
+        .and_then(|d| d.constraint())
+        .map(|c| format!(" (constraint `{c}`)"))
+        .unwrap_or_default();
+    let (key, fix) = match &*code {
+        // A trigger or function raised: it may not run outside production.
+        c if c.starts_with("P0") || c == "39000" => (
+            "triggers",
+            format!(
+                "set `tables.{}.triggers = false` if this trigger cannot run in a test",
+                t.name
+            ),
+        ),
+        "23503" => (
+            "parent",
+            format!(
+                "name the referenced table as `tables.{}.parent` (or `members`)",
+                t.name
+            ),
+        ),
+        _ => (
+            "payload",
+            format!("give `tables.{}.payload` values this table accepts", t.name),
+        ),
+    };
+    invalid(
+        spec,
+        t,
+        key,
+        format!(
+            "the table refuses a seed row (row {} of the table, for {}) {}: {}{constraint}; {fix}",
+            n + 1,
+            user.key,
+            Value::Object(values.clone()),
+            db_message(e)
+        ),
+    )
 }
 
 /// The users who are members of a seeded row of table `ti`, through its members or parent.

@@ -10,6 +10,7 @@ mod model;
 mod model_tasks;
 mod mutants;
 mod pool;
+mod real_schemas;
 mod spec_check;
 mod spec_http;
 mod support;

@@ -253,8 +253,15 @@ async fn a_spec_naming_what_the_catalog_lacks_is_refused_by_file_key_and_line() 
     }
 }
 
+/// Hand-written mutants no identity InsForge 2.3 forwards can tell apart: an unguarded cast of
+/// the claims breaks only a request that reaches Postgres with no claims at all, which InsForge
+/// never sends (every identity it forwards carries `role`; docs/fidelity.md). The lint's
+/// `claims.cast_before_guard` names it; the generated-mutants table shows that kill.
+const NO_INSFORGE_IDENTITY_TELLS: [&str; 1] = ["unguarded_requesting_user_id"];
+
 /// The hand-written todos mutants (fixtures/mutants), judged by the spec engine alone: each is
-/// a leak or lost access there too, as the todos matrices judge it.
+/// a leak or lost access there too, as the todos matrices judge it (except those above, which
+/// must stay clean: if one is caught, the list is stale).
 #[tokio::test]
 async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
     let spec = Spec::load(&root().join("fixtures/todos.access.toml")).unwrap();
@@ -274,6 +281,14 @@ async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
             rls_suite::fixtures::Expect::Leak => !leaks.is_empty(),
             rls_suite::fixtures::Expect::LostAccess => leaks.is_empty() && !lost.is_empty(),
         };
+        if NO_INSFORGE_IDENTITY_TELLS.contains(&mutant.id.as_str()) {
+            assert!(
+                !caught,
+                "{} is caught by the matrices now: drop it from NO_INSFORGE_IDENTITY_TELLS",
+                mutant.id
+            );
+            continue;
+        }
         if !caught {
             missed.push(format!(
                 "{} ({:?}): leaks {leaks:?}, lost {lost:?}\n{}",

@@ -43,9 +43,11 @@ pub enum ActorKind {
         email: Option<String>,
         claims: Map<String, Value>,
     },
-    /// `authenticated`, no claims at all.
+    /// `authenticated` without a `sub` (nor an email): claims `{"role": "authenticated"}`.
+    /// InsForge 2.3 answers 401 to a token without `sub`, so this identity reaches Postgres
+    /// only past InsForge (a job, another gateway): a defence-in-depth probe.
     NoClaims,
-    /// No token: the `anon` role.
+    /// The anon key: the `anon` role, no claims.
     Anon,
 }
 
@@ -92,7 +94,14 @@ impl Actor {
                 let claims = Value::Object(forwarding.apply(identity.claims.clone()));
                 DbIdentity::raw("authenticated", Some(&claims.to_string()))
             }
-            None if self.kind == ActorKind::NoClaims => DbIdentity::authenticated_without_claims(),
+            // InsForge 2.3 always forwards `role` (a token without one is `authenticated`), so
+            // the built-ins carry it too: a policy on `auth.role()` sees what it would in
+            // production (docs/fidelity.md).
+            None if self.kind == ActorKind::NoClaims => {
+                DbIdentity::raw("authenticated", Some(r#"{"role":"authenticated"}"#))
+            }
+            // The anon key reaches Postgres as `anon` with no `sub` (facts.md §10); which
+            // claims, if any, InsForge sets for it is not recorded: none, as before.
             None => DbIdentity::anon(),
         })
     }
@@ -215,6 +224,27 @@ mod tests {
         );
         assert_eq!(actors[0].id(), Some(LOOKALIKE_IDS[1].1));
         assert_eq!(actors[1].id(), Some(LOOKALIKE_IDS[0].1));
+    }
+
+    #[test]
+    fn built_in_actors_carry_the_role_claim_insforge_forwards() {
+        let t = template();
+        let actor = Actor {
+            key: "no_claims".into(),
+            kind: ActorKind::NoClaims,
+        };
+        let identity = actor.db_identity(&t, ClaimsForwarding::InsForge23).unwrap();
+        assert_eq!(identity.role, "authenticated");
+        let claims: Map<String, Value> =
+            serde_json::from_str(identity.claims.as_deref().unwrap()).unwrap();
+        assert_eq!(claims.get("role"), Some(&Value::from("authenticated")));
+        assert!(!claims.contains_key("sub"), "a built-in actor has no sub");
+        let anon = Actor {
+            key: "anon".into(),
+            kind: ActorKind::Anon,
+        };
+        let identity = anon.db_identity(&t, ClaimsForwarding::InsForge23).unwrap();
+        assert_eq!(identity.role, "anon");
     }
 
     #[test]

@@ -59,7 +59,12 @@ pub(crate) struct Table {
     pub(crate) spec: TableSpec,
     /// `"schema"."name"`.
     pub(crate) qname: String,
+    /// The columns that tell rows apart: the primary key, else the first unique key of NOT
+    /// NULL columns, else every column.
     pub(crate) pk: Vec<String>,
+    /// Columns in some unique key (the primary key's included): a seed row's payload value
+    /// there is made its own.
+    pub(crate) unique_columns: BTreeSet<String>,
     /// Columns that can be written (not generated), in catalog order.
     pub(crate) writable: Vec<String>,
     pub(crate) preds: BTreeMap<Command, Predicate>,

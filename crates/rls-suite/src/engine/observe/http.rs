@@ -238,11 +238,13 @@ pub(crate) fn key_of(table: &Table, seeds: &[SeedRow], row: &Value) -> String {
 /// The code a refusal carries: PostgREST's `code` (a SQLSTATE such as `42501`, or `PGRST…`),
 /// InsForge's `error`, else the HTTP status.
 fn refusal_code(reply: &Reply) -> String {
-    reply
-        .body
-        .get("code")
-        .or_else(|| reply.body.get("error"))
-        .and_then(Value::as_str)
+    let code = reply.body.get("code").and_then(Value::as_str);
+    // A 403 without Postgres's SQLSTATE (InsForge's own error body names no `code`) is a
+    // privilege refusal as surely as a 42501: it reads as "403", which the judge treats alike.
+    if code.is_none() && reply.status.as_u16() == 403 {
+        return "403".into();
+    }
+    code.or_else(|| reply.body.get("error").and_then(Value::as_str))
         .map_or_else(|| reply.status.as_u16().to_string(), str::to_owned)
 }
 
@@ -329,5 +331,29 @@ mod tests {
         assert_eq!(select_name("owner_id"), "owner_id");
         assert_eq!(select_name("Owner"), "\"Owner\"");
         assert_eq!(select_name("a\"b c"), "\"a\"\"b c\"");
+    }
+
+    fn reply(status: u16, body: Value) -> Reply {
+        Reply {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            body,
+        }
+    }
+
+    #[test]
+    fn a_403_names_its_sqlstate_when_it_has_one_else_reads_403() {
+        let code = |status, body| refusal_code(&reply(status, body));
+        assert_eq!(code(403, serde_json::json!({"code": "42501"})), "42501");
+        assert_eq!(
+            code(
+                403,
+                serde_json::json!({"error": "FORBIDDEN", "statusCode": 403})
+            ),
+            "403"
+        );
+        assert_eq!(
+            code(401, serde_json::json!({"error": "AUTH_UNAUTHORIZED"})),
+            "AUTH_UNAUTHORIZED"
+        );
     }
 }
