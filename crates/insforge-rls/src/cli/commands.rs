@@ -355,10 +355,17 @@ pub(super) async fn app_in_process(ctx: &Context, args: Vec<String>) -> Result<E
             return Ok(ExitCode::from(2));
         }
     };
-    println!(
-        "insforge-rls app: serving http://{}/ (Ctrl-C stops it)",
-        config.bind
-    );
+    if config.bind.port() == 0 {
+        println!(
+            "insforge-rls app: serving on a free port of {} (INSFORGE_RLS_LOG=info names it; Ctrl-C stops it)",
+            config.bind.ip()
+        );
+    } else {
+        println!(
+            "insforge-rls app: serving http://{}/ (Ctrl-C stops it)",
+            config.bind
+        );
+    }
     match todo_app::run(config, shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(todo_app::StartError::Config(e)) => {
