@@ -1,13 +1,13 @@
-//! The harness as another project uses it (README, "From your own Rust tests"): a database of
+//! The harness as another project uses it (docs/testing.md, "From your own Rust tests"): a database of
 //! its own with the team's migrations, seeded as a superuser, read as a Clerk user through the
-//! app's login role. The README shows this test's body.
+//! app's login role. docs/testing.md shows this test's body.
 
 use harness::{DbIdentity, Migrations, TestDatabase, begin_as};
 
 #[tokio::test]
 async fn a_team_test_clones_a_database_acts_as_a_clerk_user_and_asserts() {
     let folder = harness::state::workspace_root().join("examples/team-workspaces/migrations");
-    // --- as in the README ---
+    // --- as in docs/testing.md ---
     let db = TestDatabase::migrated(&Migrations::from_dir(&folder).unwrap())
         .await
         .unwrap();
