@@ -310,6 +310,10 @@ fn rls_state(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>) {
     let only_restrictive: Vec<&str> = ctx
         .exposed()
         .filter(|role| {
+            // A role without privileges is denied by the grants already.
+            if !Command::EACH.iter().any(|c| rel.can(role, *c)) {
+                return false;
+            }
             let applying = table
                 .policies
                 .iter()
