@@ -254,3 +254,24 @@ async fn every_fix_sql_migration_applies_and_never_adds_errors() {
         );
     }
 }
+
+/// Every rule is documented in docs/lint.md and in the crate README.
+#[test]
+fn every_rule_is_documented() {
+    let root = harness::state::workspace_root();
+    for doc in ["docs/lint.md", "crates/rls-lint/README.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        let missing: Vec<&str> = rls_lint::RULES
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| !text.contains(&format!("`{id}`")))
+            .collect();
+        assert!(missing.is_empty(), "{doc} does not document {missing:?}");
+    }
+    let reference = std::fs::read_to_string(root.join("docs/lint.md")).unwrap();
+    assert!(
+        reference.contains(&format!("## Rules ({})", rls_lint::RULES.len())),
+        "docs/lint.md's rule count is not {}",
+        rls_lint::RULES.len()
+    );
+}
