@@ -625,7 +625,8 @@ impl<'c> Analysis<'c> {
 const PATTERN_OPS: &[&str] = &["~~", "~~*", "!~~", "!~~*", "~", "~*", "!~", "!~*"];
 
 /// The database role, as SQL spells it without parentheses.
-const ROLE_WORDS: &[&str] = &["current_user", "session_user", "current_role", "user"];
+/// (`USER` is printed back as `CURRENT_USER` by `pg_get_expr`.)
+const ROLE_WORDS: &[&str] = &["current_user", "session_user", "current_role"];
 
 /// `tokens` with each span replaced by `(SELECT <span>)`; nested spans keep their outermost.
 fn wrap_spans(tokens: &Tokens, spans: &[Range<usize>]) -> String {

@@ -37,6 +37,7 @@ pub(crate) const VIEW_SECURITY_DEFINER: &str = "view.security_definer";
 pub(crate) const ROLE_SUPERUSER: &str = "role.superuser";
 pub(crate) const ROLE_BYPASSRLS: &str = "role.bypassrls";
 pub(crate) const ROLE_OWNS_TABLE: &str = "role.owns_table";
+pub(crate) const OWNER_COLUMN_UNUSED: &str = "owner_column.unused";
 pub(crate) const FOREIGN_KEY_EXISTENCE_ORACLE: &str = "foreign_key.existence_oracle";
 pub(crate) const FOREIGN_TABLE_EXPOSED: &str = "foreign_table.exposed";
 pub(crate) const POLICY_ALWAYS_FALSE: &str = "policy.always_false";
@@ -137,6 +138,11 @@ pub const RULES: &[Rule] = &[
         id: OWNER_COLUMN_UNINDEXED,
         level: Level::Warn,
         summary: "no index is led by an owner column the policies filter on",
+    },
+    Rule {
+        id: OWNER_COLUMN_UNUSED,
+        level: Level::Info,
+        summary: "a column defaults to the caller's id but no policy of its table mentions it: rows are stamped with their owner, yet no policy keeps them theirs",
     },
     Rule {
         id: OWNER_COLUMN_UUID,

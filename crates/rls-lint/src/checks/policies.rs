@@ -439,6 +439,8 @@ fn access(
         _ => policy.using.as_ref(),
     };
     let scoped = scope.is_some_and(|s| s.binds_caller);
+    // `USING (false)` admits nothing: nobody reaches anything through it.
+    let scope_false = scope.is_some_and(|s| s.always_false);
 
     // --- anon
     // `auth.role() = 'authenticated'` (or `<caller id> IS NOT NULL`) in every branch: anon's
@@ -447,6 +449,7 @@ fn access(
     if p.applies_to.iter().any(|r| r == anon)
         && table.user_owned()
         && !scoped
+        && !scope_false
         && !signed_in_only
         && !intended_public_read
     {
@@ -555,6 +558,7 @@ fn access(
         && !intended_public_read
         && let Some(s) = scope
         && !s.always_true
+        && !s.always_false
         && !s.binds_caller
     {
         let level = if command == Command::Select {

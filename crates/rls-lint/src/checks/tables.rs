@@ -5,8 +5,8 @@ use crate::catalog::Command;
 use crate::report::{Finding, Level};
 use crate::rules::{
     FOREIGN_KEY_EXISTENCE_ORACLE, OWNER_COLUMN_DEFAULT, OWNER_COLUMN_NULLABLE,
-    OWNER_COLUMN_UNINDEXED, OWNER_COLUMN_UUID, RLS_COMMAND_WITHOUT_POLICY, RLS_DISABLED,
-    RLS_NO_POLICY, RLS_NOT_FORCED, RLS_ONLY_RESTRICTIVE, RLS_POLICIES_WHILE_DISABLED,
+    OWNER_COLUMN_UNINDEXED, OWNER_COLUMN_UNUSED, OWNER_COLUMN_UUID, RLS_COMMAND_WITHOUT_POLICY,
+    RLS_DISABLED, RLS_NO_POLICY, RLS_NOT_FORCED, RLS_ONLY_RESTRICTIVE, RLS_POLICIES_WHILE_DISABLED,
     UNIQUE_NOT_OWNER_SCOPED,
 };
 
@@ -104,6 +104,20 @@ fn foreign_keys(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>
             ),
         ));
     }
+}
+
+/// Whether any policy on the table names the column.
+fn policies_mention(table: &TableView<'_>, column: &str) -> bool {
+    table.policies.iter().any(|p| {
+        [p.policy.using.as_deref(), p.policy.check.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|text| {
+                crate::sql::Tokens::new(text)
+                    .idents()
+                    .any(|(_, name)| name == column)
+            })
+    })
 }
 
 fn table_sql(table: &TableView<'_>) -> String {
@@ -310,6 +324,10 @@ fn rls_state(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>) {
     let only_restrictive: Vec<&str> = ctx
         .exposed()
         .filter(|role| {
+            // A role without privileges is denied by the grants already.
+            if !Command::EACH.iter().any(|c| rel.can(role, *c)) {
+                return false;
+            }
             let applying = table
                 .policies
                 .iter()
@@ -453,6 +471,22 @@ fn owner_columns(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding
                     None,
                 ),
             );
+        }
+        if !table.policies.is_empty() && rel.rls && !policies_mention(table, &column.name) {
+            out.push(finding(
+                OWNER_COLUMN_UNUSED,
+                Level::Info,
+                &object,
+                "the column defaults to the caller's id, but no policy on the table mentions it: \
+                 rows are stamped with their owner, yet whatever the policies check (a project, a \
+                 team) every user who passes them reaches every user's rows — fine for an audit \
+                 column, a leak for per-user data",
+                format!(
+                    "if the rows are per user, add {} = (select public.requesting_user_id()) to \
+                     the policies",
+                    column.name
+                ),
+            ));
         }
         let defaults_to_caller = column
             .default

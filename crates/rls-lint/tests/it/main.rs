@@ -6,6 +6,7 @@
 mod bad_schema;
 mod baseline;
 mod clean;
+mod fix_keeps_access;
 mod intent;
 mod more_rules;
 mod mutants;
