@@ -28,7 +28,13 @@ fn workspace_root() -> PathBuf {
 /// Each workspace crate and the workspace crates it depends on (normal dependencies only).
 fn dependency_graph(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root)
         .output()
         .expect("cargo metadata runs");
@@ -80,8 +86,14 @@ fn architecture_md_dependency_lines_match_cargo_metadata() {
     let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
     let start = "<!-- dependencies:start -->\n```\n";
     let end = "```\n<!-- dependencies:end -->";
-    let from = doc.find(start).expect("ARCHITECTURE.md has a dependencies:start marker") + start.len();
-    let to = from + doc[from..].find(end).expect("and a dependencies:end marker");
+    let from = doc
+        .find(start)
+        .expect("ARCHITECTURE.md has a dependencies:start marker")
+        + start.len();
+    let to = from
+        + doc[from..]
+            .find(end)
+            .expect("and a dependencies:end marker");
     let written = &doc[from..to];
     let actual = render(&dependency_graph(&root));
     assert!(
