@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::body::InsertBody;
-use crate::query_string::{Direction, Filter, Nulls, Op, OrderTerm, Query};
+use crate::query_string::{Direction, Filter, LogicTree, Nulls, Op, OrderTerm, Query};
 use crate::schema::{ColumnId, Relation};
 
 /// A value sent alongside the SQL text.
@@ -96,16 +96,46 @@ impl Builder<'_> {
         }
     }
 
-    fn where_clause(&mut self, filters: &[Filter]) -> String {
-        if filters.is_empty() {
+    /// A logic tree as PostgREST writes it: `[not ](a or b …)`, each leaf a filter
+    /// (`pgFmtLogicTree`, `src/PostgREST/Query/SqlFragment.hs`). Values are binds as for any
+    /// filter; the depth is bounded by the parser.
+    fn logic(&mut self, tree: &LogicTree) -> String {
+        match tree {
+            LogicTree::Filter(filter) => self.filter(filter),
+            LogicTree::Expr {
+                negated,
+                op,
+                children,
+            } => {
+                let inner = children
+                    .iter()
+                    .map(|c| self.logic(c))
+                    .collect::<Vec<_>>()
+                    .join(op.sql());
+                if *negated {
+                    format!("not ({inner})")
+                } else {
+                    format!("({inner})")
+                }
+            }
+        }
+    }
+
+    /// The column filters, then the `or`/`and` trees, all ANDed — PostgREST's logic forest
+    /// (`addLogicTrees` / `resolveLogicTree` and the `combinedLogic` of mutations in
+    /// `src/PostgREST/Plan.hs`; joined with ` AND ` by `readPlanToQuery` / `mutatePlanToQuery`,
+    /// `src/PostgREST/Query/QueryBuilder.hs`).
+    fn where_clause(&mut self, query: &Query) -> String {
+        if query.filters.is_empty() && query.logic.is_empty() {
             // No filter at all is allowed on every method: RLS alone decides which rows.
             return "true".to_owned();
         }
-        filters
-            .iter()
-            .map(|f| self.filter(f))
-            .collect::<Vec<_>>()
-            .join(" and ")
+        let mut parts: Vec<String> = query.filters.iter().map(|f| self.filter(f)).collect();
+        for tree in &query.logic {
+            let sql = self.logic(tree);
+            parts.push(sql);
+        }
+        parts.join(" and ")
     }
 }
 
@@ -171,7 +201,7 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
     let mut total = "null::bigint".to_owned();
     match action {
         Action::Read => {
-            let filters = b.where_clause(&query.filters);
+            let filters = b.where_clause(query);
             let _ = write!(
                 sql,
                 "select {returning} from {tbl} as {ALIAS} where {filters}{}",
@@ -216,14 +246,14 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            let filters = b.where_clause(&query.filters);
+            let filters = b.where_clause(query);
             let _ = write!(
                 sql,
                 "update {tbl} as {ALIAS} set {assignments} where {filters} returning {write_returning}"
             );
         }
         Action::Delete => {
-            let filters = b.where_clause(&query.filters);
+            let filters = b.where_clause(query);
             let _ = write!(
                 sql,
                 "delete from {tbl} as {ALIAS} where {filters} returning {write_returning}"
@@ -322,6 +352,41 @@ mod tests {
         assert!(!s.sql.contains("--"), "{}", s.sql);
         assert_eq!(s.binds[1], Bind::TextArray(vec![hostile.to_owned()]));
         assert_eq!(s.binds.len(), 3);
+    }
+
+    #[test]
+    fn logic_trees_are_parenthesised_and_bound() {
+        let s = read(
+            "title=neq.z&or=(title.eq.a,and(is_complete.is.true,id.not.in.(x)))&not.and=(title.like.*q*,created_at.gt.2024)",
+            READ_ALL,
+        );
+        assert!(s.sql.contains(r#"where _t."title" <> $1::text and (_t."title" = $2::text or (_t."is_complete" is true and not (_t."id" = any($3::text[]::uuid[])))) and not (_t."title" like $4::text and _t."created_at" > $5::timestamp with time zone))"#), "{}", s.sql);
+        assert_eq!(s.binds.len(), 5);
+        // Quoted, as a client must quote a value holding `)` or `,`.
+        let hostile = url::form_urlencoded::byte_serialize(b"\"'); drop table todos; --\"")
+            .collect::<String>();
+        let s = read(
+            &format!("or=(title.eq.{hostile},title.like.{hostile})"),
+            READ_ALL,
+        );
+        assert!(!s.sql.contains("drop"), "{}", s.sql);
+        assert_eq!(
+            s.binds[0],
+            Bind::Text(Some("'); drop table todos; --".into()))
+        );
+        // Writes filter with the same trees.
+        let s = build(
+            &todos(),
+            &Action::Delete,
+            &parse_query(&todos(), Some("or=(title.eq.a,title.eq.b)")).unwrap(),
+            READ_ALL,
+        );
+        assert!(
+            s.sql
+                .contains(r#"where (_t."title" = $1::text or _t."title" = $2::text) returning"#),
+            "{}",
+            s.sql
+        );
     }
 
     #[test]
