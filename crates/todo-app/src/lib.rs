@@ -36,6 +36,7 @@ mod parse_error;
 mod prefer;
 mod query_string;
 mod routes;
+mod rpc;
 mod schema;
 mod state;
 mod statement;
@@ -57,7 +58,9 @@ pub use catalog::{SchemaCache, SchemaError, SchemaStatus, introspect};
 pub use config::{AppConfig, Cli, ConfigError, SignInMode};
 pub use error::ApiError;
 pub use pg_identity::{Access, ClaimsForwarding};
-pub use schema::{Column, Relation, RelationKind, Schema};
+pub use schema::{
+    Column, Relation, RelationKind, Returns, Routine, RoutineParam, Schema, Volatility,
+};
 pub use statement::{Bind, Statement};
 
 use state::AppState;
@@ -93,6 +96,10 @@ fn router(state: AppState) -> Router {
         .delete(routes::delete_records);
     let mut router = Router::new()
         .route("/api/database/records/{table}", records)
+        .route(
+            "/api/database/rpc/{function}",
+            get(rpc::get_rpc).post(rpc::post_rpc),
+        )
         .route("/health", get(routes::health))
         .route("/", get(page::index))
         .route("/app.js", get(page::script))

@@ -372,7 +372,7 @@ fn media_type(value: &str) -> &str {
 }
 
 /// The body, if the request says (or does not say) it is JSON.
-fn json_body(
+pub(crate) fn json_body(
     content_type: Option<&str>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Bytes, ApiError> {
@@ -500,6 +500,11 @@ fn single_object(array: &str) -> Result<String, ApiError> {
             Err(ApiError::Internal)
         }
     }
+}
+
+/// `application/json; charset=utf-8` with `body`.
+pub(crate) fn json_response_utf8(status: StatusCode, body: String) -> Response {
+    json_response(status, body, JSON_UTF8)
 }
 
 fn json_response(status: StatusCode, body: String, content_type: &'static str) -> Response {

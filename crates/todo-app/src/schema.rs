@@ -1,5 +1,5 @@
 //! A snapshot of the exposed schema: the tables and views the records API serves, their
-//! columns (name and SQL type) and primary keys. Built only from the catalog ([`crate::catalog`])
+//! columns (name and SQL type) and primary keys, and the functions `/rpc` calls. Built only from the catalog ([`crate::catalog`])
 //! and immutable once built: a reload makes a new one, and a request keeps the one it started with.
 //!
 //! Every SQL identifier the app writes comes from here, quoted by [`quote_ident`]; nothing a
@@ -142,11 +142,141 @@ impl Relation {
     }
 }
 
-/// Every relation of the exposed schema at one moment.
+/// `pg_proc.provolatile`: whether a call may write (PostgREST runs `stable`/`immutable`
+/// functions, and every `GET`, in a read-only transaction — `callReadPlan`, `Plan.hs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volatility {
+    Volatile,
+    Stable,
+    Immutable,
+}
+
+/// How a function's result is shaped (PostgREST's `RetType`, `SchemaCache/Routine.hs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    /// `returns void`: 204 without a body (`funcReturnsVoid`).
+    Void,
+    /// A base, domain, enum or array type; `set` for `returns setof <scalar>`.
+    Scalar { set: bool },
+    /// A table's row type, a composite type, or `record` with OUT columns (`returns table`).
+    Composite { set: bool },
+}
+
+/// One input parameter of a function (`IN`, `INOUT` or `VARIADIC`), in declaration order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutineParam {
+    name: String,
+    sql_type: String,
+    sql: String,
+    variadic: bool,
+    required: bool,
+}
+
+impl RoutineParam {
+    /// `name` may be empty (an unnamed parameter); `sql_type` is `format_type(oid, null)`.
+    pub fn new(
+        name: impl Into<String>,
+        sql_type: impl Into<String>,
+        variadic: bool,
+        required: bool,
+    ) -> Self {
+        let name = name.into();
+        Self {
+            sql: quote_ident(&name),
+            name,
+            sql_type: sql_type.into(),
+            variadic,
+            required,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name as a quoted SQL identifier.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    pub fn sql_type(&self) -> &str {
+        &self.sql_type
+    }
+
+    pub fn is_variadic(&self) -> bool {
+        self.variadic
+    }
+
+    /// No default: a call must name it.
+    pub fn is_required(&self) -> bool {
+        self.required
+    }
+}
+
+/// A function of the exposed schema (`pg_proc.prokind = 'f'`), as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routine {
+    schema: String,
+    name: String,
+    params: Vec<RoutineParam>,
+    returns: Returns,
+    volatility: Volatility,
+    sql: String,
+}
+
+impl Routine {
+    pub fn new(
+        schema: impl Into<String>,
+        name: impl Into<String>,
+        params: Vec<RoutineParam>,
+        returns: Returns,
+        volatility: Volatility,
+    ) -> Self {
+        let schema = schema.into();
+        let name = name.into();
+        Self {
+            sql: format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
+            schema,
+            name,
+            params,
+            returns,
+            volatility,
+        }
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Schema-qualified and quoted, ready to paste into SQL.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    pub fn params(&self) -> &[RoutineParam] {
+        &self.params
+    }
+
+    pub fn returns(&self) -> Returns {
+        self.returns
+    }
+
+    pub fn volatility(&self) -> Volatility {
+        self.volatility
+    }
+}
+
+/// Every relation and function of the exposed schema at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {
     exposed: String,
     relations: HashMap<String, Arc<Relation>>,
+    /// By name; overloads share a name.
+    routines: HashMap<String, Vec<Arc<Routine>>>,
 }
 
 impl Schema {
@@ -159,7 +289,34 @@ impl Schema {
             .filter(|r| r.schema == exposed)
             .map(|r| (r.name.clone(), Arc::new(r)))
             .collect();
-        Self { exposed, relations }
+        Self {
+            exposed,
+            relations,
+            routines: HashMap::new(),
+        }
+    }
+
+    /// This snapshot with `routines` (those of other schemas are left out).
+    pub fn with_routines(mut self, routines: impl IntoIterator<Item = Routine>) -> Self {
+        for routine in routines {
+            if routine.schema == self.exposed {
+                self.routines
+                    .entry(routine.name.clone())
+                    .or_default()
+                    .push(Arc::new(routine));
+            }
+        }
+        self
+    }
+
+    /// The functions a URL path segment names (every overload), compared exactly.
+    pub fn routines(&self, name: &str) -> &[Arc<Routine>] {
+        self.routines.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many functions (overloads counted) the snapshot holds.
+    pub fn routine_count(&self) -> usize {
+        self.routines.values().map(Vec::len).sum()
     }
 
     /// The exposed schema's name.

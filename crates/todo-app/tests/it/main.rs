@@ -12,5 +12,6 @@ mod isolation;
 mod ops;
 mod page;
 mod querying;
+mod rpc;
 mod support;
 mod tables;
