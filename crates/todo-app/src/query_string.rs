@@ -162,6 +162,8 @@ pub struct Query {
     pub offset: Option<i64>,
     /// `columns=…`: which keys to insert from each body object.
     pub columns: Option<Vec<ColumnId>>,
+    /// `on_conflict=a,b`: the unique key an upsert conflicts on (default: the primary key).
+    pub on_conflict: Option<Vec<ColumnId>>,
 }
 
 impl Query {
@@ -175,6 +177,7 @@ impl Query {
             limit: None,
             offset: None,
             columns: None,
+            on_conflict: None,
         }
     }
 }
@@ -227,11 +230,11 @@ pub fn parse_query(relation: &Relation, raw: Option<&str>) -> Result<Query, Pars
                 });
             }
             "on_conflict" => {
-                return Err(ParseError::Syntax {
-                    message: format!("\"{key}\" is not supported by this API"),
-                    details: "supported: select, order, limit, offset, columns and column filters"
-                        .into(),
-                });
+                if query.on_conflict.is_some() {
+                    return Err(duplicate("on_conflict"));
+                }
+                // `pColumns` (`QueryParams.hs`); an unknown name reaches Postgres there (42703).
+                query.on_conflict = Some(parse_select_like(relation, "on_conflict", &value)?);
             }
             "" => {
                 return Err(ParseError::syntax(
@@ -280,6 +283,25 @@ pub fn parse_select(relation: &Relation, value: &str) -> Result<Vec<ColumnId>, P
             continue;
         }
         let column = resolve_column(relation, "select", value, name, ParseError::unknown_column)?;
+        extend_unique(&mut out, [column]);
+    }
+    Ok(out)
+}
+
+/// A comma-separated list of column names (no `*`), for `on_conflict=`.
+fn parse_select_like(
+    relation: &Relation,
+    what: &str,
+    value: &str,
+) -> Result<Vec<ColumnId>, ParseError> {
+    let items = split_list(value).map_err(|d| ParseError::syntax(what, value, d))?;
+    let mut out = Vec::new();
+    for item in items {
+        let name = item.trim_matches(' ');
+        if name.is_empty() {
+            return Err(ParseError::syntax(what, value, "an item is empty"));
+        }
+        let column = resolve_column(relation, what, value, name, ParseError::unknown_column)?;
         extend_unique(&mut out, [column]);
     }
     Ok(out)
@@ -1111,11 +1133,7 @@ mod tests {
 
     #[test]
     fn unsupported_parameters_say_so() {
-        for raw in [
-            "on_conflict=id",
-            "todos.or=(id.eq.1)",
-            "x.not.and=(id.eq.1)",
-        ] {
+        for raw in ["todos.or=(id.eq.1)", "x.not.and=(id.eq.1)"] {
             let Err(ParseError::Syntax { message, .. }) = q(raw) else {
                 panic!("{raw}");
             };

@@ -18,7 +18,7 @@ use crate::body::{parse_insert_body, parse_patch_body, strip_empty_strings};
 use crate::db::{self, Access, Expect, Outcome};
 use crate::error::{ApiError, InvalidTableName};
 use crate::parse_error::ParseError;
-use crate::prefer::{Preferences, ReturnPref};
+use crate::prefer::{Preferences, Resolution, ReturnPref};
 use crate::query_string::{Query, parse_query};
 use crate::schema::{Relation, Schema};
 use crate::statement::{self, Action, Statement, Want};
@@ -266,11 +266,28 @@ pub(crate) async fn post_records(
     records: Records,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (request, bytes) = records.write_body(body)?;
+    let (mut request, bytes) = records.write_body(body)?;
     let rows = parse_insert_body(&request.relation, &bytes, request.query.columns.as_deref())?;
-    request
-        .run(Verb::Post, Action::Insert(rows), &identity, &state)
-        .await
+    // `resolution=` makes an upsert on `on_conflict=` or else the primary key; with neither,
+    // PostgREST writes a plain insert and does not echo the preference (`mutatePlanToQuery`
+    // omits `ON CONFLICT` for no columns; `actionResponse … MutationCreate`, `Response.hs`).
+    let conflict = request
+        .query
+        .on_conflict
+        .clone()
+        .unwrap_or_else(|| request.relation.primary_key().to_vec());
+    let action = match request.prefs.resolution {
+        Some(resolution) if !conflict.is_empty() => Action::Upsert {
+            body: rows,
+            resolution,
+            conflict,
+        },
+        _ => {
+            request.prefs.resolution = None;
+            Action::Insert(rows)
+        }
+    };
+    request.run(Verb::Post, action, &identity, &state).await
 }
 
 /// `PATCH /api/database/records/{table}?filters`: one object of new values.
@@ -418,6 +435,14 @@ fn respond(
     };
 
     let mut status = match verb {
+        // An upsert that only updated is 200 (`isInsertIfGTZero`, `Response.hs`); the
+        // statement's `total` carries the rows inserted.
+        Verb::Post
+            if prefs.resolution == Some(Resolution::MergeDuplicates)
+                && outcome.total.is_some_and(|inserted| inserted <= 0) =>
+        {
+            StatusCode::OK
+        }
         Verb::Post => StatusCode::CREATED,
         Verb::Get => StatusCode::OK,
         _ if prefs.return_pref == Some(ReturnPref::Representation) => StatusCode::OK,
@@ -466,6 +491,7 @@ fn respond(
     // `return=` means nothing to a read, so a read does not claim to have applied it.
     let honoured = Preferences {
         return_pref: prefs.return_pref.filter(|_| !is_read),
+        resolution: prefs.resolution.filter(|_| verb == Verb::Post),
         ..prefs
     };
     if let Some(applied) = honoured.applied()

@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::body::InsertBody;
+use crate::prefer::Resolution;
 use crate::query_string::{Direction, Filter, LogicTree, Nulls, Op, OrderTerm, Query};
 use crate::schema::{ColumnId, Relation};
 
@@ -37,6 +38,12 @@ pub struct Statement {
 pub enum Action {
     Read,
     Insert(InsertBody),
+    /// `POST` with `Prefer: resolution=…`: an insert that conflicts on `conflict` (never empty).
+    Upsert {
+        body: InsertBody,
+        resolution: Resolution,
+        conflict: Vec<ColumnId>,
+    },
     /// Columns to set, with their new values as text (`None` sets NULL).
     Update(Vec<(ColumnId, Option<String>)>),
     Delete,
@@ -179,6 +186,33 @@ fn order_clause(relation: &Relation, order: &[OrderTerm], qualifier: Option<&str
     format!(" order by {terms}")
 }
 
+/// `insert into … select … from json_populate_recordset(…)` for `body`, `filter` appended to
+/// the select (PostgREST's counter for an upsert).
+fn insert_select(b: &mut Builder<'_>, table: &Relation, body: &InsertBody, filter: &str) -> String {
+    let tbl = table.sql();
+    let p = b.param(Bind::Text(Some(body.rows_json.clone())));
+    // With no columns, `insert … select from …` (a zero-column select) gives each row all
+    // defaults; `()` would be a syntax error.
+    let (target, values) = if body.columns.is_empty() {
+        (String::new(), String::new())
+    } else {
+        let cols = column_list(table, &body.columns, None);
+        (format!(" ({cols})"), format!(" {cols}"))
+    };
+    format!(
+        "insert into {tbl} as {ALIAS}{target} select{values} \
+         from json_populate_recordset(null::{tbl}, {p}::json){filter}"
+    )
+}
+
+/// PostgREST's `addConfigPgrstInserted`: a condition that is always true and counts.
+fn inserted_counter(add: bool) -> String {
+    let (symbol, never) = if add { ("+", "0") } else { ("-", "-1") };
+    format!(
+        "pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::int, 0) {symbol} 1)::text, true) <> '{never}'"
+    )
+}
+
 /// Builds the one statement for `action` on `table`.
 pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> Statement {
     let mut b = Builder {
@@ -221,20 +255,49 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
             }
         }
         Action::Insert(body) => {
-            let p = b.param(Bind::Text(Some(body.rows_json.clone())));
-            // With no columns, `insert … select from …` (a zero-column select) gives each
-            // row all defaults; `()` would be a syntax error.
-            let (target, values) = if body.columns.is_empty() {
-                (String::new(), String::new())
+            let insert = insert_select(&mut b, table, body, "");
+            let _ = write!(sql, "{insert} returning {write_returning}");
+        }
+        // As PostgREST writes an upsert (`mutatePlanToQuery (Insert …)`,
+        // `src/PostgREST/Query/QueryBuilder.hs`): `ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c`
+        // for every column sent (`DO NOTHING` when none is), and for merge-duplicates the
+        // `pgrst.inserted` counter (`addConfigPgrstInserted`, `SqlFragment.hs`) — +1 per row
+        // offered, −1 per row updated — which tells 201 (something inserted) from 200. An
+        // update of a row the caller's UPDATE policy hides fails in Postgres (42501).
+        Action::Upsert {
+            body,
+            resolution,
+            conflict,
+        } => {
+            let merge = *resolution == Resolution::MergeDuplicates;
+            let counted = if merge {
+                format!(" where {}", inserted_counter(true))
             } else {
-                let cols = column_list(table, &body.columns, None);
-                (format!(" ({cols})"), format!(" {cols}"))
+                String::new()
+            };
+            let insert = insert_select(&mut b, table, body, &counted);
+            let key = column_list(table, conflict, None);
+            let action = if merge && !body.columns.is_empty() {
+                let set = body
+                    .columns
+                    .iter()
+                    .map(|&c| {
+                        let col = table.column(c).sql();
+                        format!("{col} = excluded.{col}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("do update set {set} where {}", inserted_counter(false))
+            } else {
+                "do nothing".to_owned()
             };
             let _ = write!(
                 sql,
-                "insert into {tbl} as {ALIAS}{target} select{values} \
-                 from json_populate_recordset(null::{tbl}, {p}::json) returning {write_returning}"
+                "{insert} on conflict ({key}) {action} returning {write_returning}"
             );
+            if merge {
+                total = "coalesce(nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::bigint, 0)".to_owned();
+            }
         }
         Action::Update(set) => {
             let assignments = set
@@ -269,10 +332,19 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
     } else {
         "null::text".to_owned()
     };
-    let _ = write!(
-        sql,
-        ") select {total} as total, (select count(*) from pgrst_source) as page_count, {body} as body"
-    );
+    let page_count = "(select count(*) from pgrst_source)";
+    if matches!(action, Action::Upsert { .. }) {
+        // The counter is read after the CTE has run: the select list is evaluated in order.
+        let _ = write!(
+            sql,
+            ") select {page_count} as page_count, {total} as total, {body} as body"
+        );
+    } else {
+        let _ = write!(
+            sql,
+            ") select {total} as total, {page_count} as page_count, {body} as body"
+        );
+    }
     Statement {
         sql,
         binds: b.binds,
@@ -283,6 +355,7 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
 mod tests {
     use super::*;
     use crate::body::{parse_insert_body, parse_patch_body};
+    use crate::prefer::Resolution;
     use crate::query_string::parse_query;
     use crate::schema::fixture::todos;
 
@@ -387,6 +460,47 @@ mod tests {
             "{}",
             s.sql
         );
+    }
+
+    #[test]
+    fn upserts_conflict_on_the_key_and_count_inserts() {
+        let body = parse_insert_body(&todos(), br#"[{"id":"x","title":"a"}]"#, None).unwrap();
+        let upsert = |resolution| Action::Upsert {
+            body: body.clone(),
+            resolution,
+            conflict: todos().primary_key().to_vec(),
+        };
+        let minimal = Want {
+            body: false,
+            total: false,
+        };
+        let s = build(
+            &todos(),
+            &upsert(Resolution::MergeDuplicates),
+            &Query::all(&todos()),
+            minimal,
+        );
+        assert!(s.sql.contains(r#"from json_populate_recordset(null::"public"."todos", $1::json) where pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::int, 0) + 1)::text, true) <> '0' on conflict ("id") do update set "id" = excluded."id", "title" = excluded."title" where pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::int, 0) - 1)::text, true) <> '-1' returning 1)"#), "{}", s.sql);
+        assert!(
+            s.sql
+                .contains(") select (select count(*) from pgrst_source) as page_count, coalesce("),
+            "{}",
+            s.sql
+        );
+        assert_eq!(s.binds.len(), 1);
+        let s = build(
+            &todos(),
+            &upsert(Resolution::IgnoreDuplicates),
+            &Query::all(&todos()),
+            minimal,
+        );
+        assert!(
+            s.sql
+                .contains(r#"$1::json) on conflict ("id") do nothing returning 1)"#),
+            "{}",
+            s.sql
+        );
+        assert!(s.sql.contains("null::bigint as total"), "{}", s.sql);
     }
 
     #[test]

@@ -15,3 +15,4 @@ mod querying;
 mod rpc;
 mod support;
 mod tables;
+mod upsert;
