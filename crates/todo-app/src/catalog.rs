@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, watch};
 
 use crate::db::DbError;
 use crate::schema::{
-    Column, Relation, RelationKind, Returns, Routine, RoutineParam, Schema, Volatility,
+    Column, ForeignKey, Relation, RelationKind, Returns, Routine, RoutineParam, Schema, Volatility,
 };
 
 /// PostgREST's default `db-channel`.
@@ -35,8 +35,32 @@ const MAX_RETRY: Duration = Duration::from_secs(8);
 /// round trip. Privileges are not filtered: PostgREST 12 does not either, and Postgres answers
 /// 42501 for a relation the role may not use.
 const INTROSPECT: &str = r#"
-select r.name, r.is_view, r.column_names, r.column_types, r.primary_key, f.routines
+select r.name, r.is_view, r.column_names, r.column_types, r.primary_key, f.routines,
+       fk.foreign_keys
   from (
+        -- Foreign keys between relations of the schema, for embedding (PostgREST's
+        -- `allM2OandO2ORels`, `SchemaCache.hs`): columns in key order on both sides.
+        select coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
+                 'name', con.conname::text,
+                 'child', cc.relname::text,
+                 'child_cols', (select pg_catalog.array_agg(a.attname::text order by k.ord)
+                                  from unnest(con.conkey) with ordinality as k(attnum, ord)
+                                  join pg_catalog.pg_attribute a
+                                    on a.attrelid = con.conrelid and a.attnum = k.attnum),
+                 'parent', pc.relname::text,
+                 'parent_cols', (select pg_catalog.array_agg(a.attname::text order by k.ord)
+                                   from unnest(con.confkey) with ordinality as k(attnum, ord)
+                                   join pg_catalog.pg_attribute a
+                                     on a.attrelid = con.confrelid and a.attnum = k.attnum)
+               ) order by con.conname, cc.relname), '[]')::text as foreign_keys
+          from pg_catalog.pg_constraint con
+          join pg_catalog.pg_class cc on cc.oid = con.conrelid
+          join pg_catalog.pg_namespace cn on cn.oid = cc.relnamespace
+          join pg_catalog.pg_class pc on pc.oid = con.confrelid
+          join pg_catalog.pg_namespace pcn on pcn.oid = pc.relnamespace
+         where con.contype = 'f' and cn.nspname = $1 and pcn.nspname = $1
+       ) fk
+  cross join (
         -- The functions of the schema for `/rpc` (PostgREST's `allFunctions`/`funcsSqlQuery`,
         -- `src/PostgREST/SchemaCache.hs`): plain functions only (no procedures, aggregates or
         -- window functions), every argument with its name ('' when unnamed), `format_type`
@@ -124,7 +148,18 @@ type CatalogRow = (
     Option<Vec<String>>,
     Option<Vec<String>>,
     String,
+    String,
 );
+
+/// One foreign key in the `foreign_keys` JSON of [`INTROSPECT`].
+#[derive(Debug, serde::Deserialize)]
+struct CatalogForeignKey {
+    name: String,
+    child: String,
+    child_cols: Vec<String>,
+    parent: String,
+    parent_cols: Vec<String>,
+}
 
 /// One function in the `routines` JSON of [`INTROSPECT`].
 #[derive(Debug, serde::Deserialize)]
@@ -205,6 +240,16 @@ pub async fn introspect<'c>(db: impl PgExecutor<'c>, exposed: &str) -> Result<Sc
             schema: exposed.to_owned(),
             source,
         })?;
+    let decode = |e: serde_json::Error| SchemaError {
+        schema: exposed.to_owned(),
+        source: sqlx::Error::Decode(Box::new(e)),
+    };
+    let keys_json = rows.first().map_or("[]", |row| row.6.as_str());
+    let foreign_keys: Vec<CatalogForeignKey> = serde_json::from_str(keys_json).map_err(decode)?;
+    let foreign_keys: Vec<ForeignKey> = foreign_keys
+        .into_iter()
+        .map(|k| ForeignKey::new(k.name, k.child, k.child_cols, k.parent, k.parent_cols))
+        .collect();
     let routines_json = rows.first().map_or("[]", |row| row.5.as_str());
     let routines: Vec<CatalogRoutine> =
         serde_json::from_str(routines_json).map_err(|e| SchemaError {
@@ -215,26 +260,28 @@ pub async fn introspect<'c>(db: impl PgExecutor<'c>, exposed: &str) -> Result<Sc
         .into_iter()
         .filter_map(|r| r.into_routine(exposed))
         .collect();
-    let relations = rows
-        .into_iter()
-        .filter_map(|(name, is_view, names, types, primary_key, _)| {
-            let name = name?;
-            let columns = names
-                .unwrap_or_default()
-                .into_iter()
-                .zip(types.unwrap_or_default())
-                .map(|(n, t)| Column::new(n, t))
-                .collect();
-            let kind = if is_view == Some(true) {
-                RelationKind::View
-            } else {
-                RelationKind::Table
-            };
-            let primary_key = primary_key.unwrap_or_default();
-            let pk: Vec<&str> = primary_key.iter().map(String::as_str).collect();
-            Some(Relation::new(exposed, name, kind, columns, &pk))
-        });
-    Ok(Schema::new(exposed, relations).with_routines(routines))
+    let relations =
+        rows.into_iter()
+            .filter_map(|(name, is_view, names, types, primary_key, _, _)| {
+                let name = name?;
+                let columns = names
+                    .unwrap_or_default()
+                    .into_iter()
+                    .zip(types.unwrap_or_default())
+                    .map(|(n, t)| Column::new(n, t))
+                    .collect();
+                let kind = if is_view == Some(true) {
+                    RelationKind::View
+                } else {
+                    RelationKind::Table
+                };
+                let primary_key = primary_key.unwrap_or_default();
+                let pk: Vec<&str> = primary_key.iter().map(String::as_str).collect();
+                Some(Relation::new(exposed, name, kind, columns, &pk))
+            });
+    Ok(Schema::new(exposed, relations)
+        .with_routines(routines)
+        .with_foreign_keys(foreign_keys))
 }
 
 /// What a watcher can see of the cache: how many snapshots have been loaded, and whether the
@@ -460,6 +507,8 @@ mod tests {
                create function public.f() returns setof public.typed language sql as $$ select * from public.typed $$;
                create function public.v() returns void language sql immutable as $$ $$;
                create function other.g() returns int language sql as $$ select 1 $$;
+               create table public.child (id int, ta int, tb varchar(20),
+                 foreign key (tb, ta) references public.typed (b, a));
                create function public.two_unnamed(int, int) returns int language sql as $$ select 1 $$;
                create function public.padded(c character) returns text language sql as $$ select c $$;"#,
         )
@@ -471,7 +520,10 @@ mod tests {
         assert!(cache.snapshot().is_none());
         let before = cache.get_or_load(&pool).await.unwrap();
 
-        assert_eq!(before.names(), ["a view", "parted", "todos", "typed"]);
+        assert_eq!(
+            before.names(),
+            ["a view", "child", "parted", "todos", "typed"]
+        );
         let typed = before.relation("typed").unwrap();
         let described: Vec<(&str, &str)> = typed
             .column_ids()
@@ -534,6 +586,23 @@ mod tests {
             (Returns::Void, Volatility::Immutable)
         );
         assert_eq!(v.sql(), r#""public"."v""#);
+
+        // Foreign keys, both ways.
+        let parted = before.relation("parted").unwrap();
+        let typed_rel = before.relation("typed").unwrap();
+        assert!(before.relationships(typed_rel, parted).is_empty());
+        let child = before.relation("child").unwrap();
+        let to_one = before.relationships(child, typed_rel);
+        assert_eq!(to_one.len(), 1);
+        assert!(to_one[0].to_one);
+        let join: Vec<(&str, &str)> = to_one[0]
+            .join
+            .iter()
+            .map(|&(o, t)| (child.column(o).name(), typed_rel.column(t).name()))
+            .collect();
+        assert_eq!(join, [("tb", "b"), ("ta", "a")], "key order");
+        let to_many = before.relationships(typed_rel, child);
+        assert!(!to_many[0].to_one);
 
         let view = before.relation("a view").unwrap();
         assert!(view.is_view() && view.primary_key().is_empty());

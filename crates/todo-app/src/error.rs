@@ -272,6 +272,34 @@ impl IntoResponse for ApiError {
             Self::Parse(e @ ParseError::UnknownWriteColumn { .. }) => {
                 pgrst(StatusCode::BAD_REQUEST, "PGRST204", &e.to_string(), None)
             }
+            // `toJSON (NoRelBetween …)`, `Error.hs` at v12.2.12; its hint is a fuzzy guess
+            // ("Perhaps you meant …"), null here.
+            Self::Parse(e @ ParseError::NoRelationship { .. }) => {
+                let ParseError::NoRelationship {
+                    parent,
+                    child,
+                    schema,
+                } = &e
+                else {
+                    return pgrst(StatusCode::BAD_REQUEST, "PGRST200", &e.to_string(), None);
+                };
+                let details = format!(
+                    "Searched for a foreign key relationship between '{parent}' and '{child}' in the schema '{schema}', but no matches were found."
+                );
+                pgrst(
+                    StatusCode::BAD_REQUEST,
+                    "PGRST200",
+                    &e.to_string(),
+                    Some(&details),
+                )
+            }
+            // `AmbiguousRelBetween`: 300 (its details list the candidates; here null).
+            Self::Parse(e @ ParseError::AmbiguousRelationship { .. }) => pgrst(
+                StatusCode::MULTIPLE_CHOICES,
+                "PGRST201",
+                &e.to_string(),
+                None,
+            ),
             Self::Parse(ParseError::InvalidBody { message, details }) => pgrst(
                 StatusCode::BAD_REQUEST,
                 "PGRST102",

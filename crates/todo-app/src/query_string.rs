@@ -25,8 +25,10 @@
 
 use std::borrow::Cow;
 
+use std::sync::Arc;
+
 use crate::parse_error::{ParseError, echo};
-use crate::schema::{ColumnId, Relation};
+use crate::schema::{ColumnId, Relation, Relationship, Schema};
 
 /// `and` / `or` of a logic tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,12 +149,26 @@ pub struct OrderTerm {
     pub nulls: Option<Nulls>,
 }
 
+/// One embedded resource of `select=` (`tasks(*)`, `project:projects(name)`), one level deep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Embed {
+    /// The key in each row: the alias, else the target's name. Client text: it reaches SQL
+    /// only as a bind.
+    pub key: String,
+    pub target: Arc<Relation>,
+    /// The target's columns to return.
+    pub select: Vec<ColumnId>,
+    pub relationship: Relationship,
+}
+
 /// Everything the query string said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     /// The columns to return, in order, without repeats. `select=*` (or no `select`) is every
     /// column in table order.
     pub select: Vec<ColumnId>,
+    /// Embedded resources, after the columns in each row (as PostgREST orders them).
+    pub embeds: Vec<Embed>,
     pub filters: Vec<Filter>,
     /// `or=`/`and=` trees, in query-string order; they AND with `filters`.
     pub logic: Vec<LogicTree>,
@@ -171,6 +187,7 @@ impl Query {
     pub fn all(relation: &Relation) -> Self {
         Self {
             select: relation.column_ids().collect(),
+            embeds: Vec::new(),
             filters: Vec::new(),
             logic: Vec::new(),
             order: Vec::new(),
@@ -184,7 +201,18 @@ impl Query {
 
 /// Parses a raw (still percent-encoded) query string for `relation`. `None` and `""` mean
 /// "no parameters".
+#[cfg(test)]
 pub fn parse_query(relation: &Relation, raw: Option<&str>) -> Result<Query, ParseError> {
+    parse_query_in(None, relation, raw)
+}
+
+/// As [`parse_query`], with the schema whose foreign keys let `select=` embed related
+/// relations (without one, an embed is a syntax error).
+pub fn parse_query_in(
+    schema: Option<&Schema>,
+    relation: &Relation,
+    raw: Option<&str>,
+) -> Result<Query, ParseError> {
     let mut query = Query::all(relation);
     let mut seen_select = false;
     let mut seen_order = false;
@@ -194,7 +222,7 @@ pub fn parse_query(relation: &Relation, raw: Option<&str>) -> Result<Query, Pars
         match key.as_ref() {
             "select" => {
                 once(&mut seen_select, "select")?;
-                query.select = parse_select(relation, &value)?;
+                (query.select, query.embeds) = parse_select_in(schema, relation, &value)?;
             }
             "order" => {
                 once(&mut seen_order, "order")?;
@@ -271,12 +299,38 @@ fn duplicate(name: &str) -> ParseError {
 
 /// `*` or a comma-separated list of column names.
 pub fn parse_select(relation: &Relation, value: &str) -> Result<Vec<ColumnId>, ParseError> {
+    parse_select_in(None, relation, value).map(|(columns, _)| columns)
+}
+
+/// `*`, column names and (with a schema) embedded resources `[alias:]relation(select)`, one
+/// level deep (PostgREST's `pRelationSelect`, `QueryParams.hs`; relationships by `findRel`,
+/// `Plan.hs`).
+pub fn parse_select_in(
+    schema: Option<&Schema>,
+    relation: &Relation,
+    value: &str,
+) -> Result<(Vec<ColumnId>, Vec<Embed>), ParseError> {
     let items = split_list(value).map_err(|d| ParseError::syntax("select", value, d))?;
     let mut out = Vec::new();
+    let mut embeds = Vec::new();
     for item in items {
         let name = item.trim_matches(' ');
         if name.is_empty() {
             return Err(ParseError::syntax("select", value, "an item is empty"));
+        }
+        if let Some(schema) = schema
+            && !name.starts_with('"')
+            && let Some(open) = name.find('(')
+            && name.ends_with(')')
+        {
+            embeds.push(parse_embed(
+                schema,
+                relation,
+                value,
+                &name[..open],
+                &name[open + 1..name.len() - 1],
+            )?);
+            continue;
         }
         if name == "*" {
             extend_unique(&mut out, relation.column_ids());
@@ -285,7 +339,68 @@ pub fn parse_select(relation: &Relation, value: &str) -> Result<Vec<ColumnId>, P
         let column = resolve_column(relation, "select", value, name, ParseError::unknown_column)?;
         extend_unique(&mut out, [column]);
     }
-    Ok(out)
+    Ok((out, embeds))
+}
+
+/// `[alias:]name` and the inner select of one embed.
+fn parse_embed(
+    schema: &Schema,
+    origin: &Relation,
+    whole: &str,
+    head: &str,
+    inner: &str,
+) -> Result<Embed, ParseError> {
+    let (alias, name) = match head.split_once(':') {
+        Some((alias, name)) => (Some(alias.trim_matches(' ')), name.trim_matches(' ')),
+        None => (None, head.trim_matches(' ')),
+    };
+    if name.is_empty()
+        || alias.is_some_and(str::is_empty)
+        || name.contains(['!', '.', '"', ':'])
+        || name.starts_with("...")
+    {
+        return Err(ParseError::syntax(
+            "select",
+            whole,
+            "only [alias:]relation(columns) embeds are supported (no hints, spreads or quoted names)",
+        ));
+    }
+    let Some(target) = schema.relation(name) else {
+        return Err(ParseError::NoRelationship {
+            parent: origin.name().to_owned(),
+            child: echo(name),
+            schema: schema.exposed().to_owned(),
+        });
+    };
+    let mut relationships = schema.relationships(origin, target);
+    let relationship = match relationships.len() {
+        0 => {
+            return Err(ParseError::NoRelationship {
+                parent: origin.name().to_owned(),
+                child: name.to_owned(),
+                schema: schema.exposed().to_owned(),
+            });
+        }
+        1 => relationships.remove(0),
+        _ => {
+            return Err(ParseError::AmbiguousRelationship {
+                parent: origin.name().to_owned(),
+                child: name.to_owned(),
+            });
+        }
+    };
+    // One level: the inner select is columns only (a nested embed is a syntax error there).
+    let select = if inner.trim_matches(' ').is_empty() {
+        target.column_ids().collect()
+    } else {
+        parse_select(target, inner)?
+    };
+    Ok(Embed {
+        key: alias.unwrap_or(name).to_owned(),
+        target: target.clone(),
+        select,
+        relationship,
+    })
 }
 
 /// A comma-separated list of column names (no `*`), for `on_conflict=`.
@@ -393,6 +508,7 @@ fn split_list(value: &str) -> Result<Vec<&str>, &'static str> {
     let mut start = 0;
     let mut in_quotes = false;
     let mut escaped = false;
+    let mut depth = 0usize;
     for (i, c) in value.char_indices() {
         if escaped {
             escaped = false;
@@ -401,7 +517,9 @@ fn split_list(value: &str) -> Result<Vec<&str>, &'static str> {
         match c {
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
-            ',' if !in_quotes => {
+            '(' if !in_quotes => depth += 1,
+            ')' if !in_quotes => depth = depth.saturating_sub(1),
+            ',' if !in_quotes && depth == 0 => {
                 items.push(&value[start..i]);
                 start = i + 1;
             }

@@ -19,7 +19,7 @@ use crate::db::{self, Access, Expect, Outcome};
 use crate::error::{ApiError, InvalidTableName};
 use crate::parse_error::ParseError;
 use crate::prefer::{Preferences, Resolution, ReturnPref};
-use crate::query_string::{Query, parse_query};
+use crate::query_string::{Query, parse_query_in};
 use crate::schema::{Relation, Schema};
 use crate::statement::{self, Action, Statement, Want};
 
@@ -149,7 +149,7 @@ impl Records {
             });
         };
         Ok(Self::Known(Request {
-            query: parse_query(relation, raw_query)?,
+            query: parse_query_in(Some(schema), relation, raw_query)?,
             relation: relation.clone(),
             prefs: Preferences::parse(
                 headers

@@ -270,6 +270,49 @@ impl Routine {
     }
 }
 
+/// A foreign key between two relations of the exposed schema: `child_cols` of `child` reference
+/// `parent_cols` of `parent`, in key order. Names only (resolved to columns when used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    name: String,
+    child: String,
+    child_cols: Vec<String>,
+    parent: String,
+    parent_cols: Vec<String>,
+}
+
+impl ForeignKey {
+    pub fn new(
+        name: impl Into<String>,
+        child: impl Into<String>,
+        child_cols: Vec<String>,
+        parent: impl Into<String>,
+        parent_cols: Vec<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            child: child.into(),
+            child_cols,
+            parent: parent.into(),
+            parent_cols,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// How an embedded relation hangs off the one it is embedded in (PostgREST's `Cardinality`:
+/// `M2O` is to-one, `O2M` to-many).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relationship {
+    /// Many-to-one: the origin holds the foreign key; the embed is one object (or null).
+    pub to_one: bool,
+    /// `(origin column, target column)` pairs that must be equal.
+    pub join: Vec<(ColumnId, ColumnId)>,
+}
+
 /// Every relation and function of the exposed schema at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {
@@ -277,6 +320,7 @@ pub struct Schema {
     relations: HashMap<String, Arc<Relation>>,
     /// By name; overloads share a name.
     routines: HashMap<String, Vec<Arc<Routine>>>,
+    foreign_keys: Vec<ForeignKey>,
 }
 
 impl Schema {
@@ -293,7 +337,51 @@ impl Schema {
             exposed,
             relations,
             routines: HashMap::new(),
+            foreign_keys: Vec::new(),
         }
+    }
+
+    /// This snapshot with `keys` (between relations of the exposed schema).
+    pub fn with_foreign_keys(mut self, keys: impl IntoIterator<Item = ForeignKey>) -> Self {
+        self.foreign_keys.extend(keys);
+        self
+    }
+
+    /// The relationships by which `target` can be embedded in `origin`, one per foreign key
+    /// either way (PostgREST's `findRel`, `Plan.hs`, without hints): `origin → target` is
+    /// to-one, `target → origin` to-many. A self-reference counts both ways.
+    pub fn relationships(&self, origin: &Relation, target: &Relation) -> Vec<Relationship> {
+        let resolve = |relation: &Relation, names: &[String]| -> Option<Vec<ColumnId>> {
+            names.iter().map(|n| relation.find(n)).collect()
+        };
+        let mut out = Vec::new();
+        for key in &self.foreign_keys {
+            if key.child == origin.name
+                && key.parent == target.name
+                && let (Some(o), Some(t)) = (
+                    resolve(origin, &key.child_cols),
+                    resolve(target, &key.parent_cols),
+                )
+            {
+                out.push(Relationship {
+                    to_one: true,
+                    join: o.into_iter().zip(t).collect(),
+                });
+            }
+            if key.parent == origin.name
+                && key.child == target.name
+                && let (Some(o), Some(t)) = (
+                    resolve(origin, &key.parent_cols),
+                    resolve(target, &key.child_cols),
+                )
+            {
+                out.push(Relationship {
+                    to_one: false,
+                    join: o.into_iter().zip(t).collect(),
+                });
+            }
+        }
+        out
     }
 
     /// This snapshot with `routines` (those of other schemas are left out).

@@ -213,6 +213,74 @@ fn inserted_counter(add: bool) -> String {
     )
 }
 
+/// The rows as a JSON array with embedded resources, as PostgREST builds them: a to-many embed
+/// is a correlated `json_agg` subquery (`'[]'` when empty), a to-one embed the one related
+/// row as an object or null (`getJoinSelects` / `getJoins`, `Query/QueryBuilder.hs`). Each runs
+/// as the caller, so RLS applies to every embedded table. The embed's key (client text, maybe
+/// an alias) is a bind. Embeds are `jsonb`, as PostgREST casts them (`json_agg(…)::jsonb`,
+/// `row_to_json(…)::jsonb`), and rows are separated as `json_agg` separates them. The row's text is the columns' `row_to_json` with `,"key":value`
+/// pairs appended, so column order is kept without naming anything from the client in SQL.
+fn embedding_body(b: &mut Builder<'_>, table: &Relation, query: &Query) -> String {
+    let mut row = if query.select.is_empty() {
+        "'{'".to_owned()
+    } else {
+        "left(row_to_json(_c)::text, -1)".to_owned()
+    };
+    for (i, embed) in query.embeds.iter().enumerate() {
+        let key = b.param(Bind::Text(Some(embed.key.clone())));
+        let target = &embed.target;
+        let columns = column_list(target, &embed.select, Some("_e0"));
+        let join = embed
+            .relationship
+            .join
+            .iter()
+            .map(|&(origin, other)| {
+                format!(
+                    "_e0.{} = _s.{}",
+                    target.column(other).sql(),
+                    table.column(origin).sql()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let rows = format!("select {columns} from {} as _e0 where {join}", target.sql());
+        let value = if embed.relationship.to_one {
+            format!("(select row_to_json(_e)::jsonb from ({rows}) as _e)")
+        } else {
+            format!("(select coalesce(json_agg(_e)::jsonb, '[]') from ({rows}) as _e)")
+        };
+        let comma = if i == 0 && query.select.is_empty() {
+            ""
+        } else {
+            "','"
+        };
+        if comma.is_empty() {
+            let _ = write!(
+                row,
+                " || to_json({key}::text)::text || ':' || coalesce({value}::text, 'null')"
+            );
+        } else {
+            let _ = write!(
+                row,
+                " || {comma} || to_json({key}::text)::text || ':' || coalesce({value}::text, 'null')"
+            );
+        }
+    }
+    row.push_str(" || '}'");
+    let columns = if query.select.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " cross join lateral (select {}) as _c",
+            column_list(table, &query.select, Some("_s"))
+        )
+    };
+    format!(
+        "(select coalesce('[' || string_agg(_x._j, ', ' || chr(10) || ' ') || ']', '[]') from (select {row} as _j from pgrst_source as _s{columns}{}) as _x)",
+        order_clause(table, &query.order, Some("_s"))
+    )
+}
+
 /// Builds the one statement for `action` on `table`.
 pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> Statement {
     let mut b = Builder {
@@ -323,7 +391,9 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
             );
         }
     }
-    let body = if want.body {
+    let body = if want.body && !query.embeds.is_empty() {
+        embedding_body(&mut b, table, query)
+    } else if want.body {
         format!(
             "(select coalesce(json_agg(_r), '[]'::json)::text from (select {} from pgrst_source{}) as _r)",
             column_list(table, &query.select, None),

@@ -7,6 +7,7 @@ mod auth;
 mod claims;
 mod crud;
 mod dev_sign_in;
+mod embed;
 mod errors;
 mod isolation;
 mod ops;
