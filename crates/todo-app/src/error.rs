@@ -180,8 +180,10 @@ pub fn pg_status(code: &str) -> StatusCode {
     match code {
         "23503" | "23505" => StatusCode::CONFLICT,
         "25006" => StatusCode::METHOD_NOT_ALLOWED,
-        // PostgREST also sends 42883 (undefined function) as 404, for RPC; with no RPC here it
-        // can only mean an operator that does not fit the column (`like` on a uuid): 400.
+        // PostgREST sends every 42883 (undefined function) as 404. Here it is 400: on the
+        // records API it means an operator that does not fit the column (`like` on a uuid);
+        // `/rpc` only calls functions of the snapshot, so it meets 42883 only when one was
+        // dropped since the last reload (PostgREST: 404).
         "42P01" => StatusCode::NOT_FOUND,
         "42P17" | "53400" => StatusCode::INTERNAL_SERVER_ERROR,
         // Signed in: a privilege error (including a failed RLS WITH CHECK) is 403, not 401.
