@@ -1,12 +1,14 @@
 //! A local stand-in for InsForge's records API (PostgREST 12's wire format) on every table
-//! and view of the exposed schema (default `public`), letting Postgres Row Level Security
-//! decide who sees what. `docs/fidelity.md` says, per behaviour, what InsForge 2.3 does and
+//! and view of the exposed schema (default `public`) — filters with `or`/`and` trees, upserts,
+//! embedded resources — and for its `/api/database/rpc/<fn>` calls to the schema's functions
+//! ([`rpc`]), letting Postgres Row Level Security decide who sees what. `docs/fidelity.md` says, per behaviour, what InsForge 2.3 does and
 //! what this app does.
 //!
 //! `GET /` serves a todo page (static files compiled in, strict CSP) that signs in with Clerk
 //! or, for local development, with `--dev-sign-in` ([`dev`]) and calls the same API on `todos`.
 //!
-//! The tables, views, columns and types come from the catalog ([`catalog`]) into an immutable
+//! The tables, views, columns, types, foreign keys and functions come from the catalog
+//! ([`catalog`]) into an immutable
 //! snapshot ([`schema`]), re-read on `NOTIFY pgrst, 'reload schema'` and on SIGUSR1 as
 //! PostgREST does, never per request. Each request is verified ([`Identity`], claims
 //! forwarded as InsForge 2.3 does by default), parsed ([`query_string`], [`prefer`], [`body`])

@@ -4,7 +4,9 @@
 //!
 //! Supported query parameters:
 //!
-//! - `select=col1,col2` or `select=*` (plain column names, optionally double-quoted);
+//! - `select=col1,col2` or `select=*` (plain column names, optionally double-quoted), and
+//!   embedded resources one level deep `[alias:]relation(cols)` along a foreign key either way
+//!   ([`parse_query_in`] with the schema);
 //! - filters `col=[not.]op.value` with `eq neq gt gte lt lte like ilike in is`. `like`/`ilike`
 //!   take `*` as the `%` wildcard (as PostgREST does, since `%` is awkward in URLs);
 //!   `in.(a,"b,c")` takes a list with PostgREST's quoting (`\"` and `\\` escape inside quotes);
@@ -12,7 +14,8 @@
 //! - `order=col[.asc|.desc][.nullsfirst|.nullslast],…`;
 //! - `limit`, `offset`: non-negative integers; a limit beyond `i64::MAX` means "no limit";
 //! - `columns=a,b` on POST: the columns to take from each object, as postgrest-js sends for
-//!   arrays.
+//!   arrays;
+//! - `on_conflict=a,b`: the unique key an upsert (`Prefer: resolution=…`) conflicts on.
 //!
 //! - `or=(…)`, `and=(…)`, `not.or=(…)`, `not.and=(…)`: logic trees of filters, nested
 //!   (`or=(a.eq.1,and(b.gt.2,c.is.null))`), each filter written `col.[not.]op.value`, as
