@@ -425,6 +425,7 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
 mod tests {
     use super::*;
     use crate::body::{parse_insert_body, parse_patch_body};
+    use crate::parse_error::ParseError;
     use crate::prefer::Resolution;
     use crate::query_string::parse_query;
     use crate::schema::fixture::todos;
@@ -571,6 +572,70 @@ mod tests {
             s.sql
         );
         assert!(s.sql.contains("null::bigint as total"), "{}", s.sql);
+    }
+
+    #[test]
+    fn embeds_are_correlated_subqueries_with_bound_keys() {
+        use crate::query_string::parse_query_in;
+        use crate::schema::{Column, ForeignKey, Relation, RelationKind, Schema};
+        let projects = Relation::new(
+            "public",
+            "projects",
+            RelationKind::Table,
+            vec![Column::new("id", "bigint"), Column::new("name", "text")],
+            &["id"],
+        );
+        let tasks = Relation::new(
+            "public",
+            "tasks",
+            RelationKind::Table,
+            vec![
+                Column::new("id", "bigint"),
+                Column::new("project_id", "bigint"),
+            ],
+            &["id"],
+        );
+        let schema = Schema::new("public", [projects, tasks]).with_foreign_keys([ForeignKey::new(
+            "tasks_project_id_fkey",
+            "tasks",
+            vec!["project_id".into()],
+            "projects",
+            vec!["id".into()],
+        )]);
+        let projects = schema.relation("projects").unwrap();
+        let query = parse_query_in(
+            Some(&schema),
+            projects,
+            Some("select=name,tasks(id)&order=name"),
+        )
+        .unwrap();
+        let s = build(projects, &Action::Read, &query, READ_ALL);
+        assert!(s.sql.contains(r#"(select coalesce('[' || string_agg(_x._j, ', ' || chr(10) || ' ') || ']', '[]') from (select left(row_to_json(_c)::text, -1) || ',' || to_json($1::text)::text || ':' || coalesce((select coalesce(json_agg(_e)::jsonb, '[]') from (select _e0."id" from "public"."tasks" as _e0 where _e0."project_id" = _s."id") as _e)::text, 'null') || '}' as _j from pgrst_source as _s cross join lateral (select _s."name") as _c order by _s."name") as _x) as body"#), "{}", s.sql);
+        assert_eq!(s.binds, [Bind::Text(Some("tasks".into()))]);
+        // The other way, aliased: to-one, the alias only a bind.
+        let tasks = schema.relation("tasks").unwrap();
+        let query =
+            parse_query_in(Some(&schema), tasks, Some("select=p%27;--:projects(*)")).unwrap();
+        let s = build(tasks, &Action::Read, &query, READ_ALL);
+        assert!(s.sql.contains(r#"from (select '{' || to_json($1::text)::text || ':' || coalesce((select row_to_json(_e)::jsonb from (select _e0."id", _e0."name" from "public"."projects" as _e0 where _e0."id" = _s."project_id") as _e)::text, 'null') || '}' as _j from pgrst_source as _s) as _x)"#), "{}", s.sql);
+        assert!(!s.sql.contains("--"), "{}", s.sql);
+        assert_eq!(s.binds, [Bind::Text(Some("p';--".into()))]);
+        // No relationship, an unknown target, nesting.
+        for (raw, code) in [
+            ("select=*,projects(*)", "none"),
+            ("select=*,nope(*)", "none"),
+            ("select=*,tasks(*,projects(*))", "syntax"),
+            ("select=*,tasks!fk(*)", "syntax"),
+        ] {
+            let err = parse_query_in(Some(&schema), projects, Some(raw)).unwrap_err();
+            match code {
+                "none" => assert!(
+                    matches!(err, ParseError::NoRelationship { .. }),
+                    "{raw}: {err:?}"
+                ),
+                _ => assert!(matches!(err, ParseError::Syntax { .. }), "{raw}: {err:?}"),
+            }
+        }
     }
 
     #[test]
