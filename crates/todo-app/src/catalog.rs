@@ -17,7 +17,9 @@ use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{Mutex, watch};
 
 use crate::db::DbError;
-use crate::schema::{Column, Relation, RelationKind, Schema};
+use crate::schema::{
+    Column, ForeignKey, Relation, RelationKind, Returns, Routine, RoutineParam, Schema, Volatility,
+};
 
 /// PostgREST's default `db-channel`.
 pub const CHANNEL: &str = "pgrst";
@@ -33,6 +35,66 @@ const MAX_RETRY: Duration = Duration::from_secs(8);
 /// round trip. Privileges are not filtered: PostgREST 12 does not either, and Postgres answers
 /// 42501 for a relation the role may not use.
 const INTROSPECT: &str = r#"
+select r.name, r.is_view, r.column_names, r.column_types, r.primary_key, f.routines,
+       fk.foreign_keys
+  from (
+        -- Foreign keys between relations of the schema, for embedding (PostgREST's
+        -- `allM2OandO2ORels`, `SchemaCache.hs`): columns in key order on both sides.
+        select coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
+                 'name', con.conname::text,
+                 'child', cc.relname::text,
+                 'child_cols', (select pg_catalog.array_agg(a.attname::text order by k.ord)
+                                  from unnest(con.conkey) with ordinality as k(attnum, ord)
+                                  join pg_catalog.pg_attribute a
+                                    on a.attrelid = con.conrelid and a.attnum = k.attnum),
+                 'parent', pc.relname::text,
+                 'parent_cols', (select pg_catalog.array_agg(a.attname::text order by k.ord)
+                                   from unnest(con.confkey) with ordinality as k(attnum, ord)
+                                   join pg_catalog.pg_attribute a
+                                     on a.attrelid = con.confrelid and a.attnum = k.attnum)
+               ) order by con.conname, cc.relname), '[]')::text as foreign_keys
+          from pg_catalog.pg_constraint con
+          join pg_catalog.pg_class cc on cc.oid = con.conrelid
+          join pg_catalog.pg_namespace cn on cn.oid = cc.relnamespace
+          join pg_catalog.pg_class pc on pc.oid = con.confrelid
+          join pg_catalog.pg_namespace pcn on pcn.oid = pc.relnamespace
+         where con.contype = 'f' and cn.nspname = $1 and pcn.nspname = $1
+       ) fk
+  cross join (
+        -- The functions of the schema for `/rpc` (PostgREST's `allFunctions`/`funcsSqlQuery`,
+        -- `src/PostgREST/SchemaCache.hs`): plain functions only (no procedures, aggregates or
+        -- window functions), every argument with its name ('' when unnamed), `format_type`
+        -- and mode; `pronargdefaults` says how many trailing inputs have defaults. As there:
+        -- no trigger functions; `character`/`bit` parameters read as their `varying` forms
+        -- (a value is not cut to one character); OUT/INOUT/TABLE columns make the result
+        -- composite.
+        select coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
+                 'name', p.proname::text,
+                 'volatility', p.provolatile::text,
+                 'returns_set', p.proretset,
+                 'returns_void', p.prorettype = 'pg_catalog.void'::pg_catalog.regtype,
+                 'returns_composite', t.typtype = 'c'
+                      or coalesce(p.proargmodes::text[] && '{t,b,o}', false),
+                 'defaults', p.pronargdefaults,
+                 'args', (select coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
+                                   'name', coalesce(p.proargnames[a.n], ''),
+                                   'type', case a.t
+                                             when 'pg_catalog.bpchar'::pg_catalog.regtype then 'character varying'
+                                             when 'pg_catalog.bpchar[]'::pg_catalog.regtype then 'character varying[]'
+                                             when 'pg_catalog.bit'::pg_catalog.regtype then 'bit varying'
+                                             when 'pg_catalog.bit[]'::pg_catalog.regtype then 'bit varying[]'
+                                             else pg_catalog.format_type(a.t, null) end,
+                                   'mode', coalesce(p.proargmodes[a.n]::text, 'i')) order by a.n), '[]')
+                            from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]))
+                                 with ordinality as a(t, n))
+               ) order by p.proname, p.oid), '[]')::text as routines
+          from pg_catalog.pg_proc p
+          join pg_catalog.pg_namespace pn on pn.oid = p.pronamespace
+          join pg_catalog.pg_type t on t.oid = p.prorettype
+         where pn.nspname = $1 and p.prokind = 'f'
+           and p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
+       ) f
+  left join lateral (
 select c.relname::text as name,
        c.relkind in ('v', 'm') as is_view,
        coalesce(cols.names, '{}') as column_names,
@@ -56,7 +118,9 @@ select c.relname::text as name,
  where n.nspname = $1
    and c.relkind in ('r', 'p', 'f', 'v', 'm')
    and not c.relispartition
- order by c.relname
+
+       ) r on true
+ order by r.name
 "#;
 
 /// Why the catalog could not be read.
@@ -74,8 +138,97 @@ impl From<SchemaError> for DbError {
     }
 }
 
-/// One row of [`INTROSPECT`]: name, is a view, column names, column types, primary key.
-type CatalogRow = (String, bool, Vec<String>, Vec<String>, Vec<String>);
+/// One row of [`INTROSPECT`]: name, is a view, column names, column types, primary key (all
+/// NULL in the one row of a schema without relations), and the functions as JSON (the same in
+/// every row).
+type CatalogRow = (
+    Option<String>,
+    Option<bool>,
+    Option<Vec<String>>,
+    Option<Vec<String>>,
+    Option<Vec<String>>,
+    String,
+    String,
+);
+
+/// One foreign key in the `foreign_keys` JSON of [`INTROSPECT`].
+#[derive(Debug, serde::Deserialize)]
+struct CatalogForeignKey {
+    name: String,
+    child: String,
+    child_cols: Vec<String>,
+    parent: String,
+    parent_cols: Vec<String>,
+}
+
+/// One function in the `routines` JSON of [`INTROSPECT`].
+#[derive(Debug, serde::Deserialize)]
+struct CatalogRoutine {
+    name: String,
+    volatility: String,
+    returns_set: bool,
+    returns_void: bool,
+    returns_composite: bool,
+    defaults: usize,
+    args: Vec<CatalogArg>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CatalogArg {
+    name: String,
+    #[serde(rename = "type")]
+    sql_type: String,
+    mode: String,
+}
+
+impl CatalogRoutine {
+    /// The function as the snapshot holds it: input parameters only (`i`, `b`, `v`; OUT and
+    /// TABLE columns are the result's), the last `defaults` of them optional.
+    /// `None` when PostgREST would not list it as callable: more than one unnamed input, or one
+    /// whose type is not `bytea`, `json`, `jsonb`, `text` or `xml` (`callable`, `funcsSqlQuery`).
+    fn into_routine(self, exposed: &str) -> Option<Routine> {
+        let inputs: Vec<CatalogArg> = self
+            .args
+            .into_iter()
+            .filter(|a| matches!(a.mode.as_str(), "i" | "b" | "v"))
+            .collect();
+        let mut unnamed = inputs.iter().filter(|a| a.name.is_empty());
+        match (unnamed.next(), unnamed.next()) {
+            (None, _) => {}
+            (Some(one), None)
+                if matches!(
+                    one.sql_type.as_str(),
+                    "bytea" | "json" | "jsonb" | "text" | "xml"
+                ) => {}
+            _ => return None,
+        }
+        let required = inputs.len().saturating_sub(self.defaults);
+        let params = inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| RoutineParam::new(a.name, a.sql_type, a.mode == "v", i < required))
+            .collect();
+        let returns = if self.returns_void {
+            Returns::Void
+        } else if self.returns_composite {
+            Returns::Composite {
+                set: self.returns_set,
+            }
+        } else {
+            Returns::Scalar {
+                set: self.returns_set,
+            }
+        };
+        let volatility = match self.volatility.as_str() {
+            "i" => Volatility::Immutable,
+            "s" => Volatility::Stable,
+            _ => Volatility::Volatile,
+        };
+        Some(Routine::new(
+            exposed, self.name, params, returns, volatility,
+        ))
+    }
+}
 
 /// Reads `exposed` from the catalog, on a pool or a connection (as whatever role it is).
 pub async fn introspect<'c>(db: impl PgExecutor<'c>, exposed: &str) -> Result<Schema, SchemaError> {
@@ -87,23 +240,48 @@ pub async fn introspect<'c>(db: impl PgExecutor<'c>, exposed: &str) -> Result<Sc
             schema: exposed.to_owned(),
             source,
         })?;
-    let relations = rows
+    let decode = |e: serde_json::Error| SchemaError {
+        schema: exposed.to_owned(),
+        source: sqlx::Error::Decode(Box::new(e)),
+    };
+    let keys_json = rows.first().map_or("[]", |row| row.6.as_str());
+    let foreign_keys: Vec<CatalogForeignKey> = serde_json::from_str(keys_json).map_err(decode)?;
+    let foreign_keys: Vec<ForeignKey> = foreign_keys
         .into_iter()
-        .map(|(name, is_view, names, types, primary_key)| {
-            let columns = names
-                .into_iter()
-                .zip(types)
-                .map(|(n, t)| Column::new(n, t))
-                .collect();
-            let kind = if is_view {
-                RelationKind::View
-            } else {
-                RelationKind::Table
-            };
-            let pk: Vec<&str> = primary_key.iter().map(String::as_str).collect();
-            Relation::new(exposed, name, kind, columns, &pk)
-        });
-    Ok(Schema::new(exposed, relations))
+        .map(|k| ForeignKey::new(k.name, k.child, k.child_cols, k.parent, k.parent_cols))
+        .collect();
+    let routines_json = rows.first().map_or("[]", |row| row.5.as_str());
+    let routines: Vec<CatalogRoutine> =
+        serde_json::from_str(routines_json).map_err(|e| SchemaError {
+            schema: exposed.to_owned(),
+            source: sqlx::Error::Decode(Box::new(e)),
+        })?;
+    let routines: Vec<Routine> = routines
+        .into_iter()
+        .filter_map(|r| r.into_routine(exposed))
+        .collect();
+    let relations =
+        rows.into_iter()
+            .filter_map(|(name, is_view, names, types, primary_key, _, _)| {
+                let name = name?;
+                let columns = names
+                    .unwrap_or_default()
+                    .into_iter()
+                    .zip(types.unwrap_or_default())
+                    .map(|(n, t)| Column::new(n, t))
+                    .collect();
+                let kind = if is_view == Some(true) {
+                    RelationKind::View
+                } else {
+                    RelationKind::Table
+                };
+                let primary_key = primary_key.unwrap_or_default();
+                let pk: Vec<&str> = primary_key.iter().map(String::as_str).collect();
+                Some(Relation::new(exposed, name, kind, columns, &pk))
+            });
+    Ok(Schema::new(exposed, relations)
+        .with_routines(routines)
+        .with_foreign_keys(foreign_keys))
 }
 
 /// What a watcher can see of the cache: how many snapshots have been loaded, and whether the
@@ -198,6 +376,7 @@ impl SchemaCache {
         tracing::info!(
             schema = %self.exposed,
             relations = schema.len(),
+            functions = schema.routine_count(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "schema cache loaded"
         );
@@ -322,7 +501,16 @@ mod tests {
                create table public.parted (id int, k int) partition by range (k);
                create table public.parted_1 partition of public.parted for values from (0) to (10);
                create view public."a view" as select a, b from public.typed;
-               create schema other; create table other.hidden (id int);"#,
+               create schema other; create table other.hidden (id int);
+               create function public.f(a int, b text default 'x', out c int, inout d int default 0)
+                 language sql stable as $$ select a, d $$;
+               create function public.f() returns setof public.typed language sql as $$ select * from public.typed $$;
+               create function public.v() returns void language sql immutable as $$ $$;
+               create function other.g() returns int language sql as $$ select 1 $$;
+               create table public.child (id int, ta int, tb varchar(20),
+                 foreign key (tb, ta) references public.typed (b, a));
+               create function public.two_unnamed(int, int) returns int language sql as $$ select 1 $$;
+               create function public.padded(c character) returns text language sql as $$ select c $$;"#,
         )
         .execute(&mut admin)
         .await
@@ -332,7 +520,10 @@ mod tests {
         assert!(cache.snapshot().is_none());
         let before = cache.get_or_load(&pool).await.unwrap();
 
-        assert_eq!(before.names(), ["a view", "parted", "todos", "typed"]);
+        assert_eq!(
+            before.names(),
+            ["a view", "child", "parted", "todos", "typed"]
+        );
         let typed = before.relation("typed").unwrap();
         let described: Vec<(&str, &str)> = typed
             .column_ids()
@@ -354,6 +545,65 @@ mod tests {
             .map(|&c| typed.column(c).name())
             .collect();
         assert_eq!(pk, ["b", "a"]);
+        // Functions: inputs only (IN, INOUT), defaults trailing, shapes and volatility.
+        assert!(before.routines("g").is_empty(), "other.g is not exposed");
+        assert!(
+            before.routines("two_unnamed").is_empty(),
+            "not callable by PostgREST"
+        );
+        assert_eq!(
+            before.routines("padded")[0].params()[0].sql_type(),
+            "character varying"
+        );
+        assert_eq!(before.routines("f").len(), 2, "overloads share a name");
+        assert!(!before.routines("requesting_user_id").is_empty());
+        let f = before.routines("f");
+        let (with_args, no_args) = if f[0].params().is_empty() {
+            (&f[1], &f[0])
+        } else {
+            (&f[0], &f[1])
+        };
+        let params: Vec<(&str, &str, bool)> = with_args
+            .params()
+            .iter()
+            .map(|p| (p.name(), p.sql_type(), p.is_required()))
+            .collect();
+        assert_eq!(
+            params,
+            [
+                ("a", "integer", true),
+                ("b", "text", false),
+                ("d", "integer", false)
+            ]
+        );
+        assert_eq!(with_args.returns(), Returns::Composite { set: false });
+        assert_eq!(with_args.volatility(), Volatility::Stable);
+        assert_eq!(no_args.returns(), Returns::Composite { set: true });
+        assert_eq!(no_args.volatility(), Volatility::Volatile);
+        let v = &before.routines("v")[0];
+        assert_eq!(
+            (v.returns(), v.volatility()),
+            (Returns::Void, Volatility::Immutable)
+        );
+        assert_eq!(v.sql(), r#""public"."v""#);
+
+        // Foreign keys, both ways.
+        let parted = before.relation("parted").unwrap();
+        let typed_rel = before.relation("typed").unwrap();
+        assert!(before.relationships(typed_rel, parted).is_empty());
+        let child = before.relation("child").unwrap();
+        let to_one = before.relationships(child, typed_rel);
+        assert_eq!(to_one.len(), 1);
+        assert!(to_one[0].to_one);
+        let join: Vec<(&str, &str)> = to_one[0]
+            .join
+            .iter()
+            .map(|&(o, t)| (child.column(o).name(), typed_rel.column(t).name()))
+            .collect();
+        assert_eq!(join, [("tb", "b"), ("ta", "a")], "key order");
+        let to_many = before.relationships(typed_rel, child);
+        assert!(!to_many[0].to_one);
+
         let view = before.relation("a view").unwrap();
         assert!(view.is_view() && view.primary_key().is_empty());
         assert_eq!(view.sql(), r#""public"."a view""#);

@@ -48,6 +48,26 @@ pub enum ApiError {
     /// A table name InsForge refuses before proxying (empty, or with `"` or a control character).
     #[error("invalid table name")]
     InvalidTableName { reason: InvalidTableName },
+    /// A function name InsForge refuses before proxying (`validateFunctionName`).
+    #[error("invalid function name")]
+    InvalidFunctionName { reason: InvalidTableName },
+    /// `/rpc/<fn>`: no function of that name whose parameters match the arguments' keys
+    /// (PostgREST's `NoRpc`, 404 `PGRST202`).
+    #[error("unknown function")]
+    NoRpc {
+        schema: String,
+        name: String,
+        /// The arguments' keys, sorted (PostgREST lists `S.toList` of a set).
+        keys: Vec<String>,
+        /// A POST with a JSON body (PostgREST then also looked for one unnamed json parameter).
+        post_json: bool,
+    },
+    /// `/rpc/<fn>`: more than one overload matches (PostgREST's `AmbiguousRpc`, 300 `PGRST203`).
+    #[error("ambiguous function call")]
+    AmbiguousRpc {
+        /// Each candidate as `schema.name(a => type, …)`.
+        candidates: Vec<String>,
+    },
     /// A POST/PATCH body that is not JSON by its `Content-Type`.
     #[error("unsupported content type")]
     UnsupportedMediaType(String),
@@ -107,6 +127,31 @@ impl InvalidTableName {
     }
 }
 
+/// InsForge's `validateIdentifier(name, type)` error (`backend/src/utils/validations.ts` at
+/// v2.3.1), in its own error shape: `type` is `table` (records) or `function` (rpc).
+fn invalid_identifier(kind: &str, reason: InvalidTableName) -> Response {
+    let (message, next) = match reason {
+        InvalidTableName::Empty => (
+            format!("Invalid {kind} name: cannot be empty"),
+            format!("Please provide a valid {kind} name"),
+        ),
+        InvalidTableName::QuoteOrControl => (
+            format!("Invalid {kind} name: cannot contain quotes or control characters"),
+            format!(
+                "The {kind} name cannot contain double quotes or control characters \
+                 (tabs, newlines, etc.)"
+            ),
+        ),
+    };
+    let body = json!({
+        "error": "DATABASE_VALIDATION_ERROR",
+        "message": message,
+        "statusCode": 400,
+        "nextActions": next,
+    });
+    json_response(StatusCode::BAD_REQUEST, &body)
+}
+
 /// The database layer's failures, as the client sees them; causes are logged where detected.
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
@@ -135,8 +180,10 @@ pub fn pg_status(code: &str) -> StatusCode {
     match code {
         "23503" | "23505" => StatusCode::CONFLICT,
         "25006" => StatusCode::METHOD_NOT_ALLOWED,
-        // PostgREST also sends 42883 (undefined function) as 404, for RPC; with no RPC here it
-        // can only mean an operator that does not fit the column (`like` on a uuid): 400.
+        // PostgREST sends every 42883 (undefined function) as 404. Here it is 400: on the
+        // records API it means an operator that does not fit the column (`like` on a uuid);
+        // `/rpc` only calls functions of the snapshot, so it meets 42883 only when one was
+        // dropped since the last reload (PostgREST: 404).
         "42P01" => StatusCode::NOT_FOUND,
         "42P17" | "53400" => StatusCode::INTERNAL_SERVER_ERROR,
         // Signed in: a privilege error (including a failed RLS WITH CHECK) is 403, not 401.
@@ -227,6 +274,34 @@ impl IntoResponse for ApiError {
             Self::Parse(e @ ParseError::UnknownWriteColumn { .. }) => {
                 pgrst(StatusCode::BAD_REQUEST, "PGRST204", &e.to_string(), None)
             }
+            // `toJSON (NoRelBetween …)`, `Error.hs` at v12.2.12; its hint is a fuzzy guess
+            // ("Perhaps you meant …"), null here.
+            Self::Parse(e @ ParseError::NoRelationship { .. }) => {
+                let ParseError::NoRelationship {
+                    parent,
+                    child,
+                    schema,
+                } = &e
+                else {
+                    return pgrst(StatusCode::BAD_REQUEST, "PGRST200", &e.to_string(), None);
+                };
+                let details = format!(
+                    "Searched for a foreign key relationship between '{parent}' and '{child}' in the schema '{schema}', but no matches were found."
+                );
+                pgrst(
+                    StatusCode::BAD_REQUEST,
+                    "PGRST200",
+                    &e.to_string(),
+                    Some(&details),
+                )
+            }
+            // `AmbiguousRelBetween`: 300 (its details list the candidates; here null).
+            Self::Parse(e @ ParseError::AmbiguousRelationship { .. }) => pgrst(
+                StatusCode::MULTIPLE_CHOICES,
+                "PGRST201",
+                &e.to_string(),
+                None,
+            ),
             Self::Parse(ParseError::InvalidBody { message, details }) => pgrst(
                 StatusCode::BAD_REQUEST,
                 "PGRST102",
@@ -250,25 +325,61 @@ impl IntoResponse for ApiError {
             Self::UnknownTableForWrite => json_response(StatusCode::NOT_FOUND, &json!({})),
             // InsForge refuses these before PostgREST sees them (`validateIdentifier`,
             // `backend/src/utils/validations.ts` at v2.3.1), in its own error shape.
-            Self::InvalidTableName { reason } => {
-                let (message, next) = match reason {
-                    InvalidTableName::Empty => (
-                        "Invalid table name: cannot be empty",
-                        "Please provide a valid table name",
-                    ),
-                    InvalidTableName::QuoteOrControl => (
-                        "Invalid table name: cannot contain quotes or control characters",
-                        "The table name cannot contain double quotes or control characters \
-                         (tabs, newlines, etc.)",
-                    ),
+            Self::InvalidTableName { reason } => invalid_identifier("table", reason),
+            Self::InvalidFunctionName { reason } => invalid_identifier("function", reason),
+            // `toJSON (NoRpc …)` and `noRpcHint`, `src/PostgREST/Error.hs` at v12.2.12. The hint
+            // there is a fuzzy match over the schema's function names (or the overloads'
+            // parameter lists); the stand-in does not guess and says null.
+            Self::NoRpc {
+                schema,
+                name,
+                keys,
+                post_json,
+            } => {
+                let func = format!("{schema}.{}", echo(&name));
+                let prms = keys.iter().map(|k| echo(k)).collect::<Vec<_>>().join(", ");
+                let (message_prms, details_prms) = if keys.is_empty() {
+                    (
+                        " without parameters".to_owned(),
+                        " without parameters".to_owned(),
+                    )
+                } else {
+                    (
+                        format!("({prms})"),
+                        format!(
+                            " with parameter{} {prms}",
+                            if keys.len() > 1 { "s" } else { "" }
+                        ),
+                    )
                 };
+                let details_tail = if post_json {
+                    " or with a single unnamed json/jsonb parameter"
+                } else {
+                    ""
+                };
+                pgrst(
+                    StatusCode::NOT_FOUND,
+                    "PGRST202",
+                    &format!(
+                        "Could not find the function {func}{message_prms} in the schema cache"
+                    ),
+                    Some(&format!(
+                        "Searched for the function {func}{details_prms}{details_tail}, but no matches were found in the schema cache."
+                    )),
+                )
+            }
+            // `toJSON (AmbiguousRpc procs)`, `Error.hs`; status 300 (`status AmbiguousRpc{}`).
+            Self::AmbiguousRpc { candidates } => {
                 let body = json!({
-                    "error": "DATABASE_VALIDATION_ERROR",
-                    "message": message,
-                    "statusCode": 400,
-                    "nextActions": next,
+                    "code": "PGRST203",
+                    "details": null,
+                    "hint": "Try renaming the parameters or the function itself in the database so function overloading can be resolved",
+                    "message": format!(
+                        "Could not choose the best candidate function between: {}",
+                        candidates.join(", ")
+                    ),
                 });
-                json_response(StatusCode::BAD_REQUEST, &body)
+                json_response(StatusCode::MULTIPLE_CHOICES, &body)
             }
             Self::UnsupportedMediaType(content_type) => pgrst(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -1,12 +1,14 @@
 //! A local stand-in for InsForge's records API (PostgREST 12's wire format) on every table
-//! and view of the exposed schema (default `public`), letting Postgres Row Level Security
-//! decide who sees what. `docs/fidelity.md` says, per behaviour, what InsForge 2.3 does and
+//! and view of the exposed schema (default `public`) — filters with `or`/`and` trees, upserts,
+//! embedded resources — and for its `/api/database/rpc/<fn>` calls to the schema's functions
+//! ([`rpc`]), letting Postgres Row Level Security decide who sees what. `docs/fidelity.md` says, per behaviour, what InsForge 2.3 does and
 //! what this app does.
 //!
 //! `GET /` serves a todo page (static files compiled in, strict CSP) that signs in with Clerk
 //! or, for local development, with `--dev-sign-in` ([`dev`]) and calls the same API on `todos`.
 //!
-//! The tables, views, columns and types come from the catalog ([`catalog`]) into an immutable
+//! The tables, views, columns, types, foreign keys and functions come from the catalog
+//! ([`catalog`]) into an immutable
 //! snapshot ([`schema`]), re-read on `NOTIFY pgrst, 'reload schema'` and on SIGUSR1 as
 //! PostgREST does, never per request. Each request is verified ([`Identity`], claims
 //! forwarded as InsForge 2.3 does by default), parsed ([`query_string`], [`prefer`], [`body`])
@@ -36,6 +38,7 @@ mod parse_error;
 mod prefer;
 mod query_string;
 mod routes;
+mod rpc;
 mod schema;
 mod state;
 mod statement;
@@ -57,7 +60,9 @@ pub use catalog::{SchemaCache, SchemaError, SchemaStatus, introspect};
 pub use config::{AppConfig, Cli, ConfigError, SignInMode};
 pub use error::ApiError;
 pub use pg_identity::{Access, ClaimsForwarding};
-pub use schema::{Column, Relation, RelationKind, Schema};
+pub use schema::{
+    Column, Relation, RelationKind, Returns, Routine, RoutineParam, Schema, Volatility,
+};
 pub use statement::{Bind, Statement};
 
 use state::AppState;
@@ -93,6 +98,10 @@ fn router(state: AppState) -> Router {
         .delete(routes::delete_records);
     let mut router = Router::new()
         .route("/api/database/records/{table}", records)
+        .route(
+            "/api/database/rpc/{function}",
+            get(rpc::get_rpc).post(rpc::post_rpc),
+        )
         .route("/health", get(routes::health))
         .route("/", get(page::index))
         .route("/app.js", get(page::script))

@@ -22,6 +22,19 @@ pub enum ParseError {
     /// `ColumnNotFound`, `src/PostgREST/Error.hs` at v12.2.12).
     #[error("Could not find the '{column}' column of '{table}' in the schema cache")]
     UnknownWriteColumn { table: String, column: String },
+    /// `PGRST200`: `select=` embeds a relation with no foreign key to or from this one
+    /// (`NoRelBetween`, `src/PostgREST/Error.hs`).
+    #[error("Could not find a relationship between '{parent}' and '{child}' in the schema cache")]
+    NoRelationship {
+        parent: String,
+        child: String,
+        schema: String,
+    },
+    /// `PGRST201`: more than one foreign key could serve the embed (`AmbiguousRelBetween`).
+    #[error(
+        "Could not embed because more than one relationship was found for '{parent}' and '{child}'"
+    )]
+    AmbiguousRelationship { parent: String, child: String },
     /// `PGRST102`: a body that is not JSON of the expected shape.
     #[error("{message}")]
     InvalidBody {

@@ -8,6 +8,16 @@ pub enum ReturnPref {
     Representation,
 }
 
+/// `resolution=` of the `Prefer` header: a POST becomes an upsert (PostgREST's
+/// `PreferResolution`, `src/PostgREST/ApiRequest/Preferences.hs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// `merge-duplicates`: `ON CONFLICT (…) DO UPDATE SET` every column sent.
+    MergeDuplicates,
+    /// `ignore-duplicates`: `ON CONFLICT (…) DO NOTHING`.
+    IgnoreDuplicates,
+}
+
 /// The `Prefer` preferences this app honours; others are ignored, as PostgREST does by
 /// default (`handling=lenient`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,6 +25,8 @@ pub struct Preferences {
     pub return_pref: Option<ReturnPref>,
     /// `count=exact` (also `planned`/`estimated`, answered exactly: the table is small).
     pub count: bool,
+    /// Only a POST honours it, and only with a key to conflict on.
+    pub resolution: Option<Resolution>,
 }
 
 impl Preferences {
@@ -31,6 +43,12 @@ impl Preferences {
                     prefs.return_pref = Some(ReturnPref::Minimal);
                 }
                 Some(("count", "exact" | "planned" | "estimated")) => prefs.count = true,
+                Some(("resolution", "merge-duplicates")) => {
+                    prefs.resolution = Some(Resolution::MergeDuplicates);
+                }
+                Some(("resolution", "ignore-duplicates")) => {
+                    prefs.resolution = Some(Resolution::IgnoreDuplicates);
+                }
                 _ => {}
             }
         }
@@ -40,6 +58,12 @@ impl Preferences {
     /// The `Preference-Applied` value, as PostgREST echoes what it honoured.
     pub fn applied(&self) -> Option<String> {
         let mut parts = Vec::new();
+        // PostgREST's order: resolution, return, count (`prefAppliedHeader`).
+        match self.resolution {
+            Some(Resolution::MergeDuplicates) => parts.push("resolution=merge-duplicates"),
+            Some(Resolution::IgnoreDuplicates) => parts.push("resolution=ignore-duplicates"),
+            None => {}
+        }
         match self.return_pref {
             Some(ReturnPref::Representation) => parts.push("return=representation"),
             Some(ReturnPref::Minimal) => parts.push("return=minimal"),

@@ -18,8 +18,8 @@ use crate::body::{parse_insert_body, parse_patch_body, strip_empty_strings};
 use crate::db::{self, Access, Expect, Outcome};
 use crate::error::{ApiError, InvalidTableName};
 use crate::parse_error::ParseError;
-use crate::prefer::{Preferences, ReturnPref};
-use crate::query_string::{Query, parse_query};
+use crate::prefer::{Preferences, Resolution, ReturnPref};
+use crate::query_string::{Query, parse_query_in};
 use crate::schema::{Relation, Schema};
 use crate::statement::{self, Action, Statement, Want};
 
@@ -149,7 +149,7 @@ impl Records {
             });
         };
         Ok(Self::Known(Request {
-            query: parse_query(relation, raw_query)?,
+            query: parse_query_in(Some(schema), relation, raw_query)?,
             relation: relation.clone(),
             prefs: Preferences::parse(
                 headers
@@ -266,11 +266,28 @@ pub(crate) async fn post_records(
     records: Records,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (request, bytes) = records.write_body(body)?;
+    let (mut request, bytes) = records.write_body(body)?;
     let rows = parse_insert_body(&request.relation, &bytes, request.query.columns.as_deref())?;
-    request
-        .run(Verb::Post, Action::Insert(rows), &identity, &state)
-        .await
+    // `resolution=` makes an upsert on `on_conflict=` or else the primary key; with neither,
+    // PostgREST writes a plain insert and does not echo the preference (`mutatePlanToQuery`
+    // omits `ON CONFLICT` for no columns; `actionResponse … MutationCreate`, `Response.hs`).
+    let conflict = request
+        .query
+        .on_conflict
+        .clone()
+        .unwrap_or_else(|| request.relation.primary_key().to_vec());
+    let action = match request.prefs.resolution {
+        Some(resolution) if !conflict.is_empty() => Action::Upsert {
+            body: rows,
+            resolution,
+            conflict,
+        },
+        _ => {
+            request.prefs.resolution = None;
+            Action::Insert(rows)
+        }
+    };
+    request.run(Verb::Post, action, &identity, &state).await
 }
 
 /// `PATCH /api/database/records/{table}?filters`: one object of new values.
@@ -372,7 +389,7 @@ fn media_type(value: &str) -> &str {
 }
 
 /// The body, if the request says (or does not say) it is JSON.
-fn json_body(
+pub(crate) fn json_body(
     content_type: Option<&str>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Bytes, ApiError> {
@@ -418,6 +435,14 @@ fn respond(
     };
 
     let mut status = match verb {
+        // An upsert that only updated is 200 (`isInsertIfGTZero`, `Response.hs`); the
+        // statement's `total` carries the rows inserted.
+        Verb::Post
+            if prefs.resolution == Some(Resolution::MergeDuplicates)
+                && outcome.total.is_some_and(|inserted| inserted <= 0) =>
+        {
+            StatusCode::OK
+        }
         Verb::Post => StatusCode::CREATED,
         Verb::Get => StatusCode::OK,
         _ if prefs.return_pref == Some(ReturnPref::Representation) => StatusCode::OK,
@@ -466,6 +491,7 @@ fn respond(
     // `return=` means nothing to a read, so a read does not claim to have applied it.
     let honoured = Preferences {
         return_pref: prefs.return_pref.filter(|_| !is_read),
+        resolution: prefs.resolution.filter(|_| verb == Verb::Post),
         ..prefs
     };
     if let Some(applied) = honoured.applied()
@@ -500,6 +526,11 @@ fn single_object(array: &str) -> Result<String, ApiError> {
             Err(ApiError::Internal)
         }
     }
+}
+
+/// `application/json; charset=utf-8` with `body`.
+pub(crate) fn json_response_utf8(status: StatusCode, body: String) -> Response {
+    json_response(status, body, JSON_UTF8)
 }
 
 fn json_response(status: StatusCode, body: String, content_type: &'static str) -> Response {

@@ -1,5 +1,5 @@
 //! A snapshot of the exposed schema: the tables and views the records API serves, their
-//! columns (name and SQL type) and primary keys. Built only from the catalog ([`crate::catalog`])
+//! columns (name and SQL type) and primary keys, and the functions `/rpc` calls. Built only from the catalog ([`crate::catalog`])
 //! and immutable once built: a reload makes a new one, and a request keeps the one it started with.
 //!
 //! Every SQL identifier the app writes comes from here, quoted by [`quote_ident`]; nothing a
@@ -142,11 +142,185 @@ impl Relation {
     }
 }
 
-/// Every relation of the exposed schema at one moment.
+/// `pg_proc.provolatile`: whether a call may write (PostgREST runs `stable`/`immutable`
+/// functions, and every `GET`, in a read-only transaction — `callReadPlan`, `Plan.hs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volatility {
+    Volatile,
+    Stable,
+    Immutable,
+}
+
+/// How a function's result is shaped (PostgREST's `RetType`, `SchemaCache/Routine.hs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    /// `returns void`: 204 without a body (`funcReturnsVoid`).
+    Void,
+    /// A base, domain, enum or array type; `set` for `returns setof <scalar>`.
+    Scalar { set: bool },
+    /// A table's row type, a composite type, or `record` with OUT columns (`returns table`).
+    Composite { set: bool },
+}
+
+/// One input parameter of a function (`IN`, `INOUT` or `VARIADIC`), in declaration order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutineParam {
+    name: String,
+    sql_type: String,
+    sql: String,
+    variadic: bool,
+    required: bool,
+}
+
+impl RoutineParam {
+    /// `name` may be empty (an unnamed parameter); `sql_type` is `format_type(oid, null)`.
+    pub fn new(
+        name: impl Into<String>,
+        sql_type: impl Into<String>,
+        variadic: bool,
+        required: bool,
+    ) -> Self {
+        let name = name.into();
+        Self {
+            sql: quote_ident(&name),
+            name,
+            sql_type: sql_type.into(),
+            variadic,
+            required,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name as a quoted SQL identifier.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    pub fn sql_type(&self) -> &str {
+        &self.sql_type
+    }
+
+    pub fn is_variadic(&self) -> bool {
+        self.variadic
+    }
+
+    /// No default: a call must name it.
+    pub fn is_required(&self) -> bool {
+        self.required
+    }
+}
+
+/// A function of the exposed schema (`pg_proc.prokind = 'f'`), as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routine {
+    schema: String,
+    name: String,
+    params: Vec<RoutineParam>,
+    returns: Returns,
+    volatility: Volatility,
+    sql: String,
+}
+
+impl Routine {
+    pub fn new(
+        schema: impl Into<String>,
+        name: impl Into<String>,
+        params: Vec<RoutineParam>,
+        returns: Returns,
+        volatility: Volatility,
+    ) -> Self {
+        let schema = schema.into();
+        let name = name.into();
+        Self {
+            sql: format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
+            schema,
+            name,
+            params,
+            returns,
+            volatility,
+        }
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Schema-qualified and quoted, ready to paste into SQL.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    pub fn params(&self) -> &[RoutineParam] {
+        &self.params
+    }
+
+    pub fn returns(&self) -> Returns {
+        self.returns
+    }
+
+    pub fn volatility(&self) -> Volatility {
+        self.volatility
+    }
+}
+
+/// A foreign key between two relations of the exposed schema: `child_cols` of `child` reference
+/// `parent_cols` of `parent`, in key order. Names only (resolved to columns when used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    name: String,
+    child: String,
+    child_cols: Vec<String>,
+    parent: String,
+    parent_cols: Vec<String>,
+}
+
+impl ForeignKey {
+    pub fn new(
+        name: impl Into<String>,
+        child: impl Into<String>,
+        child_cols: Vec<String>,
+        parent: impl Into<String>,
+        parent_cols: Vec<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            child: child.into(),
+            child_cols,
+            parent: parent.into(),
+            parent_cols,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// How an embedded relation hangs off the one it is embedded in (PostgREST's `Cardinality`:
+/// `M2O` is to-one, `O2M` to-many).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relationship {
+    /// Many-to-one: the origin holds the foreign key; the embed is one object (or null).
+    pub to_one: bool,
+    /// `(origin column, target column)` pairs that must be equal.
+    pub join: Vec<(ColumnId, ColumnId)>,
+}
+
+/// Every relation and function of the exposed schema at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {
     exposed: String,
     relations: HashMap<String, Arc<Relation>>,
+    /// By name; overloads share a name.
+    routines: HashMap<String, Vec<Arc<Routine>>>,
+    foreign_keys: Vec<ForeignKey>,
 }
 
 impl Schema {
@@ -159,7 +333,78 @@ impl Schema {
             .filter(|r| r.schema == exposed)
             .map(|r| (r.name.clone(), Arc::new(r)))
             .collect();
-        Self { exposed, relations }
+        Self {
+            exposed,
+            relations,
+            routines: HashMap::new(),
+            foreign_keys: Vec::new(),
+        }
+    }
+
+    /// This snapshot with `keys` (between relations of the exposed schema).
+    pub fn with_foreign_keys(mut self, keys: impl IntoIterator<Item = ForeignKey>) -> Self {
+        self.foreign_keys.extend(keys);
+        self
+    }
+
+    /// The relationships by which `target` can be embedded in `origin`, one per foreign key
+    /// either way (PostgREST's `findRel`, `Plan.hs`, without hints): `origin → target` is
+    /// to-one, `target → origin` to-many. A self-reference counts both ways.
+    pub fn relationships(&self, origin: &Relation, target: &Relation) -> Vec<Relationship> {
+        let resolve = |relation: &Relation, names: &[String]| -> Option<Vec<ColumnId>> {
+            names.iter().map(|n| relation.find(n)).collect()
+        };
+        let mut out = Vec::new();
+        for key in &self.foreign_keys {
+            if key.child == origin.name
+                && key.parent == target.name
+                && let (Some(o), Some(t)) = (
+                    resolve(origin, &key.child_cols),
+                    resolve(target, &key.parent_cols),
+                )
+            {
+                out.push(Relationship {
+                    to_one: true,
+                    join: o.into_iter().zip(t).collect(),
+                });
+            }
+            if key.parent == origin.name
+                && key.child == target.name
+                && let (Some(o), Some(t)) = (
+                    resolve(origin, &key.parent_cols),
+                    resolve(target, &key.child_cols),
+                )
+            {
+                out.push(Relationship {
+                    to_one: false,
+                    join: o.into_iter().zip(t).collect(),
+                });
+            }
+        }
+        out
+    }
+
+    /// This snapshot with `routines` (those of other schemas are left out).
+    pub fn with_routines(mut self, routines: impl IntoIterator<Item = Routine>) -> Self {
+        for routine in routines {
+            if routine.schema == self.exposed {
+                self.routines
+                    .entry(routine.name.clone())
+                    .or_default()
+                    .push(Arc::new(routine));
+            }
+        }
+        self
+    }
+
+    /// The functions a URL path segment names (every overload), compared exactly.
+    pub fn routines(&self, name: &str) -> &[Arc<Routine>] {
+        self.routines.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many functions (overloads counted) the snapshot holds.
+    pub fn routine_count(&self) -> usize {
+        self.routines.values().map(Vec::len).sum()
     }
 
     /// The exposed schema's name.

@@ -12,7 +12,8 @@
 use std::fmt::Write as _;
 
 use crate::body::InsertBody;
-use crate::query_string::{Direction, Filter, Nulls, Op, OrderTerm, Query};
+use crate::prefer::Resolution;
+use crate::query_string::{Direction, Filter, LogicTree, Nulls, Op, OrderTerm, Query};
 use crate::schema::{ColumnId, Relation};
 
 /// A value sent alongside the SQL text.
@@ -37,6 +38,12 @@ pub struct Statement {
 pub enum Action {
     Read,
     Insert(InsertBody),
+    /// `POST` with `Prefer: resolution=…`: an insert that conflicts on `conflict` (never empty).
+    Upsert {
+        body: InsertBody,
+        resolution: Resolution,
+        conflict: Vec<ColumnId>,
+    },
     /// Columns to set, with their new values as text (`None` sets NULL).
     Update(Vec<(ColumnId, Option<String>)>),
     Delete,
@@ -96,16 +103,46 @@ impl Builder<'_> {
         }
     }
 
-    fn where_clause(&mut self, filters: &[Filter]) -> String {
-        if filters.is_empty() {
+    /// A logic tree as PostgREST writes it: `[not ](a or b …)`, each leaf a filter
+    /// (`pgFmtLogicTree`, `src/PostgREST/Query/SqlFragment.hs`). Values are binds as for any
+    /// filter; the depth is bounded by the parser.
+    fn logic(&mut self, tree: &LogicTree) -> String {
+        match tree {
+            LogicTree::Filter(filter) => self.filter(filter),
+            LogicTree::Expr {
+                negated,
+                op,
+                children,
+            } => {
+                let inner = children
+                    .iter()
+                    .map(|c| self.logic(c))
+                    .collect::<Vec<_>>()
+                    .join(op.sql());
+                if *negated {
+                    format!("not ({inner})")
+                } else {
+                    format!("({inner})")
+                }
+            }
+        }
+    }
+
+    /// The column filters, then the `or`/`and` trees, all ANDed — PostgREST's logic forest
+    /// (`addLogicTrees` / `resolveLogicTree` and the `combinedLogic` of mutations in
+    /// `src/PostgREST/Plan.hs`; joined with ` AND ` by `readPlanToQuery` / `mutatePlanToQuery`,
+    /// `src/PostgREST/Query/QueryBuilder.hs`).
+    fn where_clause(&mut self, query: &Query) -> String {
+        if query.filters.is_empty() && query.logic.is_empty() {
             // No filter at all is allowed on every method: RLS alone decides which rows.
             return "true".to_owned();
         }
-        filters
-            .iter()
-            .map(|f| self.filter(f))
-            .collect::<Vec<_>>()
-            .join(" and ")
+        let mut parts: Vec<String> = query.filters.iter().map(|f| self.filter(f)).collect();
+        for tree in &query.logic {
+            let sql = self.logic(tree);
+            parts.push(sql);
+        }
+        parts.join(" and ")
     }
 }
 
@@ -149,6 +186,101 @@ fn order_clause(relation: &Relation, order: &[OrderTerm], qualifier: Option<&str
     format!(" order by {terms}")
 }
 
+/// `insert into … select … from json_populate_recordset(…)` for `body`, `filter` appended to
+/// the select (PostgREST's counter for an upsert).
+fn insert_select(b: &mut Builder<'_>, table: &Relation, body: &InsertBody, filter: &str) -> String {
+    let tbl = table.sql();
+    let p = b.param(Bind::Text(Some(body.rows_json.clone())));
+    // With no columns, `insert … select from …` (a zero-column select) gives each row all
+    // defaults; `()` would be a syntax error.
+    let (target, values) = if body.columns.is_empty() {
+        (String::new(), String::new())
+    } else {
+        let cols = column_list(table, &body.columns, None);
+        (format!(" ({cols})"), format!(" {cols}"))
+    };
+    format!(
+        "insert into {tbl} as {ALIAS}{target} select{values} \
+         from json_populate_recordset(null::{tbl}, {p}::json){filter}"
+    )
+}
+
+/// PostgREST's `addConfigPgrstInserted`: a condition that is always true and counts.
+fn inserted_counter(add: bool) -> String {
+    let (symbol, never) = if add { ("+", "0") } else { ("-", "-1") };
+    format!(
+        "pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::int, 0) {symbol} 1)::text, true) <> '{never}'"
+    )
+}
+
+/// The rows as a JSON array with embedded resources, as PostgREST builds them: a to-many embed
+/// is a correlated `json_agg` subquery (`'[]'` when empty), a to-one embed the one related
+/// row as an object or null (`getJoinSelects` / `getJoins`, `Query/QueryBuilder.hs`). Each runs
+/// as the caller, so RLS applies to every embedded table. The embed's key (client text, maybe
+/// an alias) is a bind. Embeds are `jsonb`, as PostgREST casts them (`json_agg(…)::jsonb`,
+/// `row_to_json(…)::jsonb`), and rows are separated as `json_agg` separates them. The row's text is the columns' `row_to_json` with `,"key":value`
+/// pairs appended, so column order is kept without naming anything from the client in SQL.
+fn embedding_body(b: &mut Builder<'_>, table: &Relation, query: &Query) -> String {
+    let mut row = if query.select.is_empty() {
+        "'{'".to_owned()
+    } else {
+        "left(row_to_json(_c)::text, -1)".to_owned()
+    };
+    for (i, embed) in query.embeds.iter().enumerate() {
+        let key = b.param(Bind::Text(Some(embed.key.clone())));
+        let target = &embed.target;
+        let columns = column_list(target, &embed.select, Some("_e0"));
+        let join = embed
+            .relationship
+            .join
+            .iter()
+            .map(|&(origin, other)| {
+                format!(
+                    "_e0.{} = _s.{}",
+                    target.column(other).sql(),
+                    table.column(origin).sql()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let rows = format!("select {columns} from {} as _e0 where {join}", target.sql());
+        let value = if embed.relationship.to_one {
+            format!("(select row_to_json(_e)::jsonb from ({rows}) as _e)")
+        } else {
+            format!("(select coalesce(json_agg(_e)::jsonb, '[]') from ({rows}) as _e)")
+        };
+        let comma = if i == 0 && query.select.is_empty() {
+            ""
+        } else {
+            "','"
+        };
+        if comma.is_empty() {
+            let _ = write!(
+                row,
+                " || to_json({key}::text)::text || ':' || coalesce({value}::text, 'null')"
+            );
+        } else {
+            let _ = write!(
+                row,
+                " || {comma} || to_json({key}::text)::text || ':' || coalesce({value}::text, 'null')"
+            );
+        }
+    }
+    row.push_str(" || '}'");
+    let columns = if query.select.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " cross join lateral (select {}) as _c",
+            column_list(table, &query.select, Some("_s"))
+        )
+    };
+    format!(
+        "(select coalesce('[' || string_agg(_x._j, ', ' || chr(10) || ' ') || ']', '[]') from (select {row} as _j from pgrst_source as _s{columns}{}) as _x)",
+        order_clause(table, &query.order, Some("_s"))
+    )
+}
+
 /// Builds the one statement for `action` on `table`.
 pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> Statement {
     let mut b = Builder {
@@ -171,7 +303,7 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
     let mut total = "null::bigint".to_owned();
     match action {
         Action::Read => {
-            let filters = b.where_clause(&query.filters);
+            let filters = b.where_clause(query);
             let _ = write!(
                 sql,
                 "select {returning} from {tbl} as {ALIAS} where {filters}{}",
@@ -191,20 +323,49 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
             }
         }
         Action::Insert(body) => {
-            let p = b.param(Bind::Text(Some(body.rows_json.clone())));
-            // With no columns, `insert … select from …` (a zero-column select) gives each
-            // row all defaults; `()` would be a syntax error.
-            let (target, values) = if body.columns.is_empty() {
-                (String::new(), String::new())
+            let insert = insert_select(&mut b, table, body, "");
+            let _ = write!(sql, "{insert} returning {write_returning}");
+        }
+        // As PostgREST writes an upsert (`mutatePlanToQuery (Insert …)`,
+        // `src/PostgREST/Query/QueryBuilder.hs`): `ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c`
+        // for every column sent (`DO NOTHING` when none is), and for merge-duplicates the
+        // `pgrst.inserted` counter (`addConfigPgrstInserted`, `SqlFragment.hs`) — +1 per row
+        // offered, −1 per row updated — which tells 201 (something inserted) from 200. An
+        // update of a row the caller's UPDATE policy hides fails in Postgres (42501).
+        Action::Upsert {
+            body,
+            resolution,
+            conflict,
+        } => {
+            let merge = *resolution == Resolution::MergeDuplicates;
+            let counted = if merge {
+                format!(" where {}", inserted_counter(true))
             } else {
-                let cols = column_list(table, &body.columns, None);
-                (format!(" ({cols})"), format!(" {cols}"))
+                String::new()
+            };
+            let insert = insert_select(&mut b, table, body, &counted);
+            let key = column_list(table, conflict, None);
+            let action = if merge && !body.columns.is_empty() {
+                let set = body
+                    .columns
+                    .iter()
+                    .map(|&c| {
+                        let col = table.column(c).sql();
+                        format!("{col} = excluded.{col}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("do update set {set} where {}", inserted_counter(false))
+            } else {
+                "do nothing".to_owned()
             };
             let _ = write!(
                 sql,
-                "insert into {tbl} as {ALIAS}{target} select{values} \
-                 from json_populate_recordset(null::{tbl}, {p}::json) returning {write_returning}"
+                "{insert} on conflict ({key}) {action} returning {write_returning}"
             );
+            if merge {
+                total = "coalesce(nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::bigint, 0)".to_owned();
+            }
         }
         Action::Update(set) => {
             let assignments = set
@@ -216,21 +377,23 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            let filters = b.where_clause(&query.filters);
+            let filters = b.where_clause(query);
             let _ = write!(
                 sql,
                 "update {tbl} as {ALIAS} set {assignments} where {filters} returning {write_returning}"
             );
         }
         Action::Delete => {
-            let filters = b.where_clause(&query.filters);
+            let filters = b.where_clause(query);
             let _ = write!(
                 sql,
                 "delete from {tbl} as {ALIAS} where {filters} returning {write_returning}"
             );
         }
     }
-    let body = if want.body {
+    let body = if want.body && !query.embeds.is_empty() {
+        embedding_body(&mut b, table, query)
+    } else if want.body {
         format!(
             "(select coalesce(json_agg(_r), '[]'::json)::text from (select {} from pgrst_source{}) as _r)",
             column_list(table, &query.select, None),
@@ -239,10 +402,19 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
     } else {
         "null::text".to_owned()
     };
-    let _ = write!(
-        sql,
-        ") select {total} as total, (select count(*) from pgrst_source) as page_count, {body} as body"
-    );
+    let page_count = "(select count(*) from pgrst_source)";
+    if matches!(action, Action::Upsert { .. }) {
+        // The counter is read after the CTE has run: the select list is evaluated in order.
+        let _ = write!(
+            sql,
+            ") select {page_count} as page_count, {total} as total, {body} as body"
+        );
+    } else {
+        let _ = write!(
+            sql,
+            ") select {total} as total, {page_count} as page_count, {body} as body"
+        );
+    }
     Statement {
         sql,
         binds: b.binds,
@@ -253,6 +425,8 @@ pub fn build(table: &Relation, action: &Action, query: &Query, want: Want) -> St
 mod tests {
     use super::*;
     use crate::body::{parse_insert_body, parse_patch_body};
+    use crate::parse_error::ParseError;
+    use crate::prefer::Resolution;
     use crate::query_string::parse_query;
     use crate::schema::fixture::todos;
 
@@ -322,6 +496,146 @@ mod tests {
         assert!(!s.sql.contains("--"), "{}", s.sql);
         assert_eq!(s.binds[1], Bind::TextArray(vec![hostile.to_owned()]));
         assert_eq!(s.binds.len(), 3);
+    }
+
+    #[test]
+    fn logic_trees_are_parenthesised_and_bound() {
+        let s = read(
+            "title=neq.z&or=(title.eq.a,and(is_complete.is.true,id.not.in.(x)))&not.and=(title.like.*q*,created_at.gt.2024)",
+            READ_ALL,
+        );
+        assert!(s.sql.contains(r#"where _t."title" <> $1::text and (_t."title" = $2::text or (_t."is_complete" is true and not (_t."id" = any($3::text[]::uuid[])))) and not (_t."title" like $4::text and _t."created_at" > $5::timestamp with time zone))"#), "{}", s.sql);
+        assert_eq!(s.binds.len(), 5);
+        // Quoted, as a client must quote a value holding `)` or `,`.
+        let hostile = url::form_urlencoded::byte_serialize(b"\"'); drop table todos; --\"")
+            .collect::<String>();
+        let s = read(
+            &format!("or=(title.eq.{hostile},title.like.{hostile})"),
+            READ_ALL,
+        );
+        assert!(!s.sql.contains("drop"), "{}", s.sql);
+        assert_eq!(
+            s.binds[0],
+            Bind::Text(Some("'); drop table todos; --".into()))
+        );
+        // Writes filter with the same trees.
+        let s = build(
+            &todos(),
+            &Action::Delete,
+            &parse_query(&todos(), Some("or=(title.eq.a,title.eq.b)")).unwrap(),
+            READ_ALL,
+        );
+        assert!(
+            s.sql
+                .contains(r#"where (_t."title" = $1::text or _t."title" = $2::text) returning"#),
+            "{}",
+            s.sql
+        );
+    }
+
+    #[test]
+    fn upserts_conflict_on_the_key_and_count_inserts() {
+        let body = parse_insert_body(&todos(), br#"[{"id":"x","title":"a"}]"#, None).unwrap();
+        let upsert = |resolution| Action::Upsert {
+            body: body.clone(),
+            resolution,
+            conflict: todos().primary_key().to_vec(),
+        };
+        let minimal = Want {
+            body: false,
+            total: false,
+        };
+        let s = build(
+            &todos(),
+            &upsert(Resolution::MergeDuplicates),
+            &Query::all(&todos()),
+            minimal,
+        );
+        assert!(s.sql.contains(r#"from json_populate_recordset(null::"public"."todos", $1::json) where pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::int, 0) + 1)::text, true) <> '0' on conflict ("id") do update set "id" = excluded."id", "title" = excluded."title" where pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::int, 0) - 1)::text, true) <> '-1' returning 1)"#), "{}", s.sql);
+        assert!(
+            s.sql
+                .contains(") select (select count(*) from pgrst_source) as page_count, coalesce("),
+            "{}",
+            s.sql
+        );
+        assert_eq!(s.binds.len(), 1);
+        let s = build(
+            &todos(),
+            &upsert(Resolution::IgnoreDuplicates),
+            &Query::all(&todos()),
+            minimal,
+        );
+        assert!(
+            s.sql
+                .contains(r#"$1::json) on conflict ("id") do nothing returning 1)"#),
+            "{}",
+            s.sql
+        );
+        assert!(s.sql.contains("null::bigint as total"), "{}", s.sql);
+    }
+
+    #[test]
+    fn embeds_are_correlated_subqueries_with_bound_keys() {
+        use crate::query_string::parse_query_in;
+        use crate::schema::{Column, ForeignKey, Relation, RelationKind, Schema};
+        let projects = Relation::new(
+            "public",
+            "projects",
+            RelationKind::Table,
+            vec![Column::new("id", "bigint"), Column::new("name", "text")],
+            &["id"],
+        );
+        let tasks = Relation::new(
+            "public",
+            "tasks",
+            RelationKind::Table,
+            vec![
+                Column::new("id", "bigint"),
+                Column::new("project_id", "bigint"),
+            ],
+            &["id"],
+        );
+        let schema = Schema::new("public", [projects, tasks]).with_foreign_keys([ForeignKey::new(
+            "tasks_project_id_fkey",
+            "tasks",
+            vec!["project_id".into()],
+            "projects",
+            vec!["id".into()],
+        )]);
+        let projects = schema.relation("projects").unwrap();
+        let query = parse_query_in(
+            Some(&schema),
+            projects,
+            Some("select=name,tasks(id)&order=name"),
+        )
+        .unwrap();
+        let s = build(projects, &Action::Read, &query, READ_ALL);
+        assert!(s.sql.contains(r#"(select coalesce('[' || string_agg(_x._j, ', ' || chr(10) || ' ') || ']', '[]') from (select left(row_to_json(_c)::text, -1) || ',' || to_json($1::text)::text || ':' || coalesce((select coalesce(json_agg(_e)::jsonb, '[]') from (select _e0."id" from "public"."tasks" as _e0 where _e0."project_id" = _s."id") as _e)::text, 'null') || '}' as _j from pgrst_source as _s cross join lateral (select _s."name") as _c order by _s."name") as _x) as body"#), "{}", s.sql);
+        assert_eq!(s.binds, [Bind::Text(Some("tasks".into()))]);
+        // The other way, aliased: to-one, the alias only a bind.
+        let tasks = schema.relation("tasks").unwrap();
+        let query =
+            parse_query_in(Some(&schema), tasks, Some("select=p%27;--:projects(*)")).unwrap();
+        let s = build(tasks, &Action::Read, &query, READ_ALL);
+        assert!(s.sql.contains(r#"from (select '{' || to_json($1::text)::text || ':' || coalesce((select row_to_json(_e)::jsonb from (select _e0."id", _e0."name" from "public"."projects" as _e0 where _e0."id" = _s."project_id") as _e)::text, 'null') || '}' as _j from pgrst_source as _s) as _x)"#), "{}", s.sql);
+        assert!(!s.sql.contains("--"), "{}", s.sql);
+        assert_eq!(s.binds, [Bind::Text(Some("p';--".into()))]);
+        // No relationship, an unknown target, nesting.
+        for (raw, code) in [
+            ("select=*,projects(*)", "none"),
+            ("select=*,nope(*)", "none"),
+            ("select=*,tasks(*,projects(*))", "syntax"),
+            ("select=*,tasks!fk(*)", "syntax"),
+        ] {
+            let err = parse_query_in(Some(&schema), projects, Some(raw)).unwrap_err();
+            match code {
+                "none" => assert!(
+                    matches!(err, ParseError::NoRelationship { .. }),
+                    "{raw}: {err:?}"
+                ),
+                _ => assert!(matches!(err, ParseError::Syntax { .. }), "{raw}: {err:?}"),
+            }
+        }
     }
 
     #[test]

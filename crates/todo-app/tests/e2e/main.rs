@@ -440,6 +440,68 @@ async fn the_insforge_js_sdk_does_crud_on_a_team_schema_as_members_and_a_non_mem
     app.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and `npm ci` in crates/todo-app/e2e: run with --include-ignored"]
+async fn the_insforge_js_sdk_drives_rpc_upsert_embedding_and_or_on_a_team_schema() {
+    let test = "the_insforge_js_sdk_drives_rpc_upsert_embedding_and_or_on_a_team_schema";
+    if let Some(reason) = missing("@insforge/sdk", false) {
+        return skip(test, &reason);
+    }
+    // The example's own migrations, unchanged: its `project_role` function is the RPC.
+    let example = harness::state::workspace_root().join("examples/team-workspaces/migrations");
+    let migrations = harness::Migrations::from_dir(&example).unwrap();
+    let db = TestDatabase::migrated(&migrations).await.unwrap();
+    let (ada, ben, cy) = (
+        clerk_token::new_user_id().into_string(),
+        clerk_token::new_user_id().into_string(),
+        clerk_token::new_user_id().into_string(),
+    );
+    let mut admin = db.admin_connection().await.unwrap();
+    let (project,): (String,) = sqlx::query_as(
+        "with p as (insert into public.projects (owner_id, name) values ($1, 'Shared') returning id), \
+              m as (insert into public.project_members (project_id, user_id, role) \
+                    select p.id, $1, 'owner' from p union all select p.id, $2, 'member' from p) \
+         select p.id::text from p",
+    )
+    .bind(&ada)
+    .bind(&ben)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+
+    let secret = Secret::generate();
+    let mut config = AppConfig::new(db.app_target().url(), secret.clone());
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.max_connections = 4;
+    let app = todo_app::spawn(config).await.unwrap();
+    let template = ClerkTemplate::insforge(secret).with_lifetime_secs(600);
+    let token = |id: &str| template.mint(&ClerkUser::new(id)).unwrap();
+    let env = [
+        ("TODO_APP_URL", app.url()),
+        ("TASKS_PROJECT", project),
+        ("TOKEN_ADA", token(&ada)),
+        ("TOKEN_BEN", token(&ben)),
+        ("TOKEN_CY", token(&cy)),
+        ("ADA_ID", ada.clone()),
+        ("BEN_ID", ben.clone()),
+    ];
+    let result = tokio::task::block_in_place(|| run_script("sdk-surfaces.mjs", &env, String::new));
+    assert_eq!(result["ben_projects"], 1, "{result}");
+
+    // The takeover was refused: each profile is still its owner's own.
+    let profiles: Vec<(String, String)> =
+        sqlx::query_as("select user_id, display_name from public.profiles order by display_name")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    assert_eq!(
+        profiles,
+        [(ada, "Ada L.".to_owned()), (ben, "Ben".to_owned())]
+    );
+    admin.close().await.unwrap();
+    app.shutdown().await.unwrap();
+}
+
 #[test]
 fn the_listening_line_gives_the_url_with_or_without_colour() {
     let plain = "2026-01-01T00:00:00Z  INFO todo_app: todo-app listening: open the url in a browser addr=127.0.0.1:4242 url=http://127.0.0.1:4242/ sign_in=\"dev\"";

@@ -171,5 +171,8 @@ async fn logs_name_the_reason_but_never_the_token() {
         let signature = credential.rsplit('.').next().unwrap();
         assert!(!text.contains(signature), "a credential reached the logs");
     }
-    assert!(!text.to_ascii_lowercase().contains("bearer"), "{text}");
+    // No `Authorization` value either. The sink also holds other tests' logs, where a refused
+    // `Basic …` header is logged by its reason code `not_bearer`: that code is not a header.
+    let lower = text.to_ascii_lowercase().replace("not_bearer", "");
+    assert!(!lower.contains("bearer"), "{text}");
 }

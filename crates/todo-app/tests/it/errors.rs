@@ -52,10 +52,16 @@ async fn query_string_errors() {
         ("negative_offset", "todos?offset=-10", 400, "PGRST100"),
         ("duplicate_limit", "todos?limit=1&limit=2", 400, "PGRST100"),
         (
-            "or_is_unsupported",
-            "todos?or=(title.eq.a)",
+            "or_tree_not_closed",
+            "todos?or=(title.eq.a,and(id.is.null)",
             400,
             "PGRST100",
+        ),
+        (
+            "or_tree_unknown_column",
+            "todos?or=(title.eq.a,owner.eq.x)",
+            400,
+            "42703",
         ),
         ("unknown_filter_column", "todos?owner=eq.x", 400, "42703"),
         (

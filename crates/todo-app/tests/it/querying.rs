@@ -235,3 +235,82 @@ async fn exact_counts_fill_content_range() {
         (204, Some("0-2/3"))
     );
 }
+
+/// `or=`/`and=` trees as PostgREST 12.2 evaluates them (`pLogicTree`, `QueryParams.hs`;
+/// `pgFmtLogicTree`, `SqlFragment.hs`), over RLS: Bob's "buy milk" never appears, however
+/// wide the `or`.
+#[tokio::test]
+async fn or_and_trees_nest_and_negate_under_rls() {
+    let (app, alice) = seeded().await;
+    let t = |q: &'static str| titles(&app, &alice, q);
+    assert_eq!(
+        t("or=(title.eq.buy milk,title.eq.walk the dog)&order=created_at").await,
+        ["buy milk", "walk the dog"],
+        "Bob's \"buy milk\" stays his"
+    );
+    assert_eq!(t("or=(title.like.*,id.is.null)").await.len(), 5);
+    assert_eq!(
+        t("or=(title.eq.a,and(is_complete.is.true,created_at.gt.2024-01-03))&order=created_at")
+            .await,
+        ["it's; -- done"]
+    );
+    assert_eq!(
+        t("or=(title.eq.%22a,b%22,title.ilike.*bread*)&order=created_at").await,
+        ["Buy BREAD", "a,b"]
+    );
+    // `not.` on the tree, on a nested tree and on a leaf.
+    assert_eq!(
+        t("not.or=(is_complete.is.true,title.eq.%22a,b%22)&order=created_at").await,
+        ["buy milk", "walk the dog"]
+    );
+    assert_eq!(
+        t("or=(title.not.ilike.*buy*,not.and(is_complete.is.false,title.neq.Buy BREAD))&order=created_at")
+            .await,
+        ["Buy BREAD", "walk the dog", "it's; -- done", "a,b"]
+    );
+    // A tree ANDs with plain filters and with other trees.
+    assert_eq!(
+        t("or=(title.eq.buy milk,title.eq.walk the dog)&is_complete=is.false&and=(created_at.gt.2024-01-02)")
+            .await,
+        ["walk the dog"]
+    );
+    // Values that look like SQL are values.
+    assert_eq!(
+        t("or=(title.eq.%22it's;%20--%20done%22,title.eq.x)").await,
+        ["it's; -- done"]
+    );
+    // The same tree filters writes: Alice deletes her two rows named so; Bob's stays.
+    let reply = app
+        .delete(&alice, "or=(title.eq.buy milk,title.eq.walk the dog)")
+        .await;
+    assert!(reply.status == 204 || reply.status == 200, "{}", reply.text);
+    assert_eq!(app.list(&alice, "").await.len(), 3);
+    let rows = app.all_rows().await;
+    assert!(
+        rows.iter().any(|(_, title, _)| title == "buy milk"),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_or_and_trees_are_postgrest_errors() {
+    let (app, alice) = seeded().await;
+    for query in [
+        "or=()",
+        "or=(title.eq.a",
+        "or=(title.nope.a)",
+        "or=(xor(title.eq.a))",
+        "and=(title)",
+        "todos.or=(title.eq.a)",
+    ] {
+        app.get(&alice, query).await.assert_error(400, "PGRST100");
+    }
+    // An unknown column reaches Postgres in PostgREST, which answers 42703.
+    app.get(&alice, "or=(nope.eq.1,title.eq.a)")
+        .await
+        .assert_error(400, "42703");
+    // A value the column's type refuses: Postgres's 22P02, as PostgREST shows it.
+    app.get(&alice, "or=(id.eq.not-a-uuid)")
+        .await
+        .assert_error(400, "22P02");
+}
