@@ -50,6 +50,12 @@ pub(crate) struct ExprFacts {
     /// Columns of the policy's table compared directly with the caller's id.
     pub owner_columns: BTreeSet<String>,
     pub binds_caller: bool,
+    /// Every top-level OR branch calls a function of the schema that depends on the caller
+    /// (given the caller's id as an argument, or reading it inside) without being the caller's
+    /// id itself: `authorize('x.delete', <caller id>)`, `is_admin()`. A gate on who the caller
+    /// is (a role, a permission), not on which rows are theirs; a request without a caller id
+    /// passes only if the function admits a NULL id.
+    pub caller_gated: bool,
     /// Claim keys read, directly or through called functions.
     pub claim_keys: BTreeSet<String>,
     /// Per-statement-constant calls not wrapped in `(select …)`, as written.
@@ -386,9 +392,14 @@ impl<'c> Analysis<'c> {
         }
         facts.binds_caller = !facts.always_true
             && tokens
-                .disjuncts(all)
+                .disjuncts(all.clone())
                 .into_iter()
                 .all(|branch| self.branch_binds_caller(&tokens, branch));
+        facts.caller_gated = !facts.always_true
+            && tokens
+                .disjuncts(all)
+                .into_iter()
+                .all(|branch| self.branch_gated_by_caller(&tokens, branch));
         facts
     }
 
@@ -606,6 +617,21 @@ impl<'c> Analysis<'c> {
                         .iter()
                         .any(|&i| self.facts[i].uses_caller)
             })
+    }
+
+    /// A call in `branch` to a schema function that depends on the caller without returning
+    /// the caller's id (see [`ExprFacts::caller_gated`]).
+    fn branch_gated_by_caller(&self, tokens: &Tokens, branch: Range<usize>) -> bool {
+        tokens.calls(branch).iter().any(|call| {
+            let given_caller = tokens
+                .args(call)
+                .iter()
+                .any(|a| self.holds_caller_id(tokens, a.clone()));
+            self.resolve(call, None).iter().any(|&i| {
+                let f = &self.facts[i];
+                !f.caller_id_value && (given_caller || f.uses_caller)
+            })
+        })
     }
 
     /// Functions reachable from `roots` through calls, roots included.

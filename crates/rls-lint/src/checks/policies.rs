@@ -439,6 +439,9 @@ fn access(
         _ => policy.using.as_ref(),
     };
     let scoped = scope.is_some_and(|s| s.binds_caller);
+    // A gate on who the caller is (a role or permission function given the caller's id):
+    // it depends on the caller, but not on which rows are theirs.
+    let gated = scope.is_some_and(|s| s.caller_gated);
     // `USING (false)` admits nothing: nobody reaches anything through it.
     let scope_false = scope.is_some_and(|s| s.always_false);
 
@@ -449,6 +452,7 @@ fn access(
     if p.applies_to.iter().any(|r| r == anon)
         && table.user_owned()
         && !scoped
+        && !gated
         && !scope_false
         && !signed_in_only
         && !intended_public_read
@@ -561,7 +565,9 @@ fn access(
         && !s.always_false
         && !s.binds_caller
     {
-        let level = if command == Command::Select {
+        // A caller gate may well be right (admins delete any channel): the lint cannot tell
+        // whom the function admits, so it is not certain enough for an ERROR.
+        let level = if command == Command::Select || s.caller_gated {
             Level::Warn
         } else {
             Level::Error
@@ -575,7 +581,11 @@ fn access(
                  compares it with the caller's id: {}",
                 command.sql(),
                 table.owner_columns.iter().cloned().collect::<Vec<_>>().join(", "),
-                if command == Command::Select {
+                if s.caller_gated {
+                    "every caller the function it calls admits (a role or permission check) \
+                     reaches every user's rows — right for a role the app grants deliberately \
+                     (an admin, a moderator), a leak if the function admits ordinary users"
+                } else if command == Command::Select {
                     "every matching row of every user is visible (fine only for deliberately shared rows)"
                 } else {
                     "any signed-in user can write other users' rows"

@@ -12,5 +12,6 @@ mod more_rules;
 mod mutants;
 mod performance;
 mod probes;
+mod real_schemas;
 mod rule_fixtures;
 mod support;
