@@ -2,7 +2,7 @@
 //! the matrix must catch every one (a leak) or flag it (lost access). Score must be 100%.
 
 use harness::TestDatabase;
-use rls_suite::fixtures::{Expect, mutants};
+use rls_suite::todos::fixtures::{Expect, mutants};
 use sqlx::Connection;
 
 use crate::support::world;
@@ -28,14 +28,18 @@ async fn every_mutant_is_caught_or_flagged() {
         admin.close().await.unwrap();
 
         let sql =
-            rls_suite::todos_sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
+            rls_suite::todos::sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
                 .await
                 .unwrap();
         let (app, api) = w.spawn_app(&db, 2).await;
-        let http =
-            rls_suite::http::run_with_database(&api, &w.tokens(), db.admin_target(), &w.fixtures)
-                .await
-                .unwrap();
+        let http = rls_suite::todos::http::run_with_database(
+            &api,
+            &w.tokens(),
+            db.admin_target(),
+            &w.fixtures,
+        )
+        .await
+        .unwrap();
         drop(app);
         let leaks = [sql.leaks(), http.leaks()].concat();
         let lost = [sql.lost_access(), http.lost_access()].concat();
@@ -87,7 +91,7 @@ async fn every_mutant_is_caught_or_flagged() {
 // ---- the generated mutants, judged against the unmutated run ----
 
 use harness::Migrations;
-use rls_suite::access::{BoundSpec, RunOptions};
+use rls_suite::engine::{BoundSpec, RunOptions};
 use rls_suite::mutation::{self, MutationReport, Outcome};
 use rls_suite::spec::Spec;
 

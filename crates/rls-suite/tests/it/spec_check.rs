@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use harness::{Migrations, TestDatabase};
-use rls_suite::access::{self, BoundSpec, CheckReport, RunOptions};
+use rls_suite::engine::{self, BoundSpec, CheckReport, RunOptions};
 use rls_suite::spec::Spec;
 use sqlx::Connection;
 
@@ -21,7 +21,7 @@ async fn check(spec: &Spec, db: &TestDatabase) -> CheckReport {
     let mut admin = db.admin_connection().await.unwrap();
     let bound = BoundSpec::bind(spec, &mut admin).await.unwrap();
     admin.close().await.unwrap();
-    access::run(
+    engine::run(
         &bound,
         db.admin_target(),
         db.app_target(),
@@ -236,7 +236,7 @@ async fn a_spec_naming_what_the_catalog_lacks_is_refused_by_file_key_and_line() 
         let bound = BoundSpec::bind(&spec, &mut admin).await;
         let err = match bound {
             Err(e) => e.to_string(),
-            Ok(bound) => access::run(
+            Ok(bound) => engine::run(
                 &bound,
                 db.admin_target(),
                 db.app_target(),
@@ -266,7 +266,7 @@ const NO_INSFORGE_IDENTITY_TELLS: [&str; 1] = ["unguarded_requesting_user_id"];
 async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
     let spec = Spec::load(&root().join("fixtures/todos.access.toml")).unwrap();
     let mut missed = Vec::new();
-    let list = rls_suite::fixtures::mutants().unwrap();
+    let list = rls_suite::todos::fixtures::mutants().unwrap();
     for mutant in &list {
         let db = TestDatabase::create().await.unwrap();
         let mut admin = db.admin_connection().await.unwrap();
@@ -278,8 +278,8 @@ async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
         let report = check(&spec, &db).await;
         let (leaks, lost) = (report.leaks(), report.lost_access());
         let caught = match mutant.expect {
-            rls_suite::fixtures::Expect::Leak => !leaks.is_empty(),
-            rls_suite::fixtures::Expect::LostAccess => leaks.is_empty() && !lost.is_empty(),
+            rls_suite::todos::fixtures::Expect::Leak => !leaks.is_empty(),
+            rls_suite::todos::fixtures::Expect::LostAccess => leaks.is_empty() && !lost.is_empty(),
         };
         if NO_INSFORGE_IDENTITY_TELLS.contains(&mutant.id.as_str()) {
             assert!(
@@ -377,7 +377,7 @@ async fn every_generated_mutant_of_the_todos_schema_is_killed() {
     );
 
     // Every hand-written kind (fixtures/mutants) has a generated twin, and it is killed.
-    let hand_written: Vec<String> = rls_suite::fixtures::mutants()
+    let hand_written: Vec<String> = rls_suite::todos::fixtures::mutants()
         .unwrap()
         .into_iter()
         .map(|m| m.id)

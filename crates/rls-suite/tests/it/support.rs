@@ -3,9 +3,10 @@
 
 use clerk_token::{ClerkUser, Secret};
 use harness::TestDatabase;
-use rls_suite::Identities;
-use rls_suite::fixtures::Fixtures;
-use rls_suite::http::{Api, Tokens};
+use rls_suite::engine::observe::Api;
+use rls_suite::todos::Identities;
+use rls_suite::todos::fixtures::Fixtures;
+use rls_suite::todos::http::Tokens;
 use todo_app::{AppConfig, RunningApp};
 
 pub struct World {
@@ -69,7 +70,7 @@ pub async fn lint_findings(db: &TestDatabase) -> String {
 }
 
 /// Panics with the matrix, its findings and the linter's view when anything leaked or was lost.
-pub async fn assert_clean(matrix: &rls_suite::matrix::AccessMatrix, db: &TestDatabase) {
+pub async fn assert_clean(matrix: &rls_suite::todos::matrix::AccessMatrix, db: &TestDatabase) {
     let (leaks, lost) = (matrix.leaks(), matrix.lost_access());
     if !leaks.is_empty() || !lost.is_empty() {
         panic!(
