@@ -9,6 +9,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::{FUNCTIONS, Mutant, MutationReport, Outcome, Unchanged};
 use crate::engine::model::Verdict;
+use crate::engine::run::{Focus, run_focused};
 use crate::engine::{self, BoundSpec, RunOptions};
 
 /// The tables whose policies read `table` (through `pg_depend`), with `table` itself: the
@@ -200,13 +201,14 @@ pub async fn run(
         conn.close().await.ok();
         // The unmutated matrices, to tell a survivor's cells apart from them.
         let db = TestDatabase::clone_of(base).await?;
-        let matrices = engine::run(
+        let matrices = run_focused(
             bound,
             db.admin_target(),
             db.app_target(),
-            RunOptions {
+            opts.clone(),
+            &Focus {
                 skip_coverage: true,
-                ..opts.clone()
+                ..Focus::default()
             },
         )
         .await?;
@@ -300,11 +302,12 @@ async fn judge_one(
         let applied = started.elapsed();
         // The matrices first: they are the evidence a team reads. The lint runs only for a
         // mutant they did not catch (a kill is a kill; the lint costs a catalog scan).
-        let report = engine::run(
+        let report = run_focused(
             &bound,
             db.admin_target(),
             db.app_target(),
-            RunOptions {
+            opts.clone(),
+            &Focus {
                 tables,
                 skip_coverage: true,
                 // Caught is caught: a survivor runs every cell anyway (nothing stops it), and
@@ -313,7 +316,6 @@ async fn judge_one(
                 // every cell runs and is compared.
                 stop_at_first_finding: baseline.verdicts.values().all(|k| *k == Kind::Ok),
                 first_command,
-                ..opts.clone()
             },
         )
         .await?;
