@@ -11,6 +11,8 @@ use rls_suite::policy_expr::Expr;
 use rls_suite::spec::Spec;
 use sqlx::Connection;
 
+use crate::support::run_mutants;
+
 const NOTES: &str = "
 create table public.notes (
   id uuid primary key default gen_random_uuid(),
@@ -119,19 +121,7 @@ async fn correlations_and_conjunctions_are_mutated_as_trees_and_killed() {
     let not_run: Vec<_> = all.iter().filter(|m| m.not_run.is_some()).collect();
     assert!(not_run.is_empty(), "{not_run:#?}");
 
-    let report = mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &rls_lint::LintOptions {
-            app_role: Some(db.app_target().user.clone()),
-            ..Default::default()
-        },
-        2,
-    )
-    .await
-    .unwrap();
+    let report = run_mutants(&bound, &db, list).await;
     for (m, o) in &report.results {
         if m.id == "notes.notes_insert.check.drop_conjunct.2" {
             // `body <> ''` dropped: an insert may now have an empty body, its own — no access

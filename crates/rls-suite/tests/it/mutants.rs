@@ -5,7 +5,7 @@ use harness::TestDatabase;
 use rls_suite::todos::fixtures::{Expect, mutants};
 use sqlx::Connection;
 
-use crate::support::world;
+use crate::support::{run_mutants, world};
 
 #[tokio::test]
 async fn every_mutant_is_caught_or_flagged() {
@@ -91,16 +91,9 @@ async fn every_mutant_is_caught_or_flagged() {
 // ---- the generated mutants, judged against the unmutated run ----
 
 use harness::Migrations;
-use rls_suite::engine::{BoundSpec, RunOptions};
+use rls_suite::engine::BoundSpec;
 use rls_suite::mutation::{self, MutationReport, Outcome};
 use rls_suite::spec::Spec;
-
-fn lint_options(db: &TestDatabase) -> rls_lint::LintOptions {
-    rls_lint::LintOptions {
-        app_role: Some(db.app_target().user.clone()),
-        ..Default::default()
-    }
-}
 
 fn outcome<'a>(report: &'a MutationReport, id: &str) -> &'a Outcome {
     report
@@ -142,16 +135,7 @@ async fn example_mutants(
         .collect();
     admin.close().await.unwrap();
     assert!(!list.is_empty());
-    mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &lint_options(&db),
-        2,
-    )
-    .await
-    .unwrap()
+    run_mutants(&bound, &db, list).await
 }
 
 /// A schema that already leaks (team-workspaces with a second SELECT policy on `tasks` open to
@@ -294,16 +278,7 @@ async fn a_definer_function_mutant_keeps_the_grants_of_the_apps_functions() {
         "{}",
         list[0].sql
     );
-    let report = mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &lint_options(&db),
-        2,
-    )
-    .await
-    .unwrap();
+    let report = run_mutants(&bound, &db, list).await;
     assert!(
         matches!(
             outcome(&report, "todos.table.definer_function"),

@@ -9,6 +9,8 @@ use rls_suite::engine::{self, BoundSpec, CheckReport, RunOptions};
 use rls_suite::spec::Spec;
 use sqlx::Connection;
 
+use crate::support::run_mutants;
+
 fn root() -> PathBuf {
     harness::state::workspace_root()
 }
@@ -302,13 +304,6 @@ async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
     assert!(missed.is_empty(), "missed:\n{}", missed.join("\n\n"));
 }
 
-fn lint_options(db: &TestDatabase) -> rls_lint::LintOptions {
-    rls_lint::LintOptions {
-        app_role: Some(db.app_target().user.clone()),
-        ..Default::default()
-    }
-}
-
 /// Mutants generated from the catalog of the todos schema: every one is killed by the
 /// matrices or the lint, and one that cannot apply is named "not run", never counted.
 #[tokio::test]
@@ -335,16 +330,7 @@ async fn every_generated_mutant_of_the_todos_schema_is_killed() {
         sql: String::new(),
         not_run: Some("its using expression cannot be mutated".into()),
     });
-    let report = mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &lint_options(&db),
-        2,
-    )
-    .await
-    .unwrap();
+    let report = run_mutants(&bound, &db, list).await;
     let not_run: Vec<&str> = report
         .results
         .iter()
@@ -467,16 +453,7 @@ async fn a_redundant_policy_survives_until_the_spec_marks_it_equivalent() {
         .collect();
     admin.close().await.unwrap();
     assert_eq!(list.len(), 2, "{list:?}");
-    let report = mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &lint_options(&db),
-        2,
-    )
-    .await
-    .unwrap();
+    let report = run_mutants(&bound, &db, list).await;
     let outcome = |id: &str| {
         report
             .results
