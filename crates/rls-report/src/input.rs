@@ -201,7 +201,7 @@ impl CheckInput {
     /// writes them) becomes a probe judged [`Verdict::Disagreement`].
     pub fn with_http(
         mut self,
-        http: &rls_suite::access::CheckReport,
+        http: &rls_suite::engine::CheckReport,
         disagreements: &[String],
     ) -> Self {
         let other = CheckInput::from(http);
@@ -301,9 +301,9 @@ impl CheckInput {
     }
 }
 
-impl From<&rls_suite::matrix::Verdict> for Verdict {
-    fn from(v: &rls_suite::matrix::Verdict) -> Self {
-        use rls_suite::matrix::Verdict as V;
+impl From<&rls_suite::engine::Verdict> for Verdict {
+    fn from(v: &rls_suite::engine::Verdict) -> Self {
+        use rls_suite::engine::Verdict as V;
         match v {
             V::Ok => Self::Ok,
             V::Leak(why) => Self::Leak(why.clone()),
@@ -312,8 +312,8 @@ impl From<&rls_suite::matrix::Verdict> for Verdict {
     }
 }
 
-impl From<&rls_suite::access::TableMatrix> for TableCells {
-    fn from(t: &rls_suite::access::TableMatrix) -> Self {
+impl From<&rls_suite::engine::TableMatrix> for TableCells {
+    fn from(t: &rls_suite::engine::TableMatrix) -> Self {
         let mut cells = Vec::new();
         for (op, row) in t.ops.iter().zip(&t.cells) {
             for (actor, cell) in t.actors.iter().zip(row) {
@@ -332,8 +332,8 @@ impl From<&rls_suite::access::TableMatrix> for TableCells {
     }
 }
 
-impl From<&rls_suite::access::CheckReport> for CheckInput {
-    fn from(r: &rls_suite::access::CheckReport) -> Self {
+impl From<&rls_suite::engine::CheckReport> for CheckInput {
+    fn from(r: &rls_suite::engine::CheckReport) -> Self {
         let mut probes: Vec<Probe> = r
             .hostile
             .iter()

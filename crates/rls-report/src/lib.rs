@@ -3,7 +3,7 @@
 //! the policy, table or function) and markdown (for `$GITHUB_STEP_SUMMARY`).
 //!
 //! ```no_run
-//! # fn run(report: &rls_suite::access::CheckReport) -> Result<(), rls_report::LocateError> {
+//! # fn run(report: &rls_suite::engine::CheckReport) -> Result<(), rls_report::LocateError> {
 //! let input = rls_report::CheckInput::from(report);
 //! let root = rls_report::Locator::repository_root("migrations".as_ref());
 //! let locator = rls_report::Locator::scan(&root, "migrations".as_ref())?;

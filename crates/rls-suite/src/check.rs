@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::actors::ClaimsForwarding;
 use harness::{HarnessError, Migrations, PgTarget, TestDatabase};
 
-use crate::access::{self, AccessError, BoundSpec, CheckReport, RunOptions};
-use crate::coverage::Coverage;
+use crate::engine::coverage::Coverage;
+use crate::engine::model::actor::ClaimsForwarding;
+use crate::engine::{self, BoundSpec, CheckReport, RunOptions};
 use crate::mutation::MutationReport;
 use crate::spec::{Command, Rule, Spec, SpecError};
 
@@ -35,7 +35,7 @@ pub enum CheckError {
     #[error(transparent)]
     Harness(#[from] HarnessError),
     #[error(transparent)]
-    Access(#[from] AccessError),
+    Access(#[from] engine::Error),
     #[error(transparent)]
     Lint(#[from] rls_lint::LintError),
     #[error("starting the sample app for --http")]
@@ -238,7 +238,7 @@ async fn stages(
         ..RunOptions::default()
     };
     let t = Instant::now();
-    let report = access::run(&bound, db.admin_target(), db.app_target(), run_opts.clone()).await?;
+    let report = engine::run(&bound, db.admin_target(), db.app_target(), run_opts.clone()).await?;
     timings.matrices = t.elapsed();
     let http = if opts.http {
         let t = Instant::now();
@@ -295,14 +295,14 @@ async fn over_http(
     let app = todo_app::spawn(config)
         .await
         .map_err(CheckError::StartApp)?;
-    let endpoint = access::HttpEndpoint {
+    let endpoint = engine::HttpEndpoint {
         base_url: app.url(),
         secret,
     };
-    let report = access::run_via(
+    let report = engine::run_via(
         bound,
         db.admin_target(),
-        access::Via::Http(&endpoint),
+        engine::Via::Http(&endpoint),
         opts.clone(),
     )
     .await;
@@ -316,7 +316,7 @@ async fn over_http(
 pub async fn verify_spec(
     spec: &Spec,
     admin: &PgTarget,
-    endpoint: &access::HttpEndpoint,
+    endpoint: &engine::HttpEndpoint,
 ) -> Result<CheckReport, CheckError> {
     let mut conn = admin
         .connect()
@@ -328,7 +328,7 @@ pub async fn verify_spec(
         refuse_existing_rows: true,
         ..RunOptions::default()
     };
-    Ok(access::run_via(&bound, admin, access::Via::Http(endpoint), opts).await?)
+    Ok(engine::run_via(&bound, admin, engine::Via::Http(endpoint), opts).await?)
 }
 
 /// What the spec tells the lint: each table's owner column, and reads it declares public.

@@ -3,8 +3,7 @@
 //!
 //! [`engine`] is the spec-driven check, one module per stage; [`todos`] holds the todos
 //! sample's fixed layers, built on it; [`mutation`] weakens policies and runs the engine on
-//! each mutant. The other top-level modules are facades kept for code written before the split
-//! (each item says where it moved).
+//! each mutant; [`check`] is the whole check as one call.
 
 pub mod check;
 pub mod engine;
@@ -13,43 +12,30 @@ pub mod policy_expr;
 pub mod spec;
 pub mod todos;
 
-// ---- facades: moved items under their old paths ----
-pub mod access;
+// ---- old paths still used by insforge-rls (and rls-lint's tests); remove after ----
 
+/// Moved to [`engine::HttpEndpoint`].
+pub mod access {
+    // used by insforge-rls; remove after
+    pub use crate::engine::HttpEndpoint;
+}
 /// Moved to [`engine::model::actor`].
 pub mod actors {
-    pub use crate::engine::model::actor::*;
+    // used by insforge-rls; remove after
+    pub use crate::engine::model::actor::ClaimsForwarding;
 }
 /// Moved to [`engine::coverage`].
 pub mod coverage {
-    pub use crate::engine::coverage::*;
+    // used by insforge-rls; remove after
+    pub use crate::engine::coverage::Coverage;
 }
 /// Moved to [`todos::fixtures`].
 pub mod fixtures {
-    pub use crate::todos::fixtures::*;
-}
-/// Moved to [`todos::http`]; `Api` and `Reply` to [`engine::observe::http`].
-pub mod http {
-    pub use crate::todos::http::*;
-}
-/// Moved to [`todos::matrix`]; `Verdict` to [`engine::model`].
-pub mod matrix {
-    pub use crate::todos::matrix::*;
-}
-/// Moved to [`todos::sql`].
-pub mod todos_sql {
-    pub use crate::todos::sql::*;
-}
-/// Moved to [`engine::tokens`].
-pub mod tokens {
-    pub use crate::engine::tokens::*;
+    // used by rls-lint's tests; remove after
+    pub use crate::todos::fixtures::{Expect, Mutant, mutants};
 }
 /// Moved to [`todos::verify`].
 pub mod verify {
-    pub use crate::todos::verify::*;
+    // used by insforge-rls; remove after
+    pub use crate::todos::verify::{VerifyOptions, verify};
 }
-
-/// Moved to [`engine::Error`] (one error type for the suite).
-pub use engine::Error as SuiteError;
-/// Moved to [`todos::Identities`].
-pub use todos::Identities;

@@ -1,6 +1,6 @@
 //! The access spec: one TOML file that says, per table, how rows relate to actors and what each
 //! command is meant to allow. Parsed and checked here for what the file alone can tell (unknown
-//! keys, rule names, relations, cycles); [`crate::access`] checks it against the catalog.
+//! keys, rule names, relations, cycles); [`crate::engine`] binds it to the catalog.
 //!
 //! Every error names the file, the key and the line, before anything is made.
 
@@ -86,7 +86,8 @@ impl fmt::Display for Command {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserSpec {
     pub key: String,
-    /// The Clerk id, when the spec pins one (else the suite picks one, see [`crate::actors`]).
+    /// The Clerk id, when the spec pins one (else the suite picks one, see
+    /// [`crate::engine::model::actor`]).
     pub id: Option<String>,
     pub email: Option<String>,
     /// Extra claims in the user's token (InsForge ≥ 2.2.5 does not forward them to Postgres).

@@ -372,9 +372,9 @@ fn changes_list_only_the_cells_whose_verdict_or_observation_moved() {
 /// A one-cell report as the suite makes it.
 fn suite_report(
     observed: &str,
-    verdict: rls_suite::matrix::Verdict,
-) -> rls_suite::access::CheckReport {
-    use rls_suite::access::{CheckReport, SpecCell, TableMatrix};
+    verdict: rls_suite::engine::Verdict,
+) -> rls_suite::engine::CheckReport {
+    use rls_suite::engine::{CheckReport, SpecCell, TableMatrix};
     CheckReport {
         tables: vec![TableMatrix {
             table: "notes".into(),
@@ -394,13 +394,13 @@ fn suite_report(
 
 #[test]
 fn an_http_run_joins_its_tables_and_a_disagreement_fails_the_reports() {
-    use rls_suite::matrix::Verdict as SuiteVerdict;
+    use rls_suite::engine::Verdict as SuiteVerdict;
     let sql = suite_report("deletes ada:1", SuiteVerdict::Ok);
     let mut http = suite_report(
         "deletes ada:1 ben:1",
         SuiteVerdict::Leak("ada deletes a row of ben".into()),
     );
-    http.pool = Some(rls_suite::access::PoolBleed {
+    http.pool = Some(rls_suite::engine::pool::PoolBleed {
         reads: 40,
         leaks: vec!["bob read alice's row".into()],
         lost: Vec::new(),

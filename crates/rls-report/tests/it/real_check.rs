@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use harness::{Migrations, TestDatabase};
 use rls_report::{CheckInput, LintInput, Locator};
-use rls_suite::access::{self, BoundSpec, RunOptions};
+use rls_suite::engine::{self, BoundSpec, RunOptions};
 use rls_suite::spec::Spec;
 use sqlx::Connection;
 
@@ -49,7 +49,7 @@ async fn run(dir: &Path) -> (CheckInput, LintInput) {
     .await
     .unwrap();
     admin.close().await.unwrap();
-    let report = access::run(
+    let report = engine::run(
         &bound,
         db.admin_target(),
         db.app_target(),

@@ -30,13 +30,19 @@ use crate::spec::Command;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub forwarding: ClaimsForwarding,
-    /// Only these tables' matrices, in this order (every table is still seeded); `None`: all,
-    /// in seeding order.
-    pub tables: Option<Vec<String>>,
     /// The database is not the run's own (`verify` against a deployment): refuse to start when
     /// a spec table already has rows, because restoring between cells rewrites whole tables.
     /// A check's fresh database is its own, and rows its migrations inserted are replaced.
     pub refuse_existing_rows: bool,
+}
+
+/// What a mutant's run narrows itself to; the default is the whole run (every table, every
+/// cell, with the policy coverage), which is what [`run`] and [`run_via`] do.
+#[derive(Debug, Clone, Default)]
+pub struct Focus {
+    /// Only these tables' matrices, in this order (every table is still seeded); `None`: all,
+    /// in seeding order.
+    pub tables: Option<Vec<String>>,
     /// Skip the policy coverage (mutant runs do not report it).
     pub skip_coverage: bool,
     /// Stop at the first cell that is not OK (a mutant run only needs to know it was caught);
@@ -55,6 +61,17 @@ pub async fn run(
     opts: RunOptions,
 ) -> Result<CheckReport, Error> {
     run_via(bound, admin, Via::Sql(app), opts).await
+}
+
+/// [`run`], narrowed to `focus` (a mutant's run).
+pub async fn run_focused(
+    bound: &BoundSpec,
+    admin: &PgTarget,
+    app: &PgTarget,
+    opts: RunOptions,
+    focus: &Focus,
+) -> Result<CheckReport, Error> {
+    drive(bound, admin, Via::Sql(app), opts, focus).await
 }
 
 /// How a run's cells are carried out.
@@ -76,6 +93,16 @@ pub async fn run_via(
     admin: &PgTarget,
     via: Via<'_>,
     opts: RunOptions,
+) -> Result<CheckReport, Error> {
+    drive(bound, admin, via, opts, &Focus::default()).await
+}
+
+async fn drive(
+    bound: &BoundSpec,
+    admin: &PgTarget,
+    via: Via<'_>,
+    opts: RunOptions,
+    focus: &Focus,
 ) -> Result<CheckReport, Error> {
     let entered = std::time::Instant::now();
     let http = matches!(via, Via::Http(_));
@@ -138,7 +165,7 @@ pub async fn run_via(
     let mut allowed_all: Vec<(usize, Vec<Allowed>)> = Vec::new();
     let result = async {
         // The tables asked for, in the order asked (a mutant's own table first), else all.
-        let order: Vec<usize> = match &opts.tables {
+        let order: Vec<usize> = match &focus.tables {
             Some(only) => only.iter().filter_map(|name| bound.index(name)).collect(),
             None => (0..bound.tables.len()).collect(),
         };
@@ -149,7 +176,7 @@ pub async fn run_via(
             tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");
             allowed_all.push((ti, allowed.clone()));
             let mut ops = Op::all(table);
-            if let Some(first) = opts.first_command {
+            if let Some(first) = focus.first_command {
                 // A stable sort: the command's operations first, each group in its own order.
                 ops.sort_by_key(|op| op.command() != first);
             }
@@ -170,7 +197,7 @@ pub async fn run_via(
                         bound,
                     )
                     .await?;
-                    found = opts.stop_at_first_finding && cell.verdict != Verdict::Ok;
+                    found = focus.stop_at_first_finding && cell.verdict != Verdict::Ok;
                     row.push(cell);
                     if found {
                         cells.push(row);
@@ -211,7 +238,7 @@ pub async fn run_via(
                 );
             }
         }
-        if !opts.skip_coverage
+        if !focus.skip_coverage
             && let Observer::Sql { conn, identities } = &mut observer
         {
             report.coverage = Some(

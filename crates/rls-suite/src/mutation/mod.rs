@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use harness::target::quote_ident;
 use sqlx::{Connection, PgConnection};
 
-use crate::access::{AccessError, BoundSpec};
+use crate::engine::{self, BoundSpec};
 use crate::policy_expr::Expr;
 
 pub use equivalent::{Equivalent, entry_error as equivalent_entry_error};
@@ -137,7 +137,7 @@ struct PolicyRow {
 pub async fn generate(
     bound: &BoundSpec,
     admin: &mut PgConnection,
-) -> Result<Vec<Mutant>, AccessError> {
+) -> Result<Vec<Mutant>, engine::Error> {
     let schema = &bound.spec().schema;
     let tables: Vec<String> = bound
         .table_names()
@@ -146,7 +146,7 @@ pub async fn generate(
         .collect();
     let sql_err = |context: &str| {
         let context = context.to_owned();
-        move |source| AccessError::Sql { context, source }
+        move |source| engine::Error::Sql { context, source }
     };
     let mut tx = admin.begin().await.map_err(sql_err("read the policies"))?;
     // Every name schema-qualified (but pg_catalog's): the text means the same on any
@@ -214,7 +214,7 @@ async fn expression_mutants(
     clause: &str,
     text: &str,
     caller_functions: &mut BTreeSet<String>,
-) -> Result<Vec<Mutant>, AccessError> {
+) -> Result<Vec<Mutant>, engine::Error> {
     let base = format!("{}.{}.{clause}", p.table, p.name);
     let expr = match Expr::parse(text) {
         Ok(expr) => expr,
@@ -301,8 +301,8 @@ async fn round_trip(
     clause: &str,
     before: &str,
     printed: &str,
-) -> Result<Option<String>, AccessError> {
-    let err = |source| AccessError::Sql {
+) -> Result<Option<String>, engine::Error> {
+    let err = |source| engine::Error::Sql {
         context: format!("round-trip policy {}", p.name),
         source,
     };

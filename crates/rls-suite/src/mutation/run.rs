@@ -8,8 +8,9 @@ use harness::TestDatabase;
 use sqlx::{Connection, PgConnection};
 
 use super::{FUNCTIONS, Mutant, MutationReport, Outcome, Unchanged};
-use crate::access::{self, AccessError, BoundSpec, RunOptions};
 use crate::engine::model::Verdict;
+use crate::engine::run::{Focus, run_focused};
+use crate::engine::{self, BoundSpec, RunOptions};
 
 /// The tables whose policies read `table` (through `pg_depend`), with `table` itself: the
 /// matrices a mutant of `table` can change. (A SECURITY INVOKER function that reads the table
@@ -19,7 +20,7 @@ async fn affected(
     bound: &BoundSpec,
     table: &str,
     admin: &mut PgConnection,
-) -> Result<Vec<String>, AccessError> {
+) -> Result<Vec<String>, engine::Error> {
     let schema = &bound.spec().schema;
     let mut out: BTreeSet<String> = sqlx::query_scalar(
         "select distinct c.relname::text from pg_depend d \
@@ -32,7 +33,7 @@ async fn affected(
     .bind(table)
     .fetch_all(&mut *admin)
     .await
-    .map_err(|source| AccessError::Sql {
+    .map_err(|source| engine::Error::Sql {
         context: "read policy dependencies".into(),
         source,
     })?
@@ -53,7 +54,7 @@ async fn affected(
 #[derive(Debug)]
 struct Baseline {
     lint: BTreeSet<String>,
-    matrices: access::CheckReport,
+    matrices: engine::CheckReport,
     verdicts: BTreeMap<CellKey, Kind>,
 }
 
@@ -77,7 +78,7 @@ fn kind(v: &Verdict) -> Kind {
 }
 
 /// Every cell of `report` with its verdict.
-fn cells(report: &access::CheckReport) -> impl Iterator<Item = (CellKey, &Verdict)> {
+fn cells(report: &engine::CheckReport) -> impl Iterator<Item = (CellKey, &Verdict)> {
     report.tables.iter().flat_map(|t| {
         t.ops.iter().zip(&t.cells).flat_map(move |(op, row)| {
             t.actors.iter().zip(row).map(move |(actor, cell)| {
@@ -88,7 +89,7 @@ fn cells(report: &access::CheckReport) -> impl Iterator<Item = (CellKey, &Verdic
 }
 
 impl Baseline {
-    fn new(lint: BTreeSet<String>, matrices: access::CheckReport) -> Self {
+    fn new(lint: BTreeSet<String>, matrices: engine::CheckReport) -> Self {
         let verdicts = cells(&matrices).map(|(k, v)| (k, kind(v))).collect();
         Baseline {
             lint,
@@ -109,7 +110,7 @@ impl Baseline {
     /// what kills the mutant. A new leak comes first, then a new lost access (each in run
     /// order), then a finding of the unmutated run that the mutant made go away. A cell the
     /// unmutated run did not have (a reader the mutant adds) was OK there.
-    fn first_difference(&self, seen: &access::CheckReport) -> Option<String> {
+    fn first_difference(&self, seen: &engine::CheckReport) -> Option<String> {
         let before = |key: &CellKey| self.verdicts.get(key).copied().unwrap_or(Kind::Ok);
         let new = |want: Kind| {
             cells(seen).find_map(|(key, v)| {
@@ -141,7 +142,7 @@ impl Baseline {
 }
 
 /// The cells of `seen` (a survivor's matrices) against the unmutated ones.
-fn compare(base: &access::CheckReport, seen: &access::CheckReport) -> Unchanged {
+fn compare(base: &engine::CheckReport, seen: &engine::CheckReport) -> Unchanged {
     let mut out = Unchanged::default();
     for t in &seen.tables {
         out.tables.push(t.table.clone());
@@ -193,20 +194,21 @@ pub async fn run(
     opts: RunOptions,
     lint: &rls_lint::LintOptions,
     parallel: usize,
-) -> Result<MutationReport, AccessError> {
+) -> Result<MutationReport, engine::Error> {
     let baseline = {
         let mut conn = base.admin_connection().await?;
         let report = rls_lint::lint(&mut conn, lint).await?;
         conn.close().await.ok();
         // The unmutated matrices, to tell a survivor's cells apart from them.
         let db = TestDatabase::clone_of(base).await?;
-        let matrices = access::run(
+        let matrices = run_focused(
             bound,
             db.admin_target(),
             db.app_target(),
-            RunOptions {
+            opts.clone(),
+            &Focus {
                 skip_coverage: true,
-                ..opts.clone()
+                ..Focus::default()
             },
         )
         .await?;
@@ -264,9 +266,9 @@ async fn judge_one(
     opts: &RunOptions,
     lint: &rls_lint::LintOptions,
     baseline: &Baseline,
-) -> (Outcome, Option<access::CheckReport>) {
+) -> (Outcome, Option<engine::CheckReport>) {
     let started = std::time::Instant::now();
-    let result: Result<(Outcome, Option<access::CheckReport>), AccessError> = async {
+    let result: Result<(Outcome, Option<engine::CheckReport>), engine::Error> = async {
         let mut admin = db.admin_connection().await?;
         // Read before the mutant applies (it may drop the policy).
         let first_command = command_of(bound, mutant, &mut admin).await;
@@ -300,11 +302,12 @@ async fn judge_one(
         let applied = started.elapsed();
         // The matrices first: they are the evidence a team reads. The lint runs only for a
         // mutant they did not catch (a kill is a kill; the lint costs a catalog scan).
-        let report = access::run(
+        let report = run_focused(
             &bound,
             db.admin_target(),
             db.app_target(),
-            RunOptions {
+            opts.clone(),
+            &Focus {
                 tables,
                 skip_coverage: true,
                 // Caught is caught: a survivor runs every cell anyway (nothing stops it), and
@@ -313,7 +316,6 @@ async fn judge_one(
                 // every cell runs and is compared.
                 stop_at_first_finding: baseline.verdicts.values().all(|k| *k == Kind::Ok),
                 first_command,
-                ..opts.clone()
             },
         )
         .await?;

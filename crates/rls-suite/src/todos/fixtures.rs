@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::engine::Error as SuiteError;
+use crate::engine::Error;
 
 /// `fixtures/` of this workspace.
 pub fn dir() -> PathBuf {
@@ -30,19 +30,19 @@ pub struct Fixtures {
     pub todos: Vec<SeedTodo>,
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SuiteError> {
-    let text = fs::read_to_string(path).map_err(|source| SuiteError::FixtureRead {
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Error> {
+    let text = fs::read_to_string(path).map_err(|source| Error::FixtureRead {
         path: path.to_owned(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| SuiteError::FixtureJson {
+    serde_json::from_str(&text).map_err(|source| Error::FixtureJson {
         path: path.to_owned(),
         source,
     })
 }
 
 impl Fixtures {
-    pub fn load() -> Result<Self, SuiteError> {
+    pub fn load() -> Result<Self, Error> {
         #[derive(Deserialize)]
         struct Todos {
             todos: Vec<SeedTodo>,
@@ -51,7 +51,7 @@ impl Fixtures {
         let todos: Todos = read_json(&dir().join("todos.json"))?;
         for todo in &todos.todos {
             if !users.iter().any(|u| u.key == todo.owner) {
-                return Err(SuiteError::Fixture {
+                return Err(Error::Fixture {
                     path: dir().join("todos.json"),
                     message: format!("names unknown user {}", todo.owner),
                 });
@@ -63,11 +63,11 @@ impl Fixtures {
         })
     }
 
-    pub fn user(&self, key: &str) -> Result<&User, SuiteError> {
+    pub fn user(&self, key: &str) -> Result<&User, Error> {
         self.users
             .iter()
             .find(|u| u.key == key)
-            .ok_or_else(|| SuiteError::Fixture {
+            .ok_or_else(|| Error::Fixture {
                 path: dir().join("users.json"),
                 message: format!("no fixture user `{key}`"),
             })
@@ -108,10 +108,10 @@ pub struct Mutant {
 
 /// All mutants, sorted by file name. Each file starts with `-- mutant:`, `-- breaks:`,
 /// `-- expect: leak|lost_access` and `-- lint:` header lines.
-pub fn mutants() -> Result<Vec<Mutant>, SuiteError> {
+pub fn mutants() -> Result<Vec<Mutant>, Error> {
     let folder = dir().join("mutants");
     let mut paths: Vec<PathBuf> = fs::read_dir(&folder)
-        .map_err(|source| SuiteError::FixtureRead {
+        .map_err(|source| Error::FixtureRead {
             path: folder.clone(),
             source,
         })?
@@ -123,12 +123,12 @@ pub fn mutants() -> Result<Vec<Mutant>, SuiteError> {
     paths.into_iter().map(|p| parse_mutant(&p)).collect()
 }
 
-fn parse_mutant(path: &Path) -> Result<Mutant, SuiteError> {
-    let sql = fs::read_to_string(path).map_err(|source| SuiteError::FixtureRead {
+fn parse_mutant(path: &Path) -> Result<Mutant, Error> {
+    let sql = fs::read_to_string(path).map_err(|source| Error::FixtureRead {
         path: path.to_owned(),
         source,
     })?;
-    let bad = |message: String| SuiteError::Fixture {
+    let bad = |message: String| Error::Fixture {
         path: path.to_owned(),
         message,
     };

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::fixtures::Fixtures;
 use super::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
 use super::sql::{self as todos_sql, Owners, Seeded, connect};
-use crate::engine::Error as SuiteError;
-pub use crate::engine::observe::http::{Api, Reply};
+use crate::engine::Error;
+use crate::engine::observe::Api;
 
 const INSERTED: &str = "matrix: inserted";
 const UPDATED: &str = "matrix: updated";
@@ -30,8 +30,8 @@ pub struct Tokens {
 
 impl Tokens {
     /// Tokens for A and B as Clerk would mint them, and the broken ones built from A's.
-    pub fn mint(secret: &Secret, a: &ClerkUser, b: &ClerkUser) -> Result<Self, SuiteError> {
-        let err = SuiteError::from;
+    pub fn mint(secret: &Secret, a: &ClerkUser, b: &ClerkUser) -> Result<Self, Error> {
+        let err = Error::from;
         let template = ClerkTemplate::insforge(secret.clone());
         let mut no_sub = template.claims_for(a).map_err(err)?;
         no_sub.remove("sub");
@@ -67,7 +67,7 @@ pub async fn run_with_database(
     tokens: &Tokens,
     admin: &PgTarget,
     fixtures: &Fixtures,
-) -> Result<AccessMatrix, SuiteError> {
+) -> Result<AccessMatrix, Error> {
     let owners = Owners::new(fixtures)?;
     let mut admin = connect(admin).await?;
     let matrix = super::matrix::build(
@@ -114,8 +114,8 @@ impl Probed {
     pub async fn observe(
         self,
         before: &[Row],
-        after: impl AsyncFnOnce() -> Result<Vec<Row>, SuiteError>,
-    ) -> Result<Observation, SuiteError> {
+        after: impl AsyncFnOnce() -> Result<Vec<Row>, Error>,
+    ) -> Result<Observation, Error> {
         Ok(match self {
             Probed::NotApplicable => Observation::not_applicable(),
             Probed::Refused(code) => Observation {
@@ -140,7 +140,7 @@ pub async fn probe(
     seeded: &Seeded,
     actor: Actor,
     op: &Op,
-) -> Result<Probed, SuiteError> {
+) -> Result<Probed, Error> {
     let own_row = actor.own().and_then(|o| seeded.first_row.get(&o).copied());
     if (op.needs_own_row() && own_row.is_none()) || (op.needs_owner() && actor.own().is_none()) {
         return Ok(Probed::NotApplicable);

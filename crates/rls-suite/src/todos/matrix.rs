@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use crate::engine::model::Verdict;
 use crate::engine::report::{findings, mark, render_table};
 
 /// Who acts. The last two exist only over HTTP: a database never sees a rejected token.
@@ -281,8 +282,6 @@ impl Observation {
         }
     }
 }
-
-pub use crate::engine::model::Verdict;
 
 /// Judges one observation. `seeded_own` is how many rows the actor owned before.
 pub fn judge(actor: Actor, op: &Op, o: &Observation, seeded_own: usize) -> Verdict {

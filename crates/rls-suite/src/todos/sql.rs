@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::fixtures::Fixtures;
 use super::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use crate::engine::Error as SuiteError;
+use crate::engine::Error;
 
 const INSERTED: &str = "matrix: inserted";
 const UPDATED: &str = "matrix: updated";
@@ -24,10 +24,10 @@ pub struct Identities {
 }
 
 impl Identities {
-    pub fn mint(secret: &Secret, fixtures: &Fixtures) -> Result<Self, SuiteError> {
+    pub fn mint(secret: &Secret, fixtures: &Fixtures) -> Result<Self, Error> {
         let template = ClerkTemplate::insforge(secret.clone());
         let verifier = template.verifier();
-        let claims = |key: &str| -> Result<String, SuiteError> {
+        let claims = |key: &str| -> Result<String, Error> {
             let user = fixtures.user(key)?;
             let mut clerk = ClerkUser::new(user.id.clone());
             if let Some(email) = &user.email {
@@ -61,7 +61,7 @@ pub struct Owners {
 
 impl Owners {
     /// Users A, B and the bystander from the fixtures (alice, bob, mallory).
-    pub fn new(fixtures: &Fixtures) -> Result<Self, SuiteError> {
+    pub fn new(fixtures: &Fixtures) -> Result<Self, Error> {
         Ok(Self::from_ids(
             &fixtures.user("alice")?.id,
             &fixtures.user("bob")?.id,
@@ -100,12 +100,12 @@ impl Owners {
 }
 
 /// A connection, with the harness's error as the suite's.
-pub async fn connect(target: &PgTarget) -> Result<PgConnection, SuiteError> {
-    target.connect().await.map_err(SuiteError::from)
+pub async fn connect(target: &PgTarget) -> Result<PgConnection, Error> {
+    target.connect().await.map_err(Error::from)
 }
 
-fn sql_err(context: &str) -> impl FnOnce(sqlx::Error) -> SuiteError + '_ {
-    move |source| SuiteError::Sql {
+fn sql_err(context: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+    move |source| Error::Sql {
         context: context.to_owned(),
         source,
     }
@@ -116,7 +116,7 @@ pub async fn reseed(
     admin: &mut PgConnection,
     fixtures: &Fixtures,
     owners: &Owners,
-) -> Result<Seeded, SuiteError> {
+) -> Result<Seeded, Error> {
     sqlx::query("delete from public.todos")
         .execute(&mut *admin)
         .await
@@ -139,7 +139,7 @@ pub async fn reseed(
 }
 
 /// Every row, as a superuser sees it.
-pub async fn snapshot(admin: &mut PgConnection, owners: &Owners) -> Result<Vec<Row>, SuiteError> {
+pub async fn snapshot(admin: &mut PgConnection, owners: &Owners) -> Result<Vec<Row>, Error> {
     let rows: Vec<(Uuid, Option<String>, String, bool)> =
         sqlx::query_as("select id, user_id, title, is_complete from public.todos order by id")
             .fetch_all(&mut *admin)
@@ -160,7 +160,7 @@ pub async fn snapshot(admin: &mut PgConnection, owners: &Owners) -> Result<Vec<R
 /// relations with a `user_id` (views over todos and the like), and functions returning rows
 /// with a `user_id` whose arguments are all text (called with empty strings). Returned as
 /// from-items: `todos_overview`, `search_todos('')`.
-pub async fn extra_targets(admin: &mut PgConnection) -> Result<Vec<String>, SuiteError> {
+pub async fn extra_targets(admin: &mut PgConnection) -> Result<Vec<String>, Error> {
     let mut targets: Vec<String> = sqlx::query_scalar(
         "select quote_ident(c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
          where n.nspname = 'public' and c.relkind in ('r','v','m','p','f') and c.relname <> 'todos' \
@@ -204,7 +204,7 @@ pub async fn run(
     app: &PgTarget,
     fixtures: &Fixtures,
     ids: &Identities,
-) -> Result<AccessMatrix, SuiteError> {
+) -> Result<AccessMatrix, Error> {
     let owners = Owners::new(fixtures)?;
     let mut admin = connect(admin).await?;
     // One connection for the whole matrix, as a pool of one: every cell after the first runs
@@ -238,7 +238,7 @@ async fn probe(
     actor: Actor,
     op: &Op,
     who: &DbIdentity,
-) -> Result<Observation, SuiteError> {
+) -> Result<Observation, Error> {
     let own_row = actor.own().and_then(|o| seeded.first_row.get(&o).copied());
     if (op.needs_own_row() && own_row.is_none()) || (op.needs_owner() && actor.own().is_none()) {
         return Ok(Observation::not_applicable());

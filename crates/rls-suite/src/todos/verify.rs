@@ -9,10 +9,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::http::{Api, Tokens, probe};
+use super::http::{Tokens, probe};
 use super::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
 use super::sql::{Owners, Seeded};
-use crate::engine::Error as SuiteError;
+use crate::engine::Error;
+use crate::engine::observe::{Api, Reply};
 
 /// Rows each synthetic user starts with: A and B two each, the bystander one.
 const SEED: [(Owner, usize); 3] = [(Owner::A, 2), (Owner::B, 2), (Owner::Bystander, 1)];
@@ -126,7 +127,7 @@ impl Live {
         owner: Owner,
         body: Option<&Value>,
         prefer: &str,
-    ) -> Result<crate::engine::observe::Reply, SuiteError> {
+    ) -> Result<Reply, Error> {
         let auth = format!("Bearer {}", self.tokens[&owner]);
         self.api
             .request_with_authorization(method, &self.table, query, Some(&auth), body, Some(prefer))
@@ -134,7 +135,7 @@ impl Live {
     }
 
     /// Each user's view of their rows, merged: the observer is the owners themselves.
-    async fn snapshot(&self) -> Result<Vec<Row>, SuiteError> {
+    async fn snapshot(&self) -> Result<Vec<Row>, Error> {
         let mut rows = BTreeMap::new();
         for owner in self.tokens.keys() {
             let reply = self
@@ -168,7 +169,7 @@ impl Live {
     }
 
     /// Removes every synthetic row its owner can delete.
-    async fn clear(&self) -> Result<(), SuiteError> {
+    async fn clear(&self) -> Result<(), Error> {
         for owner in self.tokens.keys() {
             let id = self.user_id(*owner);
             self.call(
@@ -191,7 +192,7 @@ impl Live {
         }
     }
 
-    async fn reseed(&self) -> Result<Seeded, SuiteError> {
+    async fn reseed(&self) -> Result<Seeded, Error> {
         self.clear().await?;
         let mut first_row = std::collections::HashMap::new();
         for (owner, n) in SEED {
@@ -212,7 +213,7 @@ impl Live {
                     .and_then(|r| r["id"].as_str())
                     .and_then(|s| Uuid::parse_str(s).ok());
                 let Some(id) = id else {
-                    return Err(SuiteError::Endpoint(format!(
+                    return Err(Error::Endpoint(format!(
                         "seeding failed: POST as a synthetic user answered {} {} — the table must accept \
                          {{\"title\": …}} with user_id defaulting to requesting_user_id()",
                         reply.status, reply.body
@@ -226,14 +227,14 @@ impl Live {
 }
 
 /// Runs the matrix and the token table against a live endpoint, then removes the synthetic rows.
-pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, SuiteError> {
+pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
     let users: Vec<ClerkUser> = (0..3)
         .map(|_| ClerkUser::new(clerk_token::new_user_id().into_string()))
         .collect();
     let owners = Owners::from_ids(&users[0].id, &users[1].id, &users[2].id);
     // Long-lived, so a slow endpoint cannot expire them mid-run.
     let template = ClerkTemplate::insforge(opts.secret.clone()).with_lifetime_secs(3600);
-    let err = SuiteError::from;
+    let err = Error::from;
     let tokens = BTreeMap::from([
         (Owner::A, template.mint(&users[0]).map_err(err)?),
         (Owner::B, template.mint(&users[1]).map_err(err)?),
@@ -250,9 +251,9 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, SuiteError> {
         .call(Method::GET, "select=id&limit=1", Owner::A, None, "return=minimal")
         .await
         .map_err(|e| match e {
-            SuiteError::Http {
+            Error::Http {
                 detail, source, ..
-            } => SuiteError::Http {
+            } => Error::Http {
                 context: format!(
                     "cannot reach {} — is the endpoint running? (the sample app: `cargo xtask app`)",
                     opts.base_url
@@ -263,7 +264,7 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, SuiteError> {
             other => other,
         })?;
     if !preflight.status.is_success() {
-        return Err(SuiteError::Endpoint(format!(
+        return Err(Error::Endpoint(format!(
             "{} answered {} {} to a valid token — check --base-url, --table and --jwt-secret",
             opts.base_url, preflight.status, preflight.body
         )));
@@ -295,7 +296,7 @@ async fn run(
     secret: &Secret,
     a: &ClerkUser,
     b_id: &str,
-) -> Result<(AccessMatrix, Vec<TokenOutcome>), SuiteError> {
+) -> Result<(AccessMatrix, Vec<TokenOutcome>), Error> {
     let matrix = super::matrix::build(
         "HTTP (live)",
         Actor::HTTP.to_vec(),

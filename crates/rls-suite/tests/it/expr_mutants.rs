@@ -5,11 +5,13 @@
 
 use harness::target::quote_ident;
 use harness::{Migrations, TestDatabase};
-use rls_suite::access::{BoundSpec, RunOptions};
+use rls_suite::engine::{BoundSpec, RunOptions};
 use rls_suite::mutation::{self, Outcome};
 use rls_suite::policy_expr::Expr;
 use rls_suite::spec::Spec;
 use sqlx::Connection;
+
+use crate::support::run_mutants;
 
 const NOTES: &str = "
 create table public.notes (
@@ -72,7 +74,7 @@ async fn correlations_and_conjunctions_are_mutated_as_trees_and_killed() {
     let bound = BoundSpec::bind(&spec, &mut admin).await.unwrap();
 
     // The schema as written passes its own spec (else a kill would prove nothing).
-    let clean = rls_suite::access::run(
+    let clean = rls_suite::engine::run(
         &bound,
         db.admin_target(),
         db.app_target(),
@@ -119,19 +121,7 @@ async fn correlations_and_conjunctions_are_mutated_as_trees_and_killed() {
     let not_run: Vec<_> = all.iter().filter(|m| m.not_run.is_some()).collect();
     assert!(not_run.is_empty(), "{not_run:#?}");
 
-    let report = mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &rls_lint::LintOptions {
-            app_role: Some(db.app_target().user.clone()),
-            ..Default::default()
-        },
-        2,
-    )
-    .await
-    .unwrap();
+    let report = run_mutants(&bound, &db, list).await;
     for (m, o) in &report.results {
         if m.id == "notes.notes_insert.check.drop_conjunct.2" {
             // `body <> ''` dropped: an insert may now have an empty body, its own — no access
@@ -226,7 +216,7 @@ async fn every_policy_of_the_repository_survives_the_round_trip() {
     let mut dbs = vec![TestDatabase::create().await.unwrap()];
     let example = Migrations::from_dir(&root.join("examples/team-workspaces/migrations")).unwrap();
     dbs.push(TestDatabase::migrated(&example).await.unwrap());
-    for mutant in rls_suite::fixtures::mutants().unwrap() {
+    for mutant in rls_suite::todos::fixtures::mutants().unwrap() {
         let db = TestDatabase::create().await.unwrap();
         let mut admin = db.admin_connection().await.unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(mutant.sql.clone()))

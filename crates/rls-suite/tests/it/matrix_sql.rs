@@ -9,9 +9,10 @@ use crate::support::world;
 async fn the_sql_matrix_of_the_migrations_shows_no_leak_and_no_lost_access() {
     let w = world();
     let db = TestDatabase::create().await.unwrap();
-    let matrix = rls_suite::todos_sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
-        .await
-        .unwrap();
+    let matrix =
+        rls_suite::todos::sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
+            .await
+            .unwrap();
     crate::support::assert_clean(&matrix, &db).await;
     insta::assert_snapshot!("sql_matrix", matrix.render());
 }

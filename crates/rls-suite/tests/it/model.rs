@@ -9,7 +9,7 @@ use clerk_token::{ClerkTemplate, ClerkUser};
 use harness::TestDatabase;
 use proptest::prelude::*;
 use reqwest::Method;
-use rls_suite::http::{Api, Reply};
+use rls_suite::engine::observe::{Api, Reply};
 use serde_json::{Value, json};
 use sqlx::Connection;
 

@@ -11,7 +11,7 @@ use clerk_token::{ClerkTemplate, ClerkUser};
 use harness::{Migrations, TestDatabase};
 use proptest::prelude::*;
 use reqwest::Method;
-use rls_suite::http::{Api, Reply};
+use rls_suite::engine::observe::{Api, Reply};
 use serde_json::json;
 use sqlx::Connection;
 

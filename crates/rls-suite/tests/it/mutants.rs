@@ -2,10 +2,10 @@
 //! the matrix must catch every one (a leak) or flag it (lost access). Score must be 100%.
 
 use harness::TestDatabase;
-use rls_suite::fixtures::{Expect, mutants};
+use rls_suite::todos::fixtures::{Expect, mutants};
 use sqlx::Connection;
 
-use crate::support::world;
+use crate::support::{run_mutants, world};
 
 #[tokio::test]
 async fn every_mutant_is_caught_or_flagged() {
@@ -28,14 +28,18 @@ async fn every_mutant_is_caught_or_flagged() {
         admin.close().await.unwrap();
 
         let sql =
-            rls_suite::todos_sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
+            rls_suite::todos::sql::run(db.admin_target(), db.app_target(), &w.fixtures, &w.ids)
                 .await
                 .unwrap();
         let (app, api) = w.spawn_app(&db, 2).await;
-        let http =
-            rls_suite::http::run_with_database(&api, &w.tokens(), db.admin_target(), &w.fixtures)
-                .await
-                .unwrap();
+        let http = rls_suite::todos::http::run_with_database(
+            &api,
+            &w.tokens(),
+            db.admin_target(),
+            &w.fixtures,
+        )
+        .await
+        .unwrap();
         drop(app);
         let leaks = [sql.leaks(), http.leaks()].concat();
         let lost = [sql.lost_access(), http.lost_access()].concat();
@@ -87,16 +91,9 @@ async fn every_mutant_is_caught_or_flagged() {
 // ---- the generated mutants, judged against the unmutated run ----
 
 use harness::Migrations;
-use rls_suite::access::{BoundSpec, RunOptions};
+use rls_suite::engine::BoundSpec;
 use rls_suite::mutation::{self, MutationReport, Outcome};
 use rls_suite::spec::Spec;
-
-fn lint_options(db: &TestDatabase) -> rls_lint::LintOptions {
-    rls_lint::LintOptions {
-        app_role: Some(db.app_target().user.clone()),
-        ..Default::default()
-    }
-}
 
 fn outcome<'a>(report: &'a MutationReport, id: &str) -> &'a Outcome {
     report
@@ -138,16 +135,7 @@ async fn example_mutants(
         .collect();
     admin.close().await.unwrap();
     assert!(!list.is_empty());
-    mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &lint_options(&db),
-        2,
-    )
-    .await
-    .unwrap()
+    run_mutants(&bound, &db, list).await
 }
 
 /// A schema that already leaks (team-workspaces with a second SELECT policy on `tasks` open to
@@ -290,16 +278,7 @@ async fn a_definer_function_mutant_keeps_the_grants_of_the_apps_functions() {
         "{}",
         list[0].sql
     );
-    let report = mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &lint_options(&db),
-        2,
-    )
-    .await
-    .unwrap();
+    let report = run_mutants(&bound, &db, list).await;
     assert!(
         matches!(
             outcome(&report, "todos.table.definer_function"),

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use harness::{Migrations, TestDatabase};
-use rls_suite::access::{self, BoundSpec, CheckReport, RunOptions};
+use rls_suite::engine::{self, BoundSpec, CheckReport, RunOptions};
 use rls_suite::spec::Spec;
 use sqlx::Connection;
 
@@ -50,7 +50,7 @@ async fn check(spec: &Spec, db: &TestDatabase) -> Result<CheckReport, String> {
         .await
         .map_err(|e| e.to_string())?;
     admin.close().await.unwrap();
-    access::run(
+    engine::run(
         &bound,
         db.admin_target(),
         db.app_target(),

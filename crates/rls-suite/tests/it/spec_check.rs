@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use harness::{Migrations, TestDatabase};
-use rls_suite::access::{self, BoundSpec, CheckReport, RunOptions};
+use rls_suite::engine::{self, BoundSpec, CheckReport, RunOptions};
 use rls_suite::spec::Spec;
 use sqlx::Connection;
+
+use crate::support::run_mutants;
 
 fn root() -> PathBuf {
     harness::state::workspace_root()
@@ -21,7 +23,7 @@ async fn check(spec: &Spec, db: &TestDatabase) -> CheckReport {
     let mut admin = db.admin_connection().await.unwrap();
     let bound = BoundSpec::bind(spec, &mut admin).await.unwrap();
     admin.close().await.unwrap();
-    access::run(
+    engine::run(
         &bound,
         db.admin_target(),
         db.app_target(),
@@ -236,7 +238,7 @@ async fn a_spec_naming_what_the_catalog_lacks_is_refused_by_file_key_and_line() 
         let bound = BoundSpec::bind(&spec, &mut admin).await;
         let err = match bound {
             Err(e) => e.to_string(),
-            Ok(bound) => access::run(
+            Ok(bound) => engine::run(
                 &bound,
                 db.admin_target(),
                 db.app_target(),
@@ -266,7 +268,7 @@ const NO_INSFORGE_IDENTITY_TELLS: [&str; 1] = ["unguarded_requesting_user_id"];
 async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
     let spec = Spec::load(&root().join("fixtures/todos.access.toml")).unwrap();
     let mut missed = Vec::new();
-    let list = rls_suite::fixtures::mutants().unwrap();
+    let list = rls_suite::todos::fixtures::mutants().unwrap();
     for mutant in &list {
         let db = TestDatabase::create().await.unwrap();
         let mut admin = db.admin_connection().await.unwrap();
@@ -278,8 +280,8 @@ async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
         let report = check(&spec, &db).await;
         let (leaks, lost) = (report.leaks(), report.lost_access());
         let caught = match mutant.expect {
-            rls_suite::fixtures::Expect::Leak => !leaks.is_empty(),
-            rls_suite::fixtures::Expect::LostAccess => leaks.is_empty() && !lost.is_empty(),
+            rls_suite::todos::fixtures::Expect::Leak => !leaks.is_empty(),
+            rls_suite::todos::fixtures::Expect::LostAccess => leaks.is_empty() && !lost.is_empty(),
         };
         if NO_INSFORGE_IDENTITY_TELLS.contains(&mutant.id.as_str()) {
             assert!(
@@ -300,13 +302,6 @@ async fn the_todos_mutants_are_caught_by_the_spec_engine_too() {
     }
     assert!(list.len() >= 10);
     assert!(missed.is_empty(), "missed:\n{}", missed.join("\n\n"));
-}
-
-fn lint_options(db: &TestDatabase) -> rls_lint::LintOptions {
-    rls_lint::LintOptions {
-        app_role: Some(db.app_target().user.clone()),
-        ..Default::default()
-    }
 }
 
 /// Mutants generated from the catalog of the todos schema: every one is killed by the
@@ -335,16 +330,7 @@ async fn every_generated_mutant_of_the_todos_schema_is_killed() {
         sql: String::new(),
         not_run: Some("its using expression cannot be mutated".into()),
     });
-    let report = mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &lint_options(&db),
-        2,
-    )
-    .await
-    .unwrap();
+    let report = run_mutants(&bound, &db, list).await;
     let not_run: Vec<&str> = report
         .results
         .iter()
@@ -377,7 +363,7 @@ async fn every_generated_mutant_of_the_todos_schema_is_killed() {
     );
 
     // Every hand-written kind (fixtures/mutants) has a generated twin, and it is killed.
-    let hand_written: Vec<String> = rls_suite::fixtures::mutants()
+    let hand_written: Vec<String> = rls_suite::todos::fixtures::mutants()
         .unwrap()
         .into_iter()
         .map(|m| m.id)
@@ -467,16 +453,7 @@ async fn a_redundant_policy_survives_until_the_spec_marks_it_equivalent() {
         .collect();
     admin.close().await.unwrap();
     assert_eq!(list.len(), 2, "{list:?}");
-    let report = mutation::run(
-        &bound,
-        &db,
-        list,
-        RunOptions::default(),
-        &lint_options(&db),
-        2,
-    )
-    .await
-    .unwrap();
+    let report = run_mutants(&bound, &db, list).await;
     let outcome = |id: &str| {
         report
             .results

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use harness::{Migrations, TestDatabase};
-use rls_suite::access::{self, BoundSpec, CheckReport, HttpEndpoint, RunOptions, Via};
+use rls_suite::engine::{self, BoundSpec, CheckReport, HttpEndpoint, RunOptions, Via};
 use rls_suite::spec::Spec;
 use sqlx::Connection;
 
@@ -19,7 +19,7 @@ async fn both(spec: &Spec, db: &TestDatabase) -> (CheckReport, CheckReport) {
     let mut admin = db.admin_connection().await.unwrap();
     let bound = BoundSpec::bind(spec, &mut admin).await.unwrap();
     admin.close().await.unwrap();
-    let sql = access::run(
+    let sql = engine::run(
         &bound,
         db.admin_target(),
         db.app_target(),
@@ -34,7 +34,7 @@ async fn both(spec: &Spec, db: &TestDatabase) -> (CheckReport, CheckReport) {
         base_url: app.url(),
         secret: w.secret.clone(),
     };
-    let http = access::run_via(
+    let http = engine::run_via(
         &bound,
         db.admin_target(),
         Via::Http(&endpoint),
@@ -75,7 +75,7 @@ async fn the_todos_spec_over_http_agrees_with_sql() {
     // The hostile-token table: every case answered as the contract says, nothing leaked.
     assert_eq!(
         http.hostile.len(),
-        rls_suite::tokens::cases().unwrap().len()
+        rls_suite::engine::tokens::cases().unwrap().len()
     );
     let off_contract: Vec<_> = http
         .hostile

@@ -3,9 +3,12 @@
 
 use clerk_token::{ClerkUser, Secret};
 use harness::TestDatabase;
-use rls_suite::Identities;
-use rls_suite::fixtures::Fixtures;
-use rls_suite::http::{Api, Tokens};
+use rls_suite::engine::observe::Api;
+use rls_suite::engine::{BoundSpec, RunOptions};
+use rls_suite::mutation::{self, Mutant, MutationReport};
+use rls_suite::todos::Identities;
+use rls_suite::todos::fixtures::Fixtures;
+use rls_suite::todos::http::Tokens;
 use todo_app::{AppConfig, RunningApp};
 
 pub struct World {
@@ -69,7 +72,7 @@ pub async fn lint_findings(db: &TestDatabase) -> String {
 }
 
 /// Panics with the matrix, its findings and the linter's view when anything leaked or was lost.
-pub async fn assert_clean(matrix: &rls_suite::matrix::AccessMatrix, db: &TestDatabase) {
+pub async fn assert_clean(matrix: &rls_suite::todos::matrix::AccessMatrix, db: &TestDatabase) {
     let (leaks, lost) = (matrix.leaks(), matrix.lost_access());
     if !leaks.is_empty() || !lost.is_empty() {
         panic!(
@@ -117,4 +120,20 @@ pub fn run_model<S: proptest::strategy::Strategy>(
     if let Err(e) = outcome {
         panic!("{e}");
     }
+}
+
+/// Judges `list` on clones of `db` as a check does: default run options, the lint told the
+/// app's login role, two mutants at a time.
+pub async fn run_mutants(
+    bound: &BoundSpec,
+    db: &TestDatabase,
+    list: Vec<Mutant>,
+) -> MutationReport {
+    let lint = rls_lint::LintOptions {
+        app_role: Some(db.app_target().user.clone()),
+        ..Default::default()
+    };
+    mutation::run(bound, db, list, RunOptions::default(), &lint, 2)
+        .await
+        .unwrap()
 }

@@ -3,9 +3,9 @@
 
 use harness::TestDatabase;
 use reqwest::Method;
-use rls_suite::matrix::{Observation, Owner};
-use rls_suite::todos_sql::{Owners, reseed, snapshot};
-use rls_suite::tokens::cases;
+use rls_suite::engine::tokens::cases;
+use rls_suite::todos::matrix::{Observation, Owner};
+use rls_suite::todos::sql::{Owners, reseed, snapshot};
 use serde_json::json;
 
 use crate::support::world;
@@ -86,7 +86,7 @@ async fn every_hostile_token_gets_the_contracted_answer_and_no_rows() {
                 case.case,
                 read.status,
                 case.expect,
-                changed.describe(&rls_suite::matrix::Op::UpdateUnfiltered)
+                changed.describe(&rls_suite::todos::matrix::Op::UpdateUnfiltered)
             ));
         }
         let sees = if read.status.is_success() {
@@ -101,7 +101,7 @@ async fn every_hostile_token_gets_the_contracted_answer_and_no_rows() {
             error,
             sees,
             write.status.as_u16(),
-            changed.describe(&rls_suite::matrix::Op::UpdateUnfiltered)
+            changed.describe(&rls_suite::todos::matrix::Op::UpdateUnfiltered)
         ));
     }
     drop(app);

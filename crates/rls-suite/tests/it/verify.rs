@@ -2,7 +2,7 @@
 //! on a mutant schema, and no synthetic row left behind either way.
 
 use harness::TestDatabase;
-use rls_suite::verify::{VerifyOptions, verify};
+use rls_suite::todos::verify::{VerifyOptions, verify};
 use sqlx::Connection;
 
 use crate::support::world;
@@ -33,7 +33,7 @@ async fn verify_is_clean_on_the_migrations_and_leaves_nothing() {
     assert_eq!(rows_left(&db).await, 0, "synthetic rows removed");
     assert_eq!(
         report.tokens.len(),
-        rls_suite::tokens::cases().unwrap().len()
+        rls_suite::engine::tokens::cases().unwrap().len()
     );
 }
 
@@ -41,7 +41,7 @@ async fn verify_is_clean_on_the_migrations_and_leaves_nothing() {
 async fn verify_reports_a_leak_on_a_mutant_schema() {
     let w = world();
     let db = TestDatabase::create().await.unwrap();
-    let mutant = rls_suite::fixtures::mutants()
+    let mutant = rls_suite::todos::fixtures::mutants()
         .unwrap()
         .into_iter()
         .find(|m| m.id == "update_using_true")

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use harness::target::quote_ident;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -173,7 +174,7 @@ impl Api {
 }
 
 /// A column name as PostgREST's `select=` takes it: plain when it is a simple lower-case
-/// identifier, else in double quotes.
+/// identifier, else quoted as Postgres quotes an identifier.
 fn select_name(column: &str) -> String {
     let simple = column
         .chars()
@@ -181,7 +182,7 @@ fn select_name(column: &str) -> String {
     if simple && !column.is_empty() {
         column.to_owned()
     } else {
-        format!("\"{}\"", column.replace('"', "\"\""))
+        quote_ident(column)
     }
 }
 
