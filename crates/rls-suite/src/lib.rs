@@ -12,7 +12,7 @@ pub mod policy_expr;
 pub mod spec;
 pub mod todos;
 
-// ---- old paths still used by insforge-rls (and rls-lint's tests); remove after ----
+// ---- old paths still used by insforge-rls; remove after ----
 
 /// Moved to [`engine::HttpEndpoint`].
 pub mod access {
@@ -28,11 +28,6 @@ pub mod actors {
 pub mod coverage {
     // used by insforge-rls; remove after
     pub use crate::engine::coverage::Coverage;
-}
-/// Moved to [`todos::fixtures`].
-pub mod fixtures {
-    // used by rls-lint's tests; remove after
-    pub use crate::todos::fixtures::{Expect, Mutant, mutants};
 }
 /// Moved to [`todos::verify`].
 pub mod verify {

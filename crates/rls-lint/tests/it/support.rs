@@ -5,12 +5,12 @@ use harness::TestDatabase;
 use rls_lint::{LintOptions, Report};
 use sqlx::Connection;
 
-pub use rls_suite::fixtures::{Expect, Mutant};
+pub use rls_suite::todos::fixtures::{Expect, Mutant};
 
 /// Every `fixtures/mutants/*.sql` (parsed by the suite's own reader), each of whose `lint`
 /// rules must exist in this linter.
 pub fn mutants() -> Vec<Mutant> {
-    let list = rls_suite::fixtures::mutants().unwrap();
+    let list = rls_suite::todos::fixtures::mutants().unwrap();
     assert!(
         list.len() >= 11,
         "expected at least 11 mutants, found {}",
