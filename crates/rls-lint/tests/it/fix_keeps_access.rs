@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use harness::{Migrations, TestDatabase};
-use rls_suite::access::{self, BoundSpec, RunOptions};
+use rls_suite::engine::{self, BoundSpec, RunOptions};
 use rls_suite::spec::Spec;
 use sqlx::Connection;
 
@@ -21,7 +21,7 @@ async fn matrices(spec: &Spec, db: &TestDatabase) -> String {
     let mut admin = db.admin_connection().await.unwrap();
     let bound = BoundSpec::bind(spec, &mut admin).await.unwrap();
     admin.close().await.unwrap();
-    access::run(
+    engine::run(
         &bound,
         db.admin_target(),
         db.app_target(),
