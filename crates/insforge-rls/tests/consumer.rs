@@ -172,10 +172,109 @@ fn check_in_a_consumer_repository_is_clean_and_a_hand_broken_copy_leaks() {
         "the example's owner-only delete policy moved"
     );
     fs::write(&migration, hand_broken).unwrap();
-    let r = insforge_rls(broken.path(), &["check", "--no-mutants"]);
+    let r = insforge_rls(
+        broken.path(),
+        &[
+            "check",
+            "--no-mutants",
+            "--junit",
+            "reports/check.xml",
+            "--sarif",
+            "reports/check.sarif",
+        ],
+    );
     assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("LEAK [tasks] delete"), "{}", r.stdout);
     assert_nothing_left(broken.path());
+
+    // The reports written beside the text: the leak at the hand-broken policy's line.
+    let line = line_of(&migration, "create policy tasks_delete");
+    let sarif = fs::read_to_string(broken.path().join("reports/check.sarif")).unwrap();
+    let log: serde_json::Value = serde_json::from_str(&sarif).unwrap();
+    assert_valid_sarif(&log);
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let delete = results
+        .iter()
+        .find(|r| {
+            r["ruleId"] == "check.leak"
+                && r["message"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("[tasks] delete"))
+        })
+        .unwrap_or_else(|| panic!("no delete leak on tasks: {log:#}"));
+    let at = &delete["locations"][0]["physicalLocation"];
+    assert_eq!(
+        at["artifactLocation"]["uri"], "migrations/V1__workspaces.sql",
+        "{delete:#}"
+    );
+    assert_eq!(at["region"]["startLine"], line, "{delete:#}");
+    let junit = fs::read_to_string(broken.path().join("reports/check.xml")).unwrap();
+    assert!(junit.contains("<failure type=\"leak\""), "{junit}");
+    assert!(
+        junit.contains("<testcase classname=\"tasks\" name=\"delete · "),
+        "{junit}"
+    );
+    assert_valid_junit(&junit);
+}
+
+/// The 1-based line of the first line of `path` that contains `needle`.
+fn line_of(path: &Path, needle: &str) -> u64 {
+    let text = fs::read_to_string(path).unwrap();
+    let i = text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in {}", path.display()));
+    i as u64 + 1
+}
+
+/// rls-report's vendored schemas (test data).
+fn schemas() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../rls-report/tests/schemas")
+}
+
+/// Asserts `log` validates against the SARIF 2.1.0 schema.
+fn assert_valid_sarif(log: &serde_json::Value) {
+    let text = fs::read_to_string(schemas().join("sarif-schema-2.1.0.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(log)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the SARIF does not validate:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// Asserts `xml` validates against junit-10.xsd with xmllint, or says it was skipped.
+fn assert_valid_junit(xml: &str) {
+    let has_xmllint = Command::new("xmllint")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_xmllint {
+        eprintln!(
+            "SKIPPED the JUnit schema check: xmllint is not installed (Debian: apt-get install libxml2-utils)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("check.xml");
+    fs::write(&file, xml).unwrap();
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(schemas().join("junit-10.xsd"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the JUnit does not validate against junit-10.xsd:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -211,7 +310,8 @@ fn an_unknown_format_exits_2_listing_the_formats() {
     let r = insforge_rls(repo.path(), &["check", "--format", "xml"]);
     assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("[possible values: text, json]"),
+        r.stderr
+            .contains("[possible values: text, json, junit, sarif, markdown]"),
         "{}",
         r.stderr
     );
