@@ -332,3 +332,109 @@ fn every_command_has_help_with_an_example() {
         );
     }
 }
+
+/// Tears down what `insforge-rls setup` made in a repository, even when the test fails.
+struct SetUp<'a>(&'a Path);
+
+impl Drop for SetUp<'_> {
+    fn drop(&mut self) {
+        let r = insforge_rls(self.0, &["teardown"]);
+        if r.code != Some(0) {
+            eprintln!("teardown failed: {}\n{}", r.stdout, r.stderr);
+        }
+    }
+}
+
+#[test]
+fn lint_writes_sarif_at_the_migration_line_and_a_baseline_quiets_what_it_lists() {
+    if !can_start_a_server() {
+        eprintln!("skipped: neither PostgreSQL binaries nor a Docker engine on this machine");
+        return;
+    }
+    let repo = consumer_repo();
+    let broken = repo
+        .path()
+        .join("migrations/V2__everyone_deletes_tasks.sql");
+    fs::write(
+        &broken,
+        "-- Hand-broken: every signed-in user deletes every task.\n\
+         drop policy tasks_delete on public.tasks;\n\n\
+         create policy tasks_delete on public.tasks for delete to authenticated\n  using (true);\n",
+    )
+    .unwrap();
+    let r = insforge_rls(repo.path(), &["setup", "--backend", "local"]);
+    let teardown = SetUp(repo.path());
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("  server      cluster "), "{}", r.stdout);
+    // status says where the server is through the backend's own description.
+    let r = insforge_rls(repo.path(), &["status"]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("backend     local\nlocation    cluster "),
+        "{}",
+        r.stdout
+    );
+
+    let r = insforge_rls(
+        repo.path(),
+        &["lint", "--format", "sarif", "--output", "lint.sarif"],
+    );
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout, "", "the report went to the file");
+    let log: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(repo.path().join("lint.sarif")).unwrap()).unwrap();
+    assert_valid_sarif(&log);
+    let finding = log["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["ruleId"] == "policy.always_true"
+                && r["message"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("policy tasks_delete on public.tasks"))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no policy.always_true on tasks_delete: {log:#}"));
+    let at = &finding["locations"][0]["physicalLocation"];
+    assert_eq!(
+        at["artifactLocation"]["uri"],
+        "migrations/V2__everyone_deletes_tasks.sql"
+    );
+    assert_eq!(
+        at["region"]["startLine"],
+        line_of(&broken, "create policy tasks_delete")
+    );
+
+    let r = insforge_rls(repo.path(), &["lint", "--format", "markdown"]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("## insforge-rls lint: "),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("policy.always_true"), "{}", r.stdout);
+
+    let r = insforge_rls(repo.path(), &["lint", "--fix-sql"]);
+    assert!(
+        r.stdout.starts_with("-- rls-lint --fix-sql: ") && r.stdout.contains("tasks_delete"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+
+    let r = insforge_rls(repo.path(), &["lint", "--write-baseline", "baseline.toml"]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let baseline = fs::read_to_string(repo.path().join("baseline.toml")).unwrap();
+    assert!(
+        baseline.contains("rule = \"policy.always_true\""),
+        "{baseline}"
+    );
+    let r = insforge_rls(repo.path(), &["lint", "--baseline", "baseline.toml"]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let r = insforge_rls(repo.path(), &["lint", "--baseline", "missing.toml"]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("missing.toml"), "{}", r.stderr);
+    drop(teardown);
+    assert_nothing_left(repo.path());
+}
