@@ -172,11 +172,16 @@ fn check_in_a_consumer_repository_is_clean_and_a_hand_broken_copy_leaks() {
         "the example's owner-only delete policy moved"
     );
     fs::write(&migration, hand_broken).unwrap();
+    // As the GitHub Action runs it: the markdown to a file, SARIF and JUnit beside it.
     let r = insforge_rls(
         broken.path(),
         &[
             "check",
             "--no-mutants",
+            "--format",
+            "markdown",
+            "--output",
+            "reports/check.md",
             "--junit",
             "reports/check.xml",
             "--sarif",
@@ -184,10 +189,10 @@ fn check_in_a_consumer_repository_is_clean_and_a_hand_broken_copy_leaks() {
         ],
     );
     assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("LEAK [tasks] delete"), "{}", r.stdout);
+    assert_eq!(r.stdout, "", "every report went to its file");
     assert_nothing_left(broken.path());
 
-    // The reports written beside the text: the leak at the hand-broken policy's line.
+    // SARIF and JUnit: the leak at the hand-broken policy's line, and valid.
     let line = line_of(&migration, "create policy tasks_delete");
     let sarif = fs::read_to_string(broken.path().join("reports/check.sarif")).unwrap();
     let log: serde_json::Value = serde_json::from_str(&sarif).unwrap();
@@ -215,6 +220,9 @@ fn check_in_a_consumer_repository_is_clean_and_a_hand_broken_copy_leaks() {
         "{junit}"
     );
     assert_valid_junit(&junit);
+    let md = fs::read_to_string(broken.path().join("reports/check.md")).unwrap();
+    assert!(md.starts_with("## insforge-rls check: FAILED — "), "{md}");
+    assert!(md.contains("tasks") && md.contains("delete"), "{md}");
 }
 
 /// The 1-based line of the first line of `path` that contains `needle`.
@@ -280,7 +288,10 @@ fn assert_valid_junit(xml: &str) {
 #[test]
 fn no_spec_exits_2_naming_where_it_looked() {
     let empty = tempfile::tempdir().unwrap();
-    let r = insforge_rls(empty.path(), &["check"]);
+    let r = insforge_rls(
+        empty.path(),
+        &["check", "--format", "sarif", "--output", "check.sarif"],
+    );
     assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
     let cwd = empty.path().canonicalize().unwrap();
     for looked in ["insforge-rls.toml", "access.toml"] {
@@ -291,6 +302,10 @@ fn no_spec_exits_2_naming_where_it_looked() {
         );
     }
     assert!(!empty.path().join(".insforge-rls").exists());
+    assert!(
+        !empty.path().join("check.sarif").exists(),
+        "a check that did not run writes no report"
+    );
 }
 
 #[test]
