@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
-use rls_suite::actors::ClaimsForwarding;
 use rls_suite::check::{CheckOptions, CheckOutcome, MutationOptions, Subject};
+use rls_suite::engine::model::actor::ClaimsForwarding;
 use serde_json::json;
 
 use super::Context;
@@ -202,7 +202,7 @@ fn to_json(spec: &Path, o: &CheckOutcome, code: u8) -> serde_json::Value {
         "spec": spec.display().to_string(),
         "migrations": o.migrations,
         "matrices": o.report.to_json(),
-        "coverage": o.coverage().map(rls_suite::coverage::Coverage::to_json),
+        "coverage": o.coverage().map(rls_suite::engine::coverage::Coverage::to_json),
         "lint": serde_json::from_str::<serde_json::Value>(&o.lint.render_json())
             .unwrap_or_default(),
         "mutants": o.mutants.as_ref().map(rls_suite::mutation::MutationReport::to_json),

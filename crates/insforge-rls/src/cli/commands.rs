@@ -306,7 +306,7 @@ pub(super) async fn verify(ctx: &Context, args: VerifyArgs) -> Result<ExitCode> 
                 ctx.program
             ),
         };
-        let endpoint = rls_suite::access::HttpEndpoint {
+        let endpoint = rls_suite::engine::HttpEndpoint {
             base_url: args.base_url.clone(),
             secret: clerk_token::Secret::new(secret)?,
         };
