@@ -12,7 +12,8 @@
 # GitHub sets them: GITHUB_OUTPUT, GITHUB_PATH, GITHUB_STEP_SUMMARY, GITHUB_WORKSPACE, RUNNER_TEMP.
 #
 # The command line of insforge-rls this relies on (and nothing more):
-#   insforge-rls check [--spec FILE] [--migrations DIR] --format sarif|junit|markdown --output FILE
+#   insforge-rls check [--spec FILE] [--migrations DIR] --format markdown --output FILE
+#                      --sarif FILE --junit FILE      (every report written, even when it fails)
 #     exit 0: clean, 1: leaks (or a denied lint finding), 3: lost access without a leak,
 #     anything else (2): the check could not run
 #   insforge-rls setup / insforge-rls teardown   (url backend only; configured by the
@@ -183,26 +184,21 @@ cmd_check() {
 		[[ ! -d $bindir ]] || export INSFORGE_RLS_PG_BINDIR=$bindir
 	fi
 
-	# One run per format; the first run's exit status is the verdict.
-	local code=0 format file status
-	for format in sarif junit markdown; do
-		case $format in
-		sarif) file=$dir/check.sarif ;;
-		junit) file=$dir/check.xml ;;
-		markdown) file=$dir/check.md ;;
-		esac
-		status=0
-		insforge-rls "${common[@]}" --format "$format" --output "$file" || status=$?
-		if [[ $format == sarif ]]; then
-			code=$status
-		fi
-		if ! findings_or_clean "$status"; then
-			code=$status
-			break
-		fi
-		[[ -s $file ]] || die "insforge-rls check --format $format wrote nothing to $file (exit $status)"
-		out "$format" "$file"
-	done
+	# One run writes the three reports: SARIF and JUnit beside the markdown it prints to a file.
+	local code=0 format file
+	insforge-rls "${common[@]}" --format markdown --output "$dir/check.md" \
+		--sarif "$dir/check.sarif" --junit "$dir/check.xml" || code=$?
+	if findings_or_clean "$code"; then
+		for format in sarif junit markdown; do
+			case $format in
+			sarif) file=$dir/check.sarif ;;
+			junit) file=$dir/check.xml ;;
+			markdown) file=$dir/check.md ;;
+			esac
+			[[ -s $file ]] || die "insforge-rls check wrote no $format report to $file (exit $code)"
+			out "$format" "$file"
+		done
+	fi
 	if $setup_done; then
 		insforge-rls teardown || echo "::warning title=insforge-rls::teardown failed"
 	fi

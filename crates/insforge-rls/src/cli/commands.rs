@@ -7,7 +7,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use harness::PgTarget;
 
-use super::{Context, Format, InputError, LintArgs, MigrateArgs, SetupArgs, TokenArgs, VerifyArgs};
+use super::report::{Output, write_or_print};
+use super::{
+    Context, Format, InputError, LintArgs, LintFormat, MigrateArgs, SetupArgs, TokenArgs,
+    VerifyArgs,
+};
 
 pub(super) async fn setup(ctx: &Context, args: SetupArgs) -> Result<ExitCode> {
     let opts = super::setup_options(ctx, args)?;
@@ -24,14 +28,8 @@ pub(super) async fn setup(ctx: &Context, args: SetupArgs) -> Result<ExitCode> {
             "server started"
         }
     );
-    match &state.server {
-        harness::Server::Docker {
-            container_name,
-            image,
-            ..
-        } => println!("  container   {container_name} ({image})"),
-        harness::Server::Local { data_dir, .. } => println!("  cluster     {}", data_dir.display()),
-        harness::Server::Url => {}
+    if let Some(server) = state.server.describe() {
+        println!("  server      {server}");
     }
     println!("  database    {}", state.admin.redacted());
     println!(
@@ -112,6 +110,9 @@ pub(super) async fn status(ctx: &Context) -> Result<ExitCode> {
     let status = harness::status(&ctx.state).await?;
     let s = &status.state;
     println!("backend     {}", s.server.kind());
+    if let Some(server) = s.server.describe() {
+        println!("location    {server}");
+    }
     println!("database    {}", s.admin.redacted());
     println!("app role    {}", s.app.user);
     println!("template    {}", s.template.as_deref().unwrap_or("none"));
@@ -222,23 +223,64 @@ pub(super) async fn lint(ctx: &Context, args: LintArgs) -> Result<ExitCode> {
     // The spec given, else the one in the current folder, if any: its intent quiets declared
     // public reads.
     let spec = args.spec.clone().or_else(|| super::find_spec(None).ok());
-    let intent = match &spec {
-        Some(path) => rls_suite::check::lint_intent(
-            &rls_suite::spec::Spec::load(path).map_err(|e| InputError(e.into()))?,
-        ),
-        None => Default::default(),
+    let spec = match &spec {
+        Some(path) => Some(rls_suite::spec::Spec::load(path).map_err(|e| InputError(e.into()))?),
+        None => None,
     };
+    let intent = spec
+        .as_ref()
+        .map(rls_suite::check::lint_intent)
+        .unwrap_or_default();
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(rls_lint::Baseline::load)
+        .transpose()
+        .map_err(|e| InputError(e.into()))?;
     let opts = rls_lint::LintOptions {
         schemas: args.schemas,
         app_role,
         intent,
+        baseline,
         ..Default::default()
     };
     let report = rls_lint::lint_url(&url, &opts).await?;
-    match args.format {
-        Format::Json => println!("{}", report.render_json()),
-        Format::Text => print!("{}", report.render_text()),
+    if let Some(path) = &args.write_baseline {
+        let baseline = rls_lint::Baseline::from_report(
+            &report,
+            "accepted when the baseline was written: say why",
+        );
+        baseline.write(path)?;
+        eprintln!(
+            "wrote the baseline {} ({} findings): replace each reason with why it is acceptable",
+            path.display(),
+            report.findings.len() + report.baselined.len()
+        );
     }
+    let text = if args.fix_sql {
+        report.fix_sql()
+    } else {
+        match args.format {
+            LintFormat::Json => format!("{}\n", report.render_json()),
+            LintFormat::Text => report.render_text(),
+            LintFormat::Sarif => {
+                // The folder of --migrations, else the spec's `migrations` key.
+                let dir = args
+                    .migrations
+                    .clone()
+                    .or_else(|| spec.as_ref().and_then(|s| s.migrations.clone()));
+                let locator = super::check::locator_for(dir.as_deref());
+                rls_report::sarif_lint(&rls_report::LintInput::from(&report), &locator)
+            }
+            LintFormat::Markdown => {
+                rls_report::markdown_lint(&rls_report::LintInput::from(&report))
+            }
+        }
+    };
+    write_or_print(&[Output {
+        file: args.output.clone(),
+        text,
+    }])?;
     Ok(ExitCode::from(
         u8::try_from(report.exit_code(args.deny)).unwrap_or(1),
     ))
@@ -264,7 +306,7 @@ pub(super) async fn verify(ctx: &Context, args: VerifyArgs) -> Result<ExitCode> 
                 ctx.program
             ),
         };
-        let endpoint = rls_suite::access::HttpEndpoint {
+        let endpoint = rls_suite::engine::HttpEndpoint {
             base_url: args.base_url.clone(),
             secret: clerk_token::Secret::new(secret)?,
         };

@@ -12,8 +12,9 @@ use harness::{BackendChoice, Migrations, PgTarget, SetupOptions, StateDir};
 
 mod check;
 mod commands;
+mod report;
 
-pub use check::CheckArgs;
+pub use check::{CheckArgs, CheckFormat};
 
 /// Options every command takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,7 +54,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Statically check the live catalog's RLS setup (policies, functions, roles, grants).
     #[command(
-        after_help = "Example:\n  insforge-rls lint --database-url postgres://postgres@127.0.0.1:5432/app --format json"
+        after_help = "Examples:\n  insforge-rls lint --database-url postgres://postgres@127.0.0.1:5432/app --format json\n  \
+         insforge-rls lint --baseline lint-baseline.toml --format sarif --output lint.sarif\n  \
+         insforge-rls lint --fix-sql > migrations/V9__lint_fixes.sql"
     )]
     Lint(LintArgs),
     /// Check your own schema against your access spec on a fresh database: the spec's access
@@ -80,11 +83,23 @@ pub enum Command {
     },
 }
 
-/// How reports are printed. New formats are new variants (and a writer for each).
+/// How `verify` prints its report. New formats are new variants (and a writer for each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Text,
     Json,
+}
+
+/// How `lint` prints its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LintFormat {
+    Text,
+    Json,
+    /// SARIF 2.1.0, each finding at the migration line that made its object (with the
+    /// migrations folder of --migrations or the spec).
+    Sarif,
+    /// Markdown, e.g. for `$GITHUB_STEP_SUMMARY`.
+    Markdown,
 }
 
 /// How `app` runs the sample app.
@@ -242,8 +257,25 @@ pub struct LintArgs {
     #[arg(long = "schema", default_value = "public")]
     schemas: Vec<String>,
     /// How to print the findings.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    format: LintFormat,
+    /// Write the findings (in --format) to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The migrations folder SARIF locates each finding in [default: the spec's `migrations`
+    /// key].
+    #[arg(long, value_name = "DIR")]
+    migrations: Option<PathBuf>,
+    /// Print a migration with the mechanical fixes of the findings (instead of the report).
+    #[arg(long)]
+    fix_sql: bool,
+    /// Findings this file lists (rule, object, reason) are accepted: reported apart, never
+    /// failing the run; entries that match nothing are named as stale.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Write every finding of this run to FILE as a baseline (then edit each reason).
+    #[arg(long, value_name = "FILE")]
+    write_baseline: Option<PathBuf>,
     /// Exit 1 when a finding is at or above this level: error, warn or info.
     #[arg(long, default_value = "warn")]
     deny: rls_lint::Level,
