@@ -11,26 +11,3 @@ pub mod mutation;
 pub mod policy_expr;
 pub mod spec;
 pub mod todos;
-
-// ---- old paths still used by insforge-rls; remove after ----
-
-/// Moved to [`engine::HttpEndpoint`].
-pub mod access {
-    // used by insforge-rls; remove after
-    pub use crate::engine::HttpEndpoint;
-}
-/// Moved to [`engine::model::actor`].
-pub mod actors {
-    // used by insforge-rls; remove after
-    pub use crate::engine::model::actor::ClaimsForwarding;
-}
-/// Moved to [`engine::coverage`].
-pub mod coverage {
-    // used by insforge-rls; remove after
-    pub use crate::engine::coverage::Coverage;
-}
-/// Moved to [`todos::verify`].
-pub mod verify {
-    // used by insforge-rls; remove after
-    pub use crate::todos::verify::{VerifyOptions, verify};
-}

@@ -351,12 +351,12 @@ pub(super) async fn verify(ctx: &Context, args: VerifyArgs) -> Result<ExitCode> 
             }
         };
     }
-    let opts = rls_suite::verify::VerifyOptions {
+    let opts = rls_suite::todos::verify::VerifyOptions {
         base_url: args.base_url,
         secret: clerk_token::Secret::new(secret)?,
         table: args.table,
     };
-    match rls_suite::verify::verify(&opts).await {
+    match rls_suite::todos::verify::verify(&opts).await {
         Ok(report) => {
             print!("{}", report.render());
             Ok(ExitCode::from(report.exit_code()))
