@@ -264,11 +264,7 @@ fn a_service_container_is_set_up_used_and_torn_down_with_its_url_masked() {
                 .unwrap_or_default()
         })
         .collect();
-    assert_eq!(
-        commands,
-        ["setup", "check", "teardown"],
-        "{log}"
-    );
+    assert_eq!(commands, ["setup", "check", "teardown"], "{log}");
     assert!(log.lines().all(|l| l.ends_with("backend=url")), "{log}");
     assert!(
         !log.contains("secret"),
