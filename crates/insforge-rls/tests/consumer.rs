@@ -160,6 +160,13 @@ fn check_in_a_consumer_repository_is_clean_and_a_hand_broken_copy_leaks() {
     assert_eq!(snapshot(&repo.path().join("migrations")), before);
     assert_nothing_left(repo.path());
 
+    // The same matrices over HTTP, with the hostile-token table and the pool-bleed run: nothing
+    // of them may be read from this workspace (the token table is built into the binary).
+    let r = insforge_rls(repo.path(), &["check", "--http", "--no-mutants"]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("huge token (1 MB)"), "{}", r.stdout);
+    assert_nothing_left(repo.path());
+
     let broken = consumer_repo();
     let migration = broken.path().join("migrations/V1__workspaces.sql");
     let sql = fs::read_to_string(&migration).unwrap();

@@ -37,9 +37,14 @@ pub struct TokenCase {
     pub expect: Expected,
 }
 
-/// `fixtures/` of this workspace, where the token table (and the todos layer's data) lives.
-pub fn fixtures_dir() -> std::path::PathBuf {
-    harness::state::workspace_root().join("fixtures")
+
+/// The hostile-token table, built into the binary: `insforge-rls` runs it from a team's own
+/// repository, where this workspace's `fixtures/` does not exist.
+const TOKENS_JSON: &str = include_str!("../../../../fixtures/tokens.json");
+
+/// Where the table came from, for messages (`fixtures/tokens.json` of this repository).
+fn tokens_path() -> std::path::PathBuf {
+    std::path::PathBuf::from("fixtures/tokens.json")
 }
 
 pub fn cases() -> Result<Vec<TokenCase>, Error> {
@@ -47,13 +52,10 @@ pub fn cases() -> Result<Vec<TokenCase>, Error> {
     struct File {
         cases: Vec<TokenCase>,
     }
-    let path = fixtures_dir().join("tokens.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::FixtureRead {
-        path: path.clone(),
+    let file: File = serde_json::from_str(TOKENS_JSON).map_err(|source| Error::FixtureJson {
+        path: tokens_path(),
         source,
     })?;
-    let file: File =
-        serde_json::from_str(&text).map_err(|source| Error::FixtureJson { path, source })?;
     Ok(file.cases)
 }
 
@@ -140,7 +142,7 @@ impl TokenCase {
             }
             other => {
                 return Err(Error::Fixture {
-                    path: fixtures_dir().join("tokens.json"),
+                    path: tokens_path(),
                     message: format!("case `{}`: unknown sign `{other}`", self.case),
                 });
             }
@@ -153,7 +155,7 @@ impl TokenCase {
             Some("non_base64_payload") => sign_parts(secret, &h, "%%not*base64%%").map_err(err)?,
             Some(other) => {
                 return Err(Error::Fixture {
-                    path: fixtures_dir().join("tokens.json"),
+                    path: tokens_path(),
                     message: format!("case `{}`: unknown mangle `{other}`", self.case),
                 });
             }

@@ -8,9 +8,10 @@ use serde::Deserialize;
 
 use crate::engine::Error;
 
-/// `fixtures/` of this workspace.
+/// `fixtures/` of this workspace (found at run time: the todos layers run in this repository's
+/// own tests and commands only).
 pub fn dir() -> PathBuf {
-    crate::engine::tokens::fixtures_dir()
+    harness::state::workspace_root().join("fixtures")
 }
 
 /// A Clerk-shaped user, read by clerk-token's one users-file reader.
