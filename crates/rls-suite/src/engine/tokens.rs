@@ -37,7 +37,6 @@ pub struct TokenCase {
     pub expect: Expected,
 }
 
-
 /// The hostile-token table, built into the binary: `insforge-rls` runs it from a team's own
 /// repository, where this workspace's `fixtures/` does not exist.
 const TOKENS_JSON: &str = include_str!("../../../../fixtures/tokens.json");
