@@ -296,7 +296,10 @@ pub(super) async fn verify(ctx: &Context, args: VerifyArgs) -> Result<ExitCode> 
             ctx.program
         ),
     };
-    if let Some(spec) = &args.spec {
+    // The spec given, else the one in the current folder (a team's repository); with neither,
+    // the sample app's todos probe.
+    let spec_path = args.spec.clone().or_else(|| super::find_spec(None).ok());
+    if let Some(spec) = &spec_path {
         let admin = match (&args.database_url, &state) {
             (Some(url), _) => harness::PgTarget::parse(url)?,
             (None, Some(state)) => state.admin.clone(),

@@ -302,7 +302,8 @@ pub struct VerifyArgs {
     table: String,
     /// An access spec: run its matrices for every table over HTTP, and the hostile-token table,
     /// instead of the todos probe. Needs the endpoint's database (--database-url) to seed,
-    /// observe and remove its rows; refuses tables that already hold rows.
+    /// observe and remove its rows; refuses tables that already hold rows [default:
+    /// ./insforge-rls.toml, else ./access.toml, when there].
     #[arg(long, value_name = "FILE")]
     spec: Option<PathBuf>,
     /// With --spec: a superuser (or table owner) URL of the database the endpoint serves
