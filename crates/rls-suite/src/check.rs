@@ -44,6 +44,8 @@ pub enum CheckError {
     StopApp(#[source] todo_app::StartError),
     #[error("connecting to the endpoint's database")]
     EndpointDatabase(#[source] HarnessError),
+    #[error("reading the policies' commands from the catalog")]
+    Policies(#[source] sqlx::Error),
 }
 
 /// What is checked: the access spec and the migrations that make the schema it speaks of.
@@ -104,7 +106,11 @@ pub struct CheckOutcome {
     pub report: CheckReport,
     /// With [`CheckOptions::http`]: the matrices over the records API.
     pub http: Option<HttpOutcome>,
+    /// The lint as it ran (what `insforge-rls lint` prints); the check's outputs read
+    /// [`CheckOutcome::lint_for_check`], which lowers the [`CheckOutcome::contradicted`] ones.
     pub lint: rls_lint::Report,
+    /// Lint findings (ERROR or WARN) the matrices contradict: see [`contradicted`].
+    pub contradicted: Vec<Contradicted>,
     pub mutants: Option<MutationReport>,
     /// Every migration applied to the fresh database, base first.
     pub migrations: Vec<String>,
@@ -168,10 +174,31 @@ impl CheckOutcome {
             .map_or(&[][..], |h| h.disagreements_with_sql.as_slice())
     }
 
+    /// The lint as the check shows it: each finding the matrices contradict is a note
+    /// ([`rls_lint::Level::Info`], SARIF `note`) whose `why` ends with the evidence; every
+    /// other finding, the baselined ones and the stale entries as the lint gave them.
+    pub fn lint_for_check(&self) -> rls_lint::Report {
+        let findings = self.lint.findings.iter().cloned().map(|mut f| {
+            if let Some(c) = self
+                .contradicted
+                .iter()
+                .find(|c| c.rule == f.rule && c.object == f.object && c.level == f.level)
+            {
+                f.level = rls_lint::Level::Info;
+                f.why = format!("{} [{} as linted; {}]", f.why, c.level, c.evidence);
+            }
+            f
+        });
+        let mut report = rls_lint::Report::new(findings.collect());
+        report.baselined.clone_from(&self.lint.baselined);
+        report.stale.clone_from(&self.lint.stale);
+        report
+    }
+
     /// 0 clean; 1 a leak, a disagreement between SQL and HTTP, or a lint finding at or above
-    /// `deny_lint`; 3 lost access without any of those.
+    /// `deny_lint` that the matrices do not contradict; 3 lost access without any of those.
     pub fn exit_code(&self, deny_lint: Option<rls_lint::Level>) -> u8 {
-        let lint_fails = deny_lint.is_some_and(|level| self.lint.exit_code(level) != 0);
+        let lint_fails = deny_lint.is_some_and(|level| self.lint_for_check().exit_code(level) != 0);
         if !self.leaks().is_empty() || lint_fails || !self.disagreements().is_empty() {
             1
         } else if !self.lost_access().is_empty() {
@@ -202,11 +229,19 @@ pub async fn check(subject: &Subject, opts: &CheckOptions) -> Result<CheckOutcom
     drop(db);
     drop(pristine);
     harness::testing::flush_drops().await.ok();
-    let (report, http, lint, mutants, timings) = result?;
+    let (report, http, lint, policies, mutants, timings) = result?;
+    let contradicted = contradicted(
+        &lint,
+        &policies,
+        &subject.spec.schema,
+        &report,
+        http.as_ref().map(|h| &h.report),
+    );
     Ok(CheckOutcome {
         report,
         http,
         lint,
+        contradicted,
         mutants,
         migrations: subject.migrations.names(),
         timings,
@@ -217,6 +252,7 @@ type Stages = (
     CheckReport,
     Option<HttpOutcome>,
     rls_lint::Report,
+    PolicyCommands,
     Option<MutationReport>,
     Timings,
 );
@@ -261,6 +297,7 @@ async fn stages(
     let t = Instant::now();
     let lint = rls_lint::lint(&mut admin, &lint_opts).await?;
     timings.lint = t.elapsed();
+    let policies = policy_commands(&mut admin, &spec.schema).await?;
     let mutants = match (pristine, &opts.mutation) {
         (Some(pristine), Some(mutation)) => {
             let list = crate::mutation::generate(&bound, &mut admin).await?;
@@ -274,7 +311,7 @@ async fn stages(
         _ => None,
     };
     timings.pipeline = started.elapsed();
-    Ok((report, http, lint, mutants, timings))
+    Ok((report, http, lint, policies, mutants, timings))
 }
 
 /// The matrices over HTTP: the sample app, in process on a free loopback port, serving the
@@ -351,6 +388,142 @@ pub fn lint_intent(spec: &Spec) -> BTreeMap<String, rls_lint::TableIntent> {
                     public_read,
                 },
             )
+        })
+        .collect()
+}
+
+/// A lint finding the matrices contradict: it claims users reach each other's rows through
+/// commands whose every matrix cell (SQL, and HTTP when run) was checked without a leak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contradicted {
+    pub rule: &'static str,
+    pub object: String,
+    /// The level the lint gave it.
+    pub level: rls_lint::Level,
+    /// E.g. `contradicted by the matrices: [accounts] insert — 12 cells, 0 leaks`.
+    pub evidence: String,
+}
+
+/// Each policy's commands, by `(schema.table, policy name)`, as the catalog has them.
+pub type PolicyCommands = BTreeMap<(String, String), Vec<Command>>;
+
+async fn policy_commands(
+    admin: &mut sqlx::PgConnection,
+    schema: &str,
+) -> Result<PolicyCommands, CheckError> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "select schemaname::text, tablename::text, policyname::text, cmd \
+         from pg_catalog.pg_policies where schemaname = $1",
+    )
+    .bind(schema)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(CheckError::Policies)?;
+    Ok(rows
+        .into_iter()
+        .map(|(schema, table, policy, cmd)| {
+            let commands = match cmd.as_str() {
+                "SELECT" => vec![Command::Select],
+                "INSERT" => vec![Command::Insert],
+                "UPDATE" => vec![Command::Update],
+                "DELETE" => vec![Command::Delete],
+                _ => Command::ALL.to_vec(),
+            };
+            ((format!("{schema}.{table}"), policy), commands)
+        })
+        .collect())
+}
+
+/// The commands a policy finding speaks of, given the policy's own: only the rules that claim
+/// a cross-user leak through the policy. Every other rule (a table's RLS state, a function such
+/// as `function.security_definer`, performance, style) is never contradicted.
+fn commands_spoken_of(rule: &str, policy: &[Command]) -> Vec<Command> {
+    let writes = |c: &&Command| matches!(c, Command::Insert | Command::Update);
+    match rule {
+        "policy.always_true" | "policy.not_owner_scoped" | "policy.anon_permissive" => {
+            policy.to_vec()
+        }
+        "policy.missing_with_check" | "policy.check_weaker_than_using" => {
+            policy.iter().filter(writes).copied().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The command of a matrix row, from its operation's label (`insert · allowed row`,
+/// `take over · forbidden row`, `hand over owner · no filter`, `select via …`).
+fn command_of(operation: &str) -> Option<Command> {
+    let starts = |p: &str| operation.starts_with(p);
+    if starts("select") {
+        Some(Command::Select)
+    } else if starts("insert") {
+        Some(Command::Insert)
+    } else if starts("update") || starts("take over") || starts("hand over") {
+        Some(Command::Update)
+    } else if starts("delete") {
+        Some(Command::Delete)
+    } else {
+        None
+    }
+}
+
+/// `(cells, leaks)` of `table`'s rows for `command` in `report`.
+fn tally(report: &CheckReport, table: &str, command: Command) -> (usize, usize) {
+    let Some(matrix) = report.table(table) else {
+        return (0, 0);
+    };
+    matrix
+        .ops
+        .iter()
+        .zip(&matrix.cells)
+        .filter(|(op, _)| command_of(op) == Some(command))
+        .flat_map(|(_, row)| row)
+        .fold((0, 0), |(cells, leaks), cell| {
+            let leak = matches!(cell.verdict, engine::model::Verdict::Leak(_));
+            (cells + 1, leaks + usize::from(leak))
+        })
+}
+
+/// The ERROR and WARN findings on a policy of a spec table that claim a cross-user leak
+/// through commands (see [`commands_spoken_of`]) whose matrices, SQL's and (when run) HTTP's,
+/// have cells and not one leak: the spec's intent for them was checked and held. A finding on
+/// an object the spec does not cover, or on a command with a leak or no cell, is kept.
+pub fn contradicted(
+    lint: &rls_lint::Report,
+    policies: &PolicyCommands,
+    schema: &str,
+    sql: &CheckReport,
+    http: Option<&CheckReport>,
+) -> Vec<Contradicted> {
+    lint.at_or_above(rls_lint::Level::Warn)
+        .filter_map(|f| {
+            let (policy, qualified) = f.object.strip_prefix("policy ")?.rsplit_once(" on ")?;
+            let table = qualified.strip_prefix(schema)?.strip_prefix('.')?;
+            sql.table(table)?;
+            let own = policies.get(&(qualified.to_owned(), policy.to_owned()))?;
+            let commands = commands_spoken_of(f.rule, own);
+            if commands.is_empty() {
+                return None;
+            }
+            let mut parts = Vec::new();
+            for command in commands {
+                let (mut cells, mut leaks) = tally(sql, table, command);
+                if let Some(http) = http {
+                    let (c, l) = tally(http, table, command);
+                    cells += c;
+                    leaks += l;
+                }
+                if cells == 0 || leaks > 0 {
+                    return None;
+                }
+                parts.push(format!("[{table}] {command} — {cells} cells, 0 leaks"));
+            }
+            Some(Contradicted {
+                rule: f.rule,
+                object: f.object.clone(),
+                level: f.level,
+                evidence: format!("contradicted by the matrices: {}", parts.join("; ")),
+            })
         })
         .collect()
 }

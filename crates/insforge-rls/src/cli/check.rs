@@ -157,7 +157,8 @@ struct Reports<'a> {
 
 impl<'a> Reports<'a> {
     fn new(spec: &'a Path, outcome: &'a CheckOutcome, migrations: Option<&Path>) -> Self {
-        let mut input = rls_report::CheckInput::from(&outcome.report).with_lint(&outcome.lint);
+        let mut input =
+            rls_report::CheckInput::from(&outcome.report).with_lint(&outcome.lint_for_check());
         if let Some(m) = &outcome.mutants {
             input = input.with_mutants(m);
         }
@@ -203,8 +204,16 @@ fn to_json(spec: &Path, o: &CheckOutcome, code: u8) -> serde_json::Value {
         "migrations": o.migrations,
         "matrices": o.report.to_json(),
         "coverage": o.coverage().map(rls_suite::engine::coverage::Coverage::to_json),
-        "lint": serde_json::from_str::<serde_json::Value>(&o.lint.render_json())
+        // The lint as the check reads it (a finding the matrices contradict is an info note
+        // carrying the evidence); `lint_contradicted` lists those with the level they were linted at.
+        "lint": serde_json::from_str::<serde_json::Value>(&o.lint_for_check().render_json())
             .unwrap_or_default(),
+        "lint_contradicted": o.contradicted.iter().map(|c| json!({
+            "rule": c.rule,
+            "object": c.object,
+            "level": c.level,
+            "evidence": c.evidence,
+        })).collect::<Vec<_>>(),
         "mutants": o.mutants.as_ref().map(rls_suite::mutation::MutationReport::to_json),
         "http": o.http.as_ref().map(|http| json!({
             "matrices": http.report.to_json(),
@@ -244,8 +253,15 @@ fn render_text(spec: &Path, o: &CheckOutcome, took_ms: u128, code: u8) -> String
         out.push('\n');
     }
     let _ = writeln!(out, "lint:");
-    for line in o.lint.render_text().lines() {
+    for line in o.lint_for_check().render_text().lines() {
         let _ = writeln!(out, "  {line}");
+    }
+    for c in &o.contradicted {
+        let _ = writeln!(
+            out,
+            "  NOTE {} {} (linted {}): {}",
+            c.rule, c.object, c.level, c.evidence
+        );
     }
     out.push('\n');
     for l in &leaks {

@@ -4,6 +4,7 @@
 
 mod expr_mutants;
 mod layering;
+mod lint_evidence;
 mod matrix_http;
 mod matrix_sql;
 mod model;
