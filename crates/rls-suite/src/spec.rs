@@ -163,6 +163,82 @@ pub struct Spec {
     /// Generated mutants the team declares equivalent (no check can tell them apart from the
     /// schema), by id, with the reason: reported apart from survivors.
     pub equivalent: BTreeMap<String, String>,
+    /// Known findings the team accepts for now (`[accept]`), in the file's order: reported
+    /// apart, they do not fail the check.
+    pub accept: Vec<Accept>,
+}
+
+/// One `[accept]` entry: `"table.operation.actor" = "reason"`, each part a glob (`*` matches
+/// any run of characters). The operation is the report's label with ` · ` written `.` and
+/// spaces `_` (`delete · forbidden row` → `delete.forbidden_row`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept {
+    pub key: String,
+    pub table: String,
+    pub operation: String,
+    pub actor: String,
+    pub reason: String,
+    pub line: usize,
+}
+
+impl Accept {
+    /// Whether the entry names this cell (`operation` as the report labels it).
+    pub fn matches(&self, table: &str, operation: &str, actor: &str) -> bool {
+        glob(&self.table, table)
+            && glob(&self.operation, &operation_key(operation))
+            && glob(&self.actor, actor)
+    }
+}
+
+/// A report's operation label as an `[accept]` key part: ` · ` → `.`, spaces → `_`.
+pub fn operation_key(label: &str) -> String {
+    label.replace(" · ", ".").replace(' ', "_")
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// The operations of a table as `[accept]` keys (besides `select_via_<reader>`, known once the
+/// spec is bound): the labels of `engine::model::Op`.
+fn operation_keys(t: &TableSpec) -> Vec<String> {
+    let mut ops: Vec<String> = [
+        "select",
+        "insert.allowed_row",
+        "insert.forbidden_row",
+        "update.allowed_row",
+        "update.forbidden_row",
+        "update.no_filter",
+        "delete.allowed_row",
+        "delete.forbidden_row",
+        "delete.no_filter",
+    ]
+    .map(String::from)
+    .into();
+    if t.owner.is_some() {
+        ops.push("take_over.forbidden_row".into());
+    }
+    for c in &t.immutable {
+        ops.push(format!("hand_over_{c}.own_row"));
+        ops.push(format!("hand_over_{c}.no_filter"));
+    }
+    ops
 }
 
 // ---- the file as written ----
@@ -177,6 +253,8 @@ struct RawSpec {
     #[serde(default)]
     tables: IndexMap<String, Spanned<RawTable>>,
     mutants: Option<RawMutants>,
+    #[serde(default)]
+    accept: IndexMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,8 +460,13 @@ impl Spec {
             users,
             tables,
             equivalent: BTreeMap::new(),
+            accept: Vec::new(),
         };
         let mut spec = spec;
+        for (key, reason) in raw.accept {
+            let entry = spec.accept_entry(&src, key, reason)?;
+            spec.accept.push(entry);
+        }
         for (id, reason) in raw.mutants.map(|m| m.equivalent).unwrap_or_default() {
             if reason.get_ref().trim().is_empty() {
                 return Err(src.err(
@@ -407,6 +490,71 @@ impl Spec {
 
     pub fn table(&self, name: &str) -> Option<&TableSpec> {
         self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// An `[accept]` entry checked against the spec: a reason, and a table, an operation and
+    /// an actor that exist.
+    fn accept_entry(
+        &self,
+        src: &Source<'_>,
+        key: String,
+        reason: Spanned<String>,
+    ) -> Result<Accept, SpecError> {
+        let at = reason.span().start;
+        let fail = |what: String| src.err(at, format!("accept.{key}"), what);
+        if reason.get_ref().trim().is_empty() {
+            return Err(fail("say why the finding is accepted".into()));
+        }
+        let (Some((table, rest)), Some((_, actor))) = (key.split_once('.'), key.rsplit_once('.'))
+        else {
+            return Err(fail("write the key as `table.operation.actor`".into()));
+        };
+        let operation = &rest[..rest.len().saturating_sub(actor.len() + 1)];
+        if operation.is_empty() {
+            return Err(fail("write the key as `table.operation.actor`".into()));
+        }
+        let tables: Vec<&TableSpec> = self
+            .tables
+            .iter()
+            .filter(|t| glob(table, &t.name))
+            .collect();
+        if tables.is_empty() {
+            return Err(fail(format!("no table of this spec is `{table}`")));
+        }
+        let known_op = operation.starts_with("select_via_")
+            || tables
+                .iter()
+                .flat_map(|t| operation_keys(t))
+                .any(|op| glob(operation, &op));
+        if !known_op {
+            return Err(fail(format!(
+                "no operation of {} is `{operation}` (they are {})",
+                tables
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                operation_keys(tables[0]).join(", ") + ", select_via_<reader>"
+            )));
+        }
+        let actors: Vec<String> = crate::engine::model::actor::actors(self)
+            .into_iter()
+            .map(|a| a.key)
+            .collect();
+        if !actors.iter().any(|a| glob(actor, a)) {
+            return Err(fail(format!(
+                "no actor is `{actor}` (they are {})",
+                actors.join(", ")
+            )));
+        }
+        Ok(Accept {
+            table: table.to_owned(),
+            operation: operation.to_owned(),
+            actor: actor.to_owned(),
+            reason: reason.get_ref().clone(),
+            line: src.line(at),
+            key,
+        })
     }
 
     /// Parents, membership tables and their references must name tables of the spec, `member`

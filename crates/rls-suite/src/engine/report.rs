@@ -12,7 +12,7 @@ use super::hostile::HostileRow;
 use super::judge::moved_columns;
 use super::model::{Observed, Op, Seeds, Table, Verdict};
 use super::pool::PoolBleed;
-use crate::spec::Spec;
+use crate::spec::{Accept, Spec};
 
 /// One judged cell.
 #[derive(Debug, Clone)]
@@ -43,6 +43,9 @@ pub struct CheckReport {
     pub pool: Option<PoolBleed>,
     /// Policy coverage over the seeded rows (`None` when the run skipped it, and over HTTP).
     pub coverage: Option<Coverage>,
+    /// The spec's `[accept]` entries: the findings they match are reported apart and do not
+    /// count as leaks or lost access.
+    pub accept: Vec<Accept>,
 }
 
 fn counts(tags: impl Iterator<Item = String>) -> String {
@@ -209,19 +212,78 @@ impl CheckReport {
         out
     }
 
-    pub fn leaks(&self) -> Vec<String> {
-        self.tables
+    /// The entry accepting a cell, if one does.
+    fn accepted_by(&self, table: &str, op: &str, actor: &str) -> Option<&Accept> {
+        self.accept.iter().find(|a| a.matches(table, op, actor))
+    }
+
+    /// The matrices' findings `pick` selects, without the accepted ones.
+    fn matrix_findings(&self, pick: impl Fn(&Verdict) -> bool + Copy) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.tables {
+            let rows = t.ops.iter().zip(&t.cells).map(|(op, row)| {
+                let kept = t.actors.iter().zip(row).filter_map(move |(actor, c)| {
+                    self.accepted_by(&t.table, op, actor)
+                        .is_none()
+                        .then_some(&c.verdict)
+                });
+                (op.clone(), kept)
+            });
+            out.extend(findings(&t.table, rows, pick));
+        }
+        out
+    }
+
+    /// Findings an `[accept]` entry matches: `[table] op · actor: why (accepted: reason)`.
+    pub fn accepted(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.tables {
+            for (op, row) in t.ops.iter().zip(&t.cells) {
+                for (actor, c) in t.actors.iter().zip(row) {
+                    if let (Some(why), Some(a)) =
+                        (c.verdict.why(), self.accepted_by(&t.table, op, actor))
+                    {
+                        out.push(format!(
+                            "[{}] {op} · {actor}: {}{why} (accepted: {})",
+                            t.table,
+                            mark(&c.verdict),
+                            a.reason
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `[accept]` entries that match no finding of this run: `line N: "key" matches no finding`.
+    pub fn stale_accepts(&self) -> Vec<String> {
+        self.accept
             .iter()
-            .flat_map(TableMatrix::leaks)
+            .filter(|a| {
+                !self.tables.iter().any(|t| {
+                    t.ops.iter().zip(&t.cells).any(|(op, row)| {
+                        t.actors.iter().zip(row).any(|(actor, c)| {
+                            c.verdict != Verdict::Ok && a.matches(&t.table, op, actor)
+                        })
+                    })
+                })
+            })
+            .map(|a| format!("line {}: \"{}\" matches no finding", a.line, a.key))
+            .collect()
+    }
+
+    pub fn leaks(&self) -> Vec<String> {
+        self.matrix_findings(|v| matches!(v, Verdict::Leak(_)))
+            .into_iter()
             .chain(self.hostile_leaks())
             .chain(self.pool.iter().flat_map(|p| p.leaks.iter().cloned()))
             .collect()
     }
 
     pub fn lost_access(&self) -> Vec<String> {
-        self.tables
-            .iter()
-            .flat_map(TableMatrix::lost_access)
+        self.matrix_findings(|v| matches!(v, Verdict::LostAccess(_)))
+            .into_iter()
             .chain(self.pool.iter().flat_map(|p| p.lost.iter().cloned()))
             .collect()
     }
@@ -261,6 +323,22 @@ impl CheckReport {
             out.push_str(&pool.render());
             out.push('\n');
         }
+        let accepted = self.accepted();
+        if !accepted.is_empty() {
+            out.push_str("accepted findings (they do not fail the check):\n");
+            for line in &accepted {
+                let _ = writeln!(out, "  ACCEPTED {line}");
+            }
+            out.push('\n');
+        }
+        let stale = self.stale_accepts();
+        if !stale.is_empty() {
+            out.push_str("stale [accept] entries (drop them):\n");
+            for line in &stale {
+                let _ = writeln!(out, "  STALE {line}");
+            }
+            out.push('\n');
+        }
         out
     }
 
@@ -270,6 +348,8 @@ impl CheckReport {
             "tables": self.tables.iter().map(TableMatrix::to_json).collect::<Vec<_>>(),
             "leaks": self.leaks(),
             "lost_access": self.lost_access(),
+            "accepted": self.accepted(),
+            "stale_accepts": self.stale_accepts(),
             "cells": self.cell_count(),
             "pool_bleed": self.pool.as_ref().map(|p| json!({
                 "reads": p.reads, "leaks": p.leaks, "lost": p.lost,

@@ -160,6 +160,7 @@ async fn drive(
         hostile: Vec::new(),
         pool: None,
         coverage: None,
+        accept: bound.spec.accept.clone(),
     };
     // Every actor's allowed rows per table (by position), for the token and pool tables.
     let mut allowed_all: Vec<(usize, Vec<Allowed>)> = Vec::new();
