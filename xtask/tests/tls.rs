@@ -11,37 +11,11 @@ use std::sync::Arc;
 
 use clerk_token::Secret;
 use harness::TestDatabase;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use harness::testing::pki::{TestPki, make_pki};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-
-struct TestPki {
-    ca_pem: String,
-    server_cert_pem: String,
-    server_key_pem: String,
-}
-
-/// A CA, and a server certificate it signed for `localhost` only (not 127.0.0.1).
-fn make_pki(common_name: &str) -> TestPki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    TestPki {
-        ca_pem: ca.pem(),
-        server_cert_pem: server.pem(),
-        server_key_pem: key.serialize_pem(),
-    }
-}
 
 /// Terminates TLS on 127.0.0.1:<free port> and pipes each connection to `upstream` in plain.
 async fn tls_proxy(pki: &TestPki, upstream: SocketAddr) -> SocketAddr {
@@ -106,13 +80,13 @@ async fn verify_over_https_trusts_ssl_cert_file_and_refuses_a_wrong_ca_or_host()
     config.bind = "127.0.0.1:0".parse().unwrap();
     let app = todo_app::spawn(config).await.unwrap();
 
-    let pki = make_pki("insforge-rls test CA");
+    let pki = make_pki("insforge-rls test CA").unwrap();
     let proxy = tls_proxy(&pki, app.addr).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &pki.ca_pem).unwrap();
     let other_ca = dir.path().join("other-ca.pem");
-    std::fs::write(&other_ca, make_pki("someone else's CA").ca_pem).unwrap();
+    std::fs::write(&other_ca, make_pki("someone else's CA").unwrap().ca_pem).unwrap();
     let state_dir = dir.path().join("state");
     let https = format!("https://localhost:{}", proxy.port());
 

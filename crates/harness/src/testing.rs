@@ -1,6 +1,9 @@
 //! Test support: the server tests share (from `setup`, or an ephemeral one made on first use
 //! and cleaned up at exit) and a fresh database per test, cloned from the migrated template.
 
+#[cfg(feature = "test-pki")]
+pub mod pki;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 

@@ -319,6 +319,33 @@ pub async fn run(
     Ok(())
 }
 
+/// Resolves on Ctrl-C or SIGTERM: the `shutdown` the binary (and `insforge-rls app`) pass to
+/// [`run`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
 /// Starts the app in a background task on `config.bind`.
 pub async fn spawn(config: AppConfig) -> Result<RunningApp, StartError> {
     let (state, reloaders, listener, addr) = start(&config).await?;

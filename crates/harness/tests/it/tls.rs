@@ -7,34 +7,8 @@ use std::time::{Duration, Instant};
 
 use harness::PgTarget;
 use harness::backend::local::{Cluster, RunAs, find_bin_dir};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use harness::testing::pki::make_pki;
 use sqlx::Row;
-
-/// A CA and a server certificate for `localhost` only (not 127.0.0.1), as PEM.
-struct TestPki {
-    ca_pem: String,
-    server_cert_pem: String,
-    server_key_pem: String,
-}
-
-fn make_pki(common_name: &str) -> TestPki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    TestPki {
-        ca_pem: ca.pem(),
-        server_cert_pem: server.pem(),
-        server_key_pem: key.serialize_pem(),
-    }
-}
 
 fn with_tls(target: &PgTarget, host: &str, query: &str) -> PgTarget {
     let mut url = url_of(target, host);
@@ -110,7 +84,7 @@ async fn postgres_with_ssl_on_is_reached_with_verify_full_and_refused_on_a_wrong
         .to_string();
     assert!(err.contains("sslmode=require"), "{err}");
 
-    let pki = make_pki("insforge-rls test CA");
+    let pki = make_pki("insforge-rls test CA").unwrap();
     cluster
         .0
         .enable_tls(&pki.server_cert_pem, &pki.server_key_pem)
@@ -139,7 +113,7 @@ async fn postgres_with_ssl_on_is_reached_with_verify_full_and_refused_on_a_wrong
     assert!(ssl_in_use(&full.with_database("postgres")).await);
 
     // A CA that did not sign the server's certificate.
-    let other = make_pki("someone else's CA");
+    let other = make_pki("someone else's CA").unwrap();
     let other_file = dir.path().join("other-ca.pem");
     std::fs::write(&other_file, &other.ca_pem).unwrap();
     let wrong_ca = with_tls(

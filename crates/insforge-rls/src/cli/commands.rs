@@ -411,37 +411,12 @@ pub(super) async fn app_in_process(ctx: &Context, args: Vec<String>) -> Result<E
             config.bind
         );
     }
-    match todo_app::run(config, shutdown_signal()).await {
+    match todo_app::run(config, todo_app::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(todo_app::StartError::Config(e)) => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(2))
         }
         Err(e) => Err(e).context("the sample app stopped with an error"),
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
