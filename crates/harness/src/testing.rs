@@ -16,7 +16,7 @@ use crate::error::{HarnessError, Result};
 use crate::factory::{DatabaseFactory, create_retrying};
 use crate::guardian::ProcessId;
 use crate::provision::{SetupOptions, setup};
-use crate::state::{Server, State, StateDir};
+use crate::state::{State, StateDir};
 use crate::target::{PgTarget, quote_ident};
 
 static SHARED: OnceCell<State> = OnceCell::const_new();
@@ -325,12 +325,60 @@ pub async fn clone_database(admin: &PgTarget, template: &str, name: &str) -> Res
     Ok(took)
 }
 
-/// Whether the shared server is an ephemeral one this process made (a moved cluster's folder
-/// keeps its state folder's name, [`crate::backend::local::moved_cluster_dir`]).
+/// Whether the shared server is an ephemeral one test processes made: where it is (its
+/// container's or cluster folder's name, [`crate::backend::Server::describe`]) carries the names given above —
+/// a moved cluster's folder keeps its state folder's ([`crate::backend::local::moved_cluster_dir`]).
 pub fn is_ephemeral(state: &State) -> bool {
-    matches!(&state.server, Server::Docker { container_name, .. } if container_name.starts_with("insforge-rls-test-"))
-        || matches!(&state.server, Server::Local { data_dir, .. } if {
-            let dir = data_dir.to_string_lossy();
-            dir.contains("/ephemeral-") || dir.contains("/nextest-")
-        })
+    state.server.describe().is_some_and(|place| {
+        ["insforge-rls-test-", "/ephemeral-", "/nextest-"]
+            .iter()
+            .any(|mark| place.contains(mark))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Server;
+
+    #[test]
+    fn ephemeral_servers_are_told_apart_by_where_they_are() {
+        let admin = PgTarget::new("127.0.0.1", 5999, "postgres", "pw", "insforge");
+        let state = |server| State {
+            format: State::FORMAT,
+            server,
+            app: admin.with_login("rls_app", "pw"),
+            admin: admin.clone(),
+            template: None,
+            jwt_secret: String::new(),
+            created_at: String::new(),
+            env_export: None,
+        };
+        let docker = |name: &str| Server::Docker {
+            container_id: "id".into(),
+            container_name: name.into(),
+            image: "postgres:15".into(),
+        };
+        let local = |data_dir: &str| Server::Local {
+            data_dir: data_dir.into(),
+            bin_dir: "/usr/lib/postgresql/15/bin".into(),
+            port: 5999,
+            run_as: None,
+        };
+        for ephemeral in [
+            docker("insforge-rls-test-123-abcdef"),
+            local("/w/target/insforge-rls/ephemeral-123-abcdef/local/pgdata"),
+            local("/w/target/insforge-rls/nextest-0a1b2c3d-4e5f/local/pgdata"),
+            local("/var/lib/postgresql/insforge-rls/ephemeral-123-abcdef-0123456789abcdef/pgdata"),
+        ] {
+            assert!(is_ephemeral(&state(ephemeral.clone())), "{ephemeral:?}");
+        }
+        for kept in [
+            docker("insforge-rls-1234abcd"),
+            local("/w/target/insforge-rls/local/pgdata"),
+            Server::Url,
+        ] {
+            assert!(!is_ephemeral(&state(kept.clone())), "{kept:?}");
+        }
+    }
 }
