@@ -376,6 +376,38 @@ async fn the_insforge_js_sdk_does_crud_against_the_app_unchanged() {
     app.shutdown().await.unwrap();
 }
 
+/// The team-workspaces example in a database of its own, the sample app serving it, three new
+/// Clerk users and a template that mints their tokens (what both team-schema SDK tests need).
+struct TeamApp {
+    db: TestDatabase,
+    app: todo_app::RunningApp,
+    template: ClerkTemplate,
+    ada: String,
+    ben: String,
+    cy: String,
+}
+
+impl TeamApp {
+    async fn start() -> Self {
+        let example = harness::state::workspace_root().join("examples/team-workspaces/migrations");
+        let migrations = harness::Migrations::from_dir(&example).unwrap();
+        let db = TestDatabase::migrated(&migrations).await.unwrap();
+        let secret = Secret::generate();
+        let mut config = AppConfig::new(db.app_target().url(), secret.clone());
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.max_connections = 4;
+        let app = todo_app::spawn(config).await.unwrap();
+        Self {
+            db,
+            app,
+            template: ClerkTemplate::insforge(secret).with_lifetime_secs(600),
+            ada: clerk_token::new_user_id().into_string(),
+            ben: clerk_token::new_user_id().into_string(),
+            cy: clerk_token::new_user_id().into_string(),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs node and `npm ci` in crates/todo-app/e2e: run with --include-ignored"]
 async fn the_insforge_js_sdk_does_crud_on_a_team_schema_as_members_and_a_non_member() {
@@ -383,14 +415,14 @@ async fn the_insforge_js_sdk_does_crud_on_a_team_schema_as_members_and_a_non_mem
     if let Some(reason) = missing("@insforge/sdk", false) {
         return skip(test, &reason);
     }
-    let example = harness::state::workspace_root().join("examples/team-workspaces/migrations");
-    let migrations = harness::Migrations::from_dir(&example).unwrap();
-    let db = TestDatabase::migrated(&migrations).await.unwrap();
-    let (ada, ben, cy) = (
-        clerk_token::new_user_id().into_string(),
-        clerk_token::new_user_id().into_string(),
-        clerk_token::new_user_id().into_string(),
-    );
+    let TeamApp {
+        db,
+        app,
+        template,
+        ada,
+        ben,
+        cy,
+    } = TeamApp::start().await;
     // Ada owns a project Ben is a member of; Cy owns another and is in neither's.
     let mut admin = db.admin_connection().await.unwrap();
     let (project, other): (String, String) = sqlx::query_as(
@@ -408,12 +440,6 @@ async fn the_insforge_js_sdk_does_crud_on_a_team_schema_as_members_and_a_non_mem
     .await
     .unwrap();
 
-    let secret = Secret::generate();
-    let mut config = AppConfig::new(db.app_target().url(), secret.clone());
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.max_connections = 4;
-    let app = todo_app::spawn(config).await.unwrap();
-    let template = ClerkTemplate::insforge(secret).with_lifetime_secs(600);
     let token = |id: &str| template.mint(&ClerkUser::new(id)).unwrap();
     let env = [
         ("TODO_APP_URL", app.url()),
@@ -448,14 +474,14 @@ async fn the_insforge_js_sdk_drives_rpc_upsert_embedding_and_or_on_a_team_schema
         return skip(test, &reason);
     }
     // The example's own migrations, unchanged: its `project_role` function is the RPC.
-    let example = harness::state::workspace_root().join("examples/team-workspaces/migrations");
-    let migrations = harness::Migrations::from_dir(&example).unwrap();
-    let db = TestDatabase::migrated(&migrations).await.unwrap();
-    let (ada, ben, cy) = (
-        clerk_token::new_user_id().into_string(),
-        clerk_token::new_user_id().into_string(),
-        clerk_token::new_user_id().into_string(),
-    );
+    let TeamApp {
+        db,
+        app,
+        template,
+        ada,
+        ben,
+        cy,
+    } = TeamApp::start().await;
     let mut admin = db.admin_connection().await.unwrap();
     let (project,): (String,) = sqlx::query_as(
         "with p as (insert into public.projects (owner_id, name) values ($1, 'Shared') returning id), \
@@ -469,12 +495,6 @@ async fn the_insforge_js_sdk_drives_rpc_upsert_embedding_and_or_on_a_team_schema
     .await
     .unwrap();
 
-    let secret = Secret::generate();
-    let mut config = AppConfig::new(db.app_target().url(), secret.clone());
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.max_connections = 4;
-    let app = todo_app::spawn(config).await.unwrap();
-    let template = ClerkTemplate::insforge(secret).with_lifetime_secs(600);
     let token = |id: &str| template.mint(&ClerkUser::new(id)).unwrap();
     let env = [
         ("TODO_APP_URL", app.url()),
