@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::FUNCTIONS;
-use crate::spec::Spec;
+use crate::spec::{Spec, glob};
 
 /// The entries, matched against mutant ids.
 #[derive(Debug, Clone, Default)]
@@ -49,39 +49,16 @@ impl Equivalent {
 
 /// Whether entry `pattern` matches mutant `id` (see the module's doc).
 pub fn matches(pattern: &str, id: &str) -> bool {
-    if glob(pattern.as_bytes(), id.as_bytes()) {
+    if glob(pattern, id) {
         return true;
     }
     // Without its occurrence number (`.2`), the id of the operator's every occurrence.
     match id.rsplit_once('.') {
         Some((stem, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-            glob(pattern.as_bytes(), stem.as_bytes())
+            glob(pattern, stem)
         }
         _ => false,
     }
-}
-
-/// `*` matches any run of bytes; everything else itself.
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    // The classic two-pointer match with backtracking to the last star: linear in practice.
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, si));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == s[si] {
-            pi += 1;
-            si += 1;
-        } else if let Some((sp, ss)) = star {
-            pi = sp + 1;
-            si = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|b| *b == b'*')
 }
 
 /// What is wrong with entry `id` of `spec`'s `[mutants] equivalent`, known from the file
@@ -95,7 +72,7 @@ pub fn entry_error(spec: &Spec, id: &str) -> Option<String> {
         .map(|t| t.name.as_str())
         .chain([FUNCTIONS])
         .collect();
-    if names.iter().any(|t| glob(table.as_bytes(), t.as_bytes())) {
+    if names.iter().any(|t| glob(table, t)) {
         return None;
     }
     Some(format!(
