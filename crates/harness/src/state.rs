@@ -5,6 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,9 @@ use crate::target::PgTarget;
 /// First line of every env file setup writes; a file without it belongs to the user.
 pub const ENV_MARKER: &str =
     "# Written by `cargo xtask setup` (insforge-rls). Safe to delete; rewritten by setup.";
+
+/// The variable naming the state folder when no command chose one.
+pub const STATE_DIR_ENV: &str = "INSFORGE_RLS_STATE_DIR";
 
 const STATE_FILE: &str = "state.json";
 const ENV_FILE: &str = "env";
@@ -73,10 +77,30 @@ pub struct StateDir {
     root: PathBuf,
 }
 
+/// The state folder a command chose for this whole process (its `--state-dir`), read by
+/// [`StateDir::discover`] before the environment.
+static PROCESS_STATE_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes `dir` this process's state folder: every later [`StateDir::discover`] (setup's state,
+/// where ephemeral servers are made) returns it. Set once, at start-up; a second call with
+/// another folder is refused and returns the folder already in use.
+pub fn use_process_state_dir(dir: &Path) -> std::result::Result<(), PathBuf> {
+    let chosen = PROCESS_STATE_DIR.get_or_init(|| dir.to_path_buf());
+    if chosen == dir {
+        Ok(())
+    } else {
+        Err(chosen.clone())
+    }
+}
+
 impl StateDir {
-    /// `INSFORGE_RLS_STATE_DIR`, else `<workspace>/target/insforge-rls`.
+    /// The folder given to [`use_process_state_dir`], else `INSFORGE_RLS_STATE_DIR`, else
+    /// `<workspace>/target/insforge-rls`.
     pub fn discover() -> Self {
-        match std::env::var_os("INSFORGE_RLS_STATE_DIR") {
+        if let Some(dir) = PROCESS_STATE_DIR.get() {
+            return Self::at(dir.clone());
+        }
+        match std::env::var_os(STATE_DIR_ENV) {
             Some(dir) if !dir.is_empty() => Self::at(PathBuf::from(dir)),
             _ => Self::at(workspace_root().join("target").join("insforge-rls")),
         }

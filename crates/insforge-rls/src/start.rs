@@ -26,7 +26,7 @@ pub fn init(env_file: Option<&Path>, log_vars: &[&str]) {
 }
 
 /// The variable the harness reads for the state folder (setup's state, ephemeral servers).
-pub const STATE_DIR_ENV: &str = "INSFORGE_RLS_STATE_DIR";
+pub use harness::state::STATE_DIR_ENV;
 
 /// Runs `main` to completion on a new multi-thread runtime: its exit code, or `error: …`
 /// with the whole cause chain and exit 1. `state_dir`, when given, is where this process's
@@ -35,8 +35,15 @@ pub fn run(
     state_dir: Option<&Path>,
     main: impl Future<Output = anyhow::Result<ExitCode>>,
 ) -> ExitCode {
-    if let Some(dir) = state_dir {
-        export_state_dir(dir);
+    if let Some(dir) = state_dir
+        && let Err(other) = harness::state::use_process_state_dir(dir)
+    {
+        eprintln!(
+            "error: the state folder is already {}, not {}",
+            other.display(),
+            dir.display()
+        );
+        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -52,14 +59,4 @@ pub fn run(
             ExitCode::FAILURE
         }
     }
-}
-
-/// Points this process's shared server at `dir`: the harness reads [`STATE_DIR_ENV`]. Only
-/// called by [`run`] before the runtime starts, while the process has one thread (setting the
-/// environment is only sound then).
-#[allow(unsafe_code)]
-fn export_state_dir(dir: &Path) {
-    // SAFETY: called from `main` before the runtime (or any other thread) exists, so no thread
-    // can be reading the environment at the same time.
-    unsafe { std::env::set_var(STATE_DIR_ENV, dir) }
 }

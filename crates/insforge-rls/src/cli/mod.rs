@@ -236,9 +236,14 @@ fn migrations_from(dir: Option<&Path>) -> Result<Migrations> {
 /// `cargo xtask setup` never compiles them. The child's exit code is passed on.
 pub fn cargo_run(package: &str, args: &[String]) -> Result<ExitCode> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    // The child finds this process's state folder (`--state-dir`) through the environment.
     let status = std::process::Command::new(cargo)
         .args(["run", "--quiet", "--package", package, "--"])
         .args(args)
+        .env(
+            harness::state::STATE_DIR_ENV,
+            harness::StateDir::discover().root(),
+        )
         .status()
         .context("cannot run cargo")?;
     Ok(match status.code() {
