@@ -8,6 +8,7 @@ mod layering;
 mod lint_evidence;
 mod matrix_http;
 mod matrix_sql;
+mod migration_rows;
 mod model;
 mod model_tasks;
 mod mutants;
