@@ -10,6 +10,7 @@ mod fix_keeps_access;
 mod intent;
 mod more_rules;
 mod mutants;
+mod parity;
 mod performance;
 mod probes;
 mod real_schemas;
