@@ -208,7 +208,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let path_safe = function.from_extension
             || matches!(function.language.as_str(), "c" | "internal")
             || function.search_path().is_some()
-            || (function.language == "sql" && crate::sql::is_path_independent(&function.body));
+            || (function.language == "sql" && crate::expr::is_path_independent(&function.body));
         if !path_safe {
             out.push(finding(
                 FUNCTION_SEARCH_PATH,
