@@ -13,22 +13,68 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 pub(crate) use sqlparser::ast::Expr;
 
 /// Parses one expression; the error says why the parser refused it.
 pub(crate) fn parse(text: &str) -> Result<Expr, String> {
     let dialect = PostgreSqlDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(text)
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
         .map_err(|e| e.to_string())?;
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(unfold_variadic(tokens));
     let expr = parser.parse_expr().map_err(|e| e.to_string())?;
     let next = parser.peek_token().token;
     if next != Token::EOF {
         return Err(format!("not one expression: `{next}` follows it"));
     }
     Ok(expr)
+}
+
+/// `f(a, VARIADIC ARRAY[b, c])` — how `pg_get_expr` prints every call of a variadic function
+/// such as `jsonb_extract_path_text(claims, 'sub')` — as the call it means, `f(a, b, c)`:
+/// sqlparser has no `VARIADIC`. Only a non-empty `ARRAY[…]` directly before the call's `)` is
+/// unfolded; any other `VARIADIC` is left for the parser to refuse.
+fn unfold_variadic(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize, w: &str| matches!(&tokens[i].token, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let mut drop = Vec::new();
+    for (n, &i) in significant.iter().enumerate() {
+        let (Some(&array), Some(&open)) = (significant.get(n + 1), significant.get(n + 2)) else {
+            continue;
+        };
+        if !(word(i, "variadic") && word(array, "array") && tokens[open].token == Token::LBracket) {
+            continue;
+        }
+        let mut depth = 0usize;
+        let close = significant[n + 2..].iter().position(|&j| {
+            match tokens[j].token {
+                Token::LBracket => depth += 1,
+                Token::RBracket => depth -= 1,
+                _ => {}
+            }
+            depth == 0
+        });
+        let Some(close) = close.map(|c| n + 2 + c) else {
+            continue;
+        };
+        let empty = close == n + 3;
+        let ends_call = significant
+            .get(close + 1)
+            .is_some_and(|&j| tokens[j].token == Token::RParen);
+        if !empty && ends_call {
+            drop.extend([i, array, open, significant[close]]);
+        }
+    }
+    drop.sort_unstable();
+    drop.dedup();
+    for i in drop.into_iter().rev() {
+        tokens.remove(i);
+    }
+    tokens
 }
 
 /// An identifier as Postgres reads it: folded to lower case unless quoted.
@@ -643,6 +689,14 @@ mod tests {
             &parse("x::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'sub'").unwrap()
         ));
         assert!(parse("a = 1 b").is_err());
+        let variadic =
+            parse("jsonb_extract_path_text(auth.jwt(), VARIADIC ARRAY['app'::text, 'org'::text])")
+                .unwrap();
+        let call = &calls(&variadic)[0];
+        assert_eq!(call.args.len(), 3);
+        assert_eq!(literal(&call.args[1]), Some("app"));
+        assert!(parse("f(VARIADIC ARRAY[]::text[])").is_err());
+        assert!(parse("f(VARIADIC x)").is_err());
         assert!(parse("XMLEXISTS('//a' PASSING BY REF '<a/>'::xml)").is_err());
     }
 

@@ -11,6 +11,7 @@ mod intent;
 mod more_rules;
 mod mutants;
 mod parity;
+mod parser_shapes;
 mod performance;
 mod probes;
 mod real_schemas;
