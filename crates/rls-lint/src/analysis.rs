@@ -2,8 +2,8 @@
 //! the JWT claims (followed through SQL and PL/pgSQL bodies), which return the caller's id, and
 //! which policy expressions compare an owner column with it.
 //!
-//! Function bodies (SQL and PL/pgSQL) are read as tokens (`sql.rs`); policy expressions and
-//! column defaults as the tree `sqlparser` parses from their `pg_get_expr` text (`expr.rs`).
+//! Policy expressions and column defaults (their `pg_get_expr` text) and SQL bodies are read as
+//! the tree `sqlparser` parses (`expr.rs`); PL/pgSQL bodies as tokens (`sql.rs`).
 //! The heuristics, the same on both:
 //! - A *claims source* is `current_setting('request.jwt.claims', …)` or a call to a function
 //!   that returns json/jsonb built from one (InsForge's `auth.jwt()`).
@@ -158,25 +158,54 @@ impl<'c> Analysis<'c> {
             state[index] = State::Done;
             return;
         }
-        let tokens = Tokens::new(&function.body);
-        let calls = tokens.calls(tokens.all());
+        // A SQL body the parser reads is read as its tree; PL/pgSQL (which sqlparser has no
+        // grammar for) and a SQL body it refuses, as tokens.
+        let body = match function.language.as_str() {
+            "sql" => expr::parse_body(&function.body)
+                .map_or_else(|_| Body::Tokens(Tokens::new(&function.body)), Body::Tree),
+            _ => Body::Tokens(Tokens::new(&function.body)),
+        };
+        let names: Vec<(Option<String>, String)> = match &body {
+            Body::Tree(tree) => expr::calls(tree)
+                .iter()
+                .map(|c| (c.schema().map(str::to_owned), c.base_name().to_owned()))
+                .collect(),
+            Body::Tokens(tokens) => tokens
+                .calls(tokens.all())
+                .iter()
+                .map(|c| (c.schema().map(str::to_owned), c.base_name().to_owned()))
+                .collect(),
+        };
         let mut callees = BTreeSet::new();
-        for call in &calls {
-            for callee in self.resolve(call, Some(function)) {
+        for (schema, name) in &names {
+            for callee in self.resolve_name(schema.as_deref(), name, Some(function)) {
                 if callee != index {
                     self.visit(callee, state);
                     callees.insert(callee);
                 }
             }
         }
-        let scan = self.scan(&tokens, tokens.all(), Some(function));
+        let (scan, unguarded_cast, claims_without_missing_ok, casts_to_uuid) = match &body {
+            Body::Tree(tree) => (
+                self.scan_tree(tree, Some(function)),
+                expr::unguarded_claim_cast(tree),
+                expr::claims_without_missing_ok(tree),
+                expr::casts_to(tree, "uuid"),
+            ),
+            Body::Tokens(tokens) => (
+                self.scan(tokens, tokens.all(), Some(function)),
+                unguarded_claim_cast(tokens),
+                claims_without_missing_ok(tokens),
+                casts_to(tokens, "uuid"),
+            ),
+        };
         let callee_facts = callees.iter().map(|&c| &self.facts[c]);
         let mut facts = FunctionFacts {
             reads_settings: scan.reads_settings,
             reads_claims: scan.reads_claims,
             claim_keys: scan.claim_keys,
-            unguarded_cast: unguarded_claim_cast(&tokens),
-            claims_without_missing_ok: claims_without_missing_ok(&tokens),
+            unguarded_cast,
+            claims_without_missing_ok,
             ..FunctionFacts::default()
         };
         for callee in callee_facts {
@@ -194,8 +223,7 @@ impl<'c> Analysis<'c> {
                 function.returns.as_str(),
                 "boolean" | "void" | "record" | "trigger"
             );
-        facts.sub_as_uuid =
-            facts.caller_id_value && (function.returns == "uuid" || casts_to(&tokens, "uuid"));
+        facts.sub_as_uuid = facts.caller_id_value && (function.returns == "uuid" || casts_to_uuid);
         facts.callees = callees;
         self.facts[index] = facts;
         state[index] = State::Done;
@@ -324,11 +352,18 @@ impl<'c> Analysis<'c> {
     /// The functions an expression's call can mean (policy text comes from `pg_get_expr`
     /// under an empty search_path: an unqualified name there is a built-in).
     fn resolve_call(&self, call: &expr::Call) -> Vec<usize> {
-        self.resolve_name(call.schema(), call.base_name(), None)
+        self.resolve_in(call, None)
     }
 
-    /// Settings and claims an expression reads directly.
-    fn scan_tree<V: Visit + ?Sized>(&self, tree: &V) -> Scan {
+    /// The functions a call in a tree can mean, called from `from` (a function body) or from
+    /// policy text (`None`).
+    fn resolve_in(&self, call: &expr::Call, from: Option<&Function>) -> Vec<usize> {
+        self.resolve_name(call.schema(), call.base_name(), from)
+    }
+
+    /// Settings and claims a tree (an expression, or a SQL body read from `from`) reads
+    /// directly.
+    fn scan_tree<V: Visit + ?Sized>(&self, tree: &V, from: Option<&Function>) -> Scan {
         let mut scan = Scan::default();
         for call in expr::calls(tree) {
             if call.is_current_setting() {
@@ -344,7 +379,7 @@ impl<'c> Analysis<'c> {
             }
             if is_extract_path(call.base_name())
                 && let [doc, key, ..] = call.args.as_slice()
-                && self.is_claims_tree(doc)
+                && self.is_claims_tree(doc, from)
                 && let Some(key) = expr::literal(key)
             {
                 scan.claim_keys.insert(key.to_owned());
@@ -356,7 +391,7 @@ impl<'c> Analysis<'c> {
                 && let Some(key) = expr::literal(right)
                 // A chained access (`-> 'app_metadata' ->> 'org'`) counts its first key only.
                 && !expr::is_json_access(left)
-                && self.is_claims_tree(left)
+                && self.is_claims_tree(left, from)
             {
                 scan.claim_keys.insert(expr::first_path_element(op, key));
             }
@@ -365,11 +400,11 @@ impl<'c> Analysis<'c> {
     }
 
     /// Whether an expression yields the whole claims document.
-    fn is_claims_tree(&self, e: &Expr) -> bool {
+    fn is_claims_tree(&self, e: &Expr, from: Option<&Function>) -> bool {
         expr::calls(e).iter().any(|call| {
             (call.is_current_setting() && call.setting_name() == Some("request.jwt.claims"))
                 || self
-                    .resolve_call(call)
+                    .resolve_in(call, from)
                     .iter()
                     .any(|&i| self.facts[i].returns_claims)
         })
@@ -382,7 +417,7 @@ impl<'c> Analysis<'c> {
                 .iter()
                 .any(|&i| self.facts[i].caller_id_value)
         });
-        via_function || self.scan_tree(tree).claim_keys.contains("sub")
+        via_function || self.scan_tree(tree, None).claim_keys.contains("sub")
     }
 
     /// Whether an expression (a column default, say) evaluates to the caller's id. A default
@@ -403,7 +438,7 @@ impl<'c> Analysis<'c> {
                 };
             }
         };
-        let scan = self.scan_tree(&e);
+        let scan = self.scan_tree(&e, None);
         let calls = expr::calls(&e);
         let mut facts = ExprFacts {
             // `x OR true` is as true as `true`.
@@ -614,7 +649,7 @@ impl<'c> Analysis<'c> {
         if expr::is_role_word(e) {
             return true;
         }
-        let keys = self.scan_tree(e).claim_keys;
+        let keys = self.scan_tree(e, None).claim_keys;
         if keys.len() == 1 && keys.contains("role") {
             return true;
         }
@@ -673,6 +708,12 @@ impl<'c> Analysis<'c> {
         }
         seen
     }
+}
+
+/// A function body as read: the tree of a SQL body, or the tokens of PL/pgSQL.
+enum Body {
+    Tree(Vec<sqlparser::ast::Statement>),
+    Tokens(Tokens),
 }
 
 #[derive(Debug, Default)]

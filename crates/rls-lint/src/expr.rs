@@ -1,8 +1,8 @@
-//! Policy expressions and column defaults as trees: the text `pg_get_expr` prints is parsed by
+//! Policy expressions, column defaults and SQL function bodies as trees: the text is parsed by
 //! `sqlparser` (its PostgreSQL dialect, the parser the suite's mutants use) and the analysis
 //! reads the tree: calls with their arguments, comparisons with their two sides, subqueries
-//! with what they contain. A text the parser refuses is reported by the caller, never guessed
-//! at (see `policy.unparsed`). Function bodies are read by `sql.rs` instead: PL/pgSQL is not
+//! with what they contain. A policy text the parser refuses is reported by the caller, never
+//! guessed at (see `policy.unparsed`). PL/pgSQL bodies are read by `sql.rs` instead: it is not
 //! SQL the parser knows (see docs/lint.md, "How the lint reads SQL").
 
 use std::ops::ControlFlow;
@@ -75,6 +75,21 @@ fn unfold_variadic(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         tokens.remove(i);
     }
     tokens
+}
+
+/// Parses a SQL function body (one or more statements).
+pub(crate) fn parse_body(text: &str) -> Result<Vec<sql::Statement>, String> {
+    Parser::parse_sql(&PostgreSqlDialect {}, text).map_err(|e| e.to_string())
+}
+
+/// The relations (tables, views) a tree reads or writes, as name parts, folded.
+pub(crate) fn relations<V: Visit>(tree: &V) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let _ = sqlparser::ast::visit_relations(tree, |name| {
+        out.push(name_parts(name));
+        ControlFlow::<()>::Continue(())
+    });
+    out
 }
 
 /// An identifier as Postgres reads it: folded to lower case unless quoted.
@@ -522,7 +537,7 @@ pub(crate) fn first_path_element(op: &str, key: &str) -> String {
 /// anything turns `''` into NULL. Follows casts to text, parentheses and `coalesce` (which
 /// does not guard `''`); stops, as guarded, at `nullif` or any other call: a guard written as
 /// `CASE WHEN … = ''` is not followed, so a cast in its ELSE branch is reported.
-pub(crate) fn unguarded_claim_cast(e: &Expr) -> bool {
+pub(crate) fn unguarded_claim_cast<V: Visit + ?Sized>(tree: &V) -> bool {
     fn raw_claims(e: &Expr) -> bool {
         match e {
             Expr::Nested(inner) => raw_claims(inner),
@@ -544,7 +559,7 @@ pub(crate) fn unguarded_claim_cast(e: &Expr) -> bool {
         }
     }
     let mut found = false;
-    walk(e, &mut |x, _| {
+    walk(tree, &mut |x, _| {
         if let Expr::Cast {
             expr, data_type, ..
         } = x
@@ -557,8 +572,8 @@ pub(crate) fn unguarded_claim_cast(e: &Expr) -> bool {
 
 /// Whether a `current_setting('request.jwt.claim…')` call lacks its second argument: on a
 /// connection where no request set the claims it raises instead of returning NULL.
-pub(crate) fn claims_without_missing_ok(e: &Expr) -> bool {
-    calls(e).iter().any(|call| {
+pub(crate) fn claims_without_missing_ok<V: Visit + ?Sized>(tree: &V) -> bool {
+    calls(tree).iter().any(|call| {
         call.is_current_setting()
             && call
                 .setting_name()

@@ -1,9 +1,9 @@
 //! A small SQL tokenizer plus the token-level helpers the function-body analysis shares (calls,
-//! operands, parenthesised groups). It reads the bodies of SQL and PL/pgSQL functions, which
-//! `sqlparser` cannot read as one language (it has no PL/pgSQL grammar: 0 of the 12 PL/pgSQL
-//! bodies of the repository's schemas parse — docs/lint.md, "How the lint reads SQL"). Policy
-//! expressions and column defaults are read by `sqlparser` (`expr.rs`). It is not a parser, so
-//! every caller treats its answers as a best guess and documents the miss cases.
+//! operands, parenthesised groups). It reads PL/pgSQL bodies, which `sqlparser` has no grammar
+//! for (0 of the 12 PL/pgSQL bodies of the repository's schemas parse — docs/lint.md, "How the
+//! lint reads SQL"), and a SQL body the parser refuses. Policy expressions, column defaults
+//! and SQL bodies are read by `sqlparser` (`expr.rs`). It is not a parser, so every caller
+//! treats its answers as a best guess and documents the miss cases.
 
 use std::ops::Range;
 
