@@ -2,7 +2,9 @@
 //! the JWT claims (followed through SQL and PL/pgSQL bodies), which return the caller's id, and
 //! which policy expressions compare an owner column with it.
 //!
-//! Heuristics, all on tokens (see `sql.rs`):
+//! Policy expressions and column defaults (their `pg_get_expr` text) and SQL bodies are read as
+//! the tree `sqlparser` parses (`expr.rs`); PL/pgSQL bodies as tokens (`sql.rs`).
+//! The heuristics, the same on both:
 //! - A *claims source* is `current_setting('request.jwt.claims', …)` or a call to a function
 //!   that returns json/jsonb built from one (InsForge's `auth.jwt()`).
 //! - A *claim key* is the string after `->`/`->>` (or the first `#>` path element, or the second
@@ -23,8 +25,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
+use sqlparser::ast::{BinaryOperator, InTarget, Visit};
+
 use crate::catalog::{Catalog, Column, Function, Relation};
-use crate::sql::{Call, Token, Tokens, is_json_op, is_text_type};
+use crate::expr::{self, Expr, is_text_type};
+use crate::sql::{Call, Token, Tokens, is_json_op};
 
 /// What a function does with settings and claims, including through the functions it calls.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +95,23 @@ pub(crate) struct ExprFacts {
     pub literal_compares: Vec<(String, String)>,
     /// String literals the request's role is compared with (`auth.role() = 'x'`).
     pub role_literals: Vec<String>,
+    /// Every identifier the expression names (columns and their qualifiers).
+    pub identifiers: BTreeSet<String>,
+    /// Why the parser refused the text, when it did: every other fact is then unknown (left
+    /// at its default), and the policy rules report the policy as not linted.
+    pub unparsed: Option<String>,
 }
+
+impl ExprFacts {
+    /// Whether the expression may name `column`: it does, or the parser could not read it (a
+    /// rule does not claim a column unused on an expression it did not read).
+    pub(crate) fn may_mention(&self, column: &str) -> bool {
+        self.unparsed.is_some() || self.identifiers.contains(column)
+    }
+}
+
+/// A column of the policy's table that an expression is (bare or qualified by the table).
+type TableColumn<'f> = &'f dyn Fn(&Expr) -> Option<String>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -137,25 +158,54 @@ impl<'c> Analysis<'c> {
             state[index] = State::Done;
             return;
         }
-        let tokens = Tokens::new(&function.body);
-        let calls = tokens.calls(tokens.all());
+        // A SQL body the parser reads is read as its tree; PL/pgSQL (which sqlparser has no
+        // grammar for) and a SQL body it refuses, as tokens.
+        let body = match function.language.as_str() {
+            "sql" => expr::parse_body(&function.body)
+                .map_or_else(|_| Body::Tokens(Tokens::new(&function.body)), Body::Tree),
+            _ => Body::Tokens(Tokens::new(&function.body)),
+        };
+        let names: Vec<(Option<String>, String)> = match &body {
+            Body::Tree(tree) => expr::calls(tree)
+                .iter()
+                .map(|c| (c.schema().map(str::to_owned), c.base_name().to_owned()))
+                .collect(),
+            Body::Tokens(tokens) => tokens
+                .calls(tokens.all())
+                .iter()
+                .map(|c| (c.schema().map(str::to_owned), c.base_name().to_owned()))
+                .collect(),
+        };
         let mut callees = BTreeSet::new();
-        for call in &calls {
-            for callee in self.resolve(call, Some(function)) {
+        for (schema, name) in &names {
+            for callee in self.resolve_name(schema.as_deref(), name, Some(function)) {
                 if callee != index {
                     self.visit(callee, state);
                     callees.insert(callee);
                 }
             }
         }
-        let scan = self.scan(&tokens, tokens.all(), Some(function));
+        let (scan, unguarded_cast, claims_without_missing_ok, casts_to_uuid) = match &body {
+            Body::Tree(tree) => (
+                self.scan_tree(tree, Some(function)),
+                expr::unguarded_claim_cast(tree),
+                expr::claims_without_missing_ok(tree),
+                expr::casts_to(tree, "uuid"),
+            ),
+            Body::Tokens(tokens) => (
+                self.scan(tokens, tokens.all(), Some(function)),
+                unguarded_claim_cast(tokens),
+                claims_without_missing_ok(tokens),
+                casts_to(tokens, "uuid"),
+            ),
+        };
         let callee_facts = callees.iter().map(|&c| &self.facts[c]);
         let mut facts = FunctionFacts {
             reads_settings: scan.reads_settings,
             reads_claims: scan.reads_claims,
             claim_keys: scan.claim_keys,
-            unguarded_cast: unguarded_claim_cast(&tokens),
-            claims_without_missing_ok: claims_without_missing_ok(&tokens),
+            unguarded_cast,
+            claims_without_missing_ok,
             ..FunctionFacts::default()
         };
         for callee in callee_facts {
@@ -173,29 +223,38 @@ impl<'c> Analysis<'c> {
                 function.returns.as_str(),
                 "boolean" | "void" | "record" | "trigger"
             );
-        facts.sub_as_uuid =
-            facts.caller_id_value && (function.returns == "uuid" || casts_to(&tokens, "uuid"));
+        facts.sub_as_uuid = facts.caller_id_value && (function.returns == "uuid" || casts_to_uuid);
         facts.callees = callees;
         self.facts[index] = facts;
         state[index] = State::Done;
     }
 
-    /// The functions a call can mean. Built-ins (`pg_catalog`) are never loaded, so they
-    /// resolve to nothing.
+    /// The functions a body's call can mean. Built-ins (`pg_catalog`) are never loaded, so
+    /// they resolve to nothing.
     fn resolve(&self, call: &Call, from: Option<&Function>) -> Vec<usize> {
-        let Some(candidates) = self.by_name.get(call.base_name()) else {
+        self.resolve_name(call.schema(), call.base_name(), from)
+    }
+
+    /// The functions `schema.name` (or bare `name`, called from `from`) can mean. An
+    /// unqualified name outside a function body (policy text, which `pg_get_expr` prints under
+    /// an empty search_path) is a built-in.
+    fn resolve_name(
+        &self,
+        schema: Option<&str>,
+        name: &str,
+        from: Option<&Function>,
+    ) -> Vec<usize> {
+        let Some(candidates) = self.by_name.get(name) else {
             return Vec::new();
         };
         let functions = &self.catalog.functions;
-        match call.schema() {
+        match schema {
             Some(schema) => candidates
                 .iter()
                 .copied()
                 .filter(|&i| functions[i].schema == schema)
                 .collect(),
             None => {
-                // Policy text comes from pg_get_expr under an empty search_path: an unqualified
-                // name there is a built-in.
                 let Some(from) = from else {
                     return Vec::new();
                 };
@@ -229,7 +288,7 @@ impl<'c> Analysis<'c> {
                     }
                 }
             }
-            if is_extract_path(call) {
+            if is_extract_path(call.base_name()) {
                 let args = tokens.args(call);
                 if let [doc, key, ..] = args.as_slice()
                     && self.is_claims_source(tokens, doc.clone(), from)
@@ -249,7 +308,7 @@ impl<'c> Analysis<'c> {
             let Some(key) = tokens
                 .operand_after(p + 1)
                 .and_then(|r| tokens.literal(r))
-                .map(|k| first_path_element(op, k))
+                .map(|k| expr::first_path_element(op, k))
             else {
                 continue;
             };
@@ -288,332 +347,340 @@ impl<'c> Analysis<'c> {
         })
     }
 
-    /// Whether a range holds the caller's id: a caller-id function or a `sub` access.
-    fn holds_caller_id(&self, tokens: &Tokens, range: Range<usize>) -> bool {
-        let via_function = tokens.calls(range.clone()).iter().any(|call| {
-            self.resolve(call, None)
+    // ---- policy expressions and column defaults: the tree sqlparser reads (`expr.rs`) ----
+
+    /// The functions an expression's call can mean (policy text comes from `pg_get_expr`
+    /// under an empty search_path: an unqualified name there is a built-in).
+    fn resolve_call(&self, call: &expr::Call) -> Vec<usize> {
+        self.resolve_in(call, None)
+    }
+
+    /// The functions a call in a tree can mean, called from `from` (a function body) or from
+    /// policy text (`None`).
+    fn resolve_in(&self, call: &expr::Call, from: Option<&Function>) -> Vec<usize> {
+        self.resolve_name(call.schema(), call.base_name(), from)
+    }
+
+    /// Settings and claims a tree (an expression, or a SQL body read from `from`) reads
+    /// directly.
+    fn scan_tree<V: Visit + ?Sized>(&self, tree: &V, from: Option<&Function>) -> Scan {
+        let mut scan = Scan::default();
+        for call in expr::calls(tree) {
+            if call.is_current_setting() {
+                scan.reads_settings = true;
+                if let Some(name) = call.setting_name() {
+                    if name == "request.jwt.claims" {
+                        scan.reads_claims = true;
+                    } else if let Some(key) = name.strip_prefix("request.jwt.claim.") {
+                        scan.reads_claims = true;
+                        scan.claim_keys.insert(key.to_owned());
+                    }
+                }
+            }
+            if is_extract_path(call.base_name())
+                && let [doc, key, ..] = call.args.as_slice()
+                && self.is_claims_tree(doc, from)
+                && let Some(key) = expr::literal(key)
+            {
+                scan.claim_keys.insert(key.to_owned());
+            }
+        }
+        expr::walk(tree, &mut |e, _| {
+            if let Expr::BinaryOp { left, op, right } = e
+                && let Some(op) = expr::json_op(op)
+                && let Some(key) = expr::literal(right)
+                // A chained access (`-> 'app_metadata' ->> 'org'`) counts its first key only.
+                && !expr::is_json_access(left)
+                && self.is_claims_tree(left, from)
+            {
+                scan.claim_keys.insert(expr::first_path_element(op, key));
+            }
+        });
+        scan
+    }
+
+    /// Whether an expression yields the whole claims document.
+    fn is_claims_tree(&self, e: &Expr, from: Option<&Function>) -> bool {
+        expr::calls(e).iter().any(|call| {
+            (call.is_current_setting() && call.setting_name() == Some("request.jwt.claims"))
+                || self
+                    .resolve_in(call, from)
+                    .iter()
+                    .any(|&i| self.facts[i].returns_claims)
+        })
+    }
+
+    /// Whether an expression holds the caller's id: a caller-id function or a `sub` access.
+    fn holds_caller_id<V: Visit + ?Sized>(&self, tree: &V) -> bool {
+        let via_function = expr::calls(tree).iter().any(|call| {
+            self.resolve_call(call)
                 .iter()
                 .any(|&i| self.facts[i].caller_id_value)
         });
-        via_function || self.scan(tokens, range, None).claim_keys.contains("sub")
+        via_function || self.scan_tree(tree, None).claim_keys.contains("sub")
     }
 
-    /// Whether an expression (a column default, say) evaluates to the caller's id.
+    /// Whether an expression (a column default, say) evaluates to the caller's id. A default
+    /// the parser refuses is not one (the lint reports no owner column it cannot read).
     pub(crate) fn is_caller_id(&self, sql: &str) -> bool {
-        let tokens = Tokens::new(sql);
-        self.holds_caller_id(&tokens, tokens.all())
+        expr::parse(sql).is_ok_and(|e| self.holds_caller_id(&e))
     }
 
-    /// Analyses a policy expression (or a column default) on `table`.
+    /// Analyses a policy expression (or a column default) on `table`. A text the parser
+    /// refuses gives facts that say so ([`ExprFacts::unparsed`]) and nothing else.
     pub(crate) fn expr(&self, sql: &str, table: &Relation, columns: &[Column]) -> ExprFacts {
-        let tokens = Tokens::new(sql);
-        let all = tokens.all();
-        let scan = self.scan(&tokens, all.clone(), None);
-        let calls = tokens.calls(all.clone());
+        let e = match expr::parse(sql) {
+            Ok(e) => e,
+            Err(reason) => {
+                return ExprFacts {
+                    unparsed: Some(reason),
+                    ..ExprFacts::default()
+                };
+            }
+        };
+        let scan = self.scan_tree(&e, None);
+        let calls = expr::calls(&e);
         let mut facts = ExprFacts {
             // `x OR true` is as true as `true`.
-            always_true: tokens
-                .disjuncts(all.clone())
+            always_true: expr::disjuncts(&e)
                 .into_iter()
-                .any(|d| tokens.is_true(d)),
+                .any(|d| expr::boolean(d) == Some(true)),
+            always_false: expr::boolean(&e) == Some(false),
             claim_keys: scan.claim_keys,
-            unguarded_cast: unguarded_claim_cast(&tokens),
-            claims_without_missing_ok: claims_without_missing_ok(&tokens),
+            unguarded_cast: expr::unguarded_claim_cast(&e),
+            claims_without_missing_ok: expr::claims_without_missing_ok(&e),
+            identifiers: expr::identifiers(&e).into_iter().collect(),
             ..ExprFacts::default()
         };
-        let mut unwrapped_spans: Vec<Range<usize>> = Vec::new();
+        let unwrapped = |call: &expr::Call| {
+            let per_statement = call.is_current_setting()
+                || self
+                    .resolve_call(call)
+                    .iter()
+                    .any(|&i| self.facts[i].reads_settings);
+            per_statement && !call.args.iter().any(expr::mentions_column)
+        };
         for call in &calls {
-            let resolved = self.resolve(call, None);
-            for &i in &resolved {
+            for i in self.resolve_call(call) {
                 facts.functions.insert(i);
                 facts
                     .claim_keys
                     .extend(self.facts[i].claim_keys.iter().cloned());
             }
-            let constant_args = !tokens.mentions_column(call.open + 1..call.close);
-            let per_statement =
-                is_current_setting(call) || resolved.iter().any(|&i| self.facts[i].reads_settings);
-            if per_statement && constant_args && !tokens.in_select_group(call.start) {
+            if !call.in_subquery && unwrapped(call) {
                 let shown = call.display();
                 if !facts.unwrapped_calls.contains(&shown) {
                     facts.unwrapped_calls.push(shown);
                 }
-                unwrapped_spans.push(call.span());
             }
         }
-        if !unwrapped_spans.is_empty() {
-            facts.wrapped = Some(wrap_spans(&tokens, &unwrapped_spans));
+        if !facts.unwrapped_calls.is_empty() {
+            facts.wrapped = Some(expr::wrapped(&e, &unwrapped));
         }
-        self.identity_compares(&tokens, table, columns, &mut facts);
-        let core = tokens.strip(all.clone());
-        facts.always_false =
-            core.len() == 1 && tokens.get(core.start).is_some_and(|t| t.is_word("false"));
-        facts.requires_signed_in = tokens
-            .disjuncts(all.clone())
-            .into_iter()
-            .all(|branch| self.branch_requires_signed_in(&tokens, branch));
-        for p in all.clone() {
-            if tokens.get(p).is_some_and(|t| t.is_op("=")) {
-                let (Some(left), Some(right)) =
-                    (tokens.operand_before(p), tokens.operand_after(p + 1))
-                else {
-                    continue;
-                };
-                for (side, other) in [(&left, &right), (&right, &left)] {
-                    if let Some((qualifier, column)) = tokens.column_ref(side.clone())
-                        && qualifier.is_none_or(|q| q == table.name)
-                        && columns.iter().any(|c| c.name == column)
-                        && self.holds_caller_id(&tokens, other.clone())
-                    {
-                        facts.owner_columns.insert(column.to_owned());
+        let columns_of_table = |e: &Expr| {
+            expr::column_ref(e)
+                .filter(|(q, c)| {
+                    q.as_ref().is_none_or(|q| *q == table.name)
+                        && columns.iter().any(|col| col.name == *c)
+                })
+                .map(|(_, c)| c)
+        };
+        expr::walk(&e, &mut |node, _| {
+            if let Some(c) = expr::compare(node) {
+                self.identity_compare(node, &c, &columns_of_table, &mut facts);
+                if c.equals {
+                    for (side, other) in [(c.left, c.right), (c.right, c.left)] {
+                        if let Some(column) = columns_of_table(side)
+                            && self.holds_caller_id(other)
+                        {
+                            facts.owner_columns.insert(column);
+                        }
                     }
                 }
             }
-        }
-        self.correlation(&tokens, table, columns, &mut facts);
+            self.correlation(node, table, &columns_of_table, &mut facts);
+        });
+        facts.requires_signed_in = expr::disjuncts(&e)
+            .into_iter()
+            .all(|branch| self.branch_requires_signed_in(branch));
         for call in &calls {
-            if call.base_name() != "coalesce" || call.schema().is_some_and(|s| s != "pg_catalog") {
+            if !call.is_builtin("coalesce") {
                 continue;
             }
-            let args = tokens.args(call);
-            let caller = args
-                .iter()
-                .any(|a| self.holds_caller_id(&tokens, a.clone()));
-            let column = args.iter().any(|a| {
-                tokens.column_ref(a.clone()).is_some_and(|(q, c)| {
-                    q.is_none_or(|q| q == table.name) && columns.iter().any(|col| col.name == c)
-                })
-            });
+            let caller = call.args.iter().any(|a| self.holds_caller_id(a));
+            let column = call.args.iter().any(|a| columns_of_table(a).is_some());
             if caller && column {
-                facts
-                    .caller_fallbacks
-                    .push(tokens.text(call.start..call.close + 1));
+                facts.caller_fallbacks.push(expr::shown(&call.expr));
             }
         }
         facts.binds_caller = !facts.always_true
-            && tokens
-                .disjuncts(all.clone())
+            && expr::disjuncts(&e)
                 .into_iter()
-                .all(|branch| self.branch_binds_caller(&tokens, branch));
+                .all(|branch| self.branch_binds_caller(branch));
         facts.caller_gated = !facts.always_true
-            && tokens
-                .disjuncts(all)
+            && expr::disjuncts(&e)
                 .into_iter()
-                .all(|branch| self.branch_gated_by_caller(&tokens, branch));
+                .all(|branch| self.branch_gated_by_caller(branch));
         facts
     }
 
-    /// Finds membership subqueries that never correlate with the policy's own row. Postgres
-    /// prints every column inside a sublink qualified, so an outer reference reads
+    /// A membership subquery that never correlates with the policy's own row. Postgres prints
+    /// every column inside a sublink qualified, so an outer reference reads
     /// `<table>.<column>`; `EXISTS` needs one inside, `x IN (SELECT …)` needs `x` to be a
     /// column of the table.
     fn correlation(
         &self,
-        tokens: &Tokens,
+        node: &Expr,
         table: &Relation,
-        columns: &[Column],
+        columns_of_table: TableColumn<'_>,
         facts: &mut ExprFacts,
     ) {
-        for p in tokens.all() {
-            let Some(tok) = tokens.get(p) else { continue };
-            let kind = if tok.is_word("exists") {
-                "exists"
-            } else if tok.is_word("in") || tok.is_word("any") {
-                "in"
-            } else {
-                continue;
-            };
-            let open = p + 1;
-            if tokens.get(open) != Some(&Token::Open)
-                || !tokens.get(open + 1).is_some_and(|t| t.is_word("select"))
-            {
-                continue;
+        let uncorrelated = match node {
+            Expr::Exists { subquery, .. } => {
+                let mut correlated = false;
+                expr::walk(subquery.as_ref(), &mut |e, _| {
+                    if let Expr::CompoundIdentifier(parts) = e {
+                        correlated |= parts[..parts.len() - 1]
+                            .iter()
+                            .any(|p| expr::ident(p) == table.name);
+                    }
+                });
+                !correlated && self.holds_caller_id(subquery.as_ref())
             }
-            let Some(close) = tokens.partner(open) else {
-                continue;
-            };
-            let inner = open + 1..close;
-            if !self.holds_caller_id(tokens, inner.clone()) && kind == "exists" {
-                continue;
-            }
-            let correlated = match kind {
-                "exists" => inner.clone().any(|i| {
-                    tokens.get(i).and_then(Token::ident) == Some(table.name.as_str())
-                        && tokens.get(i + 1) == Some(&Token::Dot)
-                }),
-                _ => {
-                    // `x IN (…)` / `x = ANY (…)`: the operand before the keyword.
-                    let end = if tok.is_word("any") {
-                        p.saturating_sub(1)
-                    } else {
-                        p
-                    };
-                    tokens.operand_before(end).is_some_and(|left| {
-                        !self.holds_caller_id(tokens, left.clone())
-                            && tokens.column_ref(left).is_some_and(|(q, c)| {
-                                q.is_none_or(|q| q == table.name)
-                                    && columns.iter().any(|col| col.name == c)
-                            })
-                    })
+            Expr::In {
+                expr,
+                target: InTarget::Subquery(subquery),
+                ..
+            } => self.uncorrelated_in(expr, subquery.as_ref(), columns_of_table),
+            Expr::AnyOp { left, right, .. } => match expr::unparen(right) {
+                Expr::Subquery(query) => {
+                    self.uncorrelated_in(left, query.as_ref(), columns_of_table)
                 }
-            };
-            if !correlated
-                && (kind == "exists"
-                    || self.holds_caller_id(tokens, 0..open)
-                    || self.holds_caller_id(tokens, inner.clone()))
-            {
-                let text = tokens.text(p..close + 1);
-                facts.uncorrelated.push(text);
-            }
+                _ => false,
+            },
+            _ => false,
+        };
+        if uncorrelated {
+            facts.uncorrelated.push(expr::shown(node));
         }
     }
 
-    /// Role-name and case-folded comparisons of identities.
-    fn identity_compares(
+    /// `x IN (SELECT …)` / `x = ANY (SELECT …)` about the caller whose `x` is not a column
+    /// of the policy's table.
+    fn uncorrelated_in(
         &self,
-        tokens: &Tokens,
-        table: &Relation,
-        columns: &[Column],
+        left: &Expr,
+        query: &sqlparser::ast::Query,
+        columns_of_table: TableColumn<'_>,
+    ) -> bool {
+        let correlated = !self.holds_caller_id(left) && columns_of_table(left).is_some();
+        !correlated && (self.holds_caller_id(left) || self.holds_caller_id(query))
+    }
+
+    /// Role-name and case-folded comparisons of identities.
+    fn identity_compare(
+        &self,
+        node: &Expr,
+        c: &expr::Compare<'_>,
+        columns_of_table: TableColumn<'_>,
         facts: &mut ExprFacts,
     ) {
-        for p in tokens.all() {
-            let Some(tok) = tokens.get(p) else { continue };
-            let pattern = matches!(tok, Token::Op(o) if PATTERN_OPS.contains(&o.as_str()))
-                || tok.is_word("like")
-                || tok.is_word("ilike");
-            if !(pattern || tok.is_op("=") || tok.is_op("<>")) {
-                continue;
-            }
-            let (Some(left), Some(right)) = (tokens.operand_before(p), tokens.operand_after(p + 1))
-            else {
-                continue;
-            };
-            let whole = tokens.text(left.start..right.end);
-            if tok.is_op("=") {
-                for (side, other) in [(&left, &right), (&right, &left)] {
-                    if let Some(literal) = tokens.literal(tokens.strip(other.clone())) {
-                        if let Some((q, c)) = tokens.column_ref(side.clone())
-                            && q.is_none_or(|q| q == table.name)
-                            && columns.iter().any(|col| col.name == c)
-                        {
-                            facts.literal_compares.push((c.to_owned(), whole.clone()));
-                        }
-                        if self.holds_role(tokens, side.clone())
-                            && !facts.role_literals.iter().any(|l| l == literal)
-                        {
-                            facts.role_literals.push(literal.to_owned());
-                        }
+        let whole = expr::shown(node);
+        if c.equals {
+            for (side, other) in [(c.left, c.right), (c.right, c.left)] {
+                if let Some(literal) = expr::literal(other) {
+                    if let Some(column) = columns_of_table(side) {
+                        facts.literal_compares.push((column, whole.clone()));
                     }
-                    let role_word = tokens.column_ref(side.clone()).is_none() && {
-                        let core = tokens.strip(side.clone());
-                        core.len() == 1
-                            && tokens
-                                .get(core.start)
-                                .is_some_and(|t| ROLE_WORDS.iter().any(|w| t.is_word(w)))
-                    };
-                    if role_word
-                        && tokens.column_ref(other.clone()).is_some_and(|(q, c)| {
-                            q.is_none_or(|q| q == table.name)
-                                && columns.iter().any(|col| col.name == c)
-                        })
-                        && !facts.role_compares.contains(&whole)
-                    {
-                        facts.role_compares.push(whole.clone());
+                    if self.holds_role(side) && !facts.role_literals.iter().any(|l| l == literal) {
+                        facts.role_literals.push(literal.to_owned());
                     }
                 }
-            }
-            let caller_left = self.holds_caller_id(tokens, left.clone());
-            let caller_right = self.holds_caller_id(tokens, right.clone());
-            if !(caller_left || caller_right) {
-                continue;
-            }
-            let folded = |r: &Range<usize>| {
-                tokens.calls(r.clone()).iter().any(|c| {
-                    matches!(c.base_name(), "lower" | "upper" | "initcap")
-                        && c.schema().is_none_or(|s| s == "pg_catalog")
-                }) || casts_to_range(tokens, r.clone(), "citext")
-            };
-            let (fl, fr) = (folded(&left), folded(&right));
-            if pattern || fl || fr {
-                let certain = pattern || (fl && fr);
-                if !facts.case_folded.iter().any(|(w, _)| *w == whole) {
-                    facts.case_folded.push((whole, certain));
+                if expr::is_role_word(side)
+                    && columns_of_table(other).is_some()
+                    && !facts.role_compares.contains(&whole)
+                {
+                    facts.role_compares.push(whole.clone());
                 }
+            }
+        }
+        if !(self.holds_caller_id(c.left) || self.holds_caller_id(c.right)) {
+            return;
+        }
+        let folded = |e: &Expr| {
+            expr::calls(e).iter().any(|call| {
+                ["lower", "upper", "initcap"]
+                    .iter()
+                    .any(|n| call.is_builtin(n))
+            }) || expr::casts_to(e, "citext")
+        };
+        let (fl, fr) = (folded(c.left), folded(c.right));
+        if c.pattern || fl || fr {
+            let certain = c.pattern || (fl && fr);
+            if !facts.case_folded.iter().any(|(w, _)| *w == whole) {
+                facts.case_folded.push((whole, certain));
             }
         }
     }
 
     /// Whether a branch of a policy admits only signed-in callers.
-    fn branch_requires_signed_in(&self, tokens: &Tokens, branch: Range<usize>) -> bool {
-        branch.clone().any(|p| {
-            let Some(tok) = tokens.get(p) else {
-                return false;
+    fn branch_requires_signed_in(&self, branch: &Expr) -> bool {
+        let mut found = false;
+        expr::walk(branch, &mut |node, _| {
+            found |= match node {
+                Expr::IsNotNull(inner) => self.holds_caller_id(inner.as_ref()),
+                _ => expr::compare(node).is_some_and(|c| {
+                    c.equals
+                        && [(c.left, c.right), (c.right, c.left)].into_iter().any(
+                            |(side, other)| {
+                                expr::literal(other) == Some("authenticated")
+                                    && self.holds_role(side)
+                            },
+                        )
+                }),
             };
-            if tok.is_op("=") {
-                let (Some(left), Some(right)) =
-                    (tokens.operand_before(p), tokens.operand_after(p + 1))
-                else {
-                    return false;
-                };
-                [(&left, &right), (&right, &left)]
-                    .iter()
-                    .any(|(side, other)| {
-                        tokens.literal(tokens.strip((*other).clone())) == Some("authenticated")
-                            && self.holds_role(tokens, (*side).clone())
-                    })
-            } else if tok.is_word("is")
-                && tokens.get(p + 1).is_some_and(|t| t.is_word("not"))
-                && tokens.get(p + 2).is_some_and(|t| t.is_word("null"))
-            {
-                tokens
-                    .operand_before(p)
-                    .is_some_and(|left| self.holds_caller_id(tokens, left))
-            } else {
-                false
-            }
-        })
+        });
+        found
     }
 
-    /// Whether a range holds the request's role: the `role` claim (directly or through a
+    /// Whether an expression holds the request's role: the `role` claim (directly or through a
     /// function that reads only it, such as `auth.role()`) or the database role.
-    fn holds_role(&self, tokens: &Tokens, range: Range<usize>) -> bool {
-        let core = tokens.strip(range.clone());
-        if core.len() == 1
-            && tokens
-                .get(core.start)
-                .is_some_and(|t| ROLE_WORDS.iter().any(|w| t.is_word(w)))
-        {
+    fn holds_role(&self, e: &Expr) -> bool {
+        if expr::is_role_word(e) {
             return true;
         }
-        let keys = self.scan(tokens, range.clone(), None).claim_keys;
+        let keys = self.scan_tree(e, None).claim_keys;
         if keys.len() == 1 && keys.contains("role") {
             return true;
         }
-        tokens.calls(range).iter().any(|call| {
-            self.resolve(call, None).iter().any(|&i| {
+        expr::calls(e).iter().any(|call| {
+            self.resolve_call(call).iter().any(|&i| {
                 let keys = &self.facts[i].claim_keys;
                 keys.len() == 1 && keys.contains("role")
             })
         })
     }
 
-    fn branch_binds_caller(&self, tokens: &Tokens, branch: Range<usize>) -> bool {
-        let compares = branch.clone().any(|p| {
-            if !tokens.get(p).is_some_and(|t| t.is_op("=")) {
-                return false;
+    fn branch_binds_caller(&self, branch: &Expr) -> bool {
+        let mut compares = false;
+        expr::walk(branch, &mut |node, _| {
+            if let Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } = node
+            {
+                compares |= (self.holds_caller_id(left.as_ref())
+                    && expr::mentions_column(right.as_ref()))
+                    || (self.holds_caller_id(right.as_ref())
+                        && expr::mentions_column(left.as_ref()));
             }
-            let (Some(left), Some(right)) = (tokens.operand_before(p), tokens.operand_after(p + 1))
-            else {
-                return false;
-            };
-            (self.holds_caller_id(tokens, left.clone()) && tokens.mentions_column(right.clone()))
-                || (self.holds_caller_id(tokens, right) && tokens.mentions_column(left))
         });
         compares
-            || tokens.calls(branch).iter().any(|call| {
-                tokens.mentions_column(call.open + 1..call.close)
+            || expr::calls(branch).iter().any(|call| {
+                call.args.iter().any(expr::mentions_column)
                     && self
-                        .resolve(call, None)
+                        .resolve_call(call)
                         .iter()
                         .any(|&i| self.facts[i].uses_caller)
             })
@@ -621,19 +688,15 @@ impl<'c> Analysis<'c> {
 
     /// A call in `branch` to a schema function that depends on the caller without returning
     /// the caller's id (see [`ExprFacts::caller_gated`]).
-    fn branch_gated_by_caller(&self, tokens: &Tokens, branch: Range<usize>) -> bool {
-        tokens.calls(branch).iter().any(|call| {
-            let given_caller = tokens
-                .args(call)
-                .iter()
-                .any(|a| self.holds_caller_id(tokens, a.clone()));
-            self.resolve(call, None).iter().any(|&i| {
+    fn branch_gated_by_caller(&self, branch: &Expr) -> bool {
+        expr::calls(branch).iter().any(|call| {
+            let given_caller = call.args.iter().any(|a| self.holds_caller_id(a));
+            self.resolve_call(call).iter().any(|&i| {
                 let f = &self.facts[i];
                 !f.caller_id_value && (given_caller || f.uses_caller)
             })
         })
     }
-
     /// Functions reachable from `roots` through calls, roots included.
     pub(crate) fn reachable(&self, roots: impl IntoIterator<Item = usize>) -> BTreeSet<usize> {
         let mut seen = BTreeSet::new();
@@ -647,46 +710,10 @@ impl<'c> Analysis<'c> {
     }
 }
 
-/// Pattern-matching operators as `pg_get_expr` prints them (`LIKE` is `~~`, `ILIKE` `~~*`).
-const PATTERN_OPS: &[&str] = &["~~", "~~*", "!~~", "!~~*", "~", "~*", "!~", "!~*"];
-
-/// The database role, as SQL spells it without parentheses.
-/// (`USER` is printed back as `CURRENT_USER` by `pg_get_expr`.)
-const ROLE_WORDS: &[&str] = &["current_user", "session_user", "current_role"];
-
-/// `tokens` with each span replaced by `(SELECT <span>)`; nested spans keep their outermost.
-fn wrap_spans(tokens: &Tokens, spans: &[Range<usize>]) -> String {
-    let mut outer: Vec<Range<usize>> = spans
-        .iter()
-        .filter(|s| {
-            !spans
-                .iter()
-                .any(|o| o != *s && o.start <= s.start && s.end <= o.end)
-        })
-        .cloned()
-        .collect();
-    outer.sort_by_key(|s| s.start);
-    outer.dedup();
-    let mut parts: Vec<String> = Vec::new();
-    let mut at = 0;
-    for span in outer {
-        if span.start > at {
-            parts.push(tokens.text_full(at..span.start));
-        }
-        parts.push(format!("(SELECT {})", tokens.text_full(span.clone())));
-        at = span.end;
-    }
-    if at < tokens.len() {
-        parts.push(tokens.text_full(at..tokens.len()));
-    }
-    parts.join(" ")
-}
-
-/// Whether something in `range` is cast to `type_name`.
-fn casts_to_range(tokens: &Tokens, range: Range<usize>, type_name: &str) -> bool {
-    range.into_iter().any(|i| {
-        tokens.get(i).is_some_and(|t| t.is_op("::")) && tokens.type_name(i + 1) == type_name
-    })
+/// A function body as read: the tree of a SQL body, or the tokens of PL/pgSQL.
+enum Body {
+    Tree(Vec<sqlparser::ast::Statement>),
+    Tokens(Tokens),
 }
 
 #[derive(Debug, Default)]
@@ -700,9 +727,9 @@ fn is_current_setting(call: &Call) -> bool {
     call.base_name() == "current_setting" && call.schema().is_none_or(|s| s == "pg_catalog")
 }
 
-fn is_extract_path(call: &Call) -> bool {
+fn is_extract_path(name: &str) -> bool {
     matches!(
-        call.base_name(),
+        name,
         "json_extract_path"
             | "json_extract_path_text"
             | "jsonb_extract_path"
@@ -714,21 +741,6 @@ fn is_extract_path(call: &Call) -> bool {
 fn setting_name<'t>(tokens: &'t Tokens, call: &Call) -> Option<&'t str> {
     let args = tokens.args(call);
     tokens.literal(args.first()?.clone())
-}
-
-/// `#>` takes a path literal `{a,b}`: its first element is the claim.
-fn first_path_element(op: &str, key: &str) -> String {
-    if op.starts_with('#') {
-        key.trim_matches(|c| c == '{' || c == '}')
-            .split(',')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches('"')
-            .to_owned()
-    } else {
-        key.to_owned()
-    }
 }
 
 /// Whether anything in the text is cast to `type_name`.

@@ -21,6 +21,7 @@ mod baseline;
 mod catalog;
 mod checks;
 mod error;
+mod expr;
 mod options;
 mod report;
 mod rules;

@@ -23,6 +23,7 @@ pub(crate) const POLICY_NOT_OWNER_SCOPED: &str = "policy.not_owner_scoped";
 pub(crate) const POLICY_ANON_PERMISSIVE: &str = "policy.anon_permissive";
 pub(crate) const POLICY_MULTIPLE_PERMISSIVE: &str = "policy.multiple_permissive";
 pub(crate) const POLICY_UNWRAPPED_CALL: &str = "policy.unwrapped_call";
+pub(crate) const POLICY_UNPARSED: &str = "policy.unparsed";
 pub(crate) const POLICY_UNCORRELATED_MEMBERSHIP: &str = "policy.uncorrelated_membership";
 pub(crate) const POLICY_CALLER_ID_FALLBACK: &str = "policy.caller_id_fallback";
 pub(crate) const OWNER_COLUMN_UUID: &str = "owner_column.uuid";
@@ -218,6 +219,11 @@ pub const RULES: &[Rule] = &[
         id: POLICY_UNKNOWN_ROLE,
         level: Level::Warn,
         summary: "a policy compares the request's role (auth.role(), current_user) with a name no API request runs as: that branch never matches",
+    },
+    Rule {
+        id: POLICY_UNPARSED,
+        level: Level::Warn,
+        summary: "the SQL parser cannot read a policy's expression, so no policy rule checked that policy (review it by hand; the check's matrices still test it)",
     },
     Rule {
         id: POLICY_UNWRAPPED_CALL,

@@ -1,6 +1,9 @@
-//! A small SQL tokenizer plus the token-level helpers the heuristics share (calls, operands,
-//! parenthesised groups). It reads `pg_get_expr` output and hand-written function bodies; it is
-//! not a parser, so every caller treats its answers as a best guess and documents the miss cases.
+//! A small SQL tokenizer plus the token-level helpers the function-body analysis shares (calls,
+//! operands, parenthesised groups). It reads PL/pgSQL bodies, which `sqlparser` has no grammar
+//! for (0 of the 12 PL/pgSQL bodies of the repository's schemas parse — docs/lint.md, "How the
+//! lint reads SQL"), and a SQL body the parser refuses. Policy expressions, column defaults
+//! and SQL bodies are read by `sqlparser` (`expr.rs`). It is not a parser, so every caller
+//! treats its answers as a best guess and documents the miss cases.
 
 use std::ops::Range;
 
@@ -93,51 +96,6 @@ const NON_CALL_WORDS: &[&str] = &[
     "default",
     "set",
     "table",
-];
-
-/// Identifiers that are literals or operators, never column references.
-const VALUE_WORDS: &[&str] = &[
-    "true",
-    "false",
-    "null",
-    "and",
-    "or",
-    "not",
-    "is",
-    "in",
-    "select",
-    "as",
-    "from",
-    "where",
-    "case",
-    "when",
-    "then",
-    "else",
-    "end",
-    "exists",
-    "any",
-    "all",
-    "some",
-    "like",
-    "ilike",
-    "between",
-    "distinct",
-    "current_user",
-    "session_user",
-    "current_role",
-    "current_date",
-    "current_timestamp",
-    "localtimestamp",
-    "localtime",
-    "now",
-    "array",
-    "cast",
-    "coalesce",
-    "nullif",
-    "greatest",
-    "least",
-    "interval",
-    "unknown",
 ];
 
 /// Tokenizes SQL text. Never fails: unknown characters become [`Token::Other`].
@@ -322,7 +280,7 @@ fn fold_operator_syntax(toks: Vec<Token>) -> Vec<Token> {
     let mut out = Vec::with_capacity(toks.len());
     let mut i = 0;
     while i < toks.len() {
-        if let Some((op, _, next)) = operator_syntax(&toks, i) {
+        if let Some((op, next)) = operator_syntax(&toks, i) {
             out.push(Token::Op(op));
             i = next;
         } else {
@@ -333,89 +291,19 @@ fn fold_operator_syntax(toks: Vec<Token>) -> Vec<Token> {
     out
 }
 
-/// `OPERATOR ( [schema .] op )` starting at `i`: the operator, whether it names a schema, and
-/// the index after the `)`.
-fn operator_syntax(toks: &[Token], i: usize) -> Option<(String, bool, usize)> {
+/// `OPERATOR ( [schema .] op )` starting at `i`: the operator and the index after the `)`.
+fn operator_syntax(toks: &[Token], i: usize) -> Option<(String, usize)> {
     if !toks.get(i)?.is_word("operator") || toks.get(i + 1)? != &Token::Open {
         return None;
     }
     let mut j = i + 2;
-    let qualified =
-        matches!(toks.get(j), Some(Token::Ident { .. })) && toks.get(j + 1) == Some(&Token::Dot);
-    if qualified {
+    if matches!(toks.get(j), Some(Token::Ident { .. })) && toks.get(j + 1) == Some(&Token::Dot) {
         j += 2;
     }
     let Token::Op(op) = toks.get(j)? else {
         return None;
     };
-    (toks.get(j + 1)? == &Token::Close).then(|| (op.clone(), qualified, j + 2))
-}
-
-/// Whether a SQL function body resolves nothing through the caller's `search_path`: one
-/// `SELECT` of an expression (no FROM), every function schema-qualified, every cast to a
-/// schema-qualified type, every operator written as `OPERATOR(schema.op)`. Such a function is
-/// as safe without `SET search_path` as with it, and only without it can Postgres inline it
-/// into the statements that call it. `nullif`, `coalesce`, `greatest` and `least` are syntax;
-/// their comparisons use pg_catalog's operators, which every search_path searches first unless
-/// it lists pg_catalog after another schema on purpose. Anything else — a FROM clause, a bare
-/// name, a bare operator, `CAST(… AS …)` — counts as depending on the path.
-pub(crate) fn is_path_independent(body: &str) -> bool {
-    const SYNTAX_WORDS: &[&str] = &[
-        "select", "case", "when", "then", "else", "end", "and", "or", "not", "is", "null", "true",
-        "false",
-    ];
-    const SYNTAX_CALLS: &[&str] = &["nullif", "coalesce", "greatest", "least"];
-    let mut toks = tokenize(body);
-    while toks.last() == Some(&Token::Semi) {
-        toks.pop();
-    }
-    if !toks.first().is_some_and(|t| t.is_word("select")) {
-        return false;
-    }
-    let ident = |j: usize| matches!(toks.get(j), Some(Token::Ident { .. }));
-    let mut i = 0;
-    while i < toks.len() {
-        if let Some((_, qualified, next)) = operator_syntax(&toks, i) {
-            if !qualified {
-                return false;
-            }
-            i = next;
-            continue;
-        }
-        match &toks[i] {
-            Token::Str(_) | Token::Num(_) | Token::Open | Token::Close | Token::Comma => i += 1,
-            // `::schema.type`
-            Token::Op(op) if op == "::" => {
-                if !(ident(i + 1) && toks.get(i + 2) == Some(&Token::Dot) && ident(i + 3)) {
-                    return false;
-                }
-                i += 4;
-            }
-            // `schema.function(`
-            Token::Ident { .. } if toks.get(i + 1) == Some(&Token::Dot) => {
-                if !(ident(i + 2) && toks.get(i + 3) == Some(&Token::Open)) {
-                    return false;
-                }
-                i += 3;
-            }
-            Token::Ident {
-                text,
-                quoted: false,
-            } => {
-                let allowed = if toks.get(i + 1) == Some(&Token::Open) {
-                    SYNTAX_CALLS
-                } else {
-                    SYNTAX_WORDS
-                };
-                if !allowed.contains(&text.as_str()) {
-                    return false;
-                }
-                i += 1;
-            }
-            _ => return false,
-        }
-    }
-    true
+    (toks.get(j + 1)? == &Token::Close).then(|| (op.clone(), j + 2))
 }
 
 /// A function call: `name(…)` or `schema.name(…)`.
@@ -445,10 +333,6 @@ impl Call {
     pub(crate) fn schema(&self) -> Option<&str> {
         (self.name.len() > 1).then(|| self.name[self.name.len() - 2].as_str())
     }
-
-    pub(crate) fn display(&self) -> String {
-        format!("{}()", self.name.join("."))
-    }
 }
 
 /// A token list with the paren structure precomputed.
@@ -457,90 +341,30 @@ pub(crate) struct Tokens {
     pub toks: Vec<Token>,
     /// For each `(` its `)` and for each `)` its `(`.
     partner: Vec<Option<usize>>,
-    /// Whether the token sits inside a group that starts with SELECT: a scalar subquery, which
-    /// Postgres runs once per statement when it does not depend on the row.
-    in_select: Vec<bool>,
 }
 
 impl Tokens {
     pub(crate) fn new(sql: &str) -> Self {
         let toks = fold_operator_syntax(tokenize(sql));
         let mut partner = vec![None; toks.len()];
-        let mut in_select = vec![false; toks.len()];
-        let mut stack: Vec<(usize, bool)> = Vec::new();
+        let mut stack: Vec<usize> = Vec::new();
         for (i, tok) in toks.iter().enumerate() {
-            let inside = stack.last().is_some_and(|&(_, s)| s);
             match tok {
-                Token::Open => {
-                    in_select[i] = inside;
-                    let starts_select = toks.get(i + 1).is_some_and(|t| t.is_word("select"));
-                    stack.push((i, inside || starts_select));
-                }
+                Token::Open => stack.push(i),
                 Token::Close => {
-                    if let Some((open, _)) = stack.pop() {
+                    if let Some(open) = stack.pop() {
                         partner[open] = Some(i);
                         partner[i] = Some(open);
                     }
-                    in_select[i] = stack.last().is_some_and(|&(_, s)| s);
                 }
-                _ => in_select[i] = inside,
+                _ => {}
             }
         }
-        Self {
-            toks,
-            partner,
-            in_select,
-        }
+        Self { toks, partner }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.toks.len()
-    }
-
-    /// The tokens of a range as SQL text again (spacing normalised), shortened past 160
-    /// characters: for naming a piece of a policy in a finding.
-    pub(crate) fn text(&self, range: Range<usize>) -> String {
-        let mut out = self.text_full(range);
-        if out.chars().count() > 160 {
-            out = out.chars().take(157).collect::<String>() + "…";
-        }
-        out
-    }
-
-    /// The tokens of a range as SQL text again (spacing normalised), whole: for writing SQL.
-    pub(crate) fn text_full(&self, range: Range<usize>) -> String {
-        let mut out = String::new();
-        let mut prev: Option<&Token> = None;
-        for t in &self.toks[range.start.min(self.toks.len())..range.end.min(self.toks.len())] {
-            let glue = matches!(t, Token::Close | Token::Comma | Token::Dot | Token::Open)
-                || matches!(prev, Some(Token::Open | Token::Dot) | None);
-            if !glue {
-                out.push(' ');
-            }
-            match t {
-                Token::Ident { text, quoted: true } => {
-                    out.push('"');
-                    out.push_str(&text.replace('"', "\"\""));
-                    out.push('"');
-                }
-                Token::Ident { text, .. } | Token::Num(text) | Token::Op(text) => {
-                    out.push_str(text)
-                }
-                Token::Str(text) => {
-                    out.push('\'');
-                    out.push_str(&text.replace('\'', "''"));
-                    out.push('\'');
-                }
-                Token::Open => out.push('('),
-                Token::Close => out.push(')'),
-                Token::Comma => out.push(','),
-                Token::Dot => out.push('.'),
-                Token::Semi => out.push(';'),
-                Token::Other(c) => out.push(*c),
-            }
-            prev = Some(t);
-        }
-        out
     }
 
     pub(crate) fn get(&self, i: usize) -> Option<&Token> {
@@ -549,10 +373,6 @@ impl Tokens {
 
     pub(crate) fn partner(&self, i: usize) -> Option<usize> {
         self.partner.get(i).copied().flatten()
-    }
-
-    pub(crate) fn in_select_group(&self, i: usize) -> bool {
-        self.in_select.get(i).copied().unwrap_or(false)
     }
 
     pub(crate) fn all(&self) -> Range<usize> {
@@ -800,89 +620,6 @@ impl Tokens {
         }
     }
 
-    /// `Some((qualifier, column))` when the range is a bare column reference.
-    pub(crate) fn column_ref(&self, range: Range<usize>) -> Option<(Option<&str>, &str)> {
-        let core = self.strip(range);
-        let toks = &self.toks[core.clone()];
-        match toks {
-            [Token::Ident { text, quoted }] => {
-                (*quoted || !VALUE_WORDS.contains(&text.as_str())).then_some((None, text.as_str()))
-            }
-            [
-                Token::Ident { text: q, .. },
-                Token::Dot,
-                Token::Ident { text, .. },
-            ] => Some((Some(q.as_str()), text.as_str())),
-            [
-                Token::Ident { .. },
-                Token::Dot,
-                Token::Ident { text: q, .. },
-                Token::Dot,
-                Token::Ident { text, .. },
-            ] => Some((Some(q.as_str()), text.as_str())),
-            _ => None,
-        }
-    }
-
-    /// Whether the range mentions any column-like identifier (not a call, keyword or type).
-    pub(crate) fn mentions_column(&self, range: Range<usize>) -> bool {
-        let mut i = range.start;
-        while i < range.end {
-            let Token::Ident { text, quoted } = &self.toks[i] else {
-                i += 1;
-                continue;
-            };
-            // A dotted chain is one name: a call when `(` follows it, else a column.
-            let mut end = i;
-            while self.toks.get(end + 1) == Some(&Token::Dot)
-                && self.toks.get(end + 2).and_then(Token::ident).is_some()
-            {
-                end += 2;
-            }
-            let prev = i.checked_sub(1).map(|p| &self.toks[p]);
-            let is_call = self.toks.get(end + 1) == Some(&Token::Open);
-            let after_cast = prev.is_some_and(|p| p.is_op("::") || p.is_word("as"));
-            let type_word = prev.is_some_and(|p| p.ident().is_some())
-                && matches!(
-                    text.as_str(),
-                    "varying" | "precision" | "with" | "without" | "time" | "zone"
-                );
-            let keyword = !quoted && end == i && VALUE_WORDS.contains(&text.as_str());
-            if !(is_call || after_cast || type_word || keyword) {
-                return true;
-            }
-            i = end + 1;
-        }
-        false
-    }
-
-    /// Splits a range at top-level `OR`s, after stripping outer parentheses.
-    pub(crate) fn disjuncts(&self, range: Range<usize>) -> Vec<Range<usize>> {
-        let core = self.strip(range);
-        let mut parts = Vec::new();
-        let mut depth = 0i32;
-        let mut start = core.start;
-        for i in core.clone() {
-            match self.toks[i] {
-                Token::Open => depth += 1,
-                Token::Close => depth -= 1,
-                _ if depth == 0 && self.toks[i].is_word("or") => {
-                    parts.push(start..i);
-                    start = i + 1;
-                }
-                _ => {}
-            }
-        }
-        parts.push(start..core.end);
-        parts
-    }
-
-    /// Whether the whole range is the literal `true`.
-    pub(crate) fn is_true(&self, range: Range<usize>) -> bool {
-        let core = self.strip(range);
-        core.len() == 1 && self.toks[core.start].is_word("true")
-    }
-
     /// Whether the range has a JSON access operator at its top level.
     pub(crate) fn is_json_access(&self, range: Range<usize>) -> bool {
         let core = self.strip(range);
@@ -913,14 +650,6 @@ impl Tokens {
 /// Operators that take a key or path out of a JSON value.
 pub(crate) fn is_json_op(op: &str) -> bool {
     matches!(op, "->" | "->>" | "#>" | "#>>")
-}
-
-/// Types a claims text can be cast to without error on `''`.
-pub(crate) fn is_text_type(name: &str) -> bool {
-    matches!(
-        name,
-        "text" | "varchar" | "character varying" | "name" | "bpchar" | "character" | "char"
-    )
 }
 
 #[cfg(test)]
@@ -959,15 +688,17 @@ mod tests {
     }
 
     #[test]
-    fn finds_calls_and_wrapping() {
+    fn finds_calls() {
         let t = Tokens::new(
             "(user_id = ( SELECT public.requesting_user_id() AS requesting_user_id)) AND auth.role() = 'x'",
         );
         let calls = t.calls(t.all());
-        let names: Vec<String> = calls.iter().map(Call::display).collect();
-        assert_eq!(names, ["public.requesting_user_id()", "auth.role()"]);
-        assert!(t.in_select_group(calls[0].start));
-        assert!(!t.in_select_group(calls[1].start));
+        let names: Vec<&[String]> = calls.iter().map(|c| c.name.as_slice()).collect();
+        assert_eq!(
+            names,
+            [&["public", "requesting_user_id"][..], &["auth", "role"][..]]
+        );
+        assert_eq!(calls[1].schema(), Some("auth"));
     }
 
     #[test]
@@ -980,50 +711,16 @@ mod tests {
     }
 
     #[test]
-    fn path_independent_bodies_are_recognised() {
-        let v4 = "SELECT nullif(nullif(pg_catalog.current_setting('request.jwt.claims', true), \
-                  '')::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'sub', '');";
-        assert!(is_path_independent(v4));
-        assert!(is_path_independent(
-            "select case when pg_catalog.current_setting('x', true) operator(pg_catalog.=) '' \
-             then null else pg_catalog.now()::pg_catalog.text end"
-        ));
-        for dependent in [
-            // Unqualified function, type, operator, relation; unqualified OPERATOR(); CAST.
-            "select nullif(nullif(current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb operator(pg_catalog.->>) 'sub', '')",
-            "select nullif(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb operator(pg_catalog.->>) 'sub', '')",
-            "select nullif(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb ->> 'sub', '')",
-            "select pg_catalog.count(*) from public.todos",
-            "select a operator(=) b",
-            "select cast(pg_catalog.now() as pg_catalog.text)",
-            "select \"nullif\"(1, 2)",
-            "begin return pg_catalog.now(); end",
-            "select public.f() ; select 1",
-            "",
-        ] {
-            assert!(!is_path_independent(dependent), "{dependent}");
-        }
-    }
-
-    #[test]
     fn operands_around_an_operator() {
         let t = Tokens::new(
             "(user_id)::text = (current_setting('request.jwt.claims'::text, true))::json ->> 'sub'",
         );
         let eq = t.toks.iter().position(|x| x.is_op("=")).unwrap();
         let left = t.operand_before(eq).unwrap();
-        assert_eq!(t.column_ref(left), Some((None, "user_id")));
+        assert_eq!(t.get(left.start), t.get(0));
         let right = t.operand_after(eq + 1).unwrap();
         let arrow = t.toks.iter().position(|x| x.is_op("->>")).unwrap();
         assert_eq!(right.end, arrow);
         assert_eq!(t.operand_before(arrow), Some(right));
-    }
-
-    #[test]
-    fn splits_top_level_or() {
-        let t = Tokens::new("((a = 1) OR ((b = 2) AND (c OR d)))");
-        assert_eq!(t.disjuncts(t.all()).len(), 2);
-        let t = Tokens::new("(true)");
-        assert!(t.is_true(t.all()));
     }
 }

@@ -238,7 +238,7 @@ pub(super) async fn lint(ctx: &Context, args: LintArgs) -> Result<ExitCode> {
         .transpose()
         .map_err(|e| InputError(e.into()))?;
     let opts = rls_lint::LintOptions {
-        schemas: args.schemas,
+        schemas: schemas_to_lint(args.schemas, spec.as_ref()),
         app_role,
         intent,
         baseline,
@@ -284,6 +284,17 @@ pub(super) async fn lint(ctx: &Context, args: LintArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(
         u8::try_from(report.exit_code(args.deny)).unwrap_or(1),
     ))
+}
+
+/// The schemas given with `--schema`, plus the spec's own schema (the one its tables live in,
+/// which the API exposes) when it is not among them: `lint --spec` lints what the check checks.
+fn schemas_to_lint(mut given: Vec<String>, spec: Option<&rls_suite::spec::Spec>) -> Vec<String> {
+    if let Some(spec) = spec
+        && !given.contains(&spec.schema)
+    {
+        given.push(spec.schema.clone());
+    }
+    given
 }
 
 pub(super) async fn verify(ctx: &Context, args: VerifyArgs) -> Result<ExitCode> {

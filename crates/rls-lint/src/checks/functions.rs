@@ -208,7 +208,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let path_safe = function.from_extension
             || matches!(function.language.as_str(), "c" | "internal")
             || function.search_path().is_some()
-            || (function.language == "sql" && crate::sql::is_path_independent(&function.body));
+            || (function.language == "sql" && crate::expr::is_path_independent(&function.body));
         if !path_safe {
             out.push(finding(
                 FUNCTION_SEARCH_PATH,
@@ -302,12 +302,24 @@ fn security_definer(
         );
         return;
     }
+    // A SQL body the parser reads is read as its tree; PL/pgSQL and a refused body, as tokens.
+    let tree = match function.language.as_str() {
+        "sql" => crate::expr::parse_body(&function.body).ok(),
+        _ => None,
+    };
     let tokens = Tokens::new(&function.body);
     let read: Vec<&Relation> = ctx
         .catalog
         .relations
         .iter()
-        .filter(|r| r.is_table() && r.rls && mentions(&tokens, r))
+        .filter(|r| {
+            r.is_table()
+                && r.rls
+                && match &tree {
+                    Some(tree) => mentions_tree(tree, r),
+                    None => mentions(&tokens, r),
+                }
+        })
         .collect();
     if read.is_empty() {
         return;
@@ -380,6 +392,22 @@ fn mentions(tokens: &Tokens, relation: &Relation) -> bool {
             }
             _ => true,
         }
+    })
+}
+
+/// [`mentions`] on a parsed SQL body: a relation it reads or writes, bare or qualified with the
+/// relation's schema, or an identifier with the relation's name (a column or alias with the
+/// same name also matches, which errs on the side of reporting).
+fn mentions_tree(tree: &[sqlparser::ast::Statement], relation: &Relation) -> bool {
+    tree.iter().any(|statement| {
+        crate::expr::relations(statement)
+            .iter()
+            .any(|parts| match parts.as_slice() {
+                [name] => *name == relation.name,
+                [.., schema, name] => *name == relation.name && *schema == relation.schema,
+                [] => false,
+            })
+            || crate::expr::identifiers(statement).contains(&relation.name)
     })
 }
 

@@ -12,7 +12,7 @@ use crate::rules::{
     POLICY_ALWAYS_TRUE, POLICY_ANON_PERMISSIVE, POLICY_CALLER_ID_FALLBACK,
     POLICY_CASE_INSENSITIVE_ID, POLICY_CHECK_WEAKER, POLICY_EMAIL_ONLY, POLICY_HARDCODED_OWNER,
     POLICY_MISSING_WITH_CHECK, POLICY_MULTIPLE_PERMISSIVE, POLICY_NOT_OWNER_SCOPED,
-    POLICY_ROLE_AS_USER, POLICY_UNCORRELATED_MEMBERSHIP, POLICY_UNKNOWN_ROLE,
+    POLICY_ROLE_AS_USER, POLICY_UNCORRELATED_MEMBERSHIP, POLICY_UNKNOWN_ROLE, POLICY_UNPARSED,
     POLICY_UNWRAPPED_CALL, POLICY_VOLATILE_CALL,
 };
 
@@ -44,6 +44,10 @@ fn intent<'o>(ctx: &Context<'o>, table: &TableView<'_>) -> Option<&'o TableInten
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     for table in &ctx.tables {
         for policy in &table.policies {
+            if let Some(finding) = unparsed(table, policy) {
+                out.push(finding);
+                continue;
+            }
             every_policy(ctx, table, policy, out);
             if policy.policy.permissive && !policy.policy.applies_to.is_empty() {
                 access(ctx, table, policy, out);
@@ -51,6 +55,33 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         }
         multiple_permissive(ctx, table, out);
     }
+}
+
+/// A policy whose USING or WITH CHECK the parser refused: reported, and no other policy rule
+/// runs on it (each would read an expression it does not have, and pass or fail blindly).
+fn unparsed(table: &TableView<'_>, policy: &PolicyView<'_>) -> Option<Finding> {
+    let reasons: Vec<String> = [("USING", &policy.using), ("WITH CHECK", &policy.check)]
+        .into_iter()
+        .filter_map(|(clause, facts)| {
+            let reason = facts.as_ref()?.unparsed.as_ref()?;
+            Some(format!("its {clause} ({reason})"))
+        })
+        .collect();
+    if reasons.is_empty() {
+        return None;
+    }
+    Some(finding(
+        POLICY_UNPARSED,
+        Level::Warn,
+        policy.object(table.relation),
+        format!(
+            "the SQL parser (sqlparser, PostgreSQL dialect) cannot read {}: none of the policy \
+             rules checked this policy, so the lint says nothing about who it admits",
+            and_list(&reasons)
+        ),
+        "review the policy by hand, and let `check` test it (its matrices run the policy in \
+         Postgres whatever its syntax); if an equivalent expression in plainer SQL exists, use it",
+    ))
 }
 
 fn every_policy(

@@ -69,14 +69,10 @@ fn foreign_keys(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>
         }
         let columns: Vec<&str> = key_columns.iter().map(|c| c.name.as_str()).collect();
         let checked = inserts.iter().all(|p| {
-            let text = p
-                .policy
-                .check
-                .as_deref()
-                .or(p.policy.using.as_deref())
-                .unwrap_or("");
-            let tokens = crate::sql::Tokens::new(text);
-            tokens.idents().any(|(_, name)| columns.contains(&name))
+            p.check
+                .as_ref()
+                .or(p.using.as_ref())
+                .is_some_and(|facts| columns.iter().any(|c| facts.may_mention(c)))
         });
         if checked {
             continue;
@@ -108,16 +104,10 @@ fn foreign_keys(ctx: &Context<'_>, table: &TableView<'_>, out: &mut Vec<Finding>
 
 /// Whether any policy on the table names the column.
 fn policies_mention(table: &TableView<'_>, column: &str) -> bool {
-    table.policies.iter().any(|p| {
-        [p.policy.using.as_deref(), p.policy.check.as_deref()]
-            .into_iter()
-            .flatten()
-            .any(|text| {
-                crate::sql::Tokens::new(text)
-                    .idents()
-                    .any(|(_, name)| name == column)
-            })
-    })
+    table
+        .policies
+        .iter()
+        .any(|p| p.clauses().any(|c| c.may_mention(column)))
 }
 
 fn table_sql(table: &TableView<'_>) -> String {

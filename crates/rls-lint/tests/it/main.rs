@@ -10,6 +10,8 @@ mod fix_keeps_access;
 mod intent;
 mod more_rules;
 mod mutants;
+mod parity;
+mod parser_shapes;
 mod performance;
 mod probes;
 mod real_schemas;
