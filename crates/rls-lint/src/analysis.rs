@@ -72,8 +72,12 @@ pub(crate) struct ExprFacts {
     pub functions: BTreeSet<usize>,
     /// Subqueries that check the caller (a membership lookup) but never tie the looked-up row
     /// to this policy's row: `EXISTS (SELECT … WHERE m.user_id = <caller>)` without
-    /// `<table>.<column>`, or `<caller> IN (SELECT …)`. As written (shortened).
-    pub uncorrelated: Vec<String>,
+    /// `<table>.<column>`, or `<caller> IN (SELECT …)`. As written (shortened), with the
+    /// looked-up tables that could be tied to this row and are not: one with a foreign key to
+    /// or from the policy's table (or to a table it references too), or a column named like
+    /// one of its columns other than its primary key. Empty: nothing relates the lookup to
+    /// the row, which reads as a check of the caller's status (an admin, a subscriber).
+    pub uncorrelated: Vec<(String, Vec<String>)>,
     /// `coalesce(<caller id>, <column>)`: without a caller id the comparison falls back to the
     /// row's own value, which is true for every row. As written.
     pub caller_fallbacks: Vec<String>,
@@ -561,8 +565,107 @@ impl<'c> Analysis<'c> {
             _ => false,
         };
         if uncorrelated {
-            facts.uncorrelated.push(expr::shown(node));
+            facts
+                .uncorrelated
+                .push((expr::shown(node), self.related_lookups(node, table)));
         }
+    }
+
+    /// The relations a subquery of `node` reads that something ties to `table`: a foreign key
+    /// between them (either way), a table both reference, or a column of the same name that
+    /// is not part of `table`'s primary key. (`schema.name`, as the catalog knows them.)
+    fn related_lookups(&self, node: &Expr, table: &Relation) -> Vec<String> {
+        let catalog = self.catalog;
+        let find = |parts: &[String]| {
+            let (schema, name) = match parts {
+                [name] => (None, name),
+                [.., schema, name] => (Some(schema), name),
+                [] => return None,
+            };
+            catalog.relations.iter().find(|r| {
+                r.name == *name
+                    && schema
+                        .map_or_else(|| catalog.schemas.contains(&r.schema), |s| r.schema == *s)
+            })
+        };
+        let parents = |oid: i64| -> BTreeSet<i64> {
+            catalog
+                .foreign_keys
+                .get(&oid)
+                .into_iter()
+                .flatten()
+                .map(|k| k.parent_oid)
+                .collect()
+        };
+        let names = |oid: i64, skip: &[i16]| -> BTreeSet<String> {
+            catalog
+                .columns
+                .get(&oid)
+                .into_iter()
+                .flatten()
+                .filter(|c| !skip.contains(&c.attnum))
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        let primary: Vec<i16> = catalog
+            .indexes
+            .get(&table.oid)
+            .into_iter()
+            .flatten()
+            .filter(|i| i.primary)
+            .flat_map(|i| i.keys.iter().copied())
+            .collect();
+        let own_parents = parents(table.oid);
+        // The columns the lookup compares with the caller's id say whose row it is, not which
+        // row of this table it belongs to: a shared `user_id` relates nothing.
+        let mut caller_columns = BTreeSet::new();
+        expr::walk(node, &mut |e, _| {
+            if let Some(c) = expr::compare(e)
+                && c.equals
+            {
+                for (side, other) in [(c.left, c.right), (c.right, c.left)] {
+                    if self.holds_caller_id(side)
+                        && let Some((_, column)) = expr::column_ref(other)
+                    {
+                        caller_columns.insert(column);
+                    }
+                }
+            }
+        });
+        if let Expr::In {
+            expr: left,
+            target: InTarget::Subquery(query),
+            ..
+        } = node
+            && self.holds_caller_id(left)
+            && let sqlparser::ast::SetExpr::Select(select) = query.body.as_ref()
+        {
+            for item in &select.projection {
+                if let sqlparser::ast::SelectItem::UnnamedExpr(e) = item
+                    && let Some((_, column)) = expr::column_ref(e)
+                {
+                    caller_columns.insert(column);
+                }
+            }
+        }
+        let mut own_names = names(table.oid, &primary);
+        own_names.retain(|n| !caller_columns.contains(n));
+        let mut out: Vec<String> = expr::relations(node)
+            .iter()
+            .filter_map(|parts| find(parts))
+            .filter(|r| r.oid != table.oid)
+            .filter(|r| {
+                let theirs = parents(r.oid);
+                theirs.contains(&table.oid)
+                    || own_parents.contains(&r.oid)
+                    || !theirs.is_disjoint(&own_parents)
+                    || !names(r.oid, &[]).is_disjoint(&own_names)
+            })
+            .map(Relation::qualified)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// `x IN (SELECT …)` / `x = ANY (SELECT …)` about the caller whose `x` is not a column

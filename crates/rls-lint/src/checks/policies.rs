@@ -320,18 +320,38 @@ fn every_policy(
         ));
     }
 
-    for text in policy.clauses().flat_map(|c| c.uncorrelated.iter()) {
+    for (text, related) in policy.clauses().flat_map(|c| c.uncorrelated.iter()) {
+        let table_name = table.relation.qualified();
+        // Certain only where the lookup could be tied to the row: a lookup nothing relates to
+        // the row is a check of who the caller is (an admin, a subscriber), meant or not.
+        let (level, why) = if related.is_empty() {
+            (
+                Level::Warn,
+                format!(
+                    "the subquery `{text}` checks the caller but never ties the looked-up rows to \
+                     this row of {table_name}: anyone with one matching row passes for every row \
+                     of the table. Nothing relates the looked-up table to {table_name} (no \
+                     foreign key, no shared column), so this reads as a check of the caller's \
+                     status (an admin, a subscriber): right only if every row is meant for them"
+                ),
+            )
+        } else {
+            (
+                Level::Error,
+                format!(
+                    "the subquery `{text}` checks the caller but never ties the looked-up rows to \
+                     this row of {table_name}, though {} could be: anyone with one matching row \
+                     (a member of any project, say) passes for every row of the table (inside a \
+                     subquery an unqualified column is the subquery's own)",
+                    and_list(related)
+                ),
+            )
+        };
         out.push(finding(
             POLICY_UNCORRELATED_MEMBERSHIP,
-            Level::Error,
+            level,
             &object,
-            format!(
-                "the subquery `{text}` checks the caller but never ties the looked-up rows to \
-                 this row of {table}: anyone with one matching row (a member of any project, say) \
-                 passes for every row of the table (inside a subquery an unqualified column is \
-                 the subquery's own)",
-                table = table.relation.qualified()
-            ),
+            why,
             format!(
                 "correlate it with the outer row, qualified: `… AND m.<key> = {}.<column>`",
                 table.relation.name

@@ -84,6 +84,47 @@ async fn membership_subqueries_must_correlate_and_ids_must_not_fall_back() {
     );
 }
 
+/// A lookup nothing ties to the row (no foreign key, no shared column but the caller's) is a
+/// check of who the caller is — a subscriber, an admin: a WARN saying so, not an ERROR. The
+/// same lookup on a table that could be tied to the row (a foreign key to it) stays an ERROR.
+#[tokio::test]
+async fn a_caller_status_lookup_is_a_warning_and_an_untied_membership_an_error() {
+    let db = TestDatabase::create().await.unwrap();
+    apply(
+        &db,
+        &format!(
+            "CREATE TABLE public.posts (id int PRIMARY KEY, premium boolean NOT NULL DEFAULT false, title text);
+             CREATE TABLE public.subs (id int PRIMARY KEY, user_id text NOT NULL, status text);
+             CREATE TABLE public.readers (post_id int REFERENCES public.posts, user_id text NOT NULL);
+             ALTER TABLE public.posts ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.posts FORCE ROW LEVEL SECURITY;
+             CREATE POLICY subscribers ON public.posts FOR SELECT TO authenticated USING
+               (NOT premium OR {ME} IN (SELECT s.user_id FROM public.subs s WHERE s.status = 'active'));
+             CREATE POLICY readers ON public.posts FOR SELECT TO authenticated USING
+               (EXISTS (SELECT 1 FROM public.readers r WHERE r.user_id = {ME}));"
+        ),
+    )
+    .await;
+    let report = lint_with(&db, &LintOptions::default()).await;
+    let level = |policy: &str| {
+        report
+            .findings
+            .iter()
+            .find(|f| {
+                f.rule == "policy.uncorrelated_membership"
+                    && f.object == format!("policy {policy} on public.posts")
+            })
+            .map(|f| (f.level, f.why.clone()))
+            .unwrap_or_else(|| panic!("no finding on {policy}: {}", report.render_text()))
+    };
+    let (subscribers, why) = level("subscribers");
+    assert_eq!(subscribers, Level::Warn, "{why}");
+    assert!(why.contains("check of the caller's status"), "{why}");
+    let (readers, why) = level("readers");
+    assert_eq!(readers, Level::Error, "{why}");
+    assert!(why.contains("public.readers could be"), "{why}");
+}
+
 #[tokio::test]
 async fn a_declared_public_read_is_not_a_finding_and_fixes_name_the_owner_column() {
     let db = TestDatabase::create().await.unwrap();
