@@ -21,6 +21,7 @@ pub mod model;
 pub(crate) mod bind;
 pub mod coverage;
 pub(crate) mod expect;
+pub mod functions;
 pub mod hostile;
 pub(crate) mod judge;
 pub mod observe;

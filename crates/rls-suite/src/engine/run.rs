@@ -160,6 +160,7 @@ async fn drive(
         hostile: Vec::new(),
         pool: None,
         coverage: None,
+        functions: None,
         accept: bound.spec.accept.clone(),
     };
     // Every actor's allowed rows per table (by position), for the token and pool tables.
@@ -221,6 +222,17 @@ async fn drive(
             if found {
                 break;
             }
+        }
+        if focus.tables.is_none() && !focus.skip_coverage {
+            report.functions = super::functions::run(
+                bound,
+                &seeds,
+                &actors,
+                &allowed_all,
+                &mut observer,
+                &mut admin,
+            )
+            .await?;
         }
         if let (Via::Http(endpoint), [a, b, ..]) = (via, users.as_slice())
             && let Some(b_id) = b.id()

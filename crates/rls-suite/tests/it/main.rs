@@ -4,6 +4,7 @@
 
 mod accept;
 mod expr_mutants;
+mod functions;
 mod layering;
 mod lint_evidence;
 mod matrix_http;

@@ -1,0 +1,100 @@
+//! The function cells: every function callers may execute, called once per actor in SQL and
+//! over HTTP (`/api/database/rpc/<fn>`) and judged by what it returns and writes on every spec
+//! table. The example's own function is judged OK; a hand-broken copy with `SECURITY DEFINER`
+//! functions that hand out other users' rows fails, in SQL and over HTTP alike.
+
+use std::path::PathBuf;
+
+use rls_suite::check::{self, CheckOptions, CheckOutcome, Subject};
+
+fn example(dir: &str) -> PathBuf {
+    harness::state::workspace_root()
+        .join("examples/team-workspaces")
+        .join(dir)
+        .join("access.toml")
+}
+
+async fn check_http(spec: PathBuf) -> CheckOutcome {
+    let subject = Subject::load(&spec, None).unwrap();
+    let opts = CheckOptions {
+        http: true,
+        ..CheckOptions::default()
+    };
+    check::check(&subject, &opts).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_examples_own_function_is_called_by_everyone_and_judged_ok() {
+    let outcome = check_http(example("")).await;
+    let sql = outcome
+        .report
+        .functions
+        .as_ref()
+        .expect("function cells in SQL");
+    let row = sql
+        .functions
+        .iter()
+        .position(|f| f == "project_role(project uuid)")
+        .unwrap_or_else(|| panic!("project_role not called:\n{}", sql.render()));
+    // Every actor called it (anon is refused: it may not execute it).
+    assert_eq!(sql.cells[row].len(), outcome.report.actors.len());
+    let anon = sql.actors.iter().position(|a| a == "anon").unwrap();
+    assert_eq!(sql.cells[row][anon].0, "refused 42501", "{}", sql.render());
+    // The caller-id function is named as not called, never silently left out.
+    assert!(
+        sql.not_surfaces
+            .iter()
+            .any(|l| l.starts_with("requesting_user_id(): the caller-id function")),
+        "{:?}",
+        sql.not_surfaces
+    );
+    let http = outcome.http.as_ref().unwrap().report.functions.as_ref();
+    assert!(http.is_some_and(|h| h.functions.contains(&sql.functions[row])));
+    assert!(outcome.leaks().is_empty(), "{:?}", outcome.leaks());
+    assert!(
+        outcome.lost_access().is_empty(),
+        "{:?}",
+        outcome.lost_access()
+    );
+    assert!(
+        outcome.disagreements().is_empty(),
+        "{:?}",
+        outcome.disagreements()
+    );
+}
+
+#[tokio::test]
+async fn definer_functions_that_hand_out_rows_leak_in_sql_and_over_http() {
+    let outcome = check_http(example("broken-definer")).await;
+    let leaks = outcome.leaks();
+    for (surface, prefix) in [("SQL", "[functions]"), ("HTTP", "HTTP [functions]")] {
+        for what in [
+            "project_overview(): project_overview returns ada rows of ben, cy, lookalike-wildcard \
+             in projects the spec does not show them",
+            "get_task(task uuid): get_task returns ada rows of ben in tasks",
+            "rename_project(project uuid, new_name text): rename_project updates for ada rows \
+             of ben in projects the spec forbids them",
+        ] {
+            assert!(
+                leaks
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{prefix} {what}"))),
+                "{surface} misses `{what}`:\n{}",
+                leaks.join("\n")
+            );
+        }
+    }
+    // The table matrices are as clean as the unbroken example's: only the function cells see
+    // the hole.
+    assert!(
+        leaks.iter().all(|l| l.contains("[functions]")),
+        "{}",
+        leaks.join("\n")
+    );
+    assert!(
+        outcome.disagreements().is_empty(),
+        "{:?}",
+        outcome.disagreements()
+    );
+    assert_eq!(outcome.exit_code(None), 1);
+}
