@@ -30,6 +30,7 @@ pub mod pool;
 pub mod report;
 pub mod run;
 pub(crate) mod seed;
+pub(crate) mod surfaces;
 pub mod tokens;
 
 pub use model::{BoundSpec, Error, Verdict};

@@ -233,6 +233,16 @@ async fn drive(
                 &mut admin,
             )
             .await?;
+            super::surfaces::run(
+                bound,
+                &seeds,
+                &actors,
+                &allowed_all,
+                &observer,
+                &mut admin,
+                &mut report.tables,
+            )
+            .await?;
         }
         if let (Via::Http(endpoint), [a, b, ..]) = (via, users.as_slice())
             && let Some(b_id) = b.id()

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// The engine's modules in the order data flows through them (`run` drives them all).
-const ORDER: [&str; 14] = [
+const ORDER: [&str; 15] = [
     "model",
     "bind",
     "seed",
@@ -19,6 +19,7 @@ const ORDER: [&str; 14] = [
     "coverage",
     "functions",
     "report",
+    "surfaces",
     "run",
 ];
 

@@ -17,5 +17,6 @@ mod real_schemas;
 mod spec_check;
 mod spec_http;
 mod support;
+mod surfaces;
 mod tokens;
 mod verify;
