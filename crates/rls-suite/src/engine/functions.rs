@@ -26,7 +26,7 @@ use sqlx::PgConnection;
 use super::judge::moved_columns;
 use super::model::{Actor, Allowed, BoundSpec, Error, Seeds, Table, Verdict, field, sql_err};
 use super::observe::{Observer, http};
-use super::seed::{images, restore};
+use super::seed::{images, remove, restore};
 use crate::policy_expr;
 use crate::spec::{Command, FunctionSpec};
 
@@ -388,14 +388,24 @@ fn statement(c: &Callable) -> String {
     }
 }
 
+/// A row a call inserted, judged as the tables stood right after the call.
+#[derive(Debug)]
+struct Inserted {
+    /// The spec's insert rule lets the caller insert it (judged with the row itself removed, as
+    /// the expect stage judges an insert).
+    by_rule: bool,
+    /// Other actors whose select rule shows them the row.
+    seen_by_others: Vec<String>,
+}
+
 /// What one call did, before judging.
 #[derive(Debug, Default)]
 struct Effect {
     refused: Option<String>,
     /// Per spec table (by position), the seeded keys among the returned values.
     returned: BTreeMap<usize, BTreeSet<String>>,
-    /// Per table: inserted images, (key, old, new) updated, deleted keys.
-    inserted: BTreeMap<usize, Vec<Value>>,
+    /// Per table: inserted rows, (key, old, new) updated, deleted keys.
+    inserted: BTreeMap<usize, Vec<Inserted>>,
     updated: BTreeMap<usize, Vec<(String, Value, Value)>>,
     deleted: BTreeMap<usize, Vec<String>>,
 }
@@ -486,26 +496,66 @@ fn returned(
     out
 }
 
-/// Whether `actor` may insert `image` into `table`, as the spec's insert rule says.
-async fn may_insert(
+/// An inserted row (key `pk`, `image`), as the tables stand after the call: whether the
+/// caller's insert rule allows it with the row itself removed, and which other actors see it.
+async fn judge_insert(
     table: &Table,
-    actor: &Actor,
+    pk: &str,
     image: &Value,
+    (actors, ai): (&[Actor], usize),
     admin: &mut PgConnection,
-) -> Result<bool, Error> {
+) -> Result<Inserted, Error> {
+    let actor = &actors[ai];
+    let others: Vec<&Actor> = actors
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != ai)
+        .map(|(_, a)| a)
+        .collect();
+    let seen_sql = format!(
+        "select a.key from unnest($1::text[], $2::text[], $3::text[]) a(key, id, role) \
+         cross join {q} t where {pk} = $4 and coalesce(({sel}), false)",
+        q = table.qname,
+        pk = table.pk_expr("t"),
+        sel = table.preds[&Command::Select].render("a.id", "a.role"),
+    );
+    let seen_by_others: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(seen_sql))
+        .bind(others.iter().map(|a| a.key.clone()).collect::<Vec<_>>())
+        .bind(
+            others
+                .iter()
+                .map(|a| a.id().map(str::to_owned))
+                .collect::<Vec<_>>(),
+        )
+        .bind(others.iter().map(|a| a.role()).collect::<Vec<_>>())
+        .bind(pk)
+        .fetch_all(&mut *admin)
+        .await
+        .map_err(sql_err("judge a call's insert"))?;
+    let mut tx = sqlx::Connection::begin(&mut *admin)
+        .await
+        .map_err(sql_err("judge a call's insert"))?;
+    remove(table, pk, &mut tx).await?;
     let sql = format!(
         "select coalesce(({}), false) from (select $1::text as id, $2::text as role) a, \
          jsonb_populate_record(null::{}, $3) t",
         table.preds[&Command::Insert].render("a.id", "a.role"),
         table.qname
     );
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let by_rule = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(actor.id())
         .bind(actor.role())
         .bind(image)
-        .fetch_one(&mut *admin)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(sql_err("judge a call's insert"))
+        .map_err(sql_err("judge a call's insert"))?;
+    tx.rollback()
+        .await
+        .map_err(sql_err("judge a call's insert"))?;
+    Ok(Inserted {
+        by_rule,
+        seen_by_others,
+    })
 }
 
 /// Runs the function cells: `allowed` holds every table's allowed rows per actor (by position
@@ -549,9 +599,9 @@ pub(crate) async fn run(
                 Err(code) => effect.refused = Some(code),
             }
             if c.volatile && effect.refused.is_none() {
-                writes(bound, seeds, &mut effect, admin).await?;
+                writes(bound, seeds, (actors, ai), &mut effect, admin).await?;
             }
-            let verdict = judge(bound, seeds, allowed, c, actor, ai, &effect, admin).await?;
+            let verdict = judge(bound, seeds, allowed, c, actor, ai, &effect)?;
             row.push((describe(bound, seeds, &effect), verdict));
         }
         report.functions.push(c.label.clone());
@@ -565,6 +615,7 @@ pub(crate) async fn run(
 async fn writes(
     bound: &BoundSpec,
     seeds: &Seeds,
+    (actors, ai): (&[Actor], usize),
     effect: &mut Effect,
     admin: &mut PgConnection,
 ) -> Result<(), Error> {
@@ -577,7 +628,8 @@ async fn writes(
         for (k, v) in &after {
             match before.get(k) {
                 None => {
-                    effect.inserted.entry(ti).or_default().push(v.clone());
+                    let judged = judge_insert(table, k, v, (actors, ai), admin).await?;
+                    effect.inserted.entry(ti).or_default().push(judged);
                     changed = true;
                 }
                 Some(old) if *old != v => {
@@ -607,8 +659,7 @@ async fn writes(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn judge(
+fn judge(
     bound: &BoundSpec,
     seeds: &Seeds,
     allowed: &[(usize, Vec<Allowed>)],
@@ -616,7 +667,6 @@ async fn judge(
     actor: &Actor,
     ai: usize,
     e: &Effect,
-    admin: &mut PgConnection,
 ) -> Result<Verdict, Error> {
     let who = &actor.key;
     let callers = c.spec.as_ref().and_then(|f| f.call.as_ref());
@@ -694,13 +744,27 @@ async fn judge(
             )));
         }
     }
-    for (ti, images) in &e.inserted {
-        for image in images {
-            if !may_insert(&bound.tables[*ti], actor, image, admin).await? {
+    let creates = |ti: usize| {
+        c.spec
+            .as_ref()
+            .is_some_and(|f| f.creates.iter().any(|t| t == name(ti)))
+    };
+    for (ti, rows) in &e.inserted {
+        for row in rows.iter().filter(|r| !r.by_rule) {
+            if !creates(*ti) {
                 return Ok(Verdict::Leak(format!(
                     "{} inserts for {who} a row into {} the spec forbids them",
                     c.name,
                     name(*ti)
+                )));
+            }
+            if !row.seen_by_others.is_empty() {
+                return Ok(Verdict::Leak(format!(
+                    "{} inserts for {who} a row into {} that {} can see (`creates` allows \
+                     only the caller's own rows)",
+                    c.name,
+                    name(*ti),
+                    row.seen_by_others.join(", ")
                 )));
             }
         }

@@ -6,6 +6,7 @@
 //! args = { project = "00000000-0000-0000-0000-000000000000" }  # literal arguments, or
 //! from = { project = "projects.id" }     # an argument from a seeded column (another user's row)
 //! call = "signed_in"                     # who may call it: anyone | signed_in | nobody | [actors]
+//! creates = ["projects"]                 # it may create the caller's own rows here
 //! skip = "why it is not called"          # never called (listed as not called, with the reason)
 //! ```
 //!
@@ -43,6 +44,10 @@ pub struct FunctionSpec {
     pub from: Vec<(String, (String, String))>,
     /// Who may call it; `None`: the call itself is not judged, only its effect.
     pub call: Option<Callers>,
+    /// Tables it may insert rows into beyond their insert rule, as long as no other actor can
+    /// see the rows (the caller's own new data: a `create_project()` that adds the project and
+    /// the caller's membership).
+    pub creates: Vec<String>,
     /// Never call it, for this reason.
     pub skip: Option<String>,
     /// The line of `[functions.<name>]`.
@@ -57,6 +62,8 @@ pub(super) struct RawFunction {
     #[serde(default)]
     from: IndexMap<String, String>,
     call: Option<Spanned<OneOrMany>>,
+    #[serde(default)]
+    creates: Vec<String>,
     skip: Option<String>,
 }
 
@@ -109,6 +116,17 @@ pub(super) fn parse(
                 Some(callers(&names, actors).map_err(|m| src.err(at, key("call"), m))?)
             }
         };
+        if let Some(t) = raw
+            .creates
+            .iter()
+            .find(|t| !tables.iter().any(|s| s.name == **t))
+        {
+            return Err(src.err(
+                offset,
+                key("creates"),
+                format!("`{t}` is not a table of this spec"),
+            ));
+        }
         if raw.skip.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(src.err(offset, key("skip"), "say why the function is not called"));
         }
@@ -117,6 +135,7 @@ pub(super) fn parse(
             args: toml_to_json(raw.args),
             from,
             call,
+            creates: raw.creates,
             skip: raw.skip,
             line,
         });
@@ -190,6 +209,7 @@ mod tests {
         assert!(err("[functions.f]\nfrom = { id = \"b.o\" }\n").contains("`b` is not a table"));
         assert!(err("[functions.f]\nfrom = { id = \"o\" }\n").contains("table.column"));
         assert!(err("[functions.f]\nskip = \" \"\n").contains("say why"));
+        assert!(err("[functions.f]\ncreates = [\"b\"]\n").contains("functions.f.creates"));
         assert!(err("[functions.f]\nwho = 1\n").contains("unknown field"));
     }
 }

@@ -74,6 +74,8 @@ async fn definer_functions_that_hand_out_rows_leak_in_sql_and_over_http() {
             "get_task(task uuid): get_task returns ada rows of ben in tasks",
             "rename_project(project uuid, new_name text): rename_project updates for ada rows \
              of ben in projects the spec forbids them",
+            "join_project(project uuid): join_project inserts for ada a row into \
+             project_members that ben",
         ] {
             assert!(
                 leaks
@@ -84,6 +86,25 @@ async fn definer_functions_that_hand_out_rows_leak_in_sql_and_over_http() {
             );
         }
     }
+    // Making the caller's own project and membership, as `creates` allows, is no finding.
+    assert!(
+        !leaks.iter().any(|l| l.contains("create_project")),
+        "{}",
+        leaks.join("\n")
+    );
+    let sql = outcome.report.functions.as_ref().unwrap();
+    let row = sql
+        .functions
+        .iter()
+        .position(|f| f == "create_project(project_name text)")
+        .unwrap();
+    assert_eq!(
+        sql.cells[row][0].0,
+        "inserts projects 1, inserts project_members 1"
+    );
+    // anon may not call it, as the spec says (`call = "signed_in"`): refused, and OK.
+    let anon = sql.actors.iter().position(|a| a == "anon").unwrap();
+    assert_eq!(sql.cells[row][anon].0, "refused 42501");
     // The table matrices are as clean as the unbroken example's: only the function cells see
     // the hole.
     assert!(

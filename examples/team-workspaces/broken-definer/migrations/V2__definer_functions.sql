@@ -18,3 +18,28 @@ create function public.rename_project(project uuid, new_name text) returns void
 language sql volatile security definer set search_path = ''
 as $$ update public.projects set name = new_name where id = project $$;
 grant execute on function public.rename_project(uuid, text) to authenticated;
+
+-- Joins any project: the spec's `creates` lets it add the caller's own rows, but this row is
+-- in another user's project, which its members see.
+create function public.join_project(project uuid) returns void
+language sql volatile security definer set search_path = ''
+as $$ insert into public.project_members (project_id, user_id, role)
+      values (project, public.requesting_user_id(), 'member') $$;
+grant execute on function public.join_project(uuid) to authenticated;
+
+-- Not broken: makes a project and the caller's owner membership, rows only the caller sees.
+create function public.create_project(project_name text) returns uuid
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  new_id uuid;
+begin
+  insert into public.projects (owner_id, name)
+    values (public.requesting_user_id(), project_name) returning id into new_id;
+  insert into public.project_members (project_id, user_id, role)
+    values (new_id, public.requesting_user_id(), 'owner');
+  return new_id;
+end
+$$;
+revoke all on function public.create_project(text) from public;
+grant execute on function public.create_project(text) to authenticated;
