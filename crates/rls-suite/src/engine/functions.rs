@@ -121,6 +121,7 @@ order by 1, 2";
 async fn callables(
     bound: &BoundSpec,
     admin: &mut PgConnection,
+    not_our_database: bool,
 ) -> Result<(Vec<Callable>, Vec<String>, Vec<String>), Error> {
     let schema = &bound.spec.schema;
     let rows: Vec<ProcRow> = sqlx::query_as(LIST)
@@ -179,6 +180,15 @@ async fn callables(
         }
         if rettype == "trigger" || rettype == "event_trigger" {
             not_surfaces.push(format!("{label}: a trigger function"));
+            continue;
+        }
+        if not_our_database && volatility == "v" && declared.is_none() {
+            skip(
+                "volatile and not in [functions]: the database is not the run's own (a \
+                 deployment), where a call may write outside the spec tables — declare it to \
+                 call it"
+                    .into(),
+            );
             continue;
         }
         let inputs: Vec<(String, String)> = modes
@@ -559,7 +569,8 @@ async fn judge_insert(
 }
 
 /// Runs the function cells: `allowed` holds every table's allowed rows per actor (by position
-/// in `actors`), the tables are at their seeds and are left so.
+/// in `actors`), the tables are at their seeds and are left so. `not_our_database` (`verify`
+/// against a deployment): volatile functions the spec does not name are not called.
 pub(crate) async fn run(
     bound: &BoundSpec,
     seeds: &Seeds,
@@ -567,9 +578,10 @@ pub(crate) async fn run(
     allowed: &[(usize, Vec<Allowed>)],
     observer: &mut Observer,
     admin: &mut PgConnection,
+    not_our_database: bool,
 ) -> Result<Option<FunctionCalls>, Error> {
     let started = std::time::Instant::now();
-    let (list, not_called, not_surfaces) = callables(bound, admin).await?;
+    let (list, not_called, not_surfaces) = callables(bound, admin, not_our_database).await?;
     if list.is_empty() && not_called.is_empty() && not_surfaces.is_empty() {
         return Ok(None);
     }

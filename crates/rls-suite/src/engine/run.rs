@@ -231,6 +231,7 @@ async fn drive(
                 &allowed_all,
                 &mut observer,
                 &mut admin,
+                opts.refuse_existing_rows,
             )
             .await?;
             super::surfaces::run(

@@ -119,3 +119,51 @@ async fn definer_functions_that_hand_out_rows_leak_in_sql_and_over_http() {
     );
     assert_eq!(outcome.exit_code(None), 1);
 }
+
+/// Against a database that is not the run's own (`verify`), a volatile function the spec does
+/// not name is listed as not called: it might write where the run cannot restore.
+#[tokio::test]
+async fn a_deployments_undeclared_volatile_functions_are_not_called() {
+    use harness::{Migrations, TestDatabase};
+    use rls_suite::engine::{self, BoundSpec, RunOptions};
+    use rls_suite::spec::Spec;
+
+    let dir = harness::state::workspace_root().join("examples/team-workspaces/broken-definer");
+    let migrations = Migrations::from_dir(&dir.join("migrations")).unwrap();
+    let db = TestDatabase::migrated(&migrations).await.unwrap();
+    // The spec without its [functions] entries: every function of the copy is undeclared.
+    let text = std::fs::read_to_string(dir.join("access.toml")).unwrap();
+    let text = &text[..text.find("[functions.").unwrap()];
+    let spec = Spec::parse(&dir.join("access.toml"), text).unwrap();
+    let mut admin = db.admin_connection().await.unwrap();
+    let bound = BoundSpec::bind(&spec, &mut admin).await.unwrap();
+    drop(admin);
+    let opts = RunOptions {
+        refuse_existing_rows: true,
+        ..RunOptions::default()
+    };
+    let report = engine::run(&bound, db.admin_target(), db.app_target(), opts)
+        .await
+        .unwrap();
+    let f = report.functions.as_ref().unwrap();
+    for name in ["rename_project(", "join_project(", "create_project("] {
+        assert!(
+            f.not_called
+                .iter()
+                .any(|l| l.starts_with(name) && l.contains("volatile and not in [functions]")),
+            "{name}: {:?}",
+            f.not_called
+        );
+        assert!(!f.functions.iter().any(|l| l.starts_with(name)));
+    }
+    // Stable ones are still called, and still caught.
+    assert!(f.functions.iter().any(|l| l == "project_overview()"));
+    assert!(
+        report
+            .leaks()
+            .iter()
+            .any(|l| l.starts_with("[functions] project_overview()")),
+        "{:?}",
+        report.leaks()
+    );
+}
