@@ -97,3 +97,34 @@ async fn the_example_runs_upsert_and_embed_rows_over_http_without_a_finding() {
             .all(|op| !op.starts_with("upsert") && !op.starts_with("embed"))
     }));
 }
+
+/// A ported real schema over HTTP, with its function, upserts and embeds: clean, and in
+/// agreement with SQL (its `canvas_objects.object` is `jsonb`, which a PATCH must write as
+/// PostgREST does).
+#[tokio::test]
+async fn figma_clone_over_http_is_clean_with_every_surface() {
+    let spec = harness::state::workspace_root().join("examples/real/figma-clone/access.toml");
+    let subject = Subject::load(&spec, None).unwrap();
+    let opts = CheckOptions {
+        http: true,
+        ..CheckOptions::default()
+    };
+    let outcome = check::check(&subject, &opts).await.unwrap();
+    assert!(outcome.leaks().is_empty(), "{:?}", outcome.leaks());
+    assert!(
+        outcome.lost_access().is_empty(),
+        "{:?}",
+        outcome.lost_access()
+    );
+    assert!(
+        outcome.disagreements().is_empty(),
+        "{:?}",
+        outcome.disagreements()
+    );
+    let http = &outcome.http.as_ref().unwrap().report;
+    assert!(
+        http.functions
+            .as_ref()
+            .is_some_and(|f| f.functions.iter().any(|l| l == "create_new_project()"))
+    );
+}
