@@ -142,6 +142,17 @@ async fn callables(
     .fetch_all(&mut *admin)
     .await
     .map_err(sql_err("read the spec tables' column types"))?;
+    // Every enum type's first label, by the type's name as `regtype` prints it.
+    let enums: BTreeMap<String, String> = sqlx::query_as::<_, (String, String)>(
+        "select e.enumtypid::regtype::text, \
+                (array_agg(e.enumlabel::text order by e.enumsortorder))[1] \
+         from pg_enum e group by e.enumtypid",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("read the enum types"))?
+    .into_iter()
+    .collect();
     // Spec table columns by type, in seeding order.
     let mut columns: Vec<(usize, String, String)> = Vec::new();
     for (ti, t) in bound.tables.iter().enumerate() {
@@ -223,7 +234,7 @@ async fn callables(
         let mut args = Vec::new();
         let mut unfilled = None;
         for (i, (arg, ty)) in inputs.iter().enumerate() {
-            match fill(bound, declared, &columns, arg, ty) {
+            match fill(bound, declared, &columns, &enums, arg, ty) {
                 Ok(source) => args.push((arg.clone(), ty.clone(), source)),
                 Err(_) if i >= required => {}
                 Err(why) => {
@@ -288,6 +299,7 @@ fn fill(
     bound: &BoundSpec,
     declared: Option<&FunctionSpec>,
     columns: &[(usize, String, String)],
+    enums: &BTreeMap<String, String>,
     arg: &str,
     ty: &str,
 ) -> Result<Source, String> {
@@ -327,6 +339,10 @@ fn fill(
     }
     if let [(ti, col, _)] = typed.as_slice() {
         return Ok(Source::Column(*ti, col.clone()));
+    }
+    // An enum no seeded column holds: its first label.
+    if let (true, Some(label)) = (typed.is_empty(), enums.get(ty)) {
+        return Ok(Source::Literal(Value::String(label.clone())));
     }
     Err(format!(
         "cannot fill `{arg} {ty}` from the seeded rows ({} seeded columns of that type; \
