@@ -497,7 +497,21 @@ fn returned(
     values: &[Value],
 ) -> BTreeMap<usize, BTreeSet<String>> {
     let mut out: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
-    for value in values {
+    // Values to match: the returned ones and, inside them, every array element and every
+    // object or array an object holds (a `json` result nests rows: `{"projects": [{…}]}`);
+    // a text value only where it stands alone or in an array, never as an object's field
+    // (a task's `project_id` does not return the project).
+    let mut stack: Vec<(&Value, bool)> = values.iter().map(|v| (v, true)).collect();
+    while let Some((value, alone)) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items.iter().map(|v| (v, true))),
+            Value::Object(obj) => stack.extend(
+                obj.values()
+                    .filter(|v| v.is_array() || v.is_object())
+                    .map(|v| (v, false)),
+            ),
+            _ => {}
+        }
         for (ti, table) in bound.tables.iter().enumerate() {
             if c.row_table.is_some_and(|rt| rt != ti) {
                 continue;
@@ -508,7 +522,7 @@ fn returned(
                         .pk
                         .iter()
                         .all(|k| obj.get(k).is_some_and(|v| v == field(&row.image, k))),
-                    Value::String(s) if !actor_ids.contains(s) => {
+                    Value::String(s) if alone && !actor_ids.contains(s) => {
                         matches!(table.pk.as_slice(), [k] if field(&row.image, k) == value)
                     }
                     _ => false,

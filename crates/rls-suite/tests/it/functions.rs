@@ -76,6 +76,7 @@ async fn definer_functions_that_hand_out_rows_leak_in_sql_and_over_http() {
              of ben in projects the spec forbids them",
             "join_project(project uuid): join_project inserts for ada a row into \
              project_members that ben",
+            "dashboard(): dashboard returns ada rows of ",
         ] {
             assert!(
                 leaks

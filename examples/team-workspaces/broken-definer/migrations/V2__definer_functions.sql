@@ -1,5 +1,6 @@
--- Hand-broken: three SECURITY DEFINER functions that any caller may execute, each the classic
--- hole. They run as their owner, past every policy of the tables they read or write.
+-- Hand-broken: five SECURITY DEFINER functions that callers may execute, each the classic
+-- hole, and one that is fine (create_project). They run as their owner, past every policy of
+-- the tables they read or write.
 
 -- Every project, to anyone who asks (a dashboard helper that forgot its WHERE clause).
 create function public.project_overview() returns table (id uuid, name text, owner_id text)
@@ -43,3 +44,10 @@ end
 $$;
 revoke all on function public.create_project(text) from public;
 grant execute on function public.create_project(text) to authenticated;
+
+-- Every task, nested in a JSON document (a dashboard endpoint): rows inside a `jsonb` result
+-- are rows returned all the same.
+create function public.dashboard() returns jsonb
+language sql stable security definer set search_path = ''
+as $$ select jsonb_build_object('tasks', coalesce(jsonb_agg(to_jsonb(t)), '[]'::jsonb))
+      from public.tasks t $$;
