@@ -223,6 +223,8 @@ async fn drive(
                 break;
             }
         }
+        // The function cells (SQL and HTTP) and the HTTP-only upsert/embed rows: whole runs
+        // only, never a mutant's (engine/functions.rs, engine/surfaces.rs).
         if focus.tables.is_none() && !focus.skip_coverage {
             report.functions = super::functions::run(
                 bound,
