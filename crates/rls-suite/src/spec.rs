@@ -13,6 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
+pub mod functions;
+pub use functions::{Callers, FunctionSpec};
+
 /// A spec that could not be read, with where in the file.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -166,6 +169,8 @@ pub struct Spec {
     /// Known findings the team accepts for now (`[accept]`), in the file's order: reported
     /// apart, they do not fail the check.
     pub accept: Vec<Accept>,
+    /// `[functions.<name>]` entries, in the file's order (see [`functions`]).
+    pub functions: Vec<FunctionSpec>,
 }
 
 /// One `[accept]` entry: `"table.operation.actor" = "reason"`, each part a glob (`*` matches
@@ -255,6 +260,8 @@ struct RawSpec {
     mutants: Option<RawMutants>,
     #[serde(default)]
     accept: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    functions: IndexMap<String, Spanned<functions::RawFunction>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -461,6 +468,7 @@ impl Spec {
             tables,
             equivalent: BTreeMap::new(),
             accept: Vec::new(),
+            functions: Vec::new(),
         };
         let mut spec = spec;
         for (key, reason) in raw.accept {
@@ -485,6 +493,8 @@ impl Spec {
             spec.equivalent.insert(id, reason.into_inner());
         }
         spec.check_relations(&src)?;
+        let actors: Vec<String> = spec.users.iter().map(|u| u.key.clone()).collect();
+        spec.functions = functions::parse(&src, raw.functions, &actors, &spec.tables)?;
         Ok(spec)
     }
 

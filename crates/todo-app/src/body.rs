@@ -137,9 +137,12 @@ pub fn parse_patch_body(
         let column = table
             .find(&key)
             .ok_or_else(|| ParseError::unknown_write_column(table, &key))?;
+        // PostgREST reads a PATCH body with `json_populate_record`: a JSON string in a `json`
+        // or `jsonb` column is that JSON string (`"a"`), in any other column its text (`a`).
+        let json_typed = matches!(table.column(column).sql_type(), "json" | "jsonb");
         let text = match value {
             Value::Null => None,
-            Value::String(s) => Some(s),
+            Value::String(s) if !json_typed => Some(s),
             other => Some(other.to_string()),
         };
         out.push((column, text));
@@ -151,6 +154,25 @@ pub fn parse_patch_body(
 mod tests {
     use super::*;
     use crate::schema::fixture::{col, todos};
+
+    #[test]
+    fn a_patched_json_string_stays_a_json_string_in_a_jsonb_column() {
+        use crate::schema::{Column, Relation, RelationKind};
+        let shapes = Relation::new(
+            "public",
+            "shapes",
+            RelationKind::Table,
+            vec![
+                Column::new("id", "uuid"),
+                Column::new("object", "jsonb"),
+                Column::new("label", "text"),
+            ],
+            &["id"],
+        );
+        let set = parse_patch_body(&shapes, br#"{"object":"changed","label":"changed"}"#).unwrap();
+        let texts: Vec<Option<&str>> = set.iter().map(|(_, v)| v.as_deref()).collect();
+        assert_eq!(texts, [Some("\"changed\""), Some("changed")]);
+    }
 
     #[test]
     fn insert_bodies() {

@@ -389,6 +389,7 @@ fn suite_report(
         hostile: Vec::new(),
         pool: None,
         coverage: None,
+        functions: None,
         accept: Vec::new(),
     }
 }

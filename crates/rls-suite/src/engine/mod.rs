@@ -21,6 +21,7 @@ pub mod model;
 pub(crate) mod bind;
 pub mod coverage;
 pub(crate) mod expect;
+pub mod functions;
 pub mod hostile;
 pub(crate) mod judge;
 pub mod observe;
@@ -29,6 +30,7 @@ pub mod pool;
 pub mod report;
 pub mod run;
 pub(crate) mod seed;
+pub(crate) mod surfaces;
 pub mod tokens;
 
 pub use model::{BoundSpec, Error, Verdict};

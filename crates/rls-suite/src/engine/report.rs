@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::coverage::Coverage;
+use super::functions::FunctionCalls;
 use super::hostile::HostileRow;
 use super::judge::moved_columns;
 use super::model::{Observed, Op, Seeds, Table, Verdict};
@@ -43,6 +44,9 @@ pub struct CheckReport {
     pub pool: Option<PoolBleed>,
     /// Policy coverage over the seeded rows (`None` when the run skipped it, and over HTTP).
     pub coverage: Option<Coverage>,
+    /// The function cells (every function callers may execute, called by every actor),
+    /// `None` when the schema has none and in a mutant's run.
+    pub functions: Option<FunctionCalls>,
     /// The spec's `[accept]` entries: the findings they match are reported apart and do not
     /// count as leaks or lost access.
     pub accept: Vec<Accept>,
@@ -209,6 +213,27 @@ impl CheckReport {
                 }
             }
         }
+        if let (Some(mine), Some(theirs)) = (&self.functions, &other.functions) {
+            for (label, row) in mine.functions.iter().zip(&mine.cells) {
+                let Some(fi) = theirs.functions.iter().position(|l| l == label) else {
+                    continue;
+                };
+                for (actor, (text, verdict)) in mine.actors.iter().zip(row) {
+                    let Some(ai) = theirs.actors.iter().position(|a| a == actor) else {
+                        continue;
+                    };
+                    let (other_text, other_verdict) = &theirs.cells[fi][ai];
+                    if text != other_text
+                        || std::mem::discriminant(verdict) != std::mem::discriminant(other_verdict)
+                    {
+                        out.push(format!(
+                            "[functions] {label} · {actor}: {} {text:?} vs {} {other_text:?}",
+                            names.0, names.1
+                        ));
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -278,6 +303,7 @@ impl CheckReport {
             .into_iter()
             .chain(self.hostile_leaks())
             .chain(self.pool.iter().flat_map(|p| p.leaks.iter().cloned()))
+            .chain(self.function_findings(|v| matches!(v, Verdict::Leak(_))))
             .collect()
     }
 
@@ -285,7 +311,20 @@ impl CheckReport {
         self.matrix_findings(|v| matches!(v, Verdict::LostAccess(_)))
             .into_iter()
             .chain(self.pool.iter().flat_map(|p| p.lost.iter().cloned()))
+            .chain(self.function_findings(|v| matches!(v, Verdict::LostAccess(_))))
             .collect()
+    }
+
+    /// The function cells' findings: `[functions] name(args): why`.
+    fn function_findings(&self, pick: impl Fn(&Verdict) -> bool) -> Vec<String> {
+        self.functions.as_ref().map_or_else(Vec::new, |f| {
+            let rows = f
+                .functions
+                .iter()
+                .zip(&f.cells)
+                .map(|(label, row)| (label.clone(), row.iter().map(|(_, v)| v)));
+            findings("functions", rows, pick)
+        })
     }
 
     pub fn cell_count(&self) -> usize {
@@ -313,6 +352,10 @@ impl CheckReport {
         out.push_str("\n\n");
         for t in &self.tables {
             out.push_str(&t.render());
+            out.push('\n');
+        }
+        if let Some(f) = self.functions.as_ref().filter(|f| f.is_surface()) {
+            out.push_str(&f.render());
             out.push('\n');
         }
         if !self.hostile.is_empty() {
@@ -351,6 +394,7 @@ impl CheckReport {
             "accepted": self.accepted(),
             "stale_accepts": self.stale_accepts(),
             "cells": self.cell_count(),
+            "functions": self.functions.as_ref().map(FunctionCalls::to_json),
             "pool_bleed": self.pool.as_ref().map(|p| json!({
                 "reads": p.reads, "leaks": p.leaks, "lost": p.lost,
             })),
@@ -363,6 +407,63 @@ impl CheckReport {
                 "observed": r.observed,
                 "leak": match &r.verdict { Verdict::Leak(why) => Some(why), _ => None },
             })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl FunctionCalls {
+    /// Whether any function is a surface (called, or callable and not called): a schema whose
+    /// only functions are no surface of their own shows no function section in the text.
+    pub fn is_surface(&self) -> bool {
+        !self.functions.is_empty() || !self.not_called.is_empty()
+    }
+
+    /// Functions down, actors across, then the functions not called and why.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if !self.functions.is_empty() {
+            let mut header = vec!["function (called by each actor)".to_owned()];
+            header.extend(self.actors.iter().cloned());
+            let mut rows = vec![header];
+            for (label, cells) in self.functions.iter().zip(&self.cells) {
+                let mut row = vec![label.clone()];
+                row.extend(cells.iter().map(|(t, v)| format!("{}{t}", mark(v))));
+                rows.push(row);
+            }
+            out.push_str(&render_table(&rows));
+        }
+        if !self.not_called.is_empty() {
+            out.push_str("functions not called:\n");
+            for line in &self.not_called {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        if !self.not_surfaces.is_empty() {
+            out.push_str("functions that are no surface (not called):\n");
+            for line in &self.not_surfaces {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "actors": self.actors,
+            "calls": self.functions.iter().zip(&self.cells).map(|(f, row)| json!({
+                "function": f,
+                "results": self.actors.iter().zip(row).map(|(a, (text, v))| json!({
+                    "actor": a,
+                    "observed": text,
+                    "verdict": match v {
+                        Verdict::Ok => json!("ok"),
+                        Verdict::Leak(why) => json!({"leak": why}),
+                        Verdict::LostAccess(why) => json!({"lost_access": why}),
+                    },
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "not_called": self.not_called,
+            "not_surfaces": self.not_surfaces,
         })
     }
 }

@@ -160,6 +160,7 @@ async fn drive(
         hostile: Vec::new(),
         pool: None,
         coverage: None,
+        functions: None,
         accept: bound.spec.accept.clone(),
     };
     // Every actor's allowed rows per table (by position), for the token and pool tables.
@@ -221,6 +222,30 @@ async fn drive(
             if found {
                 break;
             }
+        }
+        // The function cells (SQL and HTTP) and the HTTP-only upsert/embed rows: whole runs
+        // only, never a mutant's (engine/functions.rs, engine/surfaces.rs).
+        if focus.tables.is_none() && !focus.skip_coverage {
+            report.functions = super::functions::run(
+                bound,
+                &seeds,
+                &actors,
+                &allowed_all,
+                &mut observer,
+                &mut admin,
+                opts.refuse_existing_rows,
+            )
+            .await?;
+            super::surfaces::run(
+                bound,
+                &seeds,
+                &actors,
+                &allowed_all,
+                &observer,
+                &mut admin,
+                &mut report.tables,
+            )
+            .await?;
         }
         if let (Via::Http(endpoint), [a, b, ..]) = (via, users.as_slice())
             && let Some(b_id) = b.id()

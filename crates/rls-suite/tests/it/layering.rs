@@ -5,9 +5,22 @@
 use std::path::{Path, PathBuf};
 
 /// The engine's modules in the order data flows through them (`run` drives them all).
-const ORDER: [&str; 13] = [
-    "model", "bind", "seed", "expect", "plan", "observe", "judge", "tokens", "hostile", "pool",
-    "coverage", "report", "run",
+const ORDER: [&str; 15] = [
+    "model",
+    "bind",
+    "seed",
+    "expect",
+    "plan",
+    "observe",
+    "judge",
+    "tokens",
+    "hostile",
+    "pool",
+    "coverage",
+    "functions",
+    "report",
+    "surfaces",
+    "run",
 ];
 
 /// Crate modules outside the engine that it may use: its input and a leaf parser.

@@ -4,6 +4,7 @@
 
 mod accept;
 mod expr_mutants;
+mod functions;
 mod layering;
 mod lint_evidence;
 mod matrix_http;
@@ -17,5 +18,6 @@ mod real_schemas;
 mod spec_check;
 mod spec_http;
 mod support;
+mod surfaces;
 mod tokens;
 mod verify;

@@ -107,6 +107,45 @@ impl Api {
             .await
     }
 
+    /// `POST {base}/api/database/rpc/{function}` with the arguments as a JSON object, as the
+    /// SDK's `.rpc()` sends it.
+    pub async fn rpc(
+        &self,
+        function: &str,
+        authorization: &str,
+        args: &Value,
+    ) -> Result<Reply, Error> {
+        let url = format!("{}/api/database/rpc/{function}", self.base);
+        let resp = self
+            .client
+            .post(&url)
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .json(args)
+            .send()
+            .await
+            .map_err(|e| Error::Http {
+                context: url.clone(),
+                detail: send_error(&e),
+                source: e,
+            })?;
+        self.reply(&url, resp).await
+    }
+
+    async fn reply(&self, url: &str, resp: reqwest::Response) -> Result<Reply, Error> {
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| Error::Http {
+            context: format!("{url}: reading the body"),
+            detail: send_error(&e),
+            source: e,
+        })?;
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok(Reply { status, body })
+    }
+
     /// Like [`Api::request`], with the `Authorization` header value verbatim and a `Prefer`
     /// header (default `return=minimal`).
     pub async fn request_with_authorization(
@@ -158,18 +197,7 @@ impl Api {
                 });
             }
         };
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| Error::Http {
-            context: format!("{url}: reading the body"),
-            detail: send_error(&e),
-            source: e,
-        })?;
-        let body = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Ok(Reply { status, body })
+        self.reply(&url, resp).await
     }
 }
 
@@ -238,7 +266,7 @@ pub(crate) fn key_of(table: &Table, seeds: &[SeedRow], row: &Value) -> String {
 
 /// The code a refusal carries: PostgREST's `code` (a SQLSTATE such as `42501`, or `PGRST…`),
 /// InsForge's `error`, else the HTTP status.
-fn refusal_code(reply: &Reply) -> String {
+pub(crate) fn refusal_code(reply: &Reply) -> String {
     let code = reply.body.get("code").and_then(Value::as_str);
     // A 403 without Postgres's SQLSTATE (InsForge's own error body names no `code`) is a
     // privilege refusal as surely as a 42501: it reads as "403", which the judge treats alike.
