@@ -89,7 +89,7 @@ pub struct TableCells {
 /// A finding outside the matrices: a hostile token's read, the pool-bleed run (over HTTP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
-    /// `hostile tokens` or `pool bleed`.
+    /// `hostile tokens`, `pool bleed` or `functions`.
     pub suite: String,
     /// The table it read, when it is one table's.
     pub table: Option<String>,
@@ -370,6 +370,21 @@ impl From<&rls_suite::engine::CheckReport> for CheckInput {
                     observed: observed.clone(),
                     verdict,
                 });
+            }
+        }
+        // A function call per actor: a row it returned or wrote beyond the caller's rules is
+        // a leak like a matrix cell's.
+        if let Some(f) = &r.functions {
+            for (label, row) in f.functions.iter().zip(&f.cells) {
+                for (actor, (text, verdict)) in f.actors.iter().zip(row) {
+                    probes.push(Probe {
+                        suite: "functions".into(),
+                        table: None,
+                        name: format!("{label} · {actor}"),
+                        observed: text.clone(),
+                        verdict: verdict.into(),
+                    });
+                }
             }
         }
         let untested = r

@@ -458,3 +458,47 @@ fn an_http_run_joins_its_tables_and_a_disagreement_fails_the_reports() {
         "{md}"
     );
 }
+
+/// A function call that returns another user's rows (a SECURITY DEFINER hole) is a leak in
+/// every report, like a matrix cell's.
+#[test]
+fn a_function_leak_fails_every_report() {
+    use rls_suite::engine::Verdict as SuiteVerdict;
+    use rls_suite::engine::functions::FunctionCalls;
+    let mut report = suite_report("deletes ada:1", SuiteVerdict::Ok);
+    report.functions = Some(FunctionCalls {
+        actors: vec!["ada".into()],
+        functions: vec!["all_projects()".into()],
+        cells: vec![vec![(
+            "returns projects ada:1 ben:1".into(),
+            SuiteVerdict::Leak("ada reads a row of ben through all_projects()".into()),
+        )]],
+        not_called: Vec::new(),
+        not_surfaces: Vec::new(),
+    });
+    let input = CheckInput::from(&report);
+    let probe = input
+        .probes
+        .iter()
+        .find(|p| p.suite == "functions")
+        .unwrap();
+    assert_eq!(probe.name, "all_projects() · ada");
+    assert_eq!(input.leak_count(), 1);
+    assert!(!input.passed());
+    let xml = rls_report::junit(&input);
+    assert!(xml.contains("name=\"all_projects() · ada\""), "{xml}");
+    assert!(xml.contains("<failure type=\"leak\""), "{xml}");
+    assert_valid_junit("a_function_leak_fails_every_report", &xml);
+    let log = rls_report::sarif_check_value(&input, &locator());
+    assert_valid_sarif(&log);
+    assert!(
+        log["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ruleId"] == "check.leak"),
+        "{log}"
+    );
+    let md = rls_report::markdown(&input);
+    assert!(md.contains("all_projects()"), "{md}");
+}

@@ -72,7 +72,11 @@ async fn a_clean_check_gives_passing_reports() {
 
     let xml = rls_report::junit(&input);
     assert!(
-        xml.contains(&format!("tests=\"{}\" failures=\"0\"", input.cell_count())),
+        // Every cell and every probe (here the example's function calls) is a test case.
+        xml.contains(&format!(
+            "tests=\"{}\" failures=\"0\"",
+            input.cell_count() + input.probes.len()
+        )),
         "{xml}"
     );
     assert!(!xml.contains("<failure"), "{xml}");
