@@ -166,6 +166,26 @@ pub struct Spec {
     /// Known findings the team accepts for now (`[accept]`), in the file's order: reported
     /// apart, they do not fail the check.
     pub accept: Vec<Accept>,
+    /// Policy clauses and branches the team accepts that no cell exercises (`[unexercised]`),
+    /// in the file's order: reported with their reasons, they do not fail the check.
+    pub unexercised: Vec<Unexercised>,
+}
+
+/// One `[unexercised]` entry: `"table.policy clause" = "reason"` or `"table.policy clause ·
+/// branch N" = "reason"`, as the coverage report names it (`*` matches any run of
+/// characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unexercised {
+    pub key: String,
+    pub reason: String,
+    pub line: usize,
+}
+
+impl Unexercised {
+    /// Whether the entry names this clause or branch (`what` as the coverage report writes it).
+    pub fn matches(&self, what: &str) -> bool {
+        glob(&self.key, what)
+    }
 }
 
 /// One `[accept]` entry: `"table.operation.actor" = "reason"`, each part a glob (`*` matches
@@ -255,6 +275,8 @@ struct RawSpec {
     mutants: Option<RawMutants>,
     #[serde(default)]
     accept: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    unexercised: IndexMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -461,8 +483,28 @@ impl Spec {
             tables,
             equivalent: BTreeMap::new(),
             accept: Vec::new(),
+            unexercised: Vec::new(),
         };
         let mut spec = spec;
+        for (key, reason) in raw.unexercised {
+            let at = reason.span().start;
+            let fail = |what: &str| src.err(at, format!("unexercised.{key}"), what);
+            if reason.get_ref().trim().is_empty() {
+                return Err(fail("say why nothing need exercise it"));
+            }
+            let table = key.split_once('.').map_or("", |(t, _)| t);
+            if table.is_empty() || !spec.tables.iter().any(|t| glob(table, &t.name)) {
+                return Err(fail(&format!(
+                    "no table of this spec is `{table}`: write the key as the coverage report \
+                     names the clause, `table.policy using` or `table.policy check · branch 2`"
+                )));
+            }
+            spec.unexercised.push(Unexercised {
+                reason: reason.get_ref().clone(),
+                line: src.line(at),
+                key,
+            });
+        }
         for (key, reason) in raw.accept {
             let entry = spec.accept_entry(&src, key, reason)?;
             spec.accept.push(entry);

@@ -2,9 +2,10 @@
 //! spec names must exist; the rules become one SQL [`Predicate`] per command; the tables are put
 //! in seeding (foreign-key) order. Hands a [`BoundSpec`] to the seed stage. Nothing is written.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use harness::target::quote_ident;
+use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::model::{BoundSpec, Error, ID, Predicate, ROLE, Reader, Table, sql_err};
@@ -14,9 +15,11 @@ impl BoundSpec {
     /// Checks the spec against the catalog of `admin`'s database (after the migrations) and
     /// orders its tables for seeding. Nothing is written.
     pub async fn bind(spec: &Spec, admin: &mut PgConnection) -> Result<Self, Error> {
+        let reads = policy_reads(spec, admin).await?;
         let mut tables = Vec::new();
         for t in &spec.tables {
-            tables.push(bind_table(spec, t, admin).await?);
+            let read = reads.get(&t.name).cloned().unwrap_or_default();
+            tables.push(bind_table(spec, t, &read, admin).await?);
         }
         // Membership tables must be described too: their rows are seeded and checked.
         for t in &spec.tables {
@@ -170,7 +173,12 @@ async fn catalog(
     }))
 }
 
-async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Result<Table, Error> {
+async fn bind_table(
+    spec: &Spec,
+    t: &TableSpec,
+    read: &BTreeMap<String, Vec<Value>>,
+    admin: &mut PgConnection,
+) -> Result<Table, Error> {
     let cat = catalog(admin, &spec.schema, &t.name).await?.ok_or_else(|| {
         invalid(
             spec,
@@ -394,10 +402,14 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
         .filter(|c| !c.1)
         .map(|c| c.0.clone())
         .collect();
+    // The columns the policies read are carried by an insert too: a row derived from them
+    // (`personal_account = true`) is inserted as it was seeded, not with the column's default.
+    let variants = variants(admin, &spec.schema, &t.name, read, &relation_cols, &key).await?;
     let candidate_columns = writable
         .iter()
         .filter(|c| {
-            relation_cols.contains(c)
+            variants.iter().any(|(v, _)| v == *c)
+                || relation_cols.contains(c)
                 || t.payload.contains_key(*c)
                 || t.immutable.contains(c)
                 || !defaulted.contains(*c)
@@ -410,6 +422,7 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
         .collect();
     let readers = readers(admin, &spec.schema, &t.name, &key).await?;
     Ok(Table {
+        variants,
         readers,
         qname: format!("{}.{}", quote_ident(&spec.schema), quote_ident(&t.name)),
         spec: t.clone(),
@@ -420,6 +433,154 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
         change,
         candidate_columns,
     })
+}
+
+/// Per spec table, the columns its policies read — in their own expressions, or in the body of a
+/// function a policy of any spec table calls that names the table and the column — with the
+/// constants the expressions compare each with. The seeding stage derives rows from them.
+async fn policy_reads(
+    spec: &Spec,
+    admin: &mut PgConnection,
+) -> Result<BTreeMap<String, BTreeMap<String, Vec<Value>>>, Error> {
+    let names: Vec<&str> = spec.tables.iter().map(|t| t.name.as_str()).collect();
+    let policies: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "select c.relname::text, pg_get_expr(p.polqual, p.polrelid), \
+                pg_get_expr(p.polwithcheck, p.polrelid) \
+         from pg_policy p join pg_class c on c.oid = p.polrelid \
+         join pg_namespace n on n.oid = c.relnamespace \
+         where n.nspname = $1 and c.relname = any($2)",
+    )
+    .bind(&spec.schema)
+    .bind(&names)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("read the policies"))?;
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<Value>>> = BTreeMap::new();
+    let mut functions: BTreeSet<Vec<String>> = BTreeSet::new();
+    for (table, qual, check) in &policies {
+        for text in [qual, check].into_iter().flatten() {
+            let Ok(expr) = crate::policy_expr::Expr::parse(text) else {
+                continue;
+            };
+            let refs = expr.references();
+            let cols = out.entry(table.clone()).or_default();
+            for c in refs.columns {
+                cols.entry(c).or_default();
+            }
+            for (c, v) in refs.constants {
+                let list = cols.entry(c).or_default();
+                if !list.contains(&v) {
+                    list.push(v);
+                }
+            }
+            functions.extend(refs.functions);
+        }
+    }
+    // The bodies of the functions the policies call: a table and a column both named there.
+    for f in &functions {
+        let (schema, name) = match f.as_slice() {
+            [name] => (None, name),
+            [.., schema, name] => (Some(schema), name),
+            [] => continue,
+        };
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "select p.prosrc from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
+             where p.proname = $1 and ($2::text is null or n.nspname = $2) \
+               and p.prolang in (select oid from pg_language where lanname in ('sql', 'plpgsql'))",
+        )
+        .bind(name)
+        .bind(schema)
+        .fetch_all(&mut *admin)
+        .await
+        .map_err(sql_err("read the policies' functions"))?;
+        for body in bodies {
+            let words: BTreeSet<String> = body
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            for t in names.iter().filter(|t| words.contains(&t.to_lowercase())) {
+                let columns: Vec<String> = sqlx::query_scalar(
+                    "select a.attname::text from pg_attribute a join pg_class c on c.oid = a.attrelid \
+                     join pg_namespace n on n.oid = c.relnamespace \
+                     where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped",
+                )
+                .bind(&spec.schema)
+                .bind(t)
+                .fetch_all(&mut *admin)
+                .await
+                .map_err(sql_err("read the catalog"))?;
+                let cols = out.entry((*t).to_owned()).or_default();
+                for c in columns
+                    .into_iter()
+                    .filter(|c| words.contains(&c.to_lowercase()))
+                {
+                    cols.entry(c).or_default();
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The values worth a seed row of their own, per column the policies read (see
+/// [`policy_reads`]): both booleans, every label of an enum, a timestamp far in the past and
+/// one in the future (and `now` — the seeding stage adds it only where nothing sets the
+/// column), NULL where the column allows it, and the constants the policies compare it with.
+/// Relation columns (the seeding stage sets them) and the row's key are not varied.
+async fn variants(
+    admin: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    read: &BTreeMap<String, Vec<Value>>,
+    relation_cols: &[String],
+    key: &[String],
+) -> Result<Vec<(String, Vec<Value>)>, Error> {
+    let columns: Vec<(String, String, bool, Vec<String>, String, bool)> = sqlx::query_as(
+        "select a.attname::text, ty.typcategory::text, ty.typtype = 'e', \
+                coalesce((select array_agg(e.enumlabel::text order by e.enumsortorder) \
+                          from pg_enum e where e.enumtypid = ty.oid), '{}'), \
+                ty.typname::text, a.attnotnull or a.attgenerated <> '' or a.attidentity <> '' \
+         from pg_attribute a join pg_class c on c.oid = a.attrelid \
+         join pg_namespace n on n.oid = c.relnamespace join pg_type ty on ty.oid = a.atttypid \
+         where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped \
+           and a.attgenerated = '' order by a.attnum",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("read the catalog"))?;
+    let mut out = Vec::new();
+    for (name, category, is_enum, labels, typname, not_null) in columns {
+        let Some(constants) = read.get(&name) else {
+            continue;
+        };
+        if relation_cols.contains(&name) || key.contains(&name) {
+            continue;
+        }
+        let mut values: Vec<Value> = Vec::new();
+        match (category.as_str(), is_enum) {
+            ("B", _) => values.extend([Value::Bool(true), Value::Bool(false)]),
+            (_, true) => values.extend(labels.into_iter().map(Value::String)),
+            ("D", _) if matches!(typname.as_str(), "timestamptz" | "timestamp" | "date") => {
+                values.extend(["now", "epoch", "infinity"].map(|v| Value::String(v.into())));
+            }
+            _ => {}
+        }
+        for c in constants {
+            if !values.contains(c) {
+                values.push(c.clone());
+            }
+        }
+        if !not_null {
+            values.push(Value::Null);
+        }
+        if !values.is_empty() {
+            out.push((name, values));
+        }
+    }
+    Ok(out)
 }
 
 /// Views over the table (through `pg_depend`) that expose all of its primary key, and

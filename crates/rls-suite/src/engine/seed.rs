@@ -10,7 +10,9 @@ use serde_json::{Map, Value, json};
 use sqlx::{Connection, PgConnection};
 
 use super::bind::invalid;
-use super::model::{Actor, BoundSpec, Error, SeedRow, Seeds, Table, db_message, field, sql_err};
+use super::model::{
+    Actor, BoundSpec, Derived, Error, SeedRow, Seeds, Table, db_message, field, sql_err,
+};
 use crate::spec::{Spec, TableSpec};
 
 /// Inserts rows for every actor in every table, as a superuser, in seeding order. Each table's
@@ -24,6 +26,7 @@ pub(crate) async fn seed(
     let spec = &bound.spec;
     let user_of = |id: &Value| users.iter().position(|u| Some(u.id()) == Some(id.as_str()));
     let mut rows: Vec<Vec<SeedRow>> = vec![Vec::new(); bound.tables.len()];
+    let mut derived: Vec<Derived> = Vec::new();
     let mut tx = admin.begin().await.map_err(sql_err("begin seeding"))?;
     for (ti, table) in bound.tables.iter().enumerate() {
         let t = &table.spec;
@@ -97,23 +100,14 @@ pub(crate) async fn seed(
         .execute(&mut *tx)
         .await
         .map_err(sql_err("prepare seeding"))?;
+        // Rows derived from the policies: a copy of the table's first seed row with one column
+        // the policies read set to one value worth trying (see `Table::variants`), where no
+        // seed row has it yet.
+        let template = planned.first().cloned();
+        let base = planned.len();
         for (n, (mut values, u)) in planned.into_iter().enumerate() {
-            for (k, v) in &t.payload {
-                values
-                    .entry(k.clone())
-                    .or_insert_with(|| own_value(v, n, table.unique_columns.contains(k)));
-            }
-            let cols: Vec<String> = values.keys().map(|c| quote_ident(c)).collect();
-            let sql = format!(
-                "insert into {q} as t ({c}) select {c} from jsonb_populate_record(null::{q}, $1) \
-                 returning {pk}, to_jsonb(t)",
-                q = table.qname,
-                c = cols.join(", "),
-                pk = table.pk_expr("t"),
-            );
-            let row: (String, Value) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(Value::Object(values.clone()))
-                .fetch_one(&mut *tx)
+            fill_payload(t, table, &mut values, n);
+            let row = insert_row(&mut tx, table, &values)
                 .await
                 .map_err(|e| refused(spec, t, n, users[u], &values, &e))?;
             rows[ti].push(SeedRow {
@@ -121,6 +115,64 @@ pub(crate) async fn seed(
                 image: row.1,
                 tag: users[u].key.clone(),
             });
+        }
+        if let Some((template, u)) = template {
+            for (col, values) in &table.variants {
+                for v in values {
+                    let taken = rows[ti][..base].iter().any(|r| field(&r.image, col) == v);
+                    // `now` is what a default or trigger usually sets already.
+                    let set = v.as_str() == Some("now")
+                        && rows[ti][..base]
+                            .iter()
+                            .all(|r| !field(&r.image, col).is_null());
+                    if taken || set {
+                        continue;
+                    }
+                    let n = rows[ti].len();
+                    let mut values = template.clone();
+                    values.insert(col.clone(), v.clone());
+                    fill_payload(t, table, &mut values, n);
+                    // The table may refuse the copy for a value that goes with the old one (a
+                    // CHECK that wants `slug` NULL on a personal account): then without each
+                    // payload value in turn, so its default or NULL applies.
+                    let mut attempts = vec![values.clone()];
+                    attempts.extend(t.payload.keys().filter(|k| *k != col).map(|k| {
+                        let mut fewer = values.clone();
+                        fewer.remove(k);
+                        fewer
+                    }));
+                    let mut first_refusal = None;
+                    let mut inserted = None;
+                    for attempt in &attempts {
+                        match try_insert(&mut tx, table, attempt).await? {
+                            Ok(row) => {
+                                inserted = Some(row);
+                                break;
+                            }
+                            Err(why) => {
+                                first_refusal.get_or_insert(why);
+                            }
+                        }
+                    }
+                    let refused = match inserted {
+                        Some(row) => {
+                            rows[ti].push(SeedRow {
+                                pk: row.0,
+                                image: row.1,
+                                tag: users[u].key.clone(),
+                            });
+                            None
+                        }
+                        None => first_refusal,
+                    };
+                    derived.push(Derived {
+                        table: t.name.clone(),
+                        column: col.clone(),
+                        value: v.clone(),
+                        refused,
+                    });
+                }
+            }
         }
         // The check seeds every spec table itself and restores exactly what it seeded: a row
         // this table's triggers added to a spec table would read as a cell's own write.
@@ -159,7 +211,66 @@ pub(crate) async fn seed(
             }
         }
     }
-    Ok(Seeds { rows })
+    Ok(Seeds { rows, derived })
+}
+
+/// The spec's payload values a seed row lacks, each made its own where a unique key needs it.
+fn fill_payload(t: &TableSpec, table: &Table, values: &mut Map<String, Value>, n: usize) {
+    for (k, v) in &t.payload {
+        values
+            .entry(k.clone())
+            .or_insert_with(|| own_value(v, n, table.unique_columns.contains(k)));
+    }
+}
+
+/// [`insert_row`] inside a savepoint: a refusal (the database's message) leaves the seeding
+/// transaction as it was.
+async fn try_insert(
+    tx: &mut PgConnection,
+    table: &Table,
+    values: &Map<String, Value>,
+) -> Result<Result<(String, Value), String>, Error> {
+    let step = |sql: &'static str| sqlx::query(sql);
+    step("savepoint derived_seed")
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("seed a derived row"))?;
+    match insert_row(tx, table, values).await {
+        Ok(row) => {
+            step("release savepoint derived_seed")
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("seed a derived row"))?;
+            Ok(Ok(row))
+        }
+        Err(e) => {
+            step("rollback to savepoint derived_seed")
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("seed a derived row"))?;
+            Ok(Err(db_message(&e)))
+        }
+    }
+}
+
+/// Inserts one seed row as the superuser: its key (as text) and its image.
+async fn insert_row(
+    tx: &mut PgConnection,
+    table: &Table,
+    values: &Map<String, Value>,
+) -> Result<(String, Value), sqlx::Error> {
+    let cols: Vec<String> = values.keys().map(|c| quote_ident(c)).collect();
+    let sql = format!(
+        "insert into {q} as t ({c}) select {c} from jsonb_populate_record(null::{q}, $1) \
+         returning {pk}, to_jsonb(t)",
+        q = table.qname,
+        c = cols.join(", "),
+        pk = table.pk_expr("t"),
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(Value::Object(values.clone()))
+        .fetch_one(&mut *tx)
+        .await
 }
 
 /// A payload value for the `n`-th seed row of a table: the spec's own, made unique per row

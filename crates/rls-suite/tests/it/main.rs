@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 mod accept;
+mod evidence;
 mod expr_mutants;
 mod layering;
 mod lint_evidence;

@@ -160,6 +160,13 @@ async fn real_schemas_run_clean_against_their_documented_intent() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_clean(name, &report);
+        // Every policy clause and branch exercised, or accepted in the spec with a reason.
+        let coverage = report.coverage.as_ref().unwrap();
+        assert!(
+            coverage.unexercised().is_empty() && coverage.stale().is_empty(),
+            "{name}:\n{}",
+            coverage.render()
+        );
     }
 }
 

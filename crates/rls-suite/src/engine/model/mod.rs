@@ -74,6 +74,10 @@ pub(crate) struct Table {
     /// Other ways `authenticated` can read this table's rows: views that carry its primary key,
     /// and set-returning functions of its row type taking only text (called with `''`).
     pub(crate) readers: Vec<Reader>,
+    /// Per column the table's policies read (and the seeding stage does not set itself), the
+    /// values worth a seed row of their own: derived from the policies and the column's type
+    /// (`bind`), seeded one column at a time (`seed`).
+    pub(crate) variants: Vec<(String, Vec<Value>)>,
 }
 
 impl Table {
@@ -144,6 +148,19 @@ pub(crate) struct SeedRow {
 #[derive(Debug, Clone)]
 pub(crate) struct Seeds {
     pub(crate) rows: Vec<Vec<SeedRow>>,
+    /// The rows derived from the policies (`Table::variants`), in seeding order, and those the
+    /// table refused.
+    pub(crate) derived: Vec<Derived>,
+}
+
+/// One seed row derived from the policies: a copy of the table's first seed row with `column`
+/// set to `value`; `refused` says why the table would not take it (a constraint, a trigger).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    pub table: String,
+    pub column: String,
+    pub value: Value,
+    pub refused: Option<String>,
 }
 
 impl Seeds {

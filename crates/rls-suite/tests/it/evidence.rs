@@ -1,0 +1,230 @@
+//! Evidence complete, or the check says so (issue 21): seed rows derived from the policies (a
+//! column a policy reads takes each value worth trying, one column at a time), and a policy
+//! clause or branch no cell exercised fails the check with its own exit code (4) unless the
+//! spec accepts it in `[unexercised]` with a reason.
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::TestDatabase;
+use rls_suite::check::{CheckOutcome, Timings};
+use rls_suite::engine::{self, BoundSpec, CheckReport, RunOptions};
+use rls_suite::spec::Spec;
+use sqlx::Connection;
+
+async fn scratch(sql: &str) -> TestDatabase {
+    let db = TestDatabase::create().await.unwrap();
+    let mut admin = db.admin_connection().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    db
+}
+
+async fn check(spec: &Spec, db: &TestDatabase) -> CheckReport {
+    let mut admin = db.admin_connection().await.unwrap();
+    let bound = BoundSpec::bind(spec, &mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    engine::run(
+        &bound,
+        db.admin_target(),
+        db.app_target(),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// The check's verdict on a matrices report (no lint finding, no HTTP, no mutants).
+fn exit_code(report: CheckReport) -> (u8, CheckOutcome) {
+    let outcome = CheckOutcome {
+        report,
+        http: None,
+        lint: rls_lint::Report::new(Vec::new()),
+        contradicted: Vec::new(),
+        mutants: None,
+        migrations: Vec::new(),
+        timings: Timings {
+            pipeline: Duration::ZERO,
+            ..Timings::default()
+        },
+    };
+    (outcome.exit_code(None), outcome)
+}
+
+const NOTES: &str = "
+create table public.notes (
+  id bigint generated always as identity primary key,
+  owner_id text not null,
+  body text not null,
+  is_complete boolean not null default false
+);
+alter table public.notes enable row level security;
+create policy notes_own on public.notes for all
+  using (owner_id = (select public.requesting_user_id()))
+  with check (owner_id = (select public.requesting_user_id()));
+";
+
+const NOTES_SPEC: &str = "
+[actors.ada]
+[actors.ben]
+[tables.notes]
+owner = \"owner_id\"
+payload = { body = \"Matrix note\" }
+select = \"owner\"
+insert = \"owner\"
+update = \"owner\"
+delete = \"owner\"
+";
+
+fn spec(text: &str) -> Spec {
+    Spec::parse(Path::new("evidence.access.toml"), text).unwrap()
+}
+
+/// A permissive `USING (is_complete)` on a column the payload never mentions: a seed row
+/// derived from the policy has `is_complete = true`, so another user sees it — a leak, exit 1
+/// (it exited 0 when every seed row took the column's default).
+#[tokio::test]
+async fn a_permissive_policy_on_a_column_the_payload_never_mentions_leaks() {
+    let clean = scratch(NOTES).await;
+    let (code, outcome) = exit_code(check(&spec(NOTES_SPEC), &clean).await);
+    assert_eq!(code, 0, "{}", outcome.report.render());
+    assert!(outcome.coverage().unwrap().derived.is_empty());
+
+    let db = scratch(&format!(
+        "{NOTES} create policy notes_done on public.notes for select using (is_complete);"
+    ))
+    .await;
+    let report = check(&spec(NOTES_SPEC), &db).await;
+    let derived = &report.coverage.as_ref().unwrap().derived;
+    assert!(
+        derived
+            .iter()
+            .any(|d| d.column == "is_complete" && d.value == true && d.refused.is_none()),
+        "{derived:?}"
+    );
+    let leaks = report.leaks();
+    assert!(
+        leaks
+            .iter()
+            .any(|l| l.starts_with("[notes] select") && l.contains("sees a row of ada")),
+        "{}",
+        report.render()
+    );
+    assert_eq!(exit_code(report).0, 1);
+}
+
+/// Enum labels, NULL and the constants a policy compares a column with each get a seed row;
+/// a value the table refuses is reported, not fatal.
+#[tokio::test]
+async fn derived_rows_cover_enum_labels_constants_and_null() {
+    let db = scratch(
+        "create type public.visibility as enum ('private', 'team', 'public');
+         create table public.docs (
+           id bigint generated always as identity primary key,
+           owner_id text not null,
+           title text not null,
+           visibility public.visibility not null default 'private',
+           archived_at timestamptz,
+           stage text not null default 'draft' check (stage <> 'gone'));
+         alter table public.docs enable row level security;
+         create policy docs_own on public.docs for all
+           using (owner_id = (select public.requesting_user_id()))
+           with check (owner_id = (select public.requesting_user_id()));
+         create policy docs_public on public.docs for select
+           using (visibility = 'public' and archived_at is null and stage in ('live', 'gone'));",
+    )
+    .await;
+    let text = NOTES_SPEC
+        .replace("notes", "docs")
+        .replace("body = \"Matrix note\"", "title = \"Matrix doc\"")
+        .replace("select = \"owner\"", "select = [\"owner\", \"published\"]")
+        + "[tables.docs.predicates]\npublished = \"t.visibility = 'public' and t.archived_at is null and t.stage in ('live', 'gone')\"\n";
+    let report = check(&spec(&text), &db).await;
+    let cov = report.coverage.clone().unwrap();
+    let seeded: Vec<String> = cov
+        .derived
+        .iter()
+        .map(|d| {
+            format!(
+                "{}={}{}",
+                d.column,
+                d.value,
+                if d.refused.is_some() { " refused" } else { "" }
+            )
+        })
+        .collect();
+    for want in [
+        "visibility=\"team\"",
+        "visibility=\"public\"",
+        "stage=\"live\"",
+        "stage=\"gone\" refused",
+        "archived_at=\"epoch\"",
+        "archived_at=\"infinity\"",
+    ] {
+        assert!(seeded.iter().any(|s| s == want), "{want}: {seeded:?}");
+    }
+    // One column at a time from a private, live-less first row: no row is public, live and
+    // unarchived at once, so the policy's grant is never exercised — and the check says so.
+    assert!(report.leaks().is_empty(), "{}", report.render());
+    let (code, outcome) = exit_code(report);
+    let unexercised = outcome.unexercised();
+    assert!(
+        unexercised
+            .iter()
+            .any(|u| u.what == "docs.docs_public using" && u.missing == "grant"),
+        "{}",
+        cov.render()
+    );
+    assert_eq!(code, 4, "{}", cov.render());
+}
+
+/// A branch no seed row can change (it reads a setting, not the row) fails the check with exit
+/// 4 and a line naming it; accepted in `[unexercised]` with a reason it passes, reported as
+/// accepted; an entry that names nothing untested is reported stale; one naming no table of
+/// the spec is refused at `file:line: key`.
+#[tokio::test]
+async fn an_unexercised_branch_fails_with_exit_4_unless_accepted() {
+    let db = scratch(&format!(
+        "{NOTES} create policy notes_open on public.notes for select
+           using (owner_id = (select public.requesting_user_id())
+                  or current_setting('app.open_notes', true) = 'on');"
+    ))
+    .await;
+    let report = check(&spec(NOTES_SPEC), &db).await;
+    let rendered = report.coverage.as_ref().unwrap().render();
+    let (code, outcome) = exit_code(report);
+    assert_eq!(code, 4, "{rendered}");
+    assert!(
+        rendered.contains("UNTESTED notes.notes_open using · branch 2 — no grant"),
+        "{rendered}"
+    );
+
+    let accepted = format!(
+        "{NOTES_SPEC}[unexercised]\n\"notes.notes_open using · branch 2\" = \"a deployment \
+         setting, off in every test\"\n\"notes.gone*\" = \"an old policy\"\n"
+    );
+    let report = check(&spec(&accepted), &db).await;
+    let rendered = report.coverage.as_ref().unwrap().render();
+    assert!(
+        rendered.contains(
+            "accepted untested notes.notes_open using · branch 2 — no grant ([unexercised], line 12): a deployment setting"
+        ) && rendered.contains("stale [unexercised] entry `notes.gone*` (line 13)"),
+        "{rendered}"
+    );
+    assert_eq!(exit_code(report).0, 0, "{rendered}");
+    drop(outcome);
+
+    let err = Spec::parse(
+        Path::new("evidence.access.toml"),
+        &format!("{NOTES_SPEC}[unexercised]\n\"nots.notes_open using\" = \"typo\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("evidence.access.toml:12: unexercised.nots.notes_open using: no table of this spec is `nots`"),
+        "{err}"
+    );
+}
