@@ -505,7 +505,10 @@ mod tests {
         for c in ["visibility", "is_complete", "stage", "n"] {
             assert!(r.columns.iter().any(|x| x == c), "{c}: {r:?}");
         }
-        assert_eq!(r.functions, [vec!["basejump".to_owned(), "is_set".to_owned()]]);
+        assert_eq!(
+            r.functions,
+            [vec!["basejump".to_owned(), "is_set".to_owned()]]
+        );
         let constants: Vec<String> = r
             .constants
             .iter()

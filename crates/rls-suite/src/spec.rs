@@ -251,6 +251,10 @@ fn operation_keys(t: &TableSpec) -> Vec<String> {
     ]
     .map(String::from)
     .into();
+    if t.owner.is_some() && t.parent.is_some() {
+        ops.push("insert.own_id,_foreign_parent".into());
+        ops.push("insert.foreign_id,_own_parent".into());
+    }
     if t.owner.is_some() {
         ops.push("take_over.forbidden_row".into());
     }

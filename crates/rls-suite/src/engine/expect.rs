@@ -52,6 +52,17 @@ pub(crate) async fn expected(
         ins = p(Command::Insert),
         q = table.qname,
     );
+    let as_self_sql = table.spec.owner.as_ref().map(|owner| {
+        format!(
+            "select a.n::int4 - 1, a.id is not null and {ins} \
+             from unnest($1::text[], $2::text[]) with ordinality a(id, role, n) \
+             cross join lateral jsonb_populate_record(null::{q}, \
+               $3 || jsonb_build_object({col}::text, a.id)) t",
+            ins = p(Command::Insert),
+            q = table.qname,
+            col = harness::target::quote_literal(owner),
+        )
+    });
     for row in seeds {
         let mut tx = admin.begin().await.map_err(sql_err("plan inserts"))?;
         remove(table, &row.pk, &mut tx).await?;
@@ -62,7 +73,26 @@ pub(crate) async fn expected(
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| predicate_err(table, e))?;
+        // The same row under each actor's own id (one dimension at a time: the owner column
+        // alone changed).
+        let as_self: Vec<(i32, bool)> = match &as_self_sql {
+            Some(sql) => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(&ids)
+                .bind(&roles)
+                .bind(candidate(table, row))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| predicate_err(table, e))?,
+            None => Vec::new(),
+        };
         tx.rollback().await.map_err(sql_err("plan inserts"))?;
+        for (n, allowed) in as_self {
+            if allowed {
+                out[usize::try_from(n).unwrap_or(0)]
+                    .insert_as_self
+                    .insert(row.pk.clone());
+            }
+        }
         for (n, allowed) in ok {
             if allowed {
                 out[usize::try_from(n).unwrap_or(0)]

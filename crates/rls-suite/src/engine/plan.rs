@@ -90,6 +90,34 @@ pub(crate) fn plan<'a>(
                 removed: Some(r),
             }
         }
+        Op::InsertOwnIdForeignParent => {
+            // A row the actor may not insert even as themselves, under their own id.
+            let (owner, me) = (table.spec.owner.as_ref()?, caller?);
+            let r = pick(rows, allowed, &allowed.insert_as_self, false)?;
+            let mut row = candidate(table, r);
+            row[owner] = json!(me);
+            Plan {
+                action: Action::Insert { row },
+                expect_row: Some(false),
+                removed: Some(r),
+            }
+        }
+        Op::InsertForeignIdOwnParent => {
+            // A row the actor could insert as themselves, under its own (someone else's) id.
+            let owner = table.spec.owner.as_ref()?;
+            let r = rows.iter().find(|r| {
+                allowed.insert_as_self.contains(&r.pk)
+                    && !allowed.insert.contains(&r.pk)
+                    && field(&r.image, owner).as_str() != caller
+            })?;
+            Plan {
+                action: Action::Insert {
+                    row: candidate(table, r),
+                },
+                expect_row: Some(false),
+                removed: Some(r),
+            }
+        }
         Op::UpdateAllowed | Op::UpdateForbidden => {
             let want = *op == Op::UpdateAllowed;
             let r = pick(rows, allowed, &allowed.update, want)?;

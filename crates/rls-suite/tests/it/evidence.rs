@@ -228,3 +228,113 @@ async fn an_unexercised_branch_fails_with_exit_4_unless_accepted() {
         "{err}"
     );
 }
+
+const CHAT: &str = "
+create table public.conversations (
+  id bigint generated always as identity primary key,
+  created_by text not null,
+  title text not null);
+create table public.conversation_members (
+  conversation_id bigint not null references public.conversations (id) on delete cascade,
+  user_id text not null,
+  primary key (conversation_id, user_id));
+create table public.messages (
+  id bigint generated always as identity primary key,
+  conversation_id bigint not null references public.conversations (id) on delete cascade,
+  sender text not null,
+  body text not null);
+create function public.is_member(c bigint) returns boolean language sql stable security definer
+  set search_path = '' as $$
+  select exists (select 1 from public.conversation_members m
+                 where m.conversation_id = c and m.user_id = public.requesting_user_id()) $$;
+alter table public.conversations enable row level security;
+alter table public.conversation_members enable row level security;
+alter table public.messages enable row level security;
+create policy conversations_read on public.conversations for select
+  using (created_by = (select public.requesting_user_id()) or public.is_member(id));
+create policy conversations_add on public.conversations for insert
+  with check (created_by = (select public.requesting_user_id()));
+create policy members_read on public.conversation_members for select
+  using (public.is_member(conversation_id));
+create policy messages_read on public.messages for select
+  using (public.is_member(conversation_id));
+create policy messages_post on public.messages for insert
+  with check (sender = (select public.requesting_user_id()) and public.is_member(conversation_id));
+";
+
+const CHAT_SPEC: &str = "
+[actors.ada]
+[actors.ben]
+[actors.cy]
+[tables.conversations]
+owner = \"created_by\"
+payload = { title = \"Matrix chat\" }
+members = { table = \"conversation_members\", on = { conversation_id = \"id\" }, user = \"user_id\" }
+select = [\"owner\", \"member\"]
+insert = \"owner\"
+[tables.conversation_members]
+owner = \"user_id\"
+parent = { table = \"conversations\", on = { conversation_id = \"id\" } }
+select = \"member\"
+[tables.messages]
+owner = \"sender\"
+parent = { table = \"conversations\", on = { conversation_id = \"id\" } }
+payload = { body = \"Matrix message\" }
+select = \"member\"
+insert = \"posts_as_member\"
+[tables.messages.predicates]
+posts_as_member = \"t.sender = $1 and exists (select 1 from public.conversation_members m where m.conversation_id = t.conversation_id and m.user_id = $1)\"
+";
+
+/// Inserts vary one dimension at a time: the caller's own id with a conversation they are not
+/// in, and someone else's id in one they are in. An INSERT policy that checks only the sender
+/// (its membership conjunct dropped) lets anyone post, as themselves, anywhere: a leak in
+/// `insert · own id, foreign parent` (it passed when a forbidden insert changed both at once).
+#[tokio::test]
+async fn an_insert_policy_that_drops_its_membership_conjunct_leaks() {
+    let db = scratch(CHAT).await;
+    let report = check(&spec(CHAT_SPEC), &db).await;
+    assert!(
+        report.leaks().is_empty() && report.lost_access().is_empty(),
+        "{}",
+        report.render()
+    );
+    let text = report.render();
+    assert!(
+        text.contains("insert · own id, foreign parent")
+            && text.contains("insert · foreign id, own parent"),
+        "{text}"
+    );
+
+    let db = scratch(&CHAT.replace(
+        "with check (sender = (select public.requesting_user_id()) and public.is_member(conversation_id));",
+        "with check (sender = (select public.requesting_user_id()));",
+    ))
+    .await;
+    let report = check(&spec(CHAT_SPEC), &db).await;
+    let leaks = report.leaks();
+    assert!(
+        !leaks.is_empty()
+            && leaks
+                .iter()
+                .all(|l| l.starts_with("[messages] insert · own id, foreign parent")),
+        "{}",
+        report.render()
+    );
+
+    // The other dimension: membership checked, the sender not.
+    let db = scratch(&CHAT.replace(
+        "with check (sender = (select public.requesting_user_id()) and public.is_member(conversation_id));",
+        "with check (public.is_member(conversation_id));",
+    ))
+    .await;
+    let report = check(&spec(CHAT_SPEC), &db).await;
+    let leaks = report.leaks();
+    assert!(
+        leaks
+            .iter()
+            .any(|l| l.starts_with("[messages] insert · foreign id, own parent")),
+        "{}",
+        report.render()
+    );
+}

@@ -190,6 +190,10 @@ pub(crate) struct Allowed {
     pub(crate) update: BTreeSet<String>,
     pub(crate) delete: BTreeSet<String>,
     pub(crate) insert: BTreeSet<String>,
+    /// Seed rows (of a table with an owner column) the actor may insert again with the owner
+    /// column set to their own id: the rest of the row (its parent, its payload) is theirs to
+    /// use.
+    pub(crate) insert_as_self: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +203,12 @@ pub(crate) enum Op {
     SelectVia(usize),
     InsertAllowed,
     InsertForbidden,
+    /// One dimension at a time: a row the actor may not insert even under their own id (a
+    /// parent they do not belong to), inserted with the owner column set to their id.
+    InsertOwnIdForeignParent,
+    /// The other dimension: a row the actor could insert under their own id (a parent they
+    /// belong to), inserted with someone else's id.
+    InsertForeignIdOwnParent,
     UpdateAllowed,
     UpdateForbidden,
     /// Set the owner column of a row the caller may not update to the caller's own id: a
@@ -217,12 +227,11 @@ impl Op {
     pub(crate) fn all(table: &Table) -> Vec<Op> {
         let mut ops = vec![Op::Select];
         ops.extend((0..table.readers.len()).map(Op::SelectVia));
-        ops.extend([
-            Op::InsertAllowed,
-            Op::InsertForbidden,
-            Op::UpdateAllowed,
-            Op::UpdateForbidden,
-        ]);
+        ops.extend([Op::InsertAllowed, Op::InsertForbidden]);
+        if table.spec.owner.is_some() && table.spec.parent.is_some() {
+            ops.extend([Op::InsertOwnIdForeignParent, Op::InsertForeignIdOwnParent]);
+        }
+        ops.extend([Op::UpdateAllowed, Op::UpdateForbidden]);
         if table.spec.owner.is_some() {
             ops.push(Op::TakeOver);
         }
@@ -239,7 +248,10 @@ impl Op {
     pub(crate) fn command(&self) -> Command {
         match self {
             Op::Select | Op::SelectVia(_) => Command::Select,
-            Op::InsertAllowed | Op::InsertForbidden => Command::Insert,
+            Op::InsertAllowed
+            | Op::InsertForbidden
+            | Op::InsertOwnIdForeignParent
+            | Op::InsertForeignIdOwnParent => Command::Insert,
             Op::UpdateAllowed
             | Op::UpdateForbidden
             | Op::TakeOver
@@ -260,6 +272,8 @@ impl Op {
             Op::SelectVia(i) => format!("select via {}", table.readers[*i].from),
             Op::InsertAllowed => "insert · allowed row".into(),
             Op::InsertForbidden => "insert · forbidden row".into(),
+            Op::InsertOwnIdForeignParent => "insert · own id, foreign parent".into(),
+            Op::InsertForeignIdOwnParent => "insert · foreign id, own parent".into(),
             Op::UpdateAllowed => "update · allowed row".into(),
             Op::UpdateForbidden => "update · forbidden row".into(),
             Op::TakeOver => "take over · forbidden row".into(),
