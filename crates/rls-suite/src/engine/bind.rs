@@ -8,7 +8,7 @@ use harness::target::quote_ident;
 use serde_json::Value;
 use sqlx::PgConnection;
 
-use super::model::{BoundSpec, Error, ID, Predicate, ROLE, Reader, Table, sql_err};
+use super::model::{BoundSpec, EMAIL, Error, ID, Predicate, ROLE, Reader, Table, sql_err};
 use crate::spec::{Command, Rule, Spec, SpecError, TableSpec};
 
 impl BoundSpec {
@@ -68,21 +68,26 @@ impl BoundSpec {
     }
 }
 
-/// `$1` → the caller's id, `$2` → the role, in a spec's own SQL (not `$10`, `$21`, …).
+/// `$1` → the caller's id, `$2` → the role, `$3` → the forwarded email, in a spec's own SQL
+/// (not `$10`, `$21`, …).
 fn placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '$'
             && let Some(&d) = chars.peek()
-            && (d == '1' || d == '2')
+            && matches!(d, '1' | '2' | '3')
         {
             chars.next();
             if chars.peek().is_some_and(char::is_ascii_digit) {
                 out.push('$');
                 out.push(d);
             } else {
-                out.push_str(if d == '1' { ID } else { ROLE });
+                out.push_str(match d {
+                    '1' => ID,
+                    '2' => ROLE,
+                    _ => EMAIL,
+                });
             }
             continue;
         }
@@ -648,19 +653,46 @@ fn compile(spec: &Spec, t: &TableSpec, rules: &[Rule]) -> Predicate {
     }
     let parts: Vec<String> = rules
         .iter()
-        .map(|r| match r {
-            Rule::Anyone => "true".to_owned(),
-            Rule::SignedIn => format!("{ROLE} = 'authenticated'"),
-            Rule::Owner => format!(
-                "t.{} = {ID}",
-                quote_ident(t.owner.as_deref().unwrap_or_default())
-            ),
-            Rule::Member(roles) => member(spec, t, "t", roles.as_deref(), 0),
-            Rule::Predicate(sql) => placeholders(sql),
-        })
-        .map(|p| format!("({p})"))
+        .map(|r| format!("({})", rule_sql(spec, t, r)))
         .collect();
     Predicate(format!("coalesce({}, false)", parts.join(" or ")))
+}
+
+/// One rule as SQL over `t`, with the caller's placeholders.
+fn rule_sql(spec: &Spec, t: &TableSpec, rule: &Rule) -> String {
+    match rule {
+        Rule::Anyone => "true".to_owned(),
+        Rule::SignedIn => format!("{ROLE} = 'authenticated'"),
+        Rule::Owner => format!(
+            "t.{} = {ID}",
+            quote_ident(t.owner.as_deref().unwrap_or_default())
+        ),
+        Rule::Member(roles) => member(spec, t, "t", roles.as_deref(), 0),
+        Rule::Predicate(sql) => placeholders(sql),
+        Rule::Role(role) => format!("{ROLE} = {}", harness::target::quote_literal(role)),
+        Rule::Email(pattern) => {
+            // The glob as a LIKE pattern: `*` → `%`, LIKE's own wildcards taken literally.
+            let like: String = pattern
+                .chars()
+                .flat_map(|c| match c {
+                    '*' => vec!['%'],
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            format!(
+                "coalesce({EMAIL} like {}, false)",
+                harness::target::quote_literal(&like)
+            )
+        }
+        Rule::All(rules) => {
+            let parts: Vec<String> = rules
+                .iter()
+                .map(|r| format!("coalesce(({}), false)", rule_sql(spec, t, r)))
+                .collect();
+            parts.join(" and ")
+        }
+    }
 }
 
 /// `alias` (a row of `t`) has the caller as a member, through `t`'s members or its parent's.
@@ -807,11 +839,11 @@ mod tests {
     #[test]
     fn placeholders_replace_only_the_first_two_parameters() {
         let p = Predicate(placeholders(
-            "t.a = $1 and $2 = 'x' and t.b = $10 and '$1x'",
+            "t.a = $1 and $2 = 'x' and t.b = $10 and '$1x' and t.e = $3 and $31",
         ));
         assert_eq!(
-            p.render("a.id", "a.role"),
-            "t.a = a.id and a.role = 'x' and t.b = $10 and 'a.idx'"
+            p.render("a.id", "a.role", "a.email"),
+            "t.a = a.id and a.role = 'x' and t.b = $10 and 'a.idx' and t.e = a.email and $31"
         );
     }
 }

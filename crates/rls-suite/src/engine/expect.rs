@@ -16,10 +16,12 @@ pub(crate) async fn expected(
 ) -> Result<Vec<Allowed>, Error> {
     let ids: Vec<Option<String>> = actors.iter().map(|a| a.id().map(str::to_owned)).collect();
     let roles: Vec<&str> = actors.iter().map(|a| a.role()).collect();
-    let p = |c: Command| table.preds[&c].render("a.id", "a.role");
+    let emails: Vec<Option<&str>> = actors.iter().map(|a| a.email()).collect();
+    let p = |c: Command| table.preds[&c].render("a.id", "a.role", "a.email");
     let sql = format!(
         "select a.n::int4 - 1, {pk}, {s}, {u}, {d} \
-         from unnest($1::text[], $2::text[]) with ordinality a(id, role, n) cross join {q} t",
+         from unnest($1::text[], $2::text[], $3::text[]) with ordinality a(id, role, email, n) \
+         cross join {q} t",
         pk = table.pk_expr("t"),
         s = p(Command::Select),
         u = p(Command::Update),
@@ -29,6 +31,7 @@ pub(crate) async fn expected(
     let rows: Vec<(i32, String, bool, bool, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&ids)
         .bind(&roles)
+        .bind(&emails)
         .fetch_all(&mut *admin)
         .await
         .map_err(|e| predicate_err(table, e))?;
@@ -47,7 +50,8 @@ pub(crate) async fn expected(
     }
     // Inserts: each seed row as a candidate, judged with that row removed (it is re-inserted).
     let sql = format!(
-        "select a.n::int4 - 1, {ins} from unnest($1::text[], $2::text[]) with ordinality a(id, role, n) \
+        "select a.n::int4 - 1, {ins} \
+         from unnest($1::text[], $2::text[], $4::text[]) with ordinality a(id, role, email, n) \
          cross join jsonb_populate_record(null::{q}, $3) t",
         ins = p(Command::Insert),
         q = table.qname,
@@ -55,7 +59,7 @@ pub(crate) async fn expected(
     let as_self_sql = table.spec.owner.as_ref().map(|owner| {
         format!(
             "select a.n::int4 - 1, a.id is not null and {ins} \
-             from unnest($1::text[], $2::text[]) with ordinality a(id, role, n) \
+             from unnest($1::text[], $2::text[], $4::text[]) with ordinality a(id, role, email, n) \
              cross join lateral jsonb_populate_record(null::{q}, \
                $3 || jsonb_build_object({col}::text, a.id)) t",
             ins = p(Command::Insert),
@@ -70,6 +74,7 @@ pub(crate) async fn expected(
             .bind(&ids)
             .bind(&roles)
             .bind(candidate(table, row))
+            .bind(&emails)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| predicate_err(table, e))?;
@@ -80,6 +85,7 @@ pub(crate) async fn expected(
                 .bind(&ids)
                 .bind(&roles)
                 .bind(candidate(table, row))
+                .bind(&emails)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| predicate_err(table, e))?,

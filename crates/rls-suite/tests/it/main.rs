@@ -14,6 +14,7 @@ mod model_tasks;
 mod mutants;
 mod pool;
 mod real_schemas;
+mod rules;
 mod spec_check;
 mod spec_http;
 mod support;

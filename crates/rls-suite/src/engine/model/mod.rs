@@ -42,14 +42,19 @@ impl Verdict {
 
 pub(crate) const ID: &str = "\u{0}ID\u{0}";
 pub(crate) const ROLE: &str = "\u{0}ROLE\u{0}";
+pub(crate) const EMAIL: &str = "\u{0}EMAIL\u{0}";
 
-/// A predicate over the row `t` with placeholders for the caller's id and role.
+/// A predicate over the row `t` with placeholders for the caller's id, role and forwarded
+/// email.
 #[derive(Debug, Clone)]
 pub(crate) struct Predicate(pub(crate) String);
 
 impl Predicate {
-    pub(crate) fn render(&self, id: &str, role: &str) -> String {
-        self.0.replace(ID, id).replace(ROLE, role)
+    pub(crate) fn render(&self, id: &str, role: &str, email: &str) -> String {
+        self.0
+            .replace(ID, id)
+            .replace(ROLE, role)
+            .replace(EMAIL, email)
     }
 }
 
