@@ -20,7 +20,7 @@ use harness::target::quote_ident;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
-use super::model::{Actor, BoundSpec, Derived, Error, Seeds};
+use super::model::{Actor, BoundSpec, Derived, Error, FiredTrigger, Seeds};
 use crate::policy_expr::Expr;
 use crate::spec::Unexercised;
 
@@ -36,6 +36,8 @@ pub struct Coverage {
     pub derived: Vec<Derived>,
     /// The spec's `[unexercised]` entries: clauses and branches accepted as untested.
     pub accepted: Vec<Unexercised>,
+    /// The trigger functions that ran while each table was seeded.
+    pub triggers: Vec<FiredTrigger>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +195,7 @@ pub(crate) async fn measure(
     Ok(Coverage {
         policies,
         derived: seeds.derived.clone(),
+        triggers: seeds.triggers.clone(),
         accepted: bound.spec().unexercised.clone(),
     })
 }
@@ -482,6 +485,19 @@ impl Coverage {
                 }
             }
         }
+        if !self.triggers.is_empty() {
+            out.push_str("triggers that fired while seeding (the seed rows went in as production rows do):\n");
+            for f in &self.triggers {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} ×{} (trigger {})",
+                    f.table,
+                    f.function,
+                    f.calls,
+                    f.triggers.join(", ")
+                );
+            }
+        }
         let untested = self.untested();
         if untested.is_empty() {
             out.push_str("untested: none\n");
@@ -547,6 +563,12 @@ impl Coverage {
                 "column": d.column,
                 "value": d.value,
                 "refused": d.refused,
+            })).collect::<Vec<_>>(),
+            "triggers": self.triggers.iter().map(|f| json!({
+                "table": f.table,
+                "function": f.function,
+                "calls": f.calls,
+                "triggers": f.triggers,
             })).collect::<Vec<_>>(),
             "stale_unexercised": self.stale().iter().map(|a| a.key.clone()).collect::<Vec<_>>(),
         })

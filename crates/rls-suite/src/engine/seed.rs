@@ -11,7 +11,8 @@ use sqlx::{Connection, PgConnection};
 
 use super::bind::invalid;
 use super::model::{
-    Actor, BoundSpec, Derived, Error, SeedRow, Seeds, Table, db_message, field, sql_err,
+    Actor, BoundSpec, Derived, Error, FiredTrigger, SeedRow, Seeds, Table, db_message, field,
+    sql_err,
 };
 use crate::spec::{Spec, TableSpec};
 
@@ -28,6 +29,13 @@ pub(crate) async fn seed(
     let mut rows: Vec<Vec<SeedRow>> = vec![Vec::new(); bound.tables.len()];
     let mut derived: Vec<Derived> = Vec::new();
     let mut tx = admin.begin().await.map_err(sql_err("begin seeding"))?;
+    // Count the calls of trigger functions in this transaction, to report which fired.
+    sqlx::query("set local track_functions = 'all'")
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("prepare seeding"))?;
+    let mut triggers: Vec<FiredTrigger> = Vec::new();
+    let mut calls_before = trigger_calls(&mut tx).await?;
     for (ti, table) in bound.tables.iter().enumerate() {
         let t = &table.spec;
         // (values, tag) for each row to insert.
@@ -174,6 +182,19 @@ pub(crate) async fn seed(
                 }
             }
         }
+        let calls = trigger_calls(&mut tx).await?;
+        for (function, (triggers_of, n)) in &calls {
+            let before = calls_before.get(function).map_or(0, |b| b.1);
+            if *n > before {
+                triggers.push(FiredTrigger {
+                    table: t.name.clone(),
+                    triggers: triggers_of.clone(),
+                    function: function.clone(),
+                    calls: n - before,
+                });
+            }
+        }
+        calls_before = calls;
         // The check seeds every spec table itself and restores exactly what it seeded: a row
         // this table's triggers added to a spec table would read as a cell's own write.
         for (oi, other) in bound.tables.iter().enumerate() {
@@ -211,7 +232,33 @@ pub(crate) async fn seed(
             }
         }
     }
-    Ok(Seeds { rows, derived })
+    Ok(Seeds {
+        rows,
+        derived,
+        triggers,
+    })
+}
+
+/// Per trigger function of the database (`schema.name`): the triggers that call it (`table.trigger`)
+/// and how often this transaction called it so far (`track_functions` is on).
+async fn trigger_calls(
+    tx: &mut PgConnection,
+) -> Result<BTreeMap<String, (Vec<String>, i64)>, Error> {
+    let rows: Vec<(String, Vec<String>, i64)> = sqlx::query_as(
+        "select f.oid::regproc::text, \
+                array_agg(c.relname::text || '.' || t.tgname::text order by c.relname, t.tgname), \
+                coalesce(pg_stat_get_xact_function_calls(f.oid), 0) \
+         from pg_trigger t join pg_class c on c.oid = t.tgrelid \
+         join pg_proc f on f.oid = t.tgfoid \
+         where not t.tgisinternal group by f.oid",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(sql_err("read the triggers' calls"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(function, triggers, calls)| (function, (triggers, calls)))
+        .collect())
 }
 
 /// The spec's payload values a seed row lacks, each made its own where a unique key needs it.

@@ -249,6 +249,27 @@ async fn seeds_go_in_with_their_triggers_and_defaults() {
     let db = scratch(STORIES).await;
     let report = check(&spec(STORIES_SPEC), &db).await.unwrap();
     assert_clean("stories", &report);
+    // The report says which triggers fired while seeding, and how often.
+    let coverage = report.coverage.as_ref().unwrap();
+    let fired: Vec<String> = coverage
+        .triggers
+        .iter()
+        .map(|f| format!("{} {} {:?}", f.table, f.function, f.triggers))
+        .collect();
+    assert_eq!(
+        fired,
+        ["stories stamp_story [\"stories.stamp_story\"]"],
+        "{}",
+        coverage.render()
+    );
+    assert!(coverage.triggers[0].calls >= 2, "{}", coverage.render());
+    assert!(
+        coverage
+            .render()
+            .contains("triggers that fired while seeding"),
+        "{}",
+        coverage.render()
+    );
 }
 
 /// A trigger that cannot run in a test refuses the seed with the key that fixes it; with
@@ -274,6 +295,7 @@ async fn a_trigger_that_cannot_run_is_named_and_can_be_switched_off() {
     // what the check then reports (lost access), not an error.
     let off = STORIES_SPEC.replace("select = \"owner\"", "select = \"owner\"\ntriggers = false");
     let report = check(&spec(&off), &db).await.unwrap();
+    assert_eq!(report.coverage.as_ref().unwrap().triggers, []);
     assert!(
         report
             .lost_access()

@@ -156,6 +156,21 @@ pub(crate) struct Seeds {
     /// The rows derived from the policies (`Table::variants`), in seeding order, and those the
     /// table refused.
     pub(crate) derived: Vec<Derived>,
+    /// The trigger functions that ran while each table was seeded.
+    pub(crate) triggers: Vec<FiredTrigger>,
+}
+
+/// A trigger function that ran while the seed rows of `table` went in (a row trigger of the
+/// table itself, or of a table its triggers wrote to), `calls` times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiredTrigger {
+    /// The spec table being seeded.
+    pub table: String,
+    /// The triggers that call the function (`table.trigger`).
+    pub triggers: Vec<String>,
+    /// `schema.function` (as `regproc` prints it).
+    pub function: String,
+    pub calls: i64,
 }
 
 /// One seed row derived from the policies: a copy of the table's first seed row with `column`
