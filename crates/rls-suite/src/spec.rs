@@ -153,6 +153,10 @@ pub struct TableSpec {
     pub triggers: bool,
     /// Columns that must never be re-assigned (default: the owner and the relation columns).
     pub immutable: Vec<String>,
+    /// Whether `immutable` was written. Left at its default, a parent column is judged by the
+    /// insert rules instead: moving a row to another parent is fine where the actor may insert
+    /// a row there.
+    pub immutable_explicit: bool,
     pub members: Option<Members>,
     pub parent: Option<Parent>,
     pub predicates: BTreeMap<String, String>,
@@ -930,6 +934,7 @@ fn table(
         }
     };
     let owner = raw.owner.map(Spanned::into_inner);
+    let immutable_explicit = raw.immutable.is_some();
     let immutable = match raw.immutable {
         Some(list) => list.into_iter().map(Spanned::into_inner).collect(),
         None => owner
@@ -949,6 +954,7 @@ fn table(
         change: raw.change.map(Spanned::into_inner),
         triggers: raw.triggers.is_none_or(Spanned::into_inner),
         immutable,
+        immutable_explicit,
         members,
         parent,
         predicates,

@@ -426,8 +426,13 @@ async fn bind_table(
         .map(|c| (c, compile(spec, t, &t.rules[&c])))
         .collect();
     let readers = readers(admin, &spec.schema, &t.name, &key).await?;
+    let movable = match (&t.parent, t.immutable_explicit) {
+        (Some(p), false) => p.on.iter().map(|(mine, _)| mine.clone()).collect(),
+        _ => Vec::new(),
+    };
     Ok(Table {
         variants,
+        movable,
         readers,
         qname: format!("{}.{}", quote_ident(&spec.schema), quote_ident(&t.name)),
         spec: t.clone(),

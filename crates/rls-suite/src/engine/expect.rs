@@ -4,7 +4,7 @@
 
 use sqlx::{Connection, PgConnection};
 
-use super::model::{Actor, Allowed, Error, SeedRow, Table, db_message, sql_err};
+use super::model::{Actor, Allowed, Error, SeedRow, Table, db_message, hand_over, sql_err};
 use super::seed::{candidate, remove};
 use crate::spec::{Command, SpecError};
 
@@ -104,6 +104,36 @@ pub(crate) async fn expected(
                 out[usize::try_from(n).unwrap_or(0)]
                     .insert
                     .insert(row.pk.clone());
+            }
+        }
+    }
+    // Moves to another parent (a parent column immutable only by default): allowed where the
+    // moved row is one the actor may insert.
+    if !table.movable.is_empty() {
+        let sql = format!(
+            "select {ins} from (select $1::text as id, $2::text as role, $3::text as email) a \
+             cross join jsonb_populate_record(null::{q}, $4) t",
+            ins = p(Command::Insert),
+            q = table.qname,
+        );
+        for (ai, allowed) in out.iter_mut().enumerate() {
+            for col in &table.movable {
+                let Some((own, value)) = hand_over(seeds, allowed, col) else {
+                    continue;
+                };
+                let mut moved = candidate(table, own);
+                moved[col.as_str()] = value.clone();
+                let ok: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(ids[ai].as_deref())
+                    .bind(roles[ai])
+                    .bind(emails[ai])
+                    .bind(moved)
+                    .fetch_one(&mut *admin)
+                    .await
+                    .map_err(|e| predicate_err(table, e))?;
+                if ok {
+                    allowed.may_move.insert(col.clone());
+                }
             }
         }
     }

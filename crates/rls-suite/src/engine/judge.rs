@@ -61,7 +61,16 @@ pub(crate) fn judge(
                 of(pk)
             ));
         }
-        let moved = moved_columns(table, old, new);
+        // A parent column immutable only by default may move where the actor may insert the
+        // row (`Allowed::may_move`, for the hand-over this operation makes).
+        let moved: Vec<String> = moved_columns(table, old, new)
+            .into_iter()
+            .filter(|c| {
+                let this_hand_over =
+                    matches!(op, Op::HandOver(x) | Op::HandOverUnfiltered(x) if x == c);
+                !(this_hand_over && allowed.may_move.contains(c))
+            })
+            .collect();
         if !moved.is_empty() {
             return Verdict::Leak(format!(
                 "{who} re-assigns {} of a row of {}",

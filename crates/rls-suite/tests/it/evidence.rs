@@ -338,3 +338,59 @@ async fn an_insert_policy_that_drops_its_membership_conjunct_leaks() {
         report.render()
     );
 }
+
+/// Moving a row to another parent is judged by whether the actor may insert it there (the
+/// parent column immutable only by default): a sender moves a message to a conversation they
+/// are in — fine; an UPDATE policy whose WITH CHECK forgets membership lets them move it into
+/// one they are not in — a leak; written out in `immutable`, any move is a leak.
+#[tokio::test]
+async fn a_move_to_another_parent_is_judged_by_the_right_to_insert_there() {
+    let edit = "create policy messages_edit on public.messages for update
+      using (sender = (select public.requesting_user_id()))
+      with check (sender = (select public.requesting_user_id()) and public.is_member(conversation_id));";
+    let spec_text = CHAT_SPEC.replace(
+        "insert = \"posts_as_member\"",
+        "insert = \"posts_as_member\"\nupdate = \"owner\"",
+    );
+    let db = scratch(&format!("{CHAT}{edit}")).await;
+    let report = check(&spec(&spec_text), &db).await;
+    let text = report.render();
+    assert!(
+        report.leaks().is_empty() && report.lost_access().is_empty(),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("| hand over conversation_id · own row")
+            && l.contains("moves ")),
+        "some actor moves a message to a conversation they are in: {text}"
+    );
+
+    let loose = edit.replace(" and public.is_member(conversation_id)", "");
+    let db = scratch(&format!("{CHAT}{loose}")).await;
+    let report = check(&spec(&spec_text), &db).await;
+    assert!(
+        report
+            .leaks()
+            .iter()
+            .any(|l| l.starts_with("[messages] hand over conversation_id")),
+        "{}",
+        report.render()
+    );
+
+    let db = scratch(&format!("{CHAT}{edit}")).await;
+    let fixed = spec_text.replace(
+        "select = \"member\"\ninsert = \"posts_as_member\"",
+        "immutable = [\"sender\", \"conversation_id\"]\nselect = \"member\"\ninsert = \"posts_as_member\"",
+    );
+    assert_ne!(fixed, spec_text);
+    let report = check(&spec(&fixed), &db).await;
+    assert!(
+        report
+            .leaks()
+            .iter()
+            .any(|l| l.starts_with("[messages] hand over conversation_id")
+                && l.contains("re-assigns conversation_id")),
+        "{}",
+        report.render()
+    );
+}

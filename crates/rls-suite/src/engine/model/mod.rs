@@ -83,6 +83,9 @@ pub(crate) struct Table {
     /// values worth a seed row of their own: derived from the policies and the column's type
     /// (`bind`), seeded one column at a time (`seed`).
     pub(crate) variants: Vec<(String, Vec<Value>)>,
+    /// Parent columns immutable only by default (`immutable` not written): a row moved to
+    /// another parent is judged by whether the actor may insert it there.
+    pub(crate) movable: Vec<String>,
 }
 
 impl Table {
@@ -214,6 +217,42 @@ pub(crate) struct Allowed {
     /// column set to their own id: the rest of the row (its parent, its payload) is theirs to
     /// use.
     pub(crate) insert_as_self: BTreeSet<String>,
+    /// Columns of `Table::movable` whose hand-over (see [`hand_over`]) the actor may make: the
+    /// moved row is one they may insert.
+    pub(crate) may_move: BTreeSet<String>,
+}
+
+/// The row an operation aims at: one the actor may (or may not) do a command to (`set`: the
+/// rows it allows). Forbidden rows the actor can see come first: being able to read a row but
+/// not change it is the case that tells a policy apart from a missing one.
+pub(crate) fn pick<'a>(
+    seeds: &'a [SeedRow],
+    allowed: &Allowed,
+    set: &BTreeSet<String>,
+    want: bool,
+) -> Option<&'a SeedRow> {
+    let matches = |r: &&SeedRow| set.contains(&r.pk) == want;
+    seeds
+        .iter()
+        .filter(matches)
+        .find(|r| allowed.select.contains(&r.pk))
+        .or_else(|| seeds.iter().find(matches))
+}
+
+/// A hand-over of `col`: the actor's row it changes (the first they may update) and the value
+/// it sets (another's, from a row they may not update).
+pub(crate) fn hand_over<'a>(
+    rows: &'a [SeedRow],
+    allowed: &Allowed,
+    col: &str,
+) -> Option<(&'a SeedRow, &'a Value)> {
+    let own = pick(rows, allowed, &allowed.update, true)?;
+    let value = rows
+        .iter()
+        .filter(|r| !allowed.update.contains(&r.pk))
+        .map(|r| field(&r.image, col))
+        .find(|v| *v != field(&own.image, col))?;
+    Some((own, value))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
