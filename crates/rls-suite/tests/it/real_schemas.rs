@@ -141,6 +141,13 @@ const SCHEMAS: [(&str, &str, &[Broken]); 3] = [
                 "[accounts] update",
             ),
             (
+                "personal accounts created by an insert (caught by a seed row derived from the policy)",
+                "        and personal_account = false\n",
+                "\n",
+                "leak",
+                "[accounts] insert",
+            ),
+            (
                 "members remove teammates",
                 "(basejump.has_role_on_account(account_id, 'owner') = true)",
                 "(basejump.has_role_on_account(account_id) = true)",
