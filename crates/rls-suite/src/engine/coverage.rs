@@ -76,6 +76,8 @@ pub struct BranchCoverage {
     pub decided: Vec<String>,
     /// Actors for whom evaluating it raised an error, with the error.
     pub errors: Vec<(String, String)>,
+    /// It names a column of its table (else no seed row can change it).
+    pub reads_row: bool,
 }
 
 /// One finding: something no actor exercised.
@@ -235,6 +237,12 @@ async fn policy(
             .map(|e| BranchCoverage {
                 expr: e.clone(),
                 constant: is_constant(e),
+                reads_row: Expr::parse(e).map_or(true, |x| {
+                    x.references()
+                        .columns
+                        .iter()
+                        .any(|c| table.writable.contains(c))
+                }),
                 ..Default::default()
             })
             .collect();
@@ -343,6 +351,23 @@ impl Coverage {
             for c in &p.clauses {
                 let mut check = |b: &BranchCoverage, what: String| {
                     if b.constant {
+                        return;
+                    }
+                    if !b.reads_row && (b.granted.is_empty() || b.refused.is_empty()) {
+                        out.push(Untested {
+                            what,
+                            missing: if b.granted.is_empty() {
+                                "grant"
+                            } else {
+                                "denial"
+                            },
+                            hint: format!(
+                                "it names no column of {}, so no seed row changes it: if it \
+                                 does not depend on the caller either (a setting of the \
+                                 database), accept it under [unexercised] with the reason",
+                                p.table
+                            ),
+                        });
                         return;
                     }
                     if b.granted.is_empty() {
