@@ -157,6 +157,9 @@ pub struct TableSpec {
     /// insert rules instead: moving a row to another parent is fine where the actor may insert
     /// a row there.
     pub immutable_explicit: bool,
+    /// The users this table's seed rows are made for (`seed_for`): a shape no policy reveals,
+    /// such as a user with no role. `None`: every user, the look-alikes included.
+    pub seed_for: Option<Vec<String>>,
     pub members: Option<Members>,
     pub parent: Option<Parent>,
     pub predicates: BTreeMap<String, String>,
@@ -334,6 +337,7 @@ struct RawTable {
     payload: toml::Table,
     change: Option<Spanned<String>>,
     triggers: Option<Spanned<bool>>,
+    seed_for: Option<Spanned<Vec<String>>>,
     immutable: Option<Vec<Spanned<String>>>,
     members: Option<Spanned<RawMembers>>,
     parent: Option<Spanned<RawParent>>,
@@ -507,10 +511,31 @@ impl Spec {
             ));
         }
         let shared = predicates(&src, raw.predicates, "predicates")?;
+        let user_keys: Vec<&str> = users.iter().map(|u| u.key.as_str()).collect();
         let mut tables = Vec::new();
         for (name, raw) in raw.tables {
             let offset = src.table_offset("tables", &name).min(raw.span().start);
-            tables.push(table(&src, &name, offset, raw.into_inner(), &shared)?);
+            let t = table(&src, &name, offset, raw.into_inner(), &shared)?;
+            if let Some(list) = &t.seed_for {
+                let fail = |what: String| SpecError::Invalid {
+                    path: path.to_owned(),
+                    line: t.line_of("seed_for"),
+                    key: format!("tables.{name}.seed_for"),
+                    message: what,
+                };
+                if list.is_empty() {
+                    return Err(fail(
+                        "name at least one user (or leave `seed_for` out)".into(),
+                    ));
+                }
+                if let Some(unknown) = list.iter().find(|u| !user_keys.contains(&u.as_str())) {
+                    return Err(fail(format!(
+                        "`{unknown}` is not a user of [actors] (they are {})",
+                        user_keys.join(", ")
+                    )));
+                }
+            }
+            tables.push(t);
         }
         if tables.is_empty() {
             return Err(src.err(
@@ -834,6 +859,7 @@ fn table(
         ("owner", raw.owner.as_ref().map(Spanned::span)),
         ("change", raw.change.as_ref().map(Spanned::span)),
         ("triggers", raw.triggers.as_ref().map(Spanned::span)),
+        ("seed_for", raw.seed_for.as_ref().map(Spanned::span)),
     ] {
         if let Some(span) = span {
             key_lines.insert(k, src.line(span.start));
@@ -955,6 +981,7 @@ fn table(
         triggers: raw.triggers.is_none_or(Spanned::into_inner),
         immutable,
         immutable_explicit,
+        seed_for: raw.seed_for.map(Spanned::into_inner),
         members,
         parent,
         predicates,

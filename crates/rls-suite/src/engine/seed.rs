@@ -99,6 +99,10 @@ pub(crate) async fn seed(
                 planned.push((values, u));
             }
         }
+        // A shape the spec declares: rows for some users only (`seed_for`).
+        if let Some(only) = &t.seed_for {
+            planned.retain(|(_, u)| only.contains(&users[*u].key));
+        }
         // The table's triggers and defaults apply, as in production, unless the spec opts out.
         sqlx::query(if t.triggers {
             "set local session_replication_role = origin"

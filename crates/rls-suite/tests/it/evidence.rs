@@ -397,3 +397,40 @@ async fn a_move_to_another_parent_is_judged_by_the_right_to_insert_there() {
         report.render()
     );
 }
+
+/// `seed_for` declares a shape no policy reveals: rows for some users only (a user with no
+/// role). A name that is no user is refused at `file:line: key`.
+#[tokio::test]
+async fn seed_for_seeds_a_table_for_the_users_it_names() {
+    let db = scratch(NOTES).await;
+    let text = NOTES_SPEC.replace(
+        "select = \"owner\"",
+        "seed_for = [\"ada\"]\nselect = \"owner\"",
+    );
+    let report = check(&spec(&text), &db).await;
+    let rendered = report.render();
+    let select = rendered
+        .lines()
+        .find(|l| l.starts_with("| select "))
+        .unwrap();
+    let cells: Vec<&str> = select.split('|').map(str::trim).collect();
+    assert_eq!(&cells[2..4], ["sees ada:1", "sees none"], "{rendered}");
+    assert!(
+        report.leaks().is_empty() && report.lost_access().is_empty(),
+        "{rendered}"
+    );
+
+    let err = Spec::parse(
+        Path::new("evidence.access.toml"),
+        &NOTES_SPEC.replace(
+            "select = \"owner\"",
+            "seed_for = [\"zed\"]\nselect = \"owner\"",
+        ),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("evidence.access.toml:7: tables.notes.seed_for: `zed` is not a user"),
+        "{err}"
+    );
+}
