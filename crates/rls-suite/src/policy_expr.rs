@@ -183,6 +183,72 @@ impl Expr {
     }
 }
 
+impl Expr {
+    /// For each top-level OR arm (or the whole predicate), the column values that make its
+    /// conjuncts true where a conjunct says so plainly: `c = 'x'`, `c IN ('x', …)` (the first),
+    /// `c IS NULL`, a boolean column `c` or `NOT c`, `c IS TRUE`/`FALSE`. Other conjuncts (a
+    /// subquery, a function, the caller) add nothing. The seeding stage puts each arm's values
+    /// in one row together, so a branch that needs several of them at once is exercised.
+    pub fn assignments(&self) -> Vec<Vec<(String, serde_json::Value)>> {
+        use serde_json::Value as J;
+        let arms = flatten(&self.0, &sql::BinaryOperator::Or);
+        arms.into_iter()
+            .map(|arm| {
+                let mut out: Vec<(String, J)> = Vec::new();
+                for c in flatten(arm, &sql::BinaryOperator::And) {
+                    let found = match uncast(c) {
+                        sql::Expr::BinaryOp {
+                            left,
+                            op: sql::BinaryOperator::Eq,
+                            right,
+                        } => match (column_name(left), constant(right)) {
+                            (Some(col), Some(v)) => Some((col, v)),
+                            _ => match (column_name(right), constant(left)) {
+                                (Some(col), Some(v)) => Some((col, v)),
+                                _ => None,
+                            },
+                        },
+                        sql::Expr::In {
+                            expr,
+                            target: sql::InTarget::List(list),
+                            negated: false,
+                            ..
+                        } => column_name(expr).zip(list.iter().find_map(constant)),
+                        sql::Expr::AnyOp {
+                            left,
+                            compare_op: sql::BinaryOperator::Eq,
+                            right,
+                            ..
+                        } => match uncast(right) {
+                            sql::Expr::Array(arr) => {
+                                column_name(left).zip(arr.elem.iter().find_map(constant))
+                            }
+                            _ => None,
+                        },
+                        sql::Expr::IsNull(e) => column_name(e).map(|c| (c, J::Null)),
+                        sql::Expr::IsTrue(e) => column_name(e).map(|c| (c, J::Bool(true))),
+                        sql::Expr::IsFalse(e) => column_name(e).map(|c| (c, J::Bool(false))),
+                        sql::Expr::UnaryOp {
+                            op: sql::UnaryOperator::Not,
+                            expr,
+                        } => column_name(expr).map(|c| (c, J::Bool(false))),
+                        e @ (sql::Expr::Identifier(_) | sql::Expr::CompoundIdentifier(_)) => {
+                            column_name(e).map(|c| (c, J::Bool(true)))
+                        }
+                        _ => None,
+                    };
+                    if let Some((col, v)) = found
+                        && !out.iter().any(|(c, _)| *c == col)
+                    {
+                        out.push((col, v));
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+}
+
 fn push<T: PartialEq>(list: &mut Vec<T>, item: T) {
     if !list.contains(&item) {
         list.push(item);
@@ -493,6 +559,33 @@ pub(crate) fn fill(root: &mut sql::Expr, hole: &str, with: &sql::Expr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assignments_are_the_values_each_or_arm_needs_together() {
+        let e = Expr::parse(
+            "((owner_id = requesting_user_id()) OR ((visibility = 'public'::text) AND (archived_at IS NULL) \
+             AND done AND (NOT hidden) AND (stage = ANY (ARRAY['live'::text, 'gone'::text]))))",
+        )
+        .unwrap();
+        let arms: Vec<Vec<String>> = e
+            .assignments()
+            .into_iter()
+            .map(|arm| arm.iter().map(|(c, v)| format!("{c}={v}")).collect())
+            .collect();
+        assert_eq!(
+            arms,
+            [
+                vec![],
+                vec![
+                    "visibility=\"public\"",
+                    "archived_at=null",
+                    "done=true",
+                    "hidden=false",
+                    "stage=\"live\"",
+                ]
+            ]
+        );
+    }
 
     #[test]
     fn references_name_columns_functions_and_compared_constants() {

@@ -15,11 +15,25 @@ impl BoundSpec {
     /// Checks the spec against the catalog of `admin`'s database (after the migrations) and
     /// orders its tables for seeding. Nothing is written.
     pub async fn bind(spec: &Spec, admin: &mut PgConnection) -> Result<Self, Error> {
-        let reads = policy_reads(spec, admin).await?;
+        let (reads, combos) = policy_reads(spec, admin).await?;
         let mut tables = Vec::new();
         for t in &spec.tables {
             let read = reads.get(&t.name).cloned().unwrap_or_default();
-            tables.push(bind_table(spec, t, &read, admin).await?);
+            let mut table = bind_table(spec, t, &read, admin).await?;
+            // A branch's values together, on the columns the seeding varies (so neither a
+            // relation nor the key), where it needs more than one.
+            let varied: Vec<&String> = table.variants.iter().map(|(c, _)| c).collect();
+            for combo in combos.get(&t.name).into_iter().flatten() {
+                let combo: Vec<(String, Value)> = combo
+                    .iter()
+                    .filter(|(c, _)| varied.contains(&c))
+                    .cloned()
+                    .collect();
+                if combo.len() > 1 && !table.combos.contains(&combo) {
+                    table.combos.push(combo);
+                }
+            }
+            tables.push(table);
         }
         // Membership tables must be described too: their rows are seeded and checked.
         for t in &spec.tables {
@@ -433,6 +447,7 @@ async fn bind_table(
     Ok(Table {
         variants,
         movable,
+        combos: Vec::new(),
         readers,
         qname: format!("{}.{}", quote_ident(&spec.schema), quote_ident(&t.name)),
         spec: t.clone(),
@@ -448,10 +463,17 @@ async fn bind_table(
 /// Per spec table, the columns its policies read — in their own expressions, or in the body of a
 /// function a policy of any spec table calls that names the table and the column — with the
 /// constants the expressions compare each with. The seeding stage derives rows from them.
+#[allow(clippy::type_complexity)]
 async fn policy_reads(
     spec: &Spec,
     admin: &mut PgConnection,
-) -> Result<BTreeMap<String, BTreeMap<String, Vec<Value>>>, Error> {
+) -> Result<
+    (
+        BTreeMap<String, BTreeMap<String, Vec<Value>>>,
+        BTreeMap<String, Vec<Vec<(String, Value)>>>,
+    ),
+    Error,
+> {
     let names: Vec<&str> = spec.tables.iter().map(|t| t.name.as_str()).collect();
     let policies: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
         "select c.relname::text, pg_get_expr(p.polqual, p.polrelid), \
@@ -466,12 +488,17 @@ async fn policy_reads(
     .await
     .map_err(sql_err("read the policies"))?;
     let mut out: BTreeMap<String, BTreeMap<String, Vec<Value>>> = BTreeMap::new();
+    let mut combos: BTreeMap<String, Vec<Vec<(String, Value)>>> = BTreeMap::new();
     let mut functions: BTreeSet<Vec<String>> = BTreeSet::new();
     for (table, qual, check) in &policies {
         for text in [qual, check].into_iter().flatten() {
             let Ok(expr) = crate::policy_expr::Expr::parse(text) else {
                 continue;
             };
+            combos
+                .entry(table.clone())
+                .or_default()
+                .extend(expr.assignments());
             let refs = expr.references();
             let cols = out.entry(table.clone()).or_default();
             for c in refs.columns {
@@ -530,7 +557,7 @@ async fn policy_reads(
             }
         }
     }
-    Ok(out)
+    Ok((out, combos))
 }
 
 /// The values worth a seed row of their own, per column the policies read (see

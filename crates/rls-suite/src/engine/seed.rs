@@ -129,6 +129,8 @@ pub(crate) async fn seed(
             });
         }
         if let Some((template, u)) = template {
+            // One column at a time, then each policy branch's values together.
+            let mut wanted: Vec<Vec<(String, Value)>> = Vec::new();
             for (col, values) in &table.variants {
                 for v in values {
                     let taken = rows[ti][..base].iter().any(|r| field(&r.image, col) == v);
@@ -137,53 +139,77 @@ pub(crate) async fn seed(
                         && rows[ti][..base]
                             .iter()
                             .all(|r| !field(&r.image, col).is_null());
-                    if taken || set {
-                        continue;
+                    if !(taken || set) {
+                        wanted.push(vec![(col.clone(), v.clone())]);
                     }
-                    let n = rows[ti].len();
-                    let mut values = template.clone();
-                    values.insert(col.clone(), v.clone());
-                    fill_payload(t, table, &mut values, n);
-                    // The table may refuse the copy for a value that goes with the old one (a
-                    // CHECK that wants `slug` NULL on a personal account): then without each
-                    // payload value in turn, so its default or NULL applies.
-                    let mut attempts = vec![values.clone()];
-                    attempts.extend(t.payload.keys().filter(|k| *k != col).map(|k| {
-                        let mut fewer = values.clone();
-                        fewer.remove(k);
-                        fewer
-                    }));
-                    let mut first_refusal = None;
-                    let mut inserted = None;
-                    for attempt in &attempts {
-                        match try_insert(&mut tx, table, attempt).await? {
-                            Ok(row) => {
-                                inserted = Some(row);
-                                break;
-                            }
-                            Err(why) => {
-                                first_refusal.get_or_insert(why);
-                            }
-                        }
-                    }
-                    let refused = match inserted {
-                        Some(row) => {
-                            rows[ti].push(SeedRow {
-                                pk: row.0,
-                                image: row.1,
-                                tag: users[u].key.clone(),
-                            });
-                            None
-                        }
-                        None => first_refusal,
-                    };
-                    derived.push(Derived {
-                        table: t.name.clone(),
-                        column: col.clone(),
-                        value: v.clone(),
-                        refused,
-                    });
                 }
+            }
+            wanted.extend(table.combos.iter().cloned());
+            for set in wanted {
+                let holds = |r: &SeedRow| set.iter().all(|(c, v)| field(&r.image, c) == v);
+                if set.len() > 1 && rows[ti].iter().any(holds) {
+                    continue;
+                }
+                let n = rows[ti].len();
+                let mut values = template.clone();
+                for (c, v) in &set {
+                    values.insert(c.clone(), v.clone());
+                }
+                fill_payload(t, table, &mut values, n);
+                // The table may refuse the copy for a value that goes with the old one (a
+                // CHECK that wants `slug` NULL on a personal account): then without each
+                // payload value in turn, so its default or NULL applies.
+                let mut attempts = vec![values.clone()];
+                attempts.extend(
+                    t.payload
+                        .keys()
+                        .filter(|k| !set.iter().any(|(c, _)| c == *k))
+                        .map(|k| {
+                            let mut fewer = values.clone();
+                            fewer.remove(k);
+                            fewer
+                        }),
+                );
+                let mut first_refusal = None;
+                let mut inserted = None;
+                for attempt in &attempts {
+                    match try_insert(&mut tx, table, attempt).await? {
+                        Ok(row) => {
+                            inserted = Some(row);
+                            break;
+                        }
+                        Err(why) => {
+                            first_refusal.get_or_insert(why);
+                        }
+                    }
+                }
+                let refused = match inserted {
+                    Some(row) => {
+                        rows[ti].push(SeedRow {
+                            pk: row.0,
+                            image: row.1,
+                            tag: users[u].key.clone(),
+                        });
+                        None
+                    }
+                    None => first_refusal,
+                };
+                let (column, value) = match set.as_slice() {
+                    [(c, v)] => (c.clone(), v.clone()),
+                    _ => (
+                        set.iter()
+                            .map(|(c, _)| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        Value::Array(set.iter().map(|(_, v)| v.clone()).collect()),
+                    ),
+                };
+                derived.push(Derived {
+                    table: t.name.clone(),
+                    column,
+                    value,
+                    refused,
+                });
             }
         }
         let calls = trigger_calls(&mut tx).await?;

@@ -116,8 +116,9 @@ async fn a_permissive_policy_on_a_column_the_payload_never_mentions_leaks() {
     assert_eq!(exit_code(report).0, 1);
 }
 
-/// Enum labels, NULL and the constants a policy compares a column with each get a seed row;
-/// a value the table refuses is reported, not fatal.
+/// Enum labels, NULL and the constants a policy compares a column with each get a seed row,
+/// one column at a time, and a branch's values together one more; a value the table refuses is
+/// reported, not fatal.
 #[tokio::test]
 async fn derived_rows_cover_enum_labels_constants_and_null() {
     let db = scratch(
@@ -166,19 +167,22 @@ async fn derived_rows_cover_enum_labels_constants_and_null() {
     ] {
         assert!(seeded.iter().any(|s| s == want), "{want}: {seeded:?}");
     }
-    // One column at a time from a private, live-less first row: no row is public, live and
-    // unarchived at once, so the policy's grant is never exercised — and the check says so.
-    assert!(report.leaks().is_empty(), "{}", report.render());
-    let (code, outcome) = exit_code(report);
-    let unexercised = outcome.unexercised();
+    // One column at a time no row is public, live and unarchived at once; the branch's values
+    // together make one more row, which every actor then sees: the grant is exercised.
     assert!(
-        unexercised
+        seeded
             .iter()
-            .any(|u| u.what == "docs.docs_public using" && u.missing == "grant"),
-        "{}",
-        cov.render()
+            .any(|s| s == "visibility, archived_at, stage=[\"public\",null,\"live\"]"),
+        "{seeded:?}"
     );
-    assert_eq!(code, 4, "{}", cov.render());
+    let text = report.render();
+    assert!(
+        report.leaks().is_empty() && report.lost_access().is_empty(),
+        "{text}"
+    );
+    let (code, outcome) = exit_code(report);
+    assert!(outcome.unexercised().is_empty(), "{}", cov.render());
+    assert_eq!(code, 0, "{}", cov.render());
 }
 
 /// A branch no seed row can change (it reads a setting, not the row) fails the check with exit

@@ -86,6 +86,9 @@ pub(crate) struct Table {
     /// Parent columns immutable only by default (`immutable` not written): a row moved to
     /// another parent is judged by whether the actor may insert it there.
     pub(crate) movable: Vec<String>,
+    /// Per policy branch that compares several of those columns with constants, the values
+    /// that make it true together (`Expr::assignments`): one seed row each.
+    pub(crate) combos: Vec<Vec<(String, Value)>>,
 }
 
 impl Table {
@@ -177,7 +180,9 @@ pub struct FiredTrigger {
 }
 
 /// One seed row derived from the policies: a copy of the table's first seed row with `column`
-/// set to `value`; `refused` says why the table would not take it (a constraint, a trigger).
+/// set to `value` (for a policy branch's values together: the columns joined by `, ` and the
+/// values as an array); `refused` says why the table would not take it (a constraint, a
+/// trigger).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Derived {
     pub table: String,
