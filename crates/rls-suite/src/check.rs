@@ -195,14 +195,26 @@ impl CheckOutcome {
         report
     }
 
+    /// The policy clauses and branches no cell exercised that the spec does not accept
+    /// (`[unexercised]`): the evidence is incomplete (see [`Coverage::unexercised`]).
+    pub fn unexercised(&self) -> Vec<crate::engine::coverage::Untested> {
+        self.coverage()
+            .map(Coverage::unexercised)
+            .unwrap_or_default()
+    }
+
     /// 0 clean; 1 a leak, a disagreement between SQL and HTTP, or a lint finding at or above
-    /// `deny_lint` that the matrices do not contradict; 3 lost access without any of those.
+    /// `deny_lint` that the matrices do not contradict; 3 lost access without any of those;
+    /// 4 none of those, but a policy clause or branch no cell exercised (and the spec does not
+    /// accept as such): a green that is not evidence. (2 is the command line's: could not run.)
     pub fn exit_code(&self, deny_lint: Option<rls_lint::Level>) -> u8 {
         let lint_fails = deny_lint.is_some_and(|level| self.lint_for_check().exit_code(level) != 0);
         if !self.leaks().is_empty() || lint_fails || !self.disagreements().is_empty() {
             1
         } else if !self.lost_access().is_empty() {
             3
+        } else if !self.unexercised().is_empty() {
+            4
         } else {
             0
         }

@@ -97,6 +97,196 @@ impl Expr {
     }
 }
 
+/// What a predicate reads of its row and calls: the names it uses as columns (the last part
+/// of a qualified name: `t.done` → `done`), the functions it calls (name parts, as written),
+/// and the constants it compares a column with (`status = 'open'`, `kind IN ('a', 'b')`,
+/// `flag = true`, `n > 3`). The seeding stage derives rows from these (see
+/// `engine::seed`); a name here may belong to a subquery's table, which the caller filters
+/// against its own table's columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct References {
+    pub columns: Vec<String>,
+    pub functions: Vec<Vec<String>>,
+    /// (column, constant as JSON).
+    pub constants: Vec<(String, serde_json::Value)>,
+}
+
+impl Expr {
+    /// See [`References`].
+    pub fn references(&self) -> References {
+        let mut out = References::default();
+        let _ = sql::visit_expressions(&self.0, |e| {
+            match e {
+                sql::Expr::Identifier(id) => push(&mut out.columns, id.value.clone()),
+                sql::Expr::CompoundIdentifier(parts) => {
+                    if let Some(last) = parts.last() {
+                        push(&mut out.columns, last.value.clone());
+                    }
+                }
+                sql::Expr::Function(f) => push(
+                    &mut out.functions,
+                    name_parts(&f.name).into_iter().map(str::to_owned).collect(),
+                ),
+                sql::Expr::BinaryOp {
+                    left,
+                    op:
+                        sql::BinaryOperator::Eq
+                        | sql::BinaryOperator::NotEq
+                        | sql::BinaryOperator::Lt
+                        | sql::BinaryOperator::LtEq
+                        | sql::BinaryOperator::Gt
+                        | sql::BinaryOperator::GtEq,
+                    right,
+                } => {
+                    for (a, b) in [(left, right), (right, left)] {
+                        if let (Some(col), Some(v)) = (column_name(a), constant(b)) {
+                            push(&mut out.constants, (col, v));
+                        }
+                    }
+                }
+                sql::Expr::In {
+                    expr,
+                    target: sql::InTarget::List(list),
+                    ..
+                } => {
+                    if let Some(col) = column_name(expr) {
+                        for v in list.iter().filter_map(constant) {
+                            push(&mut out.constants, (col.clone(), v));
+                        }
+                    }
+                }
+                // `pg_get_expr` prints `c IN ('a', 'b')` as `c = ANY (ARRAY['a', 'b'])`.
+                sql::Expr::AnyOp { left, right, .. } | sql::Expr::AllOp { left, right, .. } => {
+                    if let (Some(col), sql::Expr::Array(arr)) = (column_name(left), uncast(right)) {
+                        for v in arr.elem.iter().filter_map(constant) {
+                            push(&mut out.constants, (col.clone(), v));
+                        }
+                    }
+                }
+                sql::Expr::IsTrue(inner)
+                | sql::Expr::IsFalse(inner)
+                | sql::Expr::IsNotTrue(inner)
+                | sql::Expr::IsNotFalse(inner) => {
+                    if let Some(col) = column_name(inner) {
+                        push(
+                            &mut out.constants,
+                            (col.clone(), serde_json::Value::Bool(true)),
+                        );
+                        push(&mut out.constants, (col, serde_json::Value::Bool(false)));
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        out
+    }
+}
+
+impl Expr {
+    /// For each top-level OR arm (or the whole predicate), the column values that make its
+    /// conjuncts true where a conjunct says so plainly: `c = 'x'`, `c IN ('x', …)` (the first),
+    /// `c IS NULL`, a boolean column `c` or `NOT c`, `c IS TRUE`/`FALSE`. Other conjuncts (a
+    /// subquery, a function, the caller) add nothing. The seeding stage puts each arm's values
+    /// in one row together, so a branch that needs several of them at once is exercised.
+    pub fn assignments(&self) -> Vec<Vec<(String, serde_json::Value)>> {
+        use serde_json::Value as J;
+        let arms = flatten(&self.0, &sql::BinaryOperator::Or);
+        arms.into_iter()
+            .map(|arm| {
+                let mut out: Vec<(String, J)> = Vec::new();
+                for c in flatten(arm, &sql::BinaryOperator::And) {
+                    let found = match uncast(c) {
+                        sql::Expr::BinaryOp {
+                            left,
+                            op: sql::BinaryOperator::Eq,
+                            right,
+                        } => match (column_name(left), constant(right)) {
+                            (Some(col), Some(v)) => Some((col, v)),
+                            _ => match (column_name(right), constant(left)) {
+                                (Some(col), Some(v)) => Some((col, v)),
+                                _ => None,
+                            },
+                        },
+                        sql::Expr::In {
+                            expr,
+                            target: sql::InTarget::List(list),
+                            negated: false,
+                            ..
+                        } => column_name(expr).zip(list.iter().find_map(constant)),
+                        sql::Expr::AnyOp {
+                            left,
+                            compare_op: sql::BinaryOperator::Eq,
+                            right,
+                            ..
+                        } => match uncast(right) {
+                            sql::Expr::Array(arr) => {
+                                column_name(left).zip(arr.elem.iter().find_map(constant))
+                            }
+                            _ => None,
+                        },
+                        sql::Expr::IsNull(e) => column_name(e).map(|c| (c, J::Null)),
+                        sql::Expr::IsTrue(e) => column_name(e).map(|c| (c, J::Bool(true))),
+                        sql::Expr::IsFalse(e) => column_name(e).map(|c| (c, J::Bool(false))),
+                        sql::Expr::UnaryOp {
+                            op: sql::UnaryOperator::Not,
+                            expr,
+                        } => column_name(expr).map(|c| (c, J::Bool(false))),
+                        e @ (sql::Expr::Identifier(_) | sql::Expr::CompoundIdentifier(_)) => {
+                            column_name(e).map(|c| (c, J::Bool(true)))
+                        }
+                        _ => None,
+                    };
+                    if let Some((col, v)) = found
+                        && !out.iter().any(|(c, _)| *c == col)
+                    {
+                        out.push((col, v));
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+}
+
+fn push<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// `e` without casts and parentheses.
+fn uncast(mut e: &sql::Expr) -> &sql::Expr {
+    loop {
+        match e {
+            sql::Expr::Cast { expr, .. } | sql::Expr::Nested(expr) => e = expr,
+            _ => return e,
+        }
+    }
+}
+
+/// The column a (possibly cast or qualified) name reads.
+fn column_name(e: &sql::Expr) -> Option<String> {
+    match uncast(e) {
+        sql::Expr::Identifier(id) => Some(id.value.clone()),
+        sql::Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()),
+        _ => None,
+    }
+}
+
+/// A constant as JSON: text, a number, a boolean.
+fn constant(e: &sql::Expr) -> Option<serde_json::Value> {
+    let sql::Expr::Value(v) = uncast(e) else {
+        return None;
+    };
+    match &v.value {
+        sql::Value::SingleQuotedString(s) => Some(serde_json::Value::String(s.clone())),
+        sql::Value::Boolean(b) => Some(serde_json::Value::Bool(*b)),
+        sql::Value::Number(n, _) => serde_json::from_str(n).ok(),
+        _ => None,
+    }
+}
+
 /// A fixed expression, parsed by the same parser (the templates are constants of the crate).
 pub(crate) fn template(text: &str) -> sql::Expr {
     Expr::parse(text)
@@ -369,6 +559,59 @@ pub(crate) fn fill(root: &mut sql::Expr, hole: &str, with: &sql::Expr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assignments_are_the_values_each_or_arm_needs_together() {
+        let e = Expr::parse(
+            "((owner_id = requesting_user_id()) OR ((visibility = 'public'::text) AND (archived_at IS NULL) \
+             AND done AND (NOT hidden) AND (stage = ANY (ARRAY['live'::text, 'gone'::text]))))",
+        )
+        .unwrap();
+        let arms: Vec<Vec<String>> = e
+            .assignments()
+            .into_iter()
+            .map(|arm| arm.iter().map(|(c, v)| format!("{c}={v}")).collect())
+            .collect();
+        assert_eq!(
+            arms,
+            [
+                vec![],
+                vec![
+                    "visibility=\"public\"",
+                    "archived_at=null",
+                    "done=true",
+                    "hidden=false",
+                    "stage=\"live\"",
+                ]
+            ]
+        );
+    }
+
+    #[test]
+    fn references_name_columns_functions_and_compared_constants() {
+        let e = Expr::parse(
+            "((t.visibility = 'public'::text) AND is_complete AND (stage = ANY (ARRAY['a'::text, 'b'::text])) \
+             AND (3 < n) AND basejump.is_set('x'::text))",
+        )
+        .unwrap();
+        let r = e.references();
+        for c in ["visibility", "is_complete", "stage", "n"] {
+            assert!(r.columns.iter().any(|x| x == c), "{c}: {r:?}");
+        }
+        assert_eq!(
+            r.functions,
+            [vec!["basejump".to_owned(), "is_set".to_owned()]]
+        );
+        let constants: Vec<String> = r
+            .constants
+            .iter()
+            .map(|(c, v)| format!("{c}={v}"))
+            .collect();
+        assert_eq!(
+            constants,
+            ["visibility=\"public\"", "stage=\"a\"", "stage=\"b\"", "n=3"]
+        );
+    }
 
     #[test]
     fn a_policy_expression_survives_a_round_trip() {

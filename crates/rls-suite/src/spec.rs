@@ -48,8 +48,28 @@ pub enum Rule {
     /// The caller is a member (of this row, or of its parent's row), with one of these roles
     /// when given.
     Member(Option<Vec<String>>),
-    /// A SQL predicate of the spec's own (`t` is the row, `$1` the caller's id, `$2` the role).
+    /// A SQL predicate of the spec's own (`t` is the row, `$1` the caller's id, `$2` the role,
+    /// `$3` the forwarded `email` claim).
     Predicate(String),
+    /// `role:<name>`: the caller's forwarded `role` claim (the database role InsForge switches
+    /// to) is this one.
+    Role(String),
+    /// `email:<glob>`: the caller's forwarded `email` claim matches the glob (`*` any run of
+    /// characters): `email:*@example.com`.
+    Email(String),
+    /// `{ all = [...] }`: every one of these rules holds.
+    All(Vec<Rule>),
+}
+
+impl Rule {
+    /// The rule and the rules inside it (an `all`'s), depth first.
+    pub fn flatten(&self) -> Vec<&Rule> {
+        let mut out = vec![self];
+        if let Rule::All(rules) = self {
+            out.extend(rules.iter().flat_map(Rule::flatten));
+        }
+        out
+    }
 }
 
 /// The four commands a table's rules cover.
@@ -136,6 +156,13 @@ pub struct TableSpec {
     pub triggers: bool,
     /// Columns that must never be re-assigned (default: the owner and the relation columns).
     pub immutable: Vec<String>,
+    /// Whether `immutable` was written. Left at its default, a parent column is judged by the
+    /// insert rules instead: moving a row to another parent is fine where the actor may insert
+    /// a row there.
+    pub immutable_explicit: bool,
+    /// The users this table's seed rows are made for (`seed_for`): a shape no policy reveals,
+    /// such as a user with no role. `None`: every user, the look-alikes included.
+    pub seed_for: Option<Vec<String>>,
     pub members: Option<Members>,
     pub parent: Option<Parent>,
     pub predicates: BTreeMap<String, String>,
@@ -171,6 +198,26 @@ pub struct Spec {
     pub accept: Vec<Accept>,
     /// `[functions.<name>]` entries, in the file's order (see [`functions`]).
     pub functions: Vec<FunctionSpec>,
+    /// Policy clauses and branches the team accepts that no cell exercises (`[unexercised]`),
+    /// in the file's order: reported with their reasons, they do not fail the check.
+    pub unexercised: Vec<Unexercised>,
+}
+
+/// One `[unexercised]` entry: `"table.policy clause" = "reason"` or `"table.policy clause ·
+/// branch N" = "reason"`, as the coverage report names it (`*` matches any run of
+/// characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unexercised {
+    pub key: String,
+    pub reason: String,
+    pub line: usize,
+}
+
+impl Unexercised {
+    /// Whether the entry names this clause or branch (`what` as the coverage report writes it).
+    pub fn matches(&self, what: &str) -> bool {
+        glob(&self.key, what)
+    }
 }
 
 /// One `[accept]` entry: `"table.operation.actor" = "reason"`, each part a glob (`*` matches
@@ -236,6 +283,10 @@ fn operation_keys(t: &TableSpec) -> Vec<String> {
     ]
     .map(String::from)
     .into();
+    if t.owner.is_some() && t.parent.is_some() {
+        ops.push("insert.own_id,_foreign_parent".into());
+        ops.push("insert.foreign_id,_own_parent".into());
+    }
     if t.owner.is_some() {
         ops.push("take_over.forbidden_row".into());
     }
@@ -262,6 +313,11 @@ struct RawSpec {
     accept: IndexMap<String, Spanned<String>>,
     #[serde(default)]
     functions: IndexMap<String, Spanned<functions::RawFunction>>,
+    #[serde(default)]
+    unexercised: IndexMap<String, Spanned<String>>,
+    /// Named predicates every table may use (a table's own of the same name wins).
+    #[serde(default)]
+    predicates: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,6 +344,7 @@ struct RawTable {
     payload: toml::Table,
     change: Option<Spanned<String>>,
     triggers: Option<Spanned<bool>>,
+    seed_for: Option<Spanned<Vec<String>>>,
     immutable: Option<Vec<Spanned<String>>>,
     members: Option<Spanned<RawMembers>>,
     parent: Option<Spanned<RawParent>>,
@@ -319,8 +376,22 @@ struct RawParent {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+    One(RawRule),
+    Many(Vec<RawRule>),
+}
+
+/// A rule as written: a name, or `{ all = [names] }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRule {
+    Name(String),
+    All(RawAll),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAll {
+    all: Vec<String>,
 }
 
 /// Turns byte offsets into line numbers and builds errors that name the file.
@@ -446,10 +517,32 @@ impl Spec {
                 "no actors: declare at least one Clerk user, e.g. `[actors.ada]`",
             ));
         }
+        let shared = predicates(&src, raw.predicates, "predicates")?;
+        let user_keys: Vec<&str> = users.iter().map(|u| u.key.as_str()).collect();
         let mut tables = Vec::new();
         for (name, raw) in raw.tables {
             let offset = src.table_offset("tables", &name).min(raw.span().start);
-            tables.push(table(&src, &name, offset, raw.into_inner())?);
+            let t = table(&src, &name, offset, raw.into_inner(), &shared)?;
+            if let Some(list) = &t.seed_for {
+                let fail = |what: String| SpecError::Invalid {
+                    path: path.to_owned(),
+                    line: t.line_of("seed_for"),
+                    key: format!("tables.{name}.seed_for"),
+                    message: what,
+                };
+                if list.is_empty() {
+                    return Err(fail(
+                        "name at least one user (or leave `seed_for` out)".into(),
+                    ));
+                }
+                if let Some(unknown) = list.iter().find(|u| !user_keys.contains(&u.as_str())) {
+                    return Err(fail(format!(
+                        "`{unknown}` is not a user of [actors] (they are {})",
+                        user_keys.join(", ")
+                    )));
+                }
+            }
+            tables.push(t);
         }
         if tables.is_empty() {
             return Err(src.err(
@@ -469,8 +562,28 @@ impl Spec {
             equivalent: BTreeMap::new(),
             accept: Vec::new(),
             functions: Vec::new(),
+            unexercised: Vec::new(),
         };
         let mut spec = spec;
+        for (key, reason) in raw.unexercised {
+            let at = reason.span().start;
+            let fail = |what: &str| src.err(at, format!("unexercised.{key}"), what);
+            if reason.get_ref().trim().is_empty() {
+                return Err(fail("say why nothing need exercise it"));
+            }
+            let table = key.split_once('.').map_or("", |(t, _)| t);
+            if table.is_empty() || !spec.tables.iter().any(|t| glob(table, &t.name)) {
+                return Err(fail(&format!(
+                    "no table of this spec is `{table}`: write the key as the coverage report \
+                     names the clause, `table.policy using` or `table.policy check · branch 2`"
+                )));
+            }
+            spec.unexercised.push(Unexercised {
+                reason: reason.get_ref().clone(),
+                line: src.line(at),
+                key,
+            });
+        }
         for (key, reason) in raw.accept {
             let entry = spec.accept_entry(&src, key, reason)?;
             spec.accept.push(entry);
@@ -612,7 +725,7 @@ impl Spec {
                 cur = next;
             };
             for (command, rules) in &t.rules {
-                for rule in rules {
+                for rule in rules.iter().flat_map(Rule::flatten) {
                     let Rule::Member(roles) = rule else { continue };
                     let Some(m) = membership else {
                         return Err(at(
@@ -658,11 +771,91 @@ fn toml_to_json(table: toml::Table) -> Map<String, Value> {
     }
 }
 
+/// Named predicates as written under `key`: no built-in rule's name, no empty SQL.
+fn predicates(
+    src: &Source<'_>,
+    raw: BTreeMap<String, Spanned<String>>,
+    key: &str,
+) -> Result<BTreeMap<String, String>, SpecError> {
+    let mut out = BTreeMap::new();
+    for (pname, sql) in raw {
+        let reserved = RESERVED_RULES.contains(&pname.as_str())
+            || ["member:", "role:", "email:"]
+                .iter()
+                .any(|p| pname.starts_with(p));
+        if reserved {
+            return Err(src.err(
+                sql.span().start,
+                format!("{key}.{pname}"),
+                format!("`{pname}` is a built-in rule name; call the predicate something else"),
+            ));
+        }
+        if sql.get_ref().trim().is_empty() {
+            return Err(src.err(
+                sql.span().start,
+                format!("{key}.{pname}"),
+                "empty predicate",
+            ));
+        }
+        out.insert(pname, sql.into_inner());
+    }
+    Ok(out)
+}
+
+/// One rule name: a built-in, `member:`/`role:`/`email:`, or a predicate (the table's own,
+/// else a top-level one). `Err` says what is wrong.
+fn rule_of(
+    n: &str,
+    has_owner: bool,
+    own: &BTreeMap<String, String>,
+    shared: &BTreeMap<String, String>,
+    table: &str,
+) -> Result<Option<Rule>, String> {
+    Ok(Some(match n {
+        "nobody" => return Ok(None),
+        "anyone" => Rule::Anyone,
+        "signed_in" => Rule::SignedIn,
+        "owner" if has_owner => Rule::Owner,
+        "owner" => {
+            return Err(
+                "`owner` needs the table's owner column: add `owner = \"<column>\"`".into(),
+            );
+        }
+        "member" => Rule::Member(None),
+        other => {
+            if let Some(roles) = other.strip_prefix("member:") {
+                Rule::Member(Some(
+                    roles.split(',').map(|r| r.trim().to_owned()).collect(),
+                ))
+            } else if let Some(role) = other.strip_prefix("role:") {
+                if role.trim().is_empty() {
+                    return Err("`role:` needs a role: `role:authenticated`".into());
+                }
+                Rule::Role(role.trim().to_owned())
+            } else if let Some(pattern) = other.strip_prefix("email:") {
+                if pattern.trim().is_empty() {
+                    return Err("`email:` needs a pattern: `email:*@example.com`".into());
+                }
+                Rule::Email(pattern.trim().to_owned())
+            } else if let Some(sql) = own.get(other).or_else(|| shared.get(other)) {
+                Rule::Predicate(sql.clone())
+            } else {
+                return Err(format!(
+                    "unknown rule `{other}`: use anyone, signed_in, owner, member, \
+                     member:<role>, role:<role>, email:<pattern>, nobody, {{ all = [...] }}, or \
+                     a name from [tables.{table}.predicates] or [predicates]"
+                ));
+            }
+        }
+    }))
+}
+
 fn table(
     src: &Source<'_>,
     name: &str,
     offset: usize,
     raw: RawTable,
+    shared: &BTreeMap<String, String>,
 ) -> Result<TableSpec, SpecError> {
     let key = |k: &str| format!("tables.{name}.{k}");
     let mut key_lines = BTreeMap::new();
@@ -676,29 +869,13 @@ fn table(
         ("owner", raw.owner.as_ref().map(Spanned::span)),
         ("change", raw.change.as_ref().map(Spanned::span)),
         ("triggers", raw.triggers.as_ref().map(Spanned::span)),
+        ("seed_for", raw.seed_for.as_ref().map(Spanned::span)),
     ] {
         if let Some(span) = span {
             key_lines.insert(k, src.line(span.start));
         }
     }
-    let mut predicates = BTreeMap::new();
-    for (pname, sql) in raw.predicates {
-        if RESERVED_RULES.contains(&pname.as_str()) || pname.starts_with("member:") {
-            return Err(src.err(
-                sql.span().start,
-                key(&format!("predicates.{pname}")),
-                format!("`{pname}` is a built-in rule name; call the predicate something else"),
-            ));
-        }
-        if sql.get_ref().trim().is_empty() {
-            return Err(src.err(
-                sql.span().start,
-                key(&format!("predicates.{pname}")),
-                "empty predicate",
-            ));
-        }
-        predicates.insert(pname, sql.into_inner());
-    }
+    let predicates = predicates(src, raw.predicates, &key("predicates"))?;
     let mut rules = BTreeMap::new();
     for (command, value) in [
         (Command::Select, raw.select),
@@ -712,45 +889,38 @@ fn table(
             continue;
         };
         let at = value.span().start;
-        let names = match value.into_inner() {
-            OneOrMany::One(n) => vec![n],
+        let written = match value.into_inner() {
+            OneOrMany::One(r) => vec![r],
             OneOrMany::Many(v) => v,
         };
+        let fail = |what: String| src.err(at, key(command.key()), what);
+        let has_owner = raw.owner.is_some();
         let mut list = Vec::new();
-        for n in names {
-            let rule = match n.as_str() {
-                "nobody" => continue,
-                "anyone" => Rule::Anyone,
-                "signed_in" => Rule::SignedIn,
-                "owner" if raw.owner.is_some() => Rule::Owner,
-                "owner" => {
-                    return Err(src.err(
-                        at,
-                        key(command.key()),
-                        "`owner` needs the table's owner column: add `owner = \"<column>\"`",
-                    ));
+        for r in written {
+            match r {
+                RawRule::Name(n) => {
+                    if let Some(rule) =
+                        rule_of(&n, has_owner, &predicates, shared, name).map_err(fail)?
+                    {
+                        list.push(rule);
+                    }
                 }
-                "member" => Rule::Member(None),
-                other => match other.strip_prefix("member:") {
-                    Some(roles) => Rule::Member(Some(
-                        roles.split(',').map(|r| r.trim().to_owned()).collect(),
-                    )),
-                    None => match predicates.get(other) {
-                        Some(sql) => Rule::Predicate(sql.clone()),
-                        None => {
-                            return Err(src.err(
-                                at,
-                                key(command.key()),
-                                format!(
-                                    "unknown rule `{other}`: use anyone, signed_in, owner, member, \
-                                     member:<role>, nobody, or a name from [tables.{name}.predicates]"
-                                ),
-                            ));
-                        }
-                    },
-                },
-            };
-            list.push(rule);
+                RawRule::All(all) => {
+                    if all.all.is_empty() {
+                        return Err(fail("`all` needs at least one rule".into()));
+                    }
+                    let mut each = Vec::new();
+                    for n in &all.all {
+                        // `nobody` inside `all`: nobody at all.
+                        each.push(
+                            rule_of(n, has_owner, &predicates, shared, name)
+                                .map_err(fail)?
+                                .unwrap_or_else(|| Rule::Predicate("false".into())),
+                        );
+                    }
+                    list.push(Rule::All(each));
+                }
+            }
         }
         rules.insert(command, list);
     }
@@ -800,6 +970,7 @@ fn table(
         }
     };
     let owner = raw.owner.map(Spanned::into_inner);
+    let immutable_explicit = raw.immutable.is_some();
     let immutable = match raw.immutable {
         Some(list) => list.into_iter().map(Spanned::into_inner).collect(),
         None => owner
@@ -819,6 +990,8 @@ fn table(
         change: raw.change.map(Spanned::into_inner),
         triggers: raw.triggers.is_none_or(Spanned::into_inner),
         immutable,
+        immutable_explicit,
+        seed_for: raw.seed_for.map(Spanned::into_inner),
         members,
         parent,
         predicates,
@@ -904,7 +1077,8 @@ delete = "member:owner"
         assert_eq!(
             error_of(&bad_rule),
             "access.toml:13: tables.projects.delete: unknown rule `owners`: use anyone, signed_in, \
-             owner, member, member:<role>, nobody, or a name from [tables.projects.predicates]"
+             owner, member, member:<role>, role:<role>, email:<pattern>, nobody, { all = [...] }, \
+             or a name from [tables.projects.predicates] or [predicates]"
         );
         let unknown_key = GOOD.replace("payload = { title", "paylod = { title");
         let e = error_of(&unknown_key);
@@ -927,6 +1101,57 @@ delete = "member:owner"
             e.starts_with("access.toml:22: tables.x: unclosed table"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn shared_predicates_all_lists_and_claim_rules_parse() {
+        let text = r#"
+[predicates]
+is_open = "t.status = 'open'"
+[actors.ada]
+[tables.a]
+owner = "o"
+select = ["is_open", { all = ["owner", "email:*@example.com"] }]
+insert = { all = ["owner", "role:authenticated"] }
+[tables.b]
+owner = "o"
+select = "is_open"
+[tables.b.predicates]
+is_open = "false"
+"#;
+        let spec = parse(text).unwrap();
+        let a = spec.table("a").unwrap();
+        assert_eq!(
+            a.rules[&Command::Select],
+            [
+                Rule::Predicate("t.status = 'open'".into()),
+                Rule::All(vec![Rule::Owner, Rule::Email("*@example.com".into())]),
+            ]
+        );
+        assert_eq!(
+            a.rules[&Command::Insert],
+            [Rule::All(vec![
+                Rule::Owner,
+                Rule::Role("authenticated".into())
+            ])]
+        );
+        // A table's own predicate of the same name wins.
+        assert_eq!(
+            spec.table("b").unwrap().rules[&Command::Select],
+            [Rule::Predicate("false".into())]
+        );
+        let e = error_of(&text.replace("\"role:authenticated\"", "\"rol:x\""));
+        assert!(
+            e.starts_with("access.toml:8: tables.a.insert: unknown rule `rol:x`"),
+            "{e}"
+        );
+        let e = error_of(&text.replace("is_open = \"t.status", "owner = \"t.status"));
+        assert!(
+            e.starts_with("access.toml:3: predicates.owner: `owner` is a built-in rule name"),
+            "{e}"
+        );
+        let e = error_of(&text.replace("{ all = [\"owner\", \"role", "{ any = [\"owner\", \"role"));
+        assert!(e.starts_with("access.toml:8: tables.a.insert:"), "{e}");
     }
 
     #[test]

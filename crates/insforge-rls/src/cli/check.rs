@@ -284,6 +284,7 @@ fn render_text(spec: &Path, o: &CheckOutcome, took_ms: u128, code: u8) -> String
                 "FAILED: SQL and HTTP disagree (the records API does not pass the caller on as Postgres expects)"
             }
             1 => "FAILED: someone can do more than the spec allows",
+            4 => "FAILED: a policy clause or branch no cell exercised (UNTESTED above)",
             _ => "FAILED: someone can do less than the spec allows",
         }
     );

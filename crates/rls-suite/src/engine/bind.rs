@@ -2,21 +2,38 @@
 //! spec names must exist; the rules become one SQL [`Predicate`] per command; the tables are put
 //! in seeding (foreign-key) order. Hands a [`BoundSpec`] to the seed stage. Nothing is written.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use harness::target::quote_ident;
+use serde_json::Value;
 use sqlx::PgConnection;
 
-use super::model::{BoundSpec, Error, ID, Predicate, ROLE, Reader, Table, sql_err};
+use super::model::{BoundSpec, EMAIL, Error, ID, Predicate, ROLE, Reader, Table, sql_err};
 use crate::spec::{Command, Rule, Spec, SpecError, TableSpec};
 
 impl BoundSpec {
     /// Checks the spec against the catalog of `admin`'s database (after the migrations) and
     /// orders its tables for seeding. Nothing is written.
     pub async fn bind(spec: &Spec, admin: &mut PgConnection) -> Result<Self, Error> {
+        let (reads, combos) = policy_reads(spec, admin).await?;
         let mut tables = Vec::new();
         for t in &spec.tables {
-            tables.push(bind_table(spec, t, admin).await?);
+            let read = reads.get(&t.name).cloned().unwrap_or_default();
+            let mut table = bind_table(spec, t, &read, admin).await?;
+            // A branch's values together, on the columns the seeding varies (so neither a
+            // relation nor the key), where it needs more than one.
+            let varied: Vec<&String> = table.variants.iter().map(|(c, _)| c).collect();
+            for combo in combos.get(&t.name).into_iter().flatten() {
+                let combo: Vec<(String, Value)> = combo
+                    .iter()
+                    .filter(|(c, _)| varied.contains(&c))
+                    .cloned()
+                    .collect();
+                if combo.len() > 1 && !table.combos.contains(&combo) {
+                    table.combos.push(combo);
+                }
+            }
+            tables.push(table);
         }
         // Membership tables must be described too: their rows are seeded and checked.
         for t in &spec.tables {
@@ -65,21 +82,26 @@ impl BoundSpec {
     }
 }
 
-/// `$1` → the caller's id, `$2` → the role, in a spec's own SQL (not `$10`, `$21`, …).
+/// `$1` → the caller's id, `$2` → the role, `$3` → the forwarded email, in a spec's own SQL
+/// (not `$10`, `$21`, …).
 fn placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '$'
             && let Some(&d) = chars.peek()
-            && (d == '1' || d == '2')
+            && matches!(d, '1' | '2' | '3')
         {
             chars.next();
             if chars.peek().is_some_and(char::is_ascii_digit) {
                 out.push('$');
                 out.push(d);
             } else {
-                out.push_str(if d == '1' { ID } else { ROLE });
+                out.push_str(match d {
+                    '1' => ID,
+                    '2' => ROLE,
+                    _ => EMAIL,
+                });
             }
             continue;
         }
@@ -170,7 +192,12 @@ async fn catalog(
     }))
 }
 
-async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Result<Table, Error> {
+async fn bind_table(
+    spec: &Spec,
+    t: &TableSpec,
+    read: &BTreeMap<String, Vec<Value>>,
+    admin: &mut PgConnection,
+) -> Result<Table, Error> {
     let cat = catalog(admin, &spec.schema, &t.name).await?.ok_or_else(|| {
         invalid(
             spec,
@@ -394,10 +421,14 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
         .filter(|c| !c.1)
         .map(|c| c.0.clone())
         .collect();
+    // The columns the policies read are carried by an insert too: a row derived from them
+    // (`personal_account = true`) is inserted as it was seeded, not with the column's default.
+    let variants = variants(admin, &spec.schema, &t.name, read, &relation_cols, &key).await?;
     let candidate_columns = writable
         .iter()
         .filter(|c| {
-            relation_cols.contains(c)
+            variants.iter().any(|(v, _)| v == *c)
+                || relation_cols.contains(c)
                 || t.payload.contains_key(*c)
                 || t.immutable.contains(c)
                 || !defaulted.contains(*c)
@@ -409,7 +440,14 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
         .map(|c| (c, compile(spec, t, &t.rules[&c])))
         .collect();
     let readers = readers(admin, &spec.schema, &t.name, &key).await?;
+    let movable = match (&t.parent, t.immutable_explicit) {
+        (Some(p), false) => p.on.iter().map(|(mine, _)| mine.clone()).collect(),
+        _ => Vec::new(),
+    };
     Ok(Table {
+        variants,
+        movable,
+        combos: Vec::new(),
         readers,
         qname: format!("{}.{}", quote_ident(&spec.schema), quote_ident(&t.name)),
         spec: t.clone(),
@@ -420,6 +458,166 @@ async fn bind_table(spec: &Spec, t: &TableSpec, admin: &mut PgConnection) -> Res
         change,
         candidate_columns,
     })
+}
+
+/// Per spec table, the columns its policies read — in their own expressions, or in the body of a
+/// function a policy of any spec table calls that names the table and the column — with the
+/// constants the expressions compare each with. The seeding stage derives rows from them.
+#[allow(clippy::type_complexity)]
+async fn policy_reads(
+    spec: &Spec,
+    admin: &mut PgConnection,
+) -> Result<
+    (
+        BTreeMap<String, BTreeMap<String, Vec<Value>>>,
+        BTreeMap<String, Vec<Vec<(String, Value)>>>,
+    ),
+    Error,
+> {
+    let names: Vec<&str> = spec.tables.iter().map(|t| t.name.as_str()).collect();
+    let policies: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "select c.relname::text, pg_get_expr(p.polqual, p.polrelid), \
+                pg_get_expr(p.polwithcheck, p.polrelid) \
+         from pg_policy p join pg_class c on c.oid = p.polrelid \
+         join pg_namespace n on n.oid = c.relnamespace \
+         where n.nspname = $1 and c.relname = any($2)",
+    )
+    .bind(&spec.schema)
+    .bind(&names)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("read the policies"))?;
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<Value>>> = BTreeMap::new();
+    let mut combos: BTreeMap<String, Vec<Vec<(String, Value)>>> = BTreeMap::new();
+    let mut functions: BTreeSet<Vec<String>> = BTreeSet::new();
+    for (table, qual, check) in &policies {
+        for text in [qual, check].into_iter().flatten() {
+            let Ok(expr) = crate::policy_expr::Expr::parse(text) else {
+                continue;
+            };
+            combos
+                .entry(table.clone())
+                .or_default()
+                .extend(expr.assignments());
+            let refs = expr.references();
+            let cols = out.entry(table.clone()).or_default();
+            for c in refs.columns {
+                cols.entry(c).or_default();
+            }
+            for (c, v) in refs.constants {
+                let list = cols.entry(c).or_default();
+                if !list.contains(&v) {
+                    list.push(v);
+                }
+            }
+            functions.extend(refs.functions);
+        }
+    }
+    // The bodies of the functions the policies call: a table and a column both named there.
+    for f in &functions {
+        let (schema, name) = match f.as_slice() {
+            [name] => (None, name),
+            [.., schema, name] => (Some(schema), name),
+            [] => continue,
+        };
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "select p.prosrc from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
+             where p.proname = $1 and ($2::text is null or n.nspname = $2) \
+               and p.prolang in (select oid from pg_language where lanname in ('sql', 'plpgsql'))",
+        )
+        .bind(name)
+        .bind(schema)
+        .fetch_all(&mut *admin)
+        .await
+        .map_err(sql_err("read the policies' functions"))?;
+        for body in bodies {
+            let words: BTreeSet<String> = body
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            for t in names.iter().filter(|t| words.contains(&t.to_lowercase())) {
+                let columns: Vec<String> = sqlx::query_scalar(
+                    "select a.attname::text from pg_attribute a join pg_class c on c.oid = a.attrelid \
+                     join pg_namespace n on n.oid = c.relnamespace \
+                     where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped",
+                )
+                .bind(&spec.schema)
+                .bind(t)
+                .fetch_all(&mut *admin)
+                .await
+                .map_err(sql_err("read the catalog"))?;
+                let cols = out.entry((*t).to_owned()).or_default();
+                for c in columns
+                    .into_iter()
+                    .filter(|c| words.contains(&c.to_lowercase()))
+                {
+                    cols.entry(c).or_default();
+                }
+            }
+        }
+    }
+    Ok((out, combos))
+}
+
+/// The values worth a seed row of their own, per column the policies read (see
+/// [`policy_reads`]): both booleans, every label of an enum, a timestamp far in the past and
+/// one in the future (and `now` — the seeding stage adds it only where nothing sets the
+/// column), NULL where the column allows it, and the constants the policies compare it with.
+/// Relation columns (the seeding stage sets them) and the row's key are not varied.
+async fn variants(
+    admin: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    read: &BTreeMap<String, Vec<Value>>,
+    relation_cols: &[String],
+    key: &[String],
+) -> Result<Vec<(String, Vec<Value>)>, Error> {
+    let columns: Vec<(String, String, bool, Vec<String>, String, bool)> = sqlx::query_as(
+        "select a.attname::text, ty.typcategory::text, ty.typtype = 'e', \
+                coalesce((select array_agg(e.enumlabel::text order by e.enumsortorder) \
+                          from pg_enum e where e.enumtypid = ty.oid), '{}'), \
+                ty.typname::text, a.attnotnull or a.attgenerated <> '' or a.attidentity <> '' \
+         from pg_attribute a join pg_class c on c.oid = a.attrelid \
+         join pg_namespace n on n.oid = c.relnamespace join pg_type ty on ty.oid = a.atttypid \
+         where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped \
+           and a.attgenerated = '' order by a.attnum",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(sql_err("read the catalog"))?;
+    let mut out = Vec::new();
+    for (name, category, is_enum, labels, typname, not_null) in columns {
+        let Some(constants) = read.get(&name) else {
+            continue;
+        };
+        if relation_cols.contains(&name) || key.contains(&name) {
+            continue;
+        }
+        let mut values: Vec<Value> = Vec::new();
+        match (category.as_str(), is_enum) {
+            ("B", _) => values.extend([Value::Bool(true), Value::Bool(false)]),
+            (_, true) => values.extend(labels.into_iter().map(Value::String)),
+            ("D", _) if matches!(typname.as_str(), "timestamptz" | "timestamp" | "date") => {
+                values.extend(["now", "epoch", "infinity"].map(|v| Value::String(v.into())));
+            }
+            _ => {}
+        }
+        for c in constants {
+            if !values.contains(c) {
+                values.push(c.clone());
+            }
+        }
+        if !not_null {
+            values.push(Value::Null);
+        }
+        if !values.is_empty() {
+            out.push((name, values));
+        }
+    }
+    Ok(out)
 }
 
 /// Views over the table (through `pg_depend`) that expose all of its primary key, and
@@ -487,19 +685,46 @@ fn compile(spec: &Spec, t: &TableSpec, rules: &[Rule]) -> Predicate {
     }
     let parts: Vec<String> = rules
         .iter()
-        .map(|r| match r {
-            Rule::Anyone => "true".to_owned(),
-            Rule::SignedIn => format!("{ROLE} = 'authenticated'"),
-            Rule::Owner => format!(
-                "t.{} = {ID}",
-                quote_ident(t.owner.as_deref().unwrap_or_default())
-            ),
-            Rule::Member(roles) => member(spec, t, "t", roles.as_deref(), 0),
-            Rule::Predicate(sql) => placeholders(sql),
-        })
-        .map(|p| format!("({p})"))
+        .map(|r| format!("({})", rule_sql(spec, t, r)))
         .collect();
     Predicate(format!("coalesce({}, false)", parts.join(" or ")))
+}
+
+/// One rule as SQL over `t`, with the caller's placeholders.
+fn rule_sql(spec: &Spec, t: &TableSpec, rule: &Rule) -> String {
+    match rule {
+        Rule::Anyone => "true".to_owned(),
+        Rule::SignedIn => format!("{ROLE} = 'authenticated'"),
+        Rule::Owner => format!(
+            "t.{} = {ID}",
+            quote_ident(t.owner.as_deref().unwrap_or_default())
+        ),
+        Rule::Member(roles) => member(spec, t, "t", roles.as_deref(), 0),
+        Rule::Predicate(sql) => placeholders(sql),
+        Rule::Role(role) => format!("{ROLE} = {}", harness::target::quote_literal(role)),
+        Rule::Email(pattern) => {
+            // The glob as a LIKE pattern: `*` → `%`, LIKE's own wildcards taken literally.
+            let like: String = pattern
+                .chars()
+                .flat_map(|c| match c {
+                    '*' => vec!['%'],
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            format!(
+                "coalesce({EMAIL} like {}, false)",
+                harness::target::quote_literal(&like)
+            )
+        }
+        Rule::All(rules) => {
+            let parts: Vec<String> = rules
+                .iter()
+                .map(|r| format!("coalesce(({}), false)", rule_sql(spec, t, r)))
+                .collect();
+            parts.join(" and ")
+        }
+    }
 }
 
 /// `alias` (a row of `t`) has the caller as a member, through `t`'s members or its parent's.
@@ -646,11 +871,11 @@ mod tests {
     #[test]
     fn placeholders_replace_only_the_first_two_parameters() {
         let p = Predicate(placeholders(
-            "t.a = $1 and $2 = 'x' and t.b = $10 and '$1x'",
+            "t.a = $1 and $2 = 'x' and t.b = $10 and '$1x' and t.e = $3 and $31",
         ));
         assert_eq!(
-            p.render("a.id", "a.role"),
-            "t.a = a.id and a.role = 'x' and t.b = $10 and 'a.idx'"
+            p.render("a.id", "a.role", "a.email"),
+            "t.a = a.id and a.role = 'x' and t.b = $10 and 'a.idx' and t.e = a.email and $31"
         );
     }
 }

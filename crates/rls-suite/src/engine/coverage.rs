@@ -20,8 +20,9 @@ use harness::target::quote_ident;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
-use super::model::{Actor, BoundSpec, Error, Seeds};
+use super::model::{Actor, BoundSpec, Derived, Error, FiredTrigger, Seeds};
 use crate::policy_expr::Expr;
+use crate::spec::Unexercised;
 
 const SCRATCH: &str = "insforge_rls_coverage";
 
@@ -30,6 +31,13 @@ const SCRATCH: &str = "insforge_rls_coverage";
 pub struct Coverage {
     /// Sorted by table, then policy name.
     pub policies: Vec<PolicyCoverage>,
+    /// The seed rows derived from the policies (one column the policies read, set to one value
+    /// worth trying), and those the tables refused.
+    pub derived: Vec<Derived>,
+    /// The spec's `[unexercised]` entries: clauses and branches accepted as untested.
+    pub accepted: Vec<Unexercised>,
+    /// The trigger functions that ran while each table was seeded.
+    pub triggers: Vec<FiredTrigger>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +76,8 @@ pub struct BranchCoverage {
     pub decided: Vec<String>,
     /// Actors for whom evaluating it raised an error, with the error.
     pub errors: Vec<(String, String)>,
+    /// It names a column of its table (else no seed row can change it).
+    pub reads_row: bool,
 }
 
 /// One finding: something no actor exercised.
@@ -184,7 +194,12 @@ pub(crate) async fn measure(
     .map_err(sql_err("drop the coverage copy"))?;
     result?;
     tracing::debug!(policies = policies.len(), took = ?started.elapsed(), "coverage measured");
-    Ok(Coverage { policies })
+    Ok(Coverage {
+        policies,
+        derived: seeds.derived.clone(),
+        triggers: seeds.triggers.clone(),
+        accepted: bound.spec().unexercised.clone(),
+    })
 }
 
 async fn policy(
@@ -222,6 +237,12 @@ async fn policy(
             .map(|e| BranchCoverage {
                 expr: e.clone(),
                 constant: is_constant(e),
+                reads_row: Expr::parse(e).map_or(true, |x| {
+                    x.references()
+                        .columns
+                        .iter()
+                        .any(|c| table.writable.contains(c))
+                }),
                 ..Default::default()
             })
             .collect();
@@ -332,6 +353,23 @@ impl Coverage {
                     if b.constant {
                         return;
                     }
+                    if !b.reads_row && (b.granted.is_empty() || b.refused.is_empty()) {
+                        out.push(Untested {
+                            what,
+                            missing: if b.granted.is_empty() {
+                                "grant"
+                            } else {
+                                "denial"
+                            },
+                            hint: format!(
+                                "it names no column of {}, so no seed row changes it: if it \
+                                 does not depend on the caller either (a setting of the \
+                                 database), accept it under [unexercised] with the reason",
+                                p.table
+                            ),
+                        });
+                        return;
+                    }
                     if b.granted.is_empty() {
                         out.push(Untested {
                             what: what.clone(),
@@ -364,6 +402,29 @@ impl Coverage {
             }
         }
         out
+    }
+
+    /// The untested clauses and branches no `[unexercised]` entry accepts: each fails the check
+    /// (`check::CheckOutcome::exit_code`, 4).
+    pub fn unexercised(&self) -> Vec<Untested> {
+        self.untested()
+            .into_iter()
+            .filter(|u| self.acceptance(u).is_none())
+            .collect()
+    }
+
+    /// The `[unexercised]` entry that accepts `u`, if one does.
+    pub fn acceptance(&self, u: &Untested) -> Option<&Unexercised> {
+        self.accepted.iter().find(|a| a.matches(&u.what))
+    }
+
+    /// `[unexercised]` entries that accept nothing untested (any more).
+    pub fn stale(&self) -> Vec<&Unexercised> {
+        let untested = self.untested();
+        self.accepted
+            .iter()
+            .filter(|a| !untested.iter().any(|u| a.matches(&u.what)))
+            .collect()
     }
 
     /// One block per policy, one line per clause and branch; then the untested ones.
@@ -437,13 +498,56 @@ impl Coverage {
                 }
             }
         }
+        if !self.derived.is_empty() {
+            out.push_str("seed rows derived from the policies (a copy of the table's first seed row, one column changed):\n");
+            for d in &self.derived {
+                let _ = write!(out, "  {}.{} = {}", d.table, d.column, d.value);
+                match &d.refused {
+                    Some(why) => {
+                        let _ = writeln!(out, " — refused by the table: {why}");
+                    }
+                    None => out.push('\n'),
+                }
+            }
+        }
+        if !self.triggers.is_empty() {
+            out.push_str("triggers that fired while seeding (the seed rows went in as production rows do):\n");
+            for f in &self.triggers {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} ×{} (trigger {})",
+                    f.table,
+                    f.function,
+                    f.calls,
+                    f.triggers.join(", ")
+                );
+            }
+        }
         let untested = self.untested();
         if untested.is_empty() {
             out.push_str("untested: none\n");
         } else {
             for u in untested {
-                let _ = writeln!(out, "UNTESTED {} — no {}: {}", u.what, u.missing, u.hint);
+                match self.acceptance(&u) {
+                    Some(a) => {
+                        let _ = writeln!(
+                            out,
+                            "accepted untested {} — no {} ([unexercised], line {}): {}",
+                            u.what, u.missing, a.line, a.reason
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "UNTESTED {} — no {}: {}", u.what, u.missing, u.hint);
+                    }
+                }
             }
+        }
+        for a in self.stale() {
+            let _ = writeln!(
+                out,
+                "stale [unexercised] entry `{}` (line {}): nothing it names is untested any more; remove it",
+                a.key, a.line
+            );
         }
         out
     }
@@ -477,7 +581,21 @@ impl Coverage {
                 "what": u.what,
                 "missing": u.missing,
                 "hint": u.hint,
+                "accepted": self.acceptance(u).map(|a| a.reason.clone()),
             })).collect::<Vec<_>>(),
+            "derived": self.derived.iter().map(|d| json!({
+                "table": d.table,
+                "column": d.column,
+                "value": d.value,
+                "refused": d.refused,
+            })).collect::<Vec<_>>(),
+            "triggers": self.triggers.iter().map(|f| json!({
+                "table": f.table,
+                "function": f.function,
+                "calls": f.calls,
+                "triggers": f.triggers,
+            })).collect::<Vec<_>>(),
+            "stale_unexercised": self.stale().iter().map(|a| a.key.clone()).collect::<Vec<_>>(),
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use sqlx::{Connection, PgConnection};
 
-use super::model::{Actor, Allowed, Error, SeedRow, Table, db_message, sql_err};
+use super::model::{Actor, Allowed, Error, SeedRow, Table, db_message, hand_over, sql_err};
 use super::seed::{candidate, remove};
 use crate::spec::{Command, SpecError};
 
@@ -16,10 +16,12 @@ pub(crate) async fn expected(
 ) -> Result<Vec<Allowed>, Error> {
     let ids: Vec<Option<String>> = actors.iter().map(|a| a.id().map(str::to_owned)).collect();
     let roles: Vec<&str> = actors.iter().map(|a| a.role()).collect();
-    let p = |c: Command| table.preds[&c].render("a.id", "a.role");
+    let emails: Vec<Option<&str>> = actors.iter().map(|a| a.email()).collect();
+    let p = |c: Command| table.preds[&c].render("a.id", "a.role", "a.email");
     let sql = format!(
         "select a.n::int4 - 1, {pk}, {s}, {u}, {d} \
-         from unnest($1::text[], $2::text[]) with ordinality a(id, role, n) cross join {q} t",
+         from unnest($1::text[], $2::text[], $3::text[]) with ordinality a(id, role, email, n) \
+         cross join {q} t",
         pk = table.pk_expr("t"),
         s = p(Command::Select),
         u = p(Command::Update),
@@ -29,6 +31,7 @@ pub(crate) async fn expected(
     let rows: Vec<(i32, String, bool, bool, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&ids)
         .bind(&roles)
+        .bind(&emails)
         .fetch_all(&mut *admin)
         .await
         .map_err(|e| predicate_err(table, e))?;
@@ -47,11 +50,23 @@ pub(crate) async fn expected(
     }
     // Inserts: each seed row as a candidate, judged with that row removed (it is re-inserted).
     let sql = format!(
-        "select a.n::int4 - 1, {ins} from unnest($1::text[], $2::text[]) with ordinality a(id, role, n) \
+        "select a.n::int4 - 1, {ins} \
+         from unnest($1::text[], $2::text[], $4::text[]) with ordinality a(id, role, email, n) \
          cross join jsonb_populate_record(null::{q}, $3) t",
         ins = p(Command::Insert),
         q = table.qname,
     );
+    let as_self_sql = table.spec.owner.as_ref().map(|owner| {
+        format!(
+            "select a.n::int4 - 1, a.id is not null and {ins} \
+             from unnest($1::text[], $2::text[], $4::text[]) with ordinality a(id, role, email, n) \
+             cross join lateral jsonb_populate_record(null::{q}, \
+               $3 || jsonb_build_object({col}::text, a.id)) t",
+            ins = p(Command::Insert),
+            q = table.qname,
+            col = harness::target::quote_literal(owner),
+        )
+    });
     for row in seeds {
         let mut tx = admin.begin().await.map_err(sql_err("plan inserts"))?;
         remove(table, &row.pk, &mut tx).await?;
@@ -59,15 +74,66 @@ pub(crate) async fn expected(
             .bind(&ids)
             .bind(&roles)
             .bind(candidate(table, row))
+            .bind(&emails)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| predicate_err(table, e))?;
+        // The same row under each actor's own id (one dimension at a time: the owner column
+        // alone changed).
+        let as_self: Vec<(i32, bool)> = match &as_self_sql {
+            Some(sql) => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(&ids)
+                .bind(&roles)
+                .bind(candidate(table, row))
+                .bind(&emails)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| predicate_err(table, e))?,
+            None => Vec::new(),
+        };
         tx.rollback().await.map_err(sql_err("plan inserts"))?;
+        for (n, allowed) in as_self {
+            if allowed {
+                out[usize::try_from(n).unwrap_or(0)]
+                    .insert_as_self
+                    .insert(row.pk.clone());
+            }
+        }
         for (n, allowed) in ok {
             if allowed {
                 out[usize::try_from(n).unwrap_or(0)]
                     .insert
                     .insert(row.pk.clone());
+            }
+        }
+    }
+    // Moves to another parent (a parent column immutable only by default): allowed where the
+    // moved row is one the actor may insert.
+    if !table.movable.is_empty() {
+        let sql = format!(
+            "select {ins} from (select $1::text as id, $2::text as role, $3::text as email) a \
+             cross join jsonb_populate_record(null::{q}, $4) t",
+            ins = p(Command::Insert),
+            q = table.qname,
+        );
+        for (ai, allowed) in out.iter_mut().enumerate() {
+            for col in &table.movable {
+                let Some((own, value)) = hand_over(seeds, allowed, col) else {
+                    continue;
+                };
+                let mut moved = candidate(table, own);
+                moved[col.as_str()] = value.clone();
+                let ok: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(ids[ai].as_deref())
+                    .bind(roles[ai])
+                    .bind(emails[ai])
+                    .bind(moved)
+                    .fetch_one(&mut *admin)
+                    .await
+                    .map_err(|e| predicate_err(table, e))?;
+                if ok {
+                    allowed.may_move.insert(col.clone());
+                }
             }
         }
     }

@@ -553,11 +553,11 @@ async fn judge_insert(
         .map(|(_, a)| a)
         .collect();
     let seen_sql = format!(
-        "select a.key from unnest($1::text[], $2::text[], $3::text[]) a(key, id, role) \
-         cross join {q} t where {pk} = $4 and coalesce(({sel}), false)",
+        "select a.key from unnest($1::text[], $2::text[], $3::text[], $5::text[]) \
+         a(key, id, role, email) cross join {q} t where {pk} = $4 and coalesce(({sel}), false)",
         q = table.qname,
         pk = table.pk_expr("t"),
-        sel = table.preds[&Command::Select].render("a.id", "a.role"),
+        sel = table.preds[&Command::Select].render("a.id", "a.role", "a.email"),
     );
     let seen_by_others: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(seen_sql))
         .bind(others.iter().map(|a| a.key.clone()).collect::<Vec<_>>())
@@ -569,6 +569,7 @@ async fn judge_insert(
         )
         .bind(others.iter().map(|a| a.role()).collect::<Vec<_>>())
         .bind(pk)
+        .bind(others.iter().map(|a| a.email()).collect::<Vec<_>>())
         .fetch_all(&mut *admin)
         .await
         .map_err(sql_err("judge a call's insert"))?;
@@ -577,15 +578,16 @@ async fn judge_insert(
         .map_err(sql_err("judge a call's insert"))?;
     remove(table, pk, &mut tx).await?;
     let sql = format!(
-        "select coalesce(({}), false) from (select $1::text as id, $2::text as role) a, \
-         jsonb_populate_record(null::{}, $3) t",
-        table.preds[&Command::Insert].render("a.id", "a.role"),
+        "select coalesce(({}), false) from (select $1::text as id, $2::text as role, \
+         $4::text as email) a, jsonb_populate_record(null::{}, $3) t",
+        table.preds[&Command::Insert].render("a.id", "a.role", "a.email"),
         table.qname
     );
     let by_rule = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(actor.id())
         .bind(actor.role())
         .bind(image)
+        .bind(actor.email())
         .fetch_one(&mut *tx)
         .await
         .map_err(sql_err("judge a call's insert"))?;

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::model::{Actor, Allowed, Observed, Op, Seeds, Table, Verdict, field};
+use super::plan::changed;
 
 /// The immutable columns a write changed.
 pub(crate) fn moved_columns(table: &Table, old: &Value, new: &Value) -> Vec<String> {
@@ -60,7 +61,16 @@ pub(crate) fn judge(
                 of(pk)
             ));
         }
-        let moved = moved_columns(table, old, new);
+        // A parent column immutable only by default may move where the actor may insert the
+        // row (`Allowed::may_move`, for the hand-over this operation makes).
+        let moved: Vec<String> = moved_columns(table, old, new)
+            .into_iter()
+            .filter(|c| {
+                let this_hand_over =
+                    matches!(op, Op::HandOver(x) | Op::HandOverUnfiltered(x) if x == c);
+                !(this_hand_over && allowed.may_move.contains(c))
+            })
+            .collect();
         if !moved.is_empty() {
             return Verdict::Leak(format!(
                 "{who} re-assigns {} of a row of {}",
@@ -115,7 +125,22 @@ pub(crate) fn judge(
         }
         Op::UpdateUnfiltered => {
             let done: BTreeSet<&String> = o.updated.iter().map(|(pk, _, _)| pk).collect();
-            match allowed.update.iter().find(|pk| !done.contains(pk)) {
+            // The statement sets the change column to one value (see `plan`): a row that holds
+            // it already (a row derived from the policies may) is updated without a change.
+            let rows = &seeds.rows[ti];
+            let set = rows
+                .first()
+                .map(|r| changed(table, rows, &table.change, field(&r.image, &table.change)));
+            let holds = |pk: &String| {
+                rows.iter()
+                    .find(|r| &r.pk == pk)
+                    .is_some_and(|r| Some(field(&r.image, &table.change)) == set.as_ref())
+            };
+            match allowed
+                .update
+                .iter()
+                .find(|pk| !done.contains(pk) && !holds(pk))
+            {
                 Some(pk) => lost(format!("cannot update a row of {} the spec allows", of(pk))),
                 None => Verdict::Ok,
             }

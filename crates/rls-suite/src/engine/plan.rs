@@ -3,29 +3,12 @@
 //! expects of that row. Hands a [`Plan`] to an observer. `None` when no seed row fits (the cell
 //! is "n/a").
 
-use std::collections::BTreeSet;
-
 use serde_json::{Value, json};
 
-use super::model::{Action, Allowed, Op, SeedRow, Table, field};
+use super::model::{Action, Allowed, Op, SeedRow, Table, field, hand_over};
 use super::seed::candidate;
 
-/// The row an operation aims at: one the actor may (or may not) do `command` to. Forbidden
-/// rows the actor can see come first: being able to read a row but not change it is the case
-/// that tells a policy apart from a missing one.
-pub(crate) fn pick<'a>(
-    seeds: &'a [SeedRow],
-    allowed: &Allowed,
-    set: &BTreeSet<String>,
-    want: bool,
-) -> Option<&'a SeedRow> {
-    let matches = |r: &&SeedRow| set.contains(&r.pk) == want;
-    seeds
-        .iter()
-        .filter(matches)
-        .find(|r| allowed.select.contains(&r.pk))
-        .or_else(|| seeds.iter().find(matches))
-}
+pub(crate) use super::model::pick;
 
 /// A value for the change column that differs from the row's: another seed row's value when
 /// there is one (a member's `role` becomes `owner`), else a mutation of its own. In a column a
@@ -90,6 +73,34 @@ pub(crate) fn plan<'a>(
                 removed: Some(r),
             }
         }
+        Op::InsertOwnIdForeignParent => {
+            // A row the actor may not insert even as themselves, under their own id.
+            let (owner, me) = (table.spec.owner.as_ref()?, caller?);
+            let r = pick(rows, allowed, &allowed.insert_as_self, false)?;
+            let mut row = candidate(table, r);
+            row[owner] = json!(me);
+            Plan {
+                action: Action::Insert { row },
+                expect_row: Some(false),
+                removed: Some(r),
+            }
+        }
+        Op::InsertForeignIdOwnParent => {
+            // A row the actor could insert as themselves, under its own (someone else's) id.
+            let owner = table.spec.owner.as_ref()?;
+            let r = rows.iter().find(|r| {
+                allowed.insert_as_self.contains(&r.pk)
+                    && !allowed.insert.contains(&r.pk)
+                    && field(&r.image, owner).as_str() != caller
+            })?;
+            Plan {
+                action: Action::Insert {
+                    row: candidate(table, r),
+                },
+                expect_row: Some(false),
+                removed: Some(r),
+            }
+        }
         Op::UpdateAllowed | Op::UpdateForbidden => {
             let want = *op == Op::UpdateAllowed;
             let r = pick(rows, allowed, &allowed.update, want)?;
@@ -120,12 +131,7 @@ pub(crate) fn plan<'a>(
         }),
         Op::HandOver(col) | Op::HandOverUnfiltered(col) => {
             // Someone else's value for the column: from a row this actor may not update.
-            let own = pick(rows, allowed, &allowed.update, true)?;
-            let value = rows
-                .iter()
-                .filter(|r| !allowed.update.contains(&r.pk))
-                .map(|r| field(&r.image, col))
-                .find(|v| *v != field(&own.image, col))?;
+            let (own, value) = hand_over(rows, allowed, col)?;
             Plan {
                 action: Action::Update {
                     target: matches!(op, Op::HandOver(_)).then(|| own.pk.clone()),

@@ -10,7 +10,10 @@ use serde_json::{Map, Value, json};
 use sqlx::{Connection, PgConnection};
 
 use super::bind::invalid;
-use super::model::{Actor, BoundSpec, Error, SeedRow, Seeds, Table, db_message, field, sql_err};
+use super::model::{
+    Actor, BoundSpec, Derived, Error, FiredTrigger, SeedRow, Seeds, Table, db_message, field,
+    sql_err,
+};
 use crate::spec::{Spec, TableSpec};
 
 /// Inserts rows for every actor in every table, as a superuser, in seeding order. Each table's
@@ -24,11 +27,19 @@ pub(crate) async fn seed(
     let spec = &bound.spec;
     let user_of = |id: &Value| users.iter().position(|u| Some(u.id()) == Some(id.as_str()));
     let mut rows: Vec<Vec<SeedRow>> = vec![Vec::new(); bound.tables.len()];
+    let mut derived: Vec<Derived> = Vec::new();
     let mut tx = admin.begin().await.map_err(sql_err("begin seeding"))?;
     // Rows the migrations put in a spec table (reference data, a welcome post) are replaced:
     // the check knows every row it judges. (`verify` refuses tables that hold rows before
     // this point.)
     clear(bound, &mut tx).await?;
+    // Count the calls of trigger functions in this transaction, to report which fired.
+    sqlx::query("set local track_functions = 'all'")
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("prepare seeding"))?;
+    let mut triggers: Vec<FiredTrigger> = Vec::new();
+    let mut calls_before = trigger_calls(&mut tx).await?;
     for (ti, table) in bound.tables.iter().enumerate() {
         let t = &table.spec;
         // (values, tag) for each row to insert.
@@ -92,6 +103,10 @@ pub(crate) async fn seed(
                 planned.push((values, u));
             }
         }
+        // A shape the spec declares: rows for some users only (`seed_for`).
+        if let Some(only) = &t.seed_for {
+            planned.retain(|(_, u)| only.contains(&users[*u].key));
+        }
         // The table's triggers and defaults apply, as in production, unless the spec opts out.
         sqlx::query(if t.triggers {
             "set local session_replication_role = origin"
@@ -101,23 +116,14 @@ pub(crate) async fn seed(
         .execute(&mut *tx)
         .await
         .map_err(sql_err("prepare seeding"))?;
+        // Rows derived from the policies: a copy of the table's first seed row with one column
+        // the policies read set to one value worth trying (see `Table::variants`), where no
+        // seed row has it yet.
+        let template = planned.first().cloned();
+        let base = planned.len();
         for (n, (mut values, u)) in planned.into_iter().enumerate() {
-            for (k, v) in &t.payload {
-                values
-                    .entry(k.clone())
-                    .or_insert_with(|| own_value(v, n, table.unique_columns.contains(k)));
-            }
-            let cols: Vec<String> = values.keys().map(|c| quote_ident(c)).collect();
-            let sql = format!(
-                "insert into {q} as t ({c}) select {c} from jsonb_populate_record(null::{q}, $1) \
-                 returning {pk}, to_jsonb(t)",
-                q = table.qname,
-                c = cols.join(", "),
-                pk = table.pk_expr("t"),
-            );
-            let row: (String, Value) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(Value::Object(values.clone()))
-                .fetch_one(&mut *tx)
+            fill_payload(t, table, &mut values, n);
+            let row = insert_row(&mut tx, table, &values)
                 .await
                 .map_err(|e| refused(spec, t, n, users[u], &values, &e))?;
             rows[ti].push(SeedRow {
@@ -126,6 +132,103 @@ pub(crate) async fn seed(
                 tag: users[u].key.clone(),
             });
         }
+        if let Some((template, u)) = template {
+            // One column at a time, then each policy branch's values together.
+            let mut wanted: Vec<Vec<(String, Value)>> = Vec::new();
+            for (col, values) in &table.variants {
+                for v in values {
+                    let taken = rows[ti][..base].iter().any(|r| field(&r.image, col) == v);
+                    // `now` is what a default or trigger usually sets already.
+                    let set = v.as_str() == Some("now")
+                        && rows[ti][..base]
+                            .iter()
+                            .all(|r| !field(&r.image, col).is_null());
+                    if !(taken || set) {
+                        wanted.push(vec![(col.clone(), v.clone())]);
+                    }
+                }
+            }
+            wanted.extend(table.combos.iter().cloned());
+            for set in wanted {
+                let holds = |r: &SeedRow| set.iter().all(|(c, v)| field(&r.image, c) == v);
+                if set.len() > 1 && rows[ti].iter().any(holds) {
+                    continue;
+                }
+                let n = rows[ti].len();
+                let mut values = template.clone();
+                for (c, v) in &set {
+                    values.insert(c.clone(), v.clone());
+                }
+                fill_payload(t, table, &mut values, n);
+                // The table may refuse the copy for a value that goes with the old one (a
+                // CHECK that wants `slug` NULL on a personal account): then without each
+                // payload value in turn, so its default or NULL applies.
+                let mut attempts = vec![values.clone()];
+                attempts.extend(
+                    t.payload
+                        .keys()
+                        .filter(|k| !set.iter().any(|(c, _)| c == *k))
+                        .map(|k| {
+                            let mut fewer = values.clone();
+                            fewer.remove(k);
+                            fewer
+                        }),
+                );
+                let mut first_refusal = None;
+                let mut inserted = None;
+                for attempt in &attempts {
+                    match try_insert(&mut tx, table, attempt).await? {
+                        Ok(row) => {
+                            inserted = Some(row);
+                            break;
+                        }
+                        Err(why) => {
+                            first_refusal.get_or_insert(why);
+                        }
+                    }
+                }
+                let refused = match inserted {
+                    Some(row) => {
+                        rows[ti].push(SeedRow {
+                            pk: row.0,
+                            image: row.1,
+                            tag: users[u].key.clone(),
+                        });
+                        None
+                    }
+                    None => first_refusal,
+                };
+                let (column, value) = match set.as_slice() {
+                    [(c, v)] => (c.clone(), v.clone()),
+                    _ => (
+                        set.iter()
+                            .map(|(c, _)| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        Value::Array(set.iter().map(|(_, v)| v.clone()).collect()),
+                    ),
+                };
+                derived.push(Derived {
+                    table: t.name.clone(),
+                    column,
+                    value,
+                    refused,
+                });
+            }
+        }
+        let calls = trigger_calls(&mut tx).await?;
+        for (function, (triggers_of, n)) in &calls {
+            let before = calls_before.get(function).map_or(0, |b| b.1);
+            if *n > before {
+                triggers.push(FiredTrigger {
+                    table: t.name.clone(),
+                    triggers: triggers_of.clone(),
+                    function: function.clone(),
+                    calls: n - before,
+                });
+            }
+        }
+        calls_before = calls;
         // The check seeds every spec table itself and restores exactly what it seeded: a row
         // this table's triggers added to a spec table would read as a cell's own write.
         for (oi, other) in bound.tables.iter().enumerate() {
@@ -163,7 +266,92 @@ pub(crate) async fn seed(
             }
         }
     }
-    Ok(Seeds { rows })
+    Ok(Seeds {
+        rows,
+        derived,
+        triggers,
+    })
+}
+
+/// Per trigger function of the database (`schema.name`): the triggers that call it (`table.trigger`)
+/// and how often this transaction called it so far (`track_functions` is on).
+async fn trigger_calls(
+    tx: &mut PgConnection,
+) -> Result<BTreeMap<String, (Vec<String>, i64)>, Error> {
+    let rows: Vec<(String, Vec<String>, i64)> = sqlx::query_as(
+        "select f.oid::regproc::text, \
+                array_agg(c.relname::text || '.' || t.tgname::text order by c.relname, t.tgname), \
+                coalesce(pg_stat_get_xact_function_calls(f.oid), 0) \
+         from pg_trigger t join pg_class c on c.oid = t.tgrelid \
+         join pg_proc f on f.oid = t.tgfoid \
+         where not t.tgisinternal group by f.oid",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(sql_err("read the triggers' calls"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(function, triggers, calls)| (function, (triggers, calls)))
+        .collect())
+}
+
+/// The spec's payload values a seed row lacks, each made its own where a unique key needs it.
+fn fill_payload(t: &TableSpec, table: &Table, values: &mut Map<String, Value>, n: usize) {
+    for (k, v) in &t.payload {
+        values
+            .entry(k.clone())
+            .or_insert_with(|| own_value(v, n, table.unique_columns.contains(k)));
+    }
+}
+
+/// [`insert_row`] inside a savepoint: a refusal (the database's message) leaves the seeding
+/// transaction as it was.
+async fn try_insert(
+    tx: &mut PgConnection,
+    table: &Table,
+    values: &Map<String, Value>,
+) -> Result<Result<(String, Value), String>, Error> {
+    let step = |sql: &'static str| sqlx::query(sql);
+    step("savepoint derived_seed")
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("seed a derived row"))?;
+    match insert_row(tx, table, values).await {
+        Ok(row) => {
+            step("release savepoint derived_seed")
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("seed a derived row"))?;
+            Ok(Ok(row))
+        }
+        Err(e) => {
+            step("rollback to savepoint derived_seed")
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("seed a derived row"))?;
+            Ok(Err(db_message(&e)))
+        }
+    }
+}
+
+/// Inserts one seed row as the superuser: its key (as text) and its image.
+async fn insert_row(
+    tx: &mut PgConnection,
+    table: &Table,
+    values: &Map<String, Value>,
+) -> Result<(String, Value), sqlx::Error> {
+    let cols: Vec<String> = values.keys().map(|c| quote_ident(c)).collect();
+    let sql = format!(
+        "insert into {q} as t ({c}) select {c} from jsonb_populate_record(null::{q}, $1) \
+         returning {pk}, to_jsonb(t)",
+        q = table.qname,
+        c = cols.join(", "),
+        pk = table.pk_expr("t"),
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(Value::Object(values.clone()))
+        .fetch_one(&mut *tx)
+        .await
 }
 
 /// A payload value for the `n`-th seed row of a table: the spec's own, made unique per row

@@ -226,15 +226,16 @@ async fn may_insert(
     admin: &mut PgConnection,
 ) -> Result<bool, Error> {
     let sql = format!(
-        "select coalesce(({}), false) from (select $1::text as id, $2::text as role) a, \
-         jsonb_populate_record(null::{}, $3) t",
-        table.preds[&Command::Insert].render("a.id", "a.role"),
+        "select coalesce(({}), false) from (select $1::text as id, $2::text as role, \
+         $4::text as email) a, jsonb_populate_record(null::{}, $3) t",
+        table.preds[&Command::Insert].render("a.id", "a.role", "a.email"),
         table.qname
     );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(actor.id())
         .bind(actor.role())
         .bind(row)
+        .bind(actor.email())
         .fetch_one(&mut *admin)
         .await
         .map_err(sql_err("judge an upsert's row"))

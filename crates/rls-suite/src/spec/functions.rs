@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
-use super::{OneOrMany, Source, SpecError, TableSpec, toml_to_json};
+use super::{OneOrMany, RawRule, Source, SpecError, TableSpec, toml_to_json};
 
 /// Who may call a function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,10 +109,22 @@ pub(super) fn parse(
             None => None,
             Some(call) => {
                 let at = call.span().start;
-                let names = match call.into_inner() {
+                let rules = match call.into_inner() {
                     OneOrMany::One(one) => vec![one],
                     OneOrMany::Many(many) => many,
                 };
+                let names = rules
+                    .into_iter()
+                    .map(|rule| match rule {
+                        RawRule::Name(name) => Ok(name),
+                        RawRule::All(_) => Err(src.err(
+                            at,
+                            key("call"),
+                            "takes `anyone`, `signed_in`, `nobody` or actor names, not \
+                             `{ all = [...] }`",
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 Some(callers(&names, actors).map_err(|m| src.err(at, key("call"), m))?)
             }
         };

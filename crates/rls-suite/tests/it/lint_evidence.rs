@@ -71,7 +71,7 @@ async fn a_lint_error_the_matrices_confirm_stays_an_error() {
     // Hand-broken: the spec keeps each account's creation to its primary owner, so the same
     // policy (any user creates an account owned by another) is a leak in [accounts] insert.
     let text = std::fs::read_to_string(basejump().join("access.toml")).unwrap();
-    let from = "insert = \"signed_in\"";
+    let from = "insert = \"team_account\"";
     assert!(text.contains(from));
     let dir = std::env::temp_dir().join(format!(
         "insforge-rls-lint-evidence-{}",

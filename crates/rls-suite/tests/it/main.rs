@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 mod accept;
+mod evidence;
 mod expr_mutants;
 mod functions;
 mod layering;
@@ -15,6 +16,7 @@ mod model_tasks;
 mod mutants;
 mod pool;
 mod real_schemas;
+mod rules;
 mod spec_check;
 mod spec_http;
 mod support;

@@ -141,6 +141,13 @@ const SCHEMAS: [(&str, &str, &[Broken]); 3] = [
                 "[accounts] update",
             ),
             (
+                "personal accounts created by an insert (caught by a seed row derived from the policy)",
+                "        and personal_account = false\n",
+                "\n",
+                "leak",
+                "[accounts] insert",
+            ),
+            (
                 "members remove teammates",
                 "(basejump.has_role_on_account(account_id, 'owner') = true)",
                 "(basejump.has_role_on_account(account_id) = true)",
@@ -160,6 +167,13 @@ async fn real_schemas_run_clean_against_their_documented_intent() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_clean(name, &report);
+        // Every policy clause and branch exercised, or accepted in the spec with a reason.
+        let coverage = report.coverage.as_ref().unwrap();
+        assert!(
+            coverage.unexercised().is_empty() && coverage.stale().is_empty(),
+            "{name}:\n{}",
+            coverage.render()
+        );
     }
 }
 
@@ -242,6 +256,27 @@ async fn seeds_go_in_with_their_triggers_and_defaults() {
     let db = scratch(STORIES).await;
     let report = check(&spec(STORIES_SPEC), &db).await.unwrap();
     assert_clean("stories", &report);
+    // The report says which triggers fired while seeding, and how often.
+    let coverage = report.coverage.as_ref().unwrap();
+    let fired: Vec<String> = coverage
+        .triggers
+        .iter()
+        .map(|f| format!("{} {} {:?}", f.table, f.function, f.triggers))
+        .collect();
+    assert_eq!(
+        fired,
+        ["stories stamp_story [\"stories.stamp_story\"]"],
+        "{}",
+        coverage.render()
+    );
+    assert!(coverage.triggers[0].calls >= 2, "{}", coverage.render());
+    assert!(
+        coverage
+            .render()
+            .contains("triggers that fired while seeding"),
+        "{}",
+        coverage.render()
+    );
 }
 
 /// A trigger that cannot run in a test refuses the seed with the key that fixes it; with
@@ -267,6 +302,7 @@ async fn a_trigger_that_cannot_run_is_named_and_can_be_switched_off() {
     // what the check then reports (lost access), not an error.
     let off = STORIES_SPEC.replace("select = \"owner\"", "select = \"owner\"\ntriggers = false");
     let report = check(&spec(&off), &db).await.unwrap();
+    assert_eq!(report.coverage.as_ref().unwrap().triggers, []);
     assert!(
         report
             .lost_access()

@@ -68,6 +68,14 @@ impl Actor {
         }
     }
 
+    /// The `email` claim the database sees (InsForge 2.3 forwards it), if any.
+    pub fn email(&self) -> Option<&str> {
+        match &self.kind {
+            ActorKind::User { email, .. } => email.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The role the database switches to.
     pub fn role(&self) -> &'static str {
         match self.kind {

@@ -42,14 +42,19 @@ impl Verdict {
 
 pub(crate) const ID: &str = "\u{0}ID\u{0}";
 pub(crate) const ROLE: &str = "\u{0}ROLE\u{0}";
+pub(crate) const EMAIL: &str = "\u{0}EMAIL\u{0}";
 
-/// A predicate over the row `t` with placeholders for the caller's id and role.
+/// A predicate over the row `t` with placeholders for the caller's id, role and forwarded
+/// email.
 #[derive(Debug, Clone)]
 pub(crate) struct Predicate(pub(crate) String);
 
 impl Predicate {
-    pub(crate) fn render(&self, id: &str, role: &str) -> String {
-        self.0.replace(ID, id).replace(ROLE, role)
+    pub(crate) fn render(&self, id: &str, role: &str, email: &str) -> String {
+        self.0
+            .replace(ID, id)
+            .replace(ROLE, role)
+            .replace(EMAIL, email)
     }
 }
 
@@ -74,6 +79,16 @@ pub(crate) struct Table {
     /// Other ways `authenticated` can read this table's rows: views that carry its primary key,
     /// and set-returning functions of its row type taking only text (called with `''`).
     pub(crate) readers: Vec<Reader>,
+    /// Per column the table's policies read (and the seeding stage does not set itself), the
+    /// values worth a seed row of their own: derived from the policies and the column's type
+    /// (`bind`), seeded one column at a time (`seed`).
+    pub(crate) variants: Vec<(String, Vec<Value>)>,
+    /// Parent columns immutable only by default (`immutable` not written): a row moved to
+    /// another parent is judged by whether the actor may insert it there.
+    pub(crate) movable: Vec<String>,
+    /// Per policy branch that compares several of those columns with constants, the values
+    /// that make it true together (`Expr::assignments`): one seed row each.
+    pub(crate) combos: Vec<Vec<(String, Value)>>,
 }
 
 impl Table {
@@ -144,6 +159,36 @@ pub(crate) struct SeedRow {
 #[derive(Debug, Clone)]
 pub(crate) struct Seeds {
     pub(crate) rows: Vec<Vec<SeedRow>>,
+    /// The rows derived from the policies (`Table::variants`), in seeding order, and those the
+    /// table refused.
+    pub(crate) derived: Vec<Derived>,
+    /// The trigger functions that ran while each table was seeded.
+    pub(crate) triggers: Vec<FiredTrigger>,
+}
+
+/// A trigger function that ran while the seed rows of `table` went in (a row trigger of the
+/// table itself, or of a table its triggers wrote to), `calls` times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiredTrigger {
+    /// The spec table being seeded.
+    pub table: String,
+    /// The triggers that call the function (`table.trigger`).
+    pub triggers: Vec<String>,
+    /// `schema.function` (as `regproc` prints it).
+    pub function: String,
+    pub calls: i64,
+}
+
+/// One seed row derived from the policies: a copy of the table's first seed row with `column`
+/// set to `value` (for a policy branch's values together: the columns joined by `, ` and the
+/// values as an array); `refused` says why the table would not take it (a constraint, a
+/// trigger).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    pub table: String,
+    pub column: String,
+    pub value: Value,
+    pub refused: Option<String>,
 }
 
 impl Seeds {
@@ -173,6 +218,46 @@ pub(crate) struct Allowed {
     pub(crate) update: BTreeSet<String>,
     pub(crate) delete: BTreeSet<String>,
     pub(crate) insert: BTreeSet<String>,
+    /// Seed rows (of a table with an owner column) the actor may insert again with the owner
+    /// column set to their own id: the rest of the row (its parent, its payload) is theirs to
+    /// use.
+    pub(crate) insert_as_self: BTreeSet<String>,
+    /// Columns of `Table::movable` whose hand-over (see [`hand_over`]) the actor may make: the
+    /// moved row is one they may insert.
+    pub(crate) may_move: BTreeSet<String>,
+}
+
+/// The row an operation aims at: one the actor may (or may not) do a command to (`set`: the
+/// rows it allows). Forbidden rows the actor can see come first: being able to read a row but
+/// not change it is the case that tells a policy apart from a missing one.
+pub(crate) fn pick<'a>(
+    seeds: &'a [SeedRow],
+    allowed: &Allowed,
+    set: &BTreeSet<String>,
+    want: bool,
+) -> Option<&'a SeedRow> {
+    let matches = |r: &&SeedRow| set.contains(&r.pk) == want;
+    seeds
+        .iter()
+        .filter(matches)
+        .find(|r| allowed.select.contains(&r.pk))
+        .or_else(|| seeds.iter().find(matches))
+}
+
+/// A hand-over of `col`: the actor's row it changes (the first they may update) and the value
+/// it sets (another's, from a row they may not update).
+pub(crate) fn hand_over<'a>(
+    rows: &'a [SeedRow],
+    allowed: &Allowed,
+    col: &str,
+) -> Option<(&'a SeedRow, &'a Value)> {
+    let own = pick(rows, allowed, &allowed.update, true)?;
+    let value = rows
+        .iter()
+        .filter(|r| !allowed.update.contains(&r.pk))
+        .map(|r| field(&r.image, col))
+        .find(|v| *v != field(&own.image, col))?;
+    Some((own, value))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +267,12 @@ pub(crate) enum Op {
     SelectVia(usize),
     InsertAllowed,
     InsertForbidden,
+    /// One dimension at a time: a row the actor may not insert even under their own id (a
+    /// parent they do not belong to), inserted with the owner column set to their id.
+    InsertOwnIdForeignParent,
+    /// The other dimension: a row the actor could insert under their own id (a parent they
+    /// belong to), inserted with someone else's id.
+    InsertForeignIdOwnParent,
     UpdateAllowed,
     UpdateForbidden,
     /// Set the owner column of a row the caller may not update to the caller's own id: a
@@ -200,12 +291,11 @@ impl Op {
     pub(crate) fn all(table: &Table) -> Vec<Op> {
         let mut ops = vec![Op::Select];
         ops.extend((0..table.readers.len()).map(Op::SelectVia));
-        ops.extend([
-            Op::InsertAllowed,
-            Op::InsertForbidden,
-            Op::UpdateAllowed,
-            Op::UpdateForbidden,
-        ]);
+        ops.extend([Op::InsertAllowed, Op::InsertForbidden]);
+        if table.spec.owner.is_some() && table.spec.parent.is_some() {
+            ops.extend([Op::InsertOwnIdForeignParent, Op::InsertForeignIdOwnParent]);
+        }
+        ops.extend([Op::UpdateAllowed, Op::UpdateForbidden]);
         if table.spec.owner.is_some() {
             ops.push(Op::TakeOver);
         }
@@ -222,7 +312,10 @@ impl Op {
     pub(crate) fn command(&self) -> Command {
         match self {
             Op::Select | Op::SelectVia(_) => Command::Select,
-            Op::InsertAllowed | Op::InsertForbidden => Command::Insert,
+            Op::InsertAllowed
+            | Op::InsertForbidden
+            | Op::InsertOwnIdForeignParent
+            | Op::InsertForeignIdOwnParent => Command::Insert,
             Op::UpdateAllowed
             | Op::UpdateForbidden
             | Op::TakeOver
@@ -243,6 +336,8 @@ impl Op {
             Op::SelectVia(i) => format!("select via {}", table.readers[*i].from),
             Op::InsertAllowed => "insert · allowed row".into(),
             Op::InsertForbidden => "insert · forbidden row".into(),
+            Op::InsertOwnIdForeignParent => "insert · own id, foreign parent".into(),
+            Op::InsertForeignIdOwnParent => "insert · foreign id, own parent".into(),
             Op::UpdateAllowed => "update · allowed row".into(),
             Op::UpdateForbidden => "update · forbidden row".into(),
             Op::TakeOver => "take over · forbidden row".into(),
