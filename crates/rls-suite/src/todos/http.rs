@@ -2,15 +2,12 @@
 //! request with the actor's token, judged by the rows an observer sees before and after.
 
 use clerk_token::{ClerkTemplate, ClerkUser, Secret};
-use harness::PgTarget;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use uuid::Uuid;
 
-use super::fixtures::Fixtures;
-use super::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use super::sql::{self as todos_sql, Owners, Seeded, connect};
+use super::matrix::{Actor, Observation, Op, Owner, Row};
+use super::sql::{Owners, Seeded};
 use crate::engine::Error;
 use crate::engine::observe::Api;
 
@@ -58,46 +55,6 @@ impl Tokens {
             Actor::ForeignSecret => Some(&self.foreign),
         }
     }
-}
-
-/// Runs the HTTP matrix against an app whose database the suite can also reach as a superuser
-/// (the sample app in tests): seeding and observing go through the database.
-pub async fn run_with_database(
-    api: &Api,
-    tokens: &Tokens,
-    admin: &PgTarget,
-    fixtures: &Fixtures,
-) -> Result<AccessMatrix, Error> {
-    let owners = Owners::new(fixtures)?;
-    let mut admin = connect(admin).await?;
-    let matrix = super::matrix::build(
-        "HTTP",
-        Actor::HTTP.to_vec(),
-        Op::all(&[]),
-        |actor| fixtures.seeded_for_actor(actor),
-        async |actor, op| {
-            let seeded = todos_sql::reseed(&mut admin, fixtures, &owners).await?;
-            let before = todos_sql::snapshot(&mut admin, &owners).await?;
-            let probed = probe(
-                api,
-                "todos",
-                tokens.for_actor(actor),
-                &owners,
-                &seeded,
-                actor,
-                op,
-            )
-            .await?;
-            probed
-                .observe(&before, async || {
-                    todos_sql::snapshot(&mut admin, &owners).await
-                })
-                .await
-        },
-    )
-    .await?;
-    admin.close().await.ok();
-    Ok(matrix)
 }
 
 /// What one request came to.
@@ -219,36 +176,4 @@ pub async fn probe(
         .unwrap_or_default();
     seen.sort();
     Ok(Probed::Done(seen))
-}
-
-/// Where the SQL and HTTP layers overlap (users A and B on `todos`), they must agree: the same
-/// rows seen and changed, and a refusal in SQL is a refusal over HTTP with the same SQLSTATE.
-pub fn disagreements(sql: &AccessMatrix, http: &AccessMatrix) -> Vec<String> {
-    let mut out = Vec::new();
-    for op in sql.ops.iter().filter(|op| http.ops.contains(op)) {
-        for actor in [Actor::UserA, Actor::UserB] {
-            let (Some(s), Some(h)) = (sql.cell(op, actor), http.cell(op, actor)) else {
-                continue;
-            };
-            let (s, h) = (&s.observation, &h.observation);
-            let same = match (&s.refused, &h.refused) {
-                (Some(sql_code), Some(http)) => http.ends_with(sql_code.as_str()),
-                (None, None) => {
-                    (&s.seen, &s.inserted, &s.updated, &s.deleted)
-                        == (&h.seen, &h.inserted, &h.updated, &h.deleted)
-                }
-                _ => false,
-            };
-            if !same {
-                out.push(format!(
-                    "{} / {}: SQL {} vs HTTP {}",
-                    op.label(),
-                    actor.label(),
-                    s.describe(op),
-                    h.describe(op)
-                ));
-            }
-        }
-    }
-    out
 }
