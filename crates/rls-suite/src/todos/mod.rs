@@ -1,13 +1,10 @@
 //! The todos sample's own layers, built on the engine (never the other way round): the todos
 //! matrices in SQL and over HTTP ([`matrices`]: the engine's run of `fixtures/todos.access.toml`
 //! plus a caller with no claims at all), the live `verify` of an endpoint without a database
-//! ([`verify`], with [`http`]'s probe and [`matrix`]'s cells — still the todos-only vocabulary,
-//! see ARCHITECTURE.md), and the data they read from `fixtures/` ([`fixtures`]: users, seed
-//! todos, the hand-written policy mutants).
+//! ([`verify`]: its report is engine types, its cells a private probe — see ARCHITECTURE.md),
+//! and the data they read from `fixtures/` ([`fixtures`]: users, seed todos, the hand-written
+//! policy mutants).
 
 pub mod fixtures;
-pub mod http;
 pub mod matrices;
-pub mod matrix;
-pub mod sql;
 pub mod verify;

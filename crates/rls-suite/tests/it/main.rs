@@ -17,5 +17,4 @@ mod real_schemas;
 mod spec_check;
 mod spec_http;
 mod support;
-mod tokens;
 mod verify;

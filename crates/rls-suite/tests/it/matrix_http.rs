@@ -1,6 +1,8 @@
 //! The HTTP access matrix through the sample app (the engine's run of
 //! `fixtures/todos.access.toml` over the records API, with its hostile-token table and pool
 //! bleed, plus requests with no `Authorization` header), and its agreement with the SQL matrix.
+//! Hostile tokens are table-driven from fixtures/tokens.json: each gets the status and body the
+//! contract says, no row of anyone else is returned, and a refused token changes nothing.
 
 use harness::TestDatabase;
 use rls_suite::engine::HttpEndpoint;
@@ -19,15 +21,29 @@ async fn the_http_matrix_shows_no_leak_and_agrees_with_sql() {
     };
     let http = run_http(db.admin_target(), &endpoint).await.unwrap();
     crate::support::assert_clean(&http, &db).await;
-    // Expired, foreign-secret and sub-less tokens are rows of the hostile-token table; every
-    // one answered as fixtures/tokens.json promises.
+    // The hostile-token table (expired, foreign-secret and sub-less tokens among its cases):
+    // every case of fixtures/tokens.json gets the status and error the contract says. That
+    // none sees or changes another user's row, and a refused one changes nothing, is its
+    // verdicts, counted in `leaks()` above.
+    let cases = rls_suite::engine::tokens::cases().unwrap();
+    assert_eq!(http.hostile.len(), cases.len());
     let off_contract: Vec<_> = http
         .hostile
         .iter()
-        .filter(|r| r.status != r.contract)
-        .map(|r| &r.case)
+        .zip(&cases)
+        .filter(|(row, case)| {
+            row.case != case.case
+                || row.status != case.expect.status
+                || case.expect.error.as_deref().is_some_and(|e| e != row.error)
+        })
+        .map(|(row, case)| {
+            format!(
+                "{}: got {} {} (expected {:?})",
+                row.case, row.status, row.error, case.expect
+            )
+        })
         .collect();
-    assert!(off_contract.is_empty(), "{off_contract:?}");
+    assert!(off_contract.is_empty(), "{off_contract:#?}");
     assert!(http.table(CLAIMLESS).is_some_and(|t| t.ops.len() == 2));
     insta::assert_snapshot!("http_matrix", http.render());
 

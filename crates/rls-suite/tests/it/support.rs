@@ -1,35 +1,23 @@
-//! Shared setup: fixtures, a JWT secret, the identities minted from them, and the sample app
-//! spawned against a test database.
+//! Shared setup: a JWT secret and the sample app spawned against a test database.
 
-use clerk_token::{ClerkUser, Secret};
+use clerk_token::Secret;
 use harness::TestDatabase;
 use rls_suite::engine::observe::Api;
 use rls_suite::engine::{BoundSpec, RunOptions};
 use rls_suite::mutation::{self, Mutant, MutationReport};
-use rls_suite::todos::fixtures::Fixtures;
 use todo_app::{AppConfig, RunningApp};
 
 pub struct World {
-    pub fixtures: Fixtures,
     pub secret: Secret,
 }
 
 pub fn world() -> World {
-    let fixtures = Fixtures::load().unwrap();
-    let secret = Secret::generate();
-    World { fixtures, secret }
+    World {
+        secret: Secret::generate(),
+    }
 }
 
 impl World {
-    pub fn clerk_user(&self, key: &str) -> ClerkUser {
-        let user = self.fixtures.user(key).unwrap();
-        let mut clerk = ClerkUser::new(user.id.clone());
-        if let Some(email) = &user.email {
-            clerk = clerk.with_email(email.clone());
-        }
-        clerk
-    }
-
     /// The sample app on 127.0.0.1:0 against `db`, with at most `pool` connections.
     pub async fn spawn_app(&self, db: &TestDatabase, pool: u32) -> (RunningApp, Api) {
         let mut config = AppConfig::new(db.app_target().url(), self.secret.clone());

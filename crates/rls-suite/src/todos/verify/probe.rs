@@ -1,18 +1,65 @@
-//! The matrix over HTTP, against anything that speaks InsForge's records API: each cell is one
-//! request with the actor's token, judged by the rows an observer sees before and after.
+//! One cell of verify's matrix over HTTP, against anything that speaks InsForge's records API:
+//! the request with the actor's token, judged by the rows an observer sees before and after.
 
 use clerk_token::{ClerkTemplate, ClerkUser, Secret};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::matrix::{Actor, Observation, Op, Owner, Row};
-use super::sql::{Owners, Seeded};
+use std::collections::HashMap;
+
+use super::cells::{Actor, Observation, Op, Owner, Row};
 use crate::engine::Error;
 use crate::engine::observe::Api;
 
 const INSERTED: &str = "matrix: inserted";
 const UPDATED: &str = "matrix: updated";
+
+/// Seeded row ids: the first row of each owner, for "own" and "other's" operations.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    pub first_row: HashMap<Owner, Uuid>,
+}
+
+/// Maps `user_id` values to the matrix's owners.
+#[derive(Debug, Clone)]
+pub struct Owners {
+    by_id: HashMap<String, Owner>,
+    pub a: String,
+    pub b: String,
+    pub bystander: String,
+}
+
+impl Owners {
+    pub fn from_ids(a: &str, b: &str, bystander: &str) -> Self {
+        let by_id = HashMap::from([
+            (a.to_owned(), Owner::A),
+            (b.to_owned(), Owner::B),
+            (bystander.to_owned(), Owner::Bystander),
+        ]);
+        Self {
+            by_id,
+            a: a.to_owned(),
+            b: b.to_owned(),
+            bystander: bystander.to_owned(),
+        }
+    }
+
+    /// Whether a `user_id` is one of the three.
+    pub fn knows(&self, user_id: &str) -> bool {
+        self.by_id.contains_key(user_id)
+    }
+
+    pub fn of(&self, user_id: Option<&str>) -> Owner {
+        user_id
+            .and_then(|id| self.by_id.get(id).copied())
+            .unwrap_or(Owner::Unknown)
+    }
+
+    pub fn id(&self, owner: Owner) -> &str {
+        if owner == Owner::A { &self.a } else { &self.b }
+    }
+}
 
 /// The bearer token (or none) each actor sends.
 #[derive(Debug, Clone)]
