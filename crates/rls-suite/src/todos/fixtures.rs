@@ -73,20 +73,6 @@ impl Fixtures {
                 message: format!("no fixture user `{key}`"),
             })
     }
-
-    /// How many seed rows a user owns.
-    pub fn seeded_for(&self, key: &str) -> usize {
-        self.todos.iter().filter(|t| t.owner == key).count()
-    }
-
-    /// How many seed rows a matrix actor owns (user A is alice, user B is bob).
-    pub fn seeded_for_actor(&self, actor: super::matrix::Actor) -> usize {
-        match actor.own() {
-            Some(super::matrix::Owner::A) => self.seeded_for("alice"),
-            Some(_) => self.seeded_for("bob"),
-            None => 0,
-        }
-    }
 }
 
 /// What a mutant is expected to cost: a leak between users, or users losing their own access.

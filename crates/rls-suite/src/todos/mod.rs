@@ -1,12 +1,10 @@
-//! The todos sample's own layers, built on the engine (never the other way round): the fixed
-//! access matrix over `public.todos` in SQL ([`sql`]) and over HTTP ([`http`]), the live
-//! `verify` of an endpoint ([`verify`]), and the data they read from `fixtures/` ([`fixtures`]:
-//! users, seed todos, the hand-written policy mutants).
+//! The todos sample's own layers, built on the engine (never the other way round): the todos
+//! matrices in SQL and over HTTP ([`matrices`]: the engine's run of `fixtures/todos.access.toml`
+//! plus a caller with no claims at all), the live `verify` of an endpoint without a database
+//! ([`verify`]: its report is engine types, its cells a private probe — see ARCHITECTURE.md),
+//! and the data they read from `fixtures/` ([`fixtures`]: users, seed todos, the hand-written
+//! policy mutants).
 
 pub mod fixtures;
-pub mod http;
-pub mod matrix;
-pub mod sql;
+pub mod matrices;
 pub mod verify;
-
-pub use sql::Identities;

@@ -21,5 +21,4 @@ mod spec_check;
 mod spec_http;
 mod support;
 mod surfaces;
-mod tokens;
 mod verify;

@@ -50,15 +50,6 @@ async fn team_database() -> TestDatabase {
 }
 
 #[tokio::test]
-async fn the_todos_spec_runs_through_the_engine_with_the_todos_verdicts() {
-    let spec = Spec::load(&root().join("fixtures/todos.access.toml")).unwrap();
-    let db = TestDatabase::create().await.unwrap();
-    let report = check(&spec, &db).await;
-    assert_clean(&report);
-    insta::assert_snapshot!("todos_spec_matrix", report.render());
-}
-
-#[tokio::test]
 async fn team_workspaces_shares_what_its_spec_shares_and_nothing_else() {
     let spec = Spec::load(&example().join("access.toml")).unwrap();
     let db = team_database().await;

@@ -1,52 +1,23 @@
-//! Shared setup: fixtures, a JWT secret, the identities minted from them, and the sample app
-//! spawned against a test database.
+//! Shared setup: a JWT secret and the sample app spawned against a test database.
 
-use clerk_token::{ClerkUser, Secret};
+use clerk_token::Secret;
 use harness::TestDatabase;
 use rls_suite::engine::observe::Api;
 use rls_suite::engine::{BoundSpec, RunOptions};
 use rls_suite::mutation::{self, Mutant, MutationReport};
-use rls_suite::todos::Identities;
-use rls_suite::todos::fixtures::Fixtures;
-use rls_suite::todos::http::Tokens;
 use todo_app::{AppConfig, RunningApp};
 
 pub struct World {
-    pub fixtures: Fixtures,
     pub secret: Secret,
-    pub ids: Identities,
 }
 
 pub fn world() -> World {
-    let fixtures = Fixtures::load().unwrap();
-    let secret = Secret::generate();
-    let ids = Identities::mint(&secret, &fixtures).unwrap();
     World {
-        fixtures,
-        secret,
-        ids,
+        secret: Secret::generate(),
     }
 }
 
 impl World {
-    pub fn clerk_user(&self, key: &str) -> ClerkUser {
-        let user = self.fixtures.user(key).unwrap();
-        let mut clerk = ClerkUser::new(user.id.clone());
-        if let Some(email) = &user.email {
-            clerk = clerk.with_email(email.clone());
-        }
-        clerk
-    }
-
-    pub fn tokens(&self) -> Tokens {
-        Tokens::mint(
-            &self.secret,
-            &self.clerk_user("alice"),
-            &self.clerk_user("bob"),
-        )
-        .unwrap()
-    }
-
     /// The sample app on 127.0.0.1:0 against `db`, with at most `pool` connections.
     pub async fn spawn_app(&self, db: &TestDatabase, pool: u32) -> (RunningApp, Api) {
         let mut config = AppConfig::new(db.app_target().url(), self.secret.clone());
@@ -71,13 +42,12 @@ pub async fn lint_findings(db: &TestDatabase) -> String {
     }
 }
 
-/// Panics with the matrix, its findings and the linter's view when anything leaked or was lost.
-pub async fn assert_clean(matrix: &rls_suite::todos::matrix::AccessMatrix, db: &TestDatabase) {
+/// Panics with the report, its findings and the linter's view when anything leaked or was lost.
+pub async fn assert_clean(matrix: &rls_suite::engine::CheckReport, db: &TestDatabase) {
     let (leaks, lost) = (matrix.leaks(), matrix.lost_access());
     if !leaks.is_empty() || !lost.is_empty() {
         panic!(
-            "the {} matrix found {} leaks and {} lost-access cells:\n{}\n{}\n\n{}\nrls-lint on this database:\n{}",
-            matrix.layer,
+            "the matrix found {} leaks and {} lost-access cells:\n{}\n{}\n\n{}\nrls-lint on this database:\n{}",
             leaks.len(),
             lost.len(),
             leaks.join("\n"),

@@ -1,6 +1,13 @@
 //! Live verification against any InsForge-compatible endpoint (the sample app, or a real
-//! InsForge project with its JWT secret): the HTTP matrix and the token table, with synthetic
-//! users whose rows are removed afterwards. Everything is observed through the API itself.
+//! InsForge project with its JWT secret) **without a database and without a spec**: the HTTP
+//! matrix and the token table, with synthetic users whose rows are removed afterwards.
+//! Everything is observed through the API itself. The report is engine types (a
+//! [`TableMatrix`] of [`Verdict`]s, the hostile-token table as [`HostileRow`]s, rendered by the
+//! engine's report); the cells are probed by the private `cells`/`probe` modules, because the
+//! engine's observers seed and observe through a database (ARCHITECTURE.md).
+
+mod cells;
+mod probe;
 
 use std::collections::BTreeMap;
 
@@ -9,11 +16,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::http::{Tokens, probe};
-use super::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use super::sql::{Owners, Seeded};
+use self::cells::{Actor, Observation, Op, Owner, Row};
+use self::probe::{Owners, Seeded, Tokens, probe};
 use crate::engine::Error;
+use crate::engine::Verdict;
+use crate::engine::hostile::HostileRow;
 use crate::engine::observe::{Api, Reply};
+use crate::engine::report::{TableMatrix, render_hostile};
 
 /// Rows each synthetic user starts with: A and B two each, the bystander one.
 const SEED: [(Owner, usize); 3] = [(Owner::A, 2), (Owner::B, 2), (Owner::Bystander, 1)];
@@ -25,25 +34,14 @@ pub struct VerifyOptions {
     pub table: String,
 }
 
-/// One hostile-token case as the endpoint answered it.
-#[derive(Debug, Clone)]
-pub struct TokenOutcome {
-    pub case: String,
-    pub status: u16,
-    pub error: String,
-    /// Rows of other users the token could read.
-    pub foreign_seen: usize,
-    /// What an unfiltered PATCH with it changed.
-    pub changed: Observation,
-    pub leak: Option<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct VerifyReport {
     pub base_url: String,
     pub table: String,
-    pub matrix: AccessMatrix,
-    pub tokens: Vec<TokenOutcome>,
+    /// Operations down, actors across (user A, user B, no claims, anon, expired, other secret).
+    pub matrix: TableMatrix,
+    /// User A's token tampered each way of `fixtures/tokens.json`: a read and an unfiltered PATCH.
+    pub tokens: Vec<HostileRow>,
     /// Synthetic rows the cleanup could not remove (e.g. no DELETE policy).
     pub leftovers: Vec<String>,
 }
@@ -51,11 +49,10 @@ pub struct VerifyReport {
 impl VerifyReport {
     pub fn leaks(&self) -> Vec<String> {
         let mut out = self.matrix.leaks();
-        out.extend(
-            self.tokens
-                .iter()
-                .filter_map(|t| t.leak.as_ref().map(|l| format!("[token] {}: {l}", t.case))),
-        );
+        out.extend(self.tokens.iter().filter_map(|t| match &t.verdict {
+            Verdict::Leak(why) => Some(format!("[token] {}: {why}", t.case)),
+            _ => None,
+        }));
         out
     }
 
@@ -72,23 +69,12 @@ impl VerifyReport {
 
     pub fn render(&self) -> String {
         let mut out = format!(
-            "verify {} (table {})\n\n{}\n",
+            "verify {} (table {})\n\nHTTP (live) access matrix (A = user A, B = user B, M = bystander; n = rows)\n{}\n",
             self.base_url,
             self.table,
             self.matrix.render()
         );
-        out.push_str("token checks (user A's claims, tampered)\n");
-        for t in &self.tokens {
-            let mark = if t.leak.is_some() { "LEAK " } else { "" };
-            out.push_str(&format!(
-                "  {mark}{:<52} {} {:<24} others' rows seen: {}, unfiltered PATCH: {}\n",
-                t.case,
-                t.status,
-                t.error,
-                t.foreign_seen,
-                t.changed.describe(&Op::UpdateUnfiltered)
-            ));
-        }
+        out.push_str(&render_hostile(&self.tokens));
         let (leaks, lost) = (self.leaks(), self.matrix.lost_access());
         out.push('\n');
         for l in &leaks {
@@ -296,9 +282,9 @@ async fn run(
     secret: &Secret,
     a: &ClerkUser,
     b_id: &str,
-) -> Result<(AccessMatrix, Vec<TokenOutcome>), Error> {
-    let matrix = super::matrix::build(
-        "HTTP (live)",
+) -> Result<(TableMatrix, Vec<HostileRow>), Error> {
+    let matrix = cells::build(
+        &live.table,
         Actor::HTTP.to_vec(),
         Op::all(&[]),
         |actor| {
@@ -367,17 +353,17 @@ async fn run(
             .updated
             .iter()
             .any(|(b, a)| *b != Owner::A || *a != Owner::A);
-        let leak = if foreign_seen > 0 {
-            Some(format!("reads {foreign_seen} rows of other users"))
+        let verdict = if foreign_seen > 0 {
+            Verdict::Leak(format!("reads {foreign_seen} rows of other users"))
         } else if foreign_changed {
-            Some("changes rows of other users".to_owned())
+            Verdict::Leak("changes rows of other users".to_owned())
         } else if !read.status.is_success() && !changed.updated.is_empty() {
-            Some(format!(
+            Verdict::Leak(format!(
                 "refused ({}) yet changed rows",
                 read.status.as_u16()
             ))
         } else {
-            None
+            Verdict::Ok
         };
         let error = read
             .body
@@ -386,13 +372,17 @@ async fn run(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        outcomes.push(TokenOutcome {
+        outcomes.push(HostileRow {
+            table: live.table.clone(),
             case: case.case,
             status: read.status.as_u16(),
             error,
-            foreign_seen,
-            changed,
-            leak,
+            contract: case.expect.status,
+            observed: format!(
+                "others' rows seen: {foreign_seen}, unfiltered PATCH: {}",
+                changed.describe(&Op::UpdateUnfiltered)
+            ),
+            verdict,
         });
     }
     Ok((matrix, outcomes))

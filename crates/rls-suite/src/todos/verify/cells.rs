@@ -1,12 +1,15 @@
-//! The access matrix: every actor × every operation, what actually happened to whose rows,
-//! and whether that is a leak (someone else's rows) or lost access (one's own rows refused).
+//! The cells of verify's live matrix: every actor × every operation, what actually happened to
+//! whose rows, and whether that is a leak (someone else's rows) or lost access (one's own rows
+//! refused). Private to `verify`: without a database, seeding and observing go through the API
+//! as the synthetic users themselves, which the engine's observers cannot do yet; what leaves
+//! this module is the engine's [`TableMatrix`] with engine [`Verdict`]s.
 
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
 use crate::engine::model::Verdict;
-use crate::engine::report::{findings, mark, render_table};
+use crate::engine::report::{SpecCell, TableMatrix};
 
 /// Who acts. The last two exist only over HTTP: a database never sees a rejected token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,7 +29,6 @@ pub enum Actor {
 }
 
 impl Actor {
-    pub const SQL: [Actor; 4] = [Actor::UserA, Actor::UserB, Actor::NoClaims, Actor::Anon];
     pub const HTTP: [Actor; 6] = [
         Actor::UserA,
         Actor::UserB,
@@ -345,99 +347,33 @@ pub fn judge(actor: Actor, op: &Op, o: &Observation, seeded_own: usize) -> Verdi
 }
 
 /// Fills a matrix cell by cell. `observe` runs one operation as one actor (from a fresh seed)
-/// and reports what happened; `own_rows` is how many rows an actor owned before it.
+/// and reports what happened; `own_rows` is how many rows an actor owned before it. The matrix
+/// is the engine's, named after `table`.
 pub async fn build(
-    layer: &str,
+    table: &str,
     actors: Vec<Actor>,
     ops: Vec<Op>,
     own_rows: impl Fn(Actor) -> usize,
     mut observe: impl AsyncFnMut(Actor, &Op) -> Result<Observation, crate::engine::Error>,
-) -> Result<AccessMatrix, crate::engine::Error> {
+) -> Result<TableMatrix, crate::engine::Error> {
     let mut cells = Vec::with_capacity(ops.len());
     for op in &ops {
         let mut row = Vec::with_capacity(actors.len());
         for &actor in &actors {
             let observation = observe(actor, op).await?;
-            let verdict = judge(actor, op, &observation, own_rows(actor));
-            row.push(Cell {
-                observation,
-                verdict,
+            row.push(SpecCell {
+                verdict: judge(actor, op, &observation, own_rows(actor)),
+                text: observation.describe(op),
             });
         }
         cells.push(row);
     }
-    Ok(AccessMatrix {
-        layer: layer.into(),
-        actors,
-        ops,
+    Ok(TableMatrix {
+        table: table.to_owned(),
+        actors: actors.iter().map(|a| a.label().to_owned()).collect(),
+        ops: ops.iter().map(Op::label).collect(),
         cells,
     })
-}
-
-/// One cell of the matrix.
-#[derive(Debug, Clone)]
-pub struct Cell {
-    pub observation: Observation,
-    pub verdict: Verdict,
-}
-
-/// A whole matrix for one layer (SQL or HTTP).
-#[derive(Debug, Clone)]
-pub struct AccessMatrix {
-    pub layer: String,
-    pub actors: Vec<Actor>,
-    pub ops: Vec<Op>,
-    /// `cells[op][actor]`, in the order of `ops` and `actors`.
-    pub cells: Vec<Vec<Cell>>,
-}
-
-impl AccessMatrix {
-    pub fn cell(&self, op: &Op, actor: Actor) -> Option<&Cell> {
-        let i = self.ops.iter().position(|o| o == op)?;
-        let j = self.actors.iter().position(|a| *a == actor)?;
-        self.cells.get(i)?.get(j)
-    }
-
-    pub fn leaks(&self) -> Vec<String> {
-        self.findings(|v| matches!(v, Verdict::Leak(_)))
-    }
-
-    pub fn lost_access(&self) -> Vec<String> {
-        self.findings(|v| matches!(v, Verdict::LostAccess(_)))
-    }
-
-    fn findings(&self, pick: impl Fn(&Verdict) -> bool) -> Vec<String> {
-        let rows = self.ops.iter().zip(&self.cells);
-        findings(
-            &self.layer,
-            rows.map(|(op, row)| (op.label(), row.iter().map(|c| &c.verdict))),
-            pick,
-        )
-    }
-
-    /// A fixed-width table: operations down, actors across; a verdict other than OK is marked.
-    pub fn render(&self) -> String {
-        let mut header = vec!["operation".to_owned()];
-        header.extend(self.actors.iter().map(|a| a.label().to_owned()));
-        let mut rows = vec![header];
-        for (op, cells) in self.ops.iter().zip(&self.cells) {
-            let mut row = vec![op.label()];
-            for cell in cells {
-                row.push(format!(
-                    "{}{}",
-                    mark(&cell.verdict),
-                    cell.observation.describe(op)
-                ));
-            }
-            rows.push(row);
-        }
-        let mut out = format!(
-            "{} access matrix (A = user A, B = user B, M = bystander; n = rows)\n",
-            self.layer
-        );
-        out.push_str(&render_table(&rows));
-        out
-    }
 }
 
 #[cfg(test)]

@@ -1,21 +1,65 @@
-//! The matrix over HTTP, against anything that speaks InsForge's records API: each cell is one
-//! request with the actor's token, judged by the rows an observer sees before and after.
+//! One cell of verify's matrix over HTTP, against anything that speaks InsForge's records API:
+//! the request with the actor's token, judged by the rows an observer sees before and after.
 
 use clerk_token::{ClerkTemplate, ClerkUser, Secret};
-use harness::PgTarget;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use uuid::Uuid;
 
-use super::fixtures::Fixtures;
-use super::matrix::{AccessMatrix, Actor, Observation, Op, Owner, Row};
-use super::sql::{self as todos_sql, Owners, Seeded, connect};
+use std::collections::HashMap;
+
+use super::cells::{Actor, Observation, Op, Owner, Row};
 use crate::engine::Error;
 use crate::engine::observe::Api;
 
 const INSERTED: &str = "matrix: inserted";
 const UPDATED: &str = "matrix: updated";
+
+/// Seeded row ids: the first row of each owner, for "own" and "other's" operations.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    pub first_row: HashMap<Owner, Uuid>,
+}
+
+/// Maps `user_id` values to the matrix's owners.
+#[derive(Debug, Clone)]
+pub struct Owners {
+    by_id: HashMap<String, Owner>,
+    pub a: String,
+    pub b: String,
+    pub bystander: String,
+}
+
+impl Owners {
+    pub fn from_ids(a: &str, b: &str, bystander: &str) -> Self {
+        let by_id = HashMap::from([
+            (a.to_owned(), Owner::A),
+            (b.to_owned(), Owner::B),
+            (bystander.to_owned(), Owner::Bystander),
+        ]);
+        Self {
+            by_id,
+            a: a.to_owned(),
+            b: b.to_owned(),
+            bystander: bystander.to_owned(),
+        }
+    }
+
+    /// Whether a `user_id` is one of the three.
+    pub fn knows(&self, user_id: &str) -> bool {
+        self.by_id.contains_key(user_id)
+    }
+
+    pub fn of(&self, user_id: Option<&str>) -> Owner {
+        user_id
+            .and_then(|id| self.by_id.get(id).copied())
+            .unwrap_or(Owner::Unknown)
+    }
+
+    pub fn id(&self, owner: Owner) -> &str {
+        if owner == Owner::A { &self.a } else { &self.b }
+    }
+}
 
 /// The bearer token (or none) each actor sends.
 #[derive(Debug, Clone)]
@@ -58,46 +102,6 @@ impl Tokens {
             Actor::ForeignSecret => Some(&self.foreign),
         }
     }
-}
-
-/// Runs the HTTP matrix against an app whose database the suite can also reach as a superuser
-/// (the sample app in tests): seeding and observing go through the database.
-pub async fn run_with_database(
-    api: &Api,
-    tokens: &Tokens,
-    admin: &PgTarget,
-    fixtures: &Fixtures,
-) -> Result<AccessMatrix, Error> {
-    let owners = Owners::new(fixtures)?;
-    let mut admin = connect(admin).await?;
-    let matrix = super::matrix::build(
-        "HTTP",
-        Actor::HTTP.to_vec(),
-        Op::all(&[]),
-        |actor| fixtures.seeded_for_actor(actor),
-        async |actor, op| {
-            let seeded = todos_sql::reseed(&mut admin, fixtures, &owners).await?;
-            let before = todos_sql::snapshot(&mut admin, &owners).await?;
-            let probed = probe(
-                api,
-                "todos",
-                tokens.for_actor(actor),
-                &owners,
-                &seeded,
-                actor,
-                op,
-            )
-            .await?;
-            probed
-                .observe(&before, async || {
-                    todos_sql::snapshot(&mut admin, &owners).await
-                })
-                .await
-        },
-    )
-    .await?;
-    admin.close().await.ok();
-    Ok(matrix)
 }
 
 /// What one request came to.
@@ -219,36 +223,4 @@ pub async fn probe(
         .unwrap_or_default();
     seen.sort();
     Ok(Probed::Done(seen))
-}
-
-/// Where the SQL and HTTP layers overlap (users A and B on `todos`), they must agree: the same
-/// rows seen and changed, and a refusal in SQL is a refusal over HTTP with the same SQLSTATE.
-pub fn disagreements(sql: &AccessMatrix, http: &AccessMatrix) -> Vec<String> {
-    let mut out = Vec::new();
-    for op in sql.ops.iter().filter(|op| http.ops.contains(op)) {
-        for actor in [Actor::UserA, Actor::UserB] {
-            let (Some(s), Some(h)) = (sql.cell(op, actor), http.cell(op, actor)) else {
-                continue;
-            };
-            let (s, h) = (&s.observation, &h.observation);
-            let same = match (&s.refused, &h.refused) {
-                (Some(sql_code), Some(http)) => http.ends_with(sql_code.as_str()),
-                (None, None) => {
-                    (&s.seen, &s.inserted, &s.updated, &s.deleted)
-                        == (&h.seen, &h.inserted, &h.updated, &h.deleted)
-                }
-                _ => false,
-            };
-            if !same {
-                out.push(format!(
-                    "{} / {}: SQL {} vs HTTP {}",
-                    op.label(),
-                    actor.label(),
-                    s.describe(op),
-                    h.describe(op)
-                ));
-            }
-        }
-    }
-    out
 }
