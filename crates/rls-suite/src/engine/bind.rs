@@ -610,6 +610,12 @@ async fn variants(
                 values.push(c.clone());
             }
         }
+        // And one value none of the constants is: `sharing <> 'private'` grants only a row
+        // whose value differs from the one the column defaults to. (A CHECK that refuses it
+        // leaves the derived row out, reported, as for any derived value.)
+        if !is_enum && let Some(other) = other_than(&category, constants) {
+            values.push(other);
+        }
         if !not_null {
             values.push(Value::Null);
         }
@@ -618,6 +624,25 @@ async fn variants(
         }
     }
     Ok(out)
+}
+
+/// A value of a string or number column (`typcategory` `S`/`N`) that none of `constants` is.
+fn other_than(category: &str, constants: &[Value]) -> Option<Value> {
+    match category {
+        "S" => {
+            let base = constants.iter().find_map(Value::as_str)?;
+            (0..)
+                .map(|n| Value::String(format!("{base}-other{n}")))
+                .find(|v| !constants.contains(v))
+        }
+        "N" => {
+            let base = constants.iter().find_map(Value::as_i64)?;
+            (1..)
+                .map(|n| serde_json::json!(base.saturating_add(n)))
+                .find(|v| !constants.contains(v))
+        }
+        _ => None,
+    }
 }
 
 /// Views over the table (through `pg_depend`) that expose all of its primary key, and

@@ -32,7 +32,11 @@ pub(crate) fn changed(table: &Table, rows: &[SeedRow], column: &str, value: &Val
     match value {
         Value::String(s) => Value::String(format!("{s} · changed")),
         Value::Bool(b) => Value::Bool(!b),
-        Value::Number(n) => json!(n.as_f64().unwrap_or(0.0) + 1.0),
+        // An integer stays an integer (`4097.0` is no value of an `integer` column: 22P02).
+        Value::Number(n) => n.as_i64().map_or_else(
+            || json!(n.as_f64().unwrap_or(0.0) + 1.0),
+            |i| json!(i.saturating_add(1)),
+        ),
         _ => json!("changed"),
     }
 }

@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 mod accept;
+mod derived_values;
 mod evidence;
 mod expr_mutants;
 mod functions;
+mod hollow_evidence;
 mod layering;
 mod lint_evidence;
 mod matrix_http;
