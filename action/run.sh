@@ -15,7 +15,7 @@
 #   insforge-rls check [--spec FILE] [--migrations DIR] --format markdown --output FILE
 #                      --sarif FILE --junit FILE      (every report written, even when it fails)
 #     exit 0: clean, 1: leaks (or a denied lint finding), 3: lost access without a leak,
-#     anything else (2): the check could not run
+#     4: a policy clause or branch no cell exercised, anything else (2): the check could not run
 #   insforge-rls setup / insforge-rls teardown   (url backend only; configured by the
 #     INSFORGE_RLS_BACKEND, INSFORGE_RLS_DATABASE_URL and INSFORGE_RLS_PG_BINDIR variables)
 set -euo pipefail
@@ -151,7 +151,7 @@ cmd_postgres() {
 
 # The check ran (clean, or with findings), as opposed to could not run.
 findings_or_clean() {
-	[[ $1 == 0 || $1 == 1 || $1 == 3 ]]
+	[[ $1 == 0 || $1 == 1 || $1 == 3 || $1 == 4 ]]
 }
 
 cmd_check() {
@@ -214,7 +214,7 @@ cmd_check() {
 	cat "$dir/check.md" >>"$GITHUB_STEP_SUMMARY"
 	cat "$dir/check.md"
 	if ((code != 0)); then
-		echo "::error title=insforge-rls::the check found leaks or lost access — see the job summary and code scanning"
+		echo "::error title=insforge-rls::the check found leaks, lost access or untested policies — see the job summary and code scanning"
 	fi
 }
 

@@ -14,6 +14,8 @@ struct Case {
     name: String,
     verdict: Verdict,
     skipped: bool,
+    /// A policy clause or branch no cell exercised (exit 4): a failure of its own kind.
+    untested: bool,
     detail: String,
 }
 
@@ -29,6 +31,7 @@ pub fn junit(input: &CheckInput) -> String {
                 name: format!("{} · {}", c.operation, c.actor),
                 verdict: c.verdict.clone(),
                 skipped: c.not_applicable(),
+                untested: false,
                 detail: format!(
                     "table: {}\noperation: {}\nactor: {}\nobserved: {}",
                     t.table, c.operation, c.actor, c.observed
@@ -47,6 +50,7 @@ pub fn junit(input: &CheckInput) -> String {
             name: p.name.clone(),
             verdict: p.verdict.clone(),
             skipped: false,
+            untested: false,
             detail: format!("{}: {}\nobserved: {}", p.suite, p.name, p.observed),
         };
         match suites.iter_mut().find(|(name, _)| *name == suite) {
@@ -55,7 +59,28 @@ pub fn junit(input: &CheckInput) -> String {
         }
     }
 
-    let failures = |cases: &[Case]| cases.iter().filter(|c| !c.verdict.is_ok()).count();
+    if !input.untested.is_empty() {
+        let cases = input
+            .untested
+            .iter()
+            .map(|u| Case {
+                classname: "policy coverage".into(),
+                name: u.what.clone(),
+                verdict: Verdict::Ok,
+                skipped: false,
+                untested: true,
+                detail: format!("no {} on any seeded row: {}", u.missing, u.hint),
+            })
+            .collect();
+        suites.push(("policy coverage".into(), cases));
+    }
+
+    let failures = |cases: &[Case]| {
+        cases
+            .iter()
+            .filter(|c| !c.verdict.is_ok() || c.untested)
+            .count()
+    };
     let total: usize = suites.iter().map(|(_, c)| c.len()).sum();
     let failed: usize = suites.iter().map(|(_, c)| failures(c)).sum();
 
@@ -112,6 +137,20 @@ fn write_case(w: &mut Writer<Vec<u8>>, c: &Case) -> std::io::Result<()> {
         ("time", "0"),
     ]);
     match &c.verdict {
+        Verdict::Ok if c.untested => {
+            el.write_inner_content(|w| {
+                w.create_element("failure")
+                    .with_attributes([
+                        ("type", "untested"),
+                        (
+                            "message",
+                            xml_text(&format!("untested: {}", c.name)).as_str(),
+                        ),
+                    ])
+                    .write_text_content(quick_xml::events::BytesText::new(&xml_text(&c.detail)))?;
+                Ok::<(), std::io::Error>(())
+            })?;
+        }
         Verdict::Ok if c.skipped => {
             el.write_inner_content(|w| {
                 w.create_element("skipped")

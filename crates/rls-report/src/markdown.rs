@@ -21,6 +21,10 @@ pub fn markdown(input: &CheckInput) -> String {
         if disagree > 0 {
             let _ = write!(v, ", {disagree} SQL/HTTP disagreement{}", plural(disagree));
         }
+        let untested = input.untested.len();
+        if untested > 0 {
+            let _ = write!(v, ", {untested} untested policy clause{}", plural(untested));
+        }
         v
     };
     let _ = writeln!(out, "## insforge-rls check: {verdict}\n");

@@ -17,7 +17,7 @@ write() { # format file
 	markdown) printf '## insforge-rls check: STUB %s\n' "$STUB_EXIT" >"$2" ;;
 	esac
 }
-[[ $STUB_EXIT == 0 || $STUB_EXIT == 1 || $STUB_EXIT == 3 ]] || exit "$STUB_EXIT"
+[[ $STUB_EXIT == 0 || $STUB_EXIT == 1 || $STUB_EXIT == 3 || $STUB_EXIT == 4 ]] || exit "$STUB_EXIT"
 format= output=
 while (($#)); do
 	case $1 in
@@ -179,6 +179,17 @@ fn lost_access_alone_exits_3_and_is_a_finding_too() {
     assert_eq!(r.read("stub.log").lines().count(), 1);
     let v = r.step("verdict", &[("CHECK_EXIT_CODE", "3")]);
     assert_eq!(code(&v), 3, "{}", show(&v));
+}
+
+#[test]
+fn an_untested_policy_alone_exits_4_and_is_a_finding_too() {
+    let r = Runner::new();
+    let o = r.step("check", &check_inputs("4"));
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(r.output("exit-code").as_deref(), Some("4"));
+    assert!(r.output("sarif").is_some(), "the SARIF is uploaded");
+    let v = r.step("verdict", &[("CHECK_EXIT_CODE", "4")]);
+    assert_eq!(code(&v), 4, "{}", show(&v));
 }
 
 #[test]

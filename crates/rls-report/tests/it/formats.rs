@@ -114,7 +114,8 @@ fn junit_has_a_case_per_cell_and_a_failure_per_finding() {
     );
     assert!(
         xml.contains(
-            r#"<testsuites name="insforge-rls check" tests="6" failures="3" errors="0" time="0">"#
+            // The 6 cells and probes, and the unexercised clause: a failure of its own kind.
+            r#"<testsuites name="insforge-rls check" tests="7" failures="4" errors="0" time="0">"#
         ),
         "{xml}"
     );
@@ -130,6 +131,15 @@ fn junit_has_a_case_per_cell_and_a_failure_per_finding() {
     );
     assert!(
         xml.contains(r#"<testcase classname="notes" name="select · ben" time="0">"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testsuite name="policy coverage" tests="1" failures="1""#),
+        "{xml}"
+    );
+    assert_eq!(
+        xml.matches("<failure type=\"untested\"").count(),
+        1,
         "{xml}"
     );
     assert_eq!(xml.matches("<failure type=\"leak\"").count(), 2, "{xml}");
@@ -286,7 +296,9 @@ fn lint_sarif_maps_levels_and_places_unlocatable_findings_at_the_first_migration
 fn markdown_has_the_verdict_the_counts_and_only_the_failing_cells() {
     let md = rls_report::markdown(&input());
     assert!(
-        md.starts_with("## insforge-rls check: FAILED — 2 leaks, 1 lost access\n"),
+        md.starts_with(
+            "## insforge-rls check: FAILED — 2 leaks, 1 lost access, 1 untested policy clause\n"
+        ),
         "{md}"
     );
     assert!(md.contains("| notes | 4 | 1 | 1 | 1 |"), "{md}");
@@ -315,6 +327,17 @@ fn markdown_has_the_verdict_the_counts_and_only_the_failing_cells() {
     clean.mutants = None;
     let md = rls_report::markdown(&clean);
     assert!(md.starts_with("## insforge-rls check: passed\n"), "{md}");
+    // An unexercised clause alone fails the check (exit 4), and the report says so.
+    let mut untested = clean.clone();
+    untested.untested = input().untested;
+    assert!(!untested.passed());
+    let md = rls_report::markdown(&untested);
+    assert!(
+        md.starts_with(
+            "## insforge-rls check: FAILED — 0 leaks, 0 lost access, 1 untested policy clause\n"
+        ),
+        "{md}"
+    );
     assert!(!md.contains("Failing cells"), "{md}");
 
     let lint = rls_report::markdown_lint(&LintInput::default());
