@@ -3,8 +3,6 @@
 //! the branch is never exercised), and an integer column the update cells change (a changed
 //! value must stay an integer: `4097.0` is refused with 22P02, lost access on a correct schema).
 
-use rls_suite::check::{self, CheckOptions, Subject};
-
 const MIGRATION: &str = "\
 create table public.chats (
   id uuid primary key default gen_random_uuid(),
@@ -42,15 +40,7 @@ shared = "t.sharing <> 'private' and $2 = 'authenticated'"
 
 #[tokio::test]
 async fn a_not_equal_branch_is_exercised_and_integer_updates_stay_integers() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("migrations")).unwrap();
-    std::fs::write(dir.path().join("migrations/V1__chats.sql"), MIGRATION).unwrap();
-    let spec = dir.path().join("access.toml");
-    std::fs::write(&spec, SPEC).unwrap();
-    let subject = Subject::load(&spec, None).unwrap();
-    let outcome = check::check(&subject, &CheckOptions::default())
-        .await
-        .unwrap();
+    let outcome = crate::support::check_schema(MIGRATION, SPEC).await;
     assert!(outcome.leaks().is_empty(), "{:?}", outcome.leaks());
     assert!(
         outcome.lost_access().is_empty(),

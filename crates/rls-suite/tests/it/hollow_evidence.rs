@@ -2,8 +2,6 @@
 //! by the matrices: their "0 leaks" says nothing about it. (It was shown as a note with
 //! "N cells, 0 leaks" while the coverage said the policy was never exercised.)
 
-use rls_suite::check::{self, CheckOptions, Subject};
-
 const MIGRATION: &str = "\
 create table public.flags (id int primary key);
 create table public.notes (
@@ -37,15 +35,7 @@ delete = "owner"
 
 #[tokio::test]
 async fn a_finding_on_a_policy_that_never_granted_is_not_contradicted() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("migrations")).unwrap();
-    std::fs::write(dir.path().join("migrations/V1__notes.sql"), MIGRATION).unwrap();
-    let spec = dir.path().join("access.toml");
-    std::fs::write(&spec, SPEC).unwrap();
-    let subject = Subject::load(&spec, None).unwrap();
-    let outcome = check::check(&subject, &CheckOptions::default())
-        .await
-        .unwrap();
+    let outcome = crate::support::check_schema(MIGRATION, SPEC).await;
     let object = "policy notes_when_flagged on public.notes";
     let linted: Vec<&str> = outcome
         .lint

@@ -107,3 +107,17 @@ pub async fn run_mutants(
         .await
         .unwrap()
 }
+
+/// The whole check of a one-migration schema with `spec` (whose `migrations = "migrations"`),
+/// written to a temporary folder as a team's repository holds them.
+pub async fn check_schema(migration: &str, spec: &str) -> rls_suite::check::CheckOutcome {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(dir.path().join("migrations/V1__schema.sql"), migration).unwrap();
+    let path = dir.path().join("access.toml");
+    std::fs::write(&path, spec).unwrap();
+    let subject = rls_suite::check::Subject::load(&path, None).unwrap();
+    rls_suite::check::check(&subject, &rls_suite::check::CheckOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("the check did not reach a verdict: {e:#}"))
+}
