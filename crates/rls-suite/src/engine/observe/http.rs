@@ -63,12 +63,16 @@ fn send_error(e: &reqwest::Error) -> String {
 /// default buffer is ~400 KB; the token table's "huge token" is 1 MB).
 const OVERSIZED_HEADER_BYTES: usize = 256 * 1024;
 
-/// A connection the server reset or closed before the response arrived.
+/// A connection the server reset or closed before the response arrived. Behind a TLS
+/// terminator (a hosted deployment's load balancer) the same reset reaches the client as a TLS
+/// stream that ends without `close_notify`.
 fn is_reset(e: &reqwest::Error) -> bool {
     let text = send_error(e).to_ascii_lowercase();
     text.contains("connection reset")
         || text.contains("broken pipe")
         || text.contains("connection closed before message completed")
+        || text.contains("without sending tls close_notify")
+        || text.contains("unexpected eof")
 }
 
 impl Api {
