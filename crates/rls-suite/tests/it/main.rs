@@ -10,6 +10,7 @@ mod matrix_http;
 mod matrix_sql;
 mod model;
 mod model_tasks;
+mod mutant_isolation;
 mod mutants;
 mod pool;
 mod real_schemas;
