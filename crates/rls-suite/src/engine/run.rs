@@ -19,7 +19,7 @@ use super::model::{
     Actor, Allowed, BoundSpec, ClaimsForwarding, Error, Observed, Op, Seeds, Table, Verdict, actor,
     sql_err,
 };
-use super::observe::sql::execute_rolled_back;
+use super::observe::sql::{RolledBack, execute_rolled_back};
 use super::observe::{Executed, HttpEndpoint, Observer, can_act};
 use super::plan::plan;
 use super::pool;
@@ -39,6 +39,29 @@ pub struct RunOptions {
     /// mutants' runs): a change that makes a policy loop costs at most this per cell. `None`:
     /// [`DEFAULT_CELL_TIMEOUT`].
     pub cell_timeout: Option<std::time::Duration>,
+    /// Where a run held in one transaction writes down the SQL it sends for its seeds and
+    /// cells, as psql would send it (the benchmark replays it as the floor).
+    pub record: Option<Recorder>,
+}
+
+/// SQL written down as it is sent, in order (see [`RunOptions::record`]).
+#[derive(Debug, Clone, Default)]
+pub struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Recorder {
+    pub fn push(&self, sql: String) {
+        if let Ok(mut all) = self.0.lock() {
+            all.push(sql);
+        }
+    }
+
+    /// Everything written down so far, emptied.
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut all| std::mem::take(&mut *all))
+            .unwrap_or_default()
+    }
 }
 
 /// The statement timeout of a cell held in one transaction, unless [`RunOptions`] say.
@@ -228,6 +251,7 @@ pub struct Seeded {
     actors: Vec<Actor>,
     identities: Vec<DbIdentity>,
     timeout_ms: u64,
+    record: Option<Recorder>,
     /// Per table (by position): what the spec allows each actor, as the unmutated catalog
     /// gave it (filled by a run with `remember`).
     allowed: Vec<Option<Vec<Allowed>>>,
@@ -256,15 +280,20 @@ impl Seeded {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let seeds = Self::seed_rows(bound, &users, conn).await?;
-        Ok(Seeded {
+        let seeded = Seeded {
             seeds,
             actors: all_actors.clone(),
             identities,
             timeout_ms: u64::try_from(cell_timeout.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
+            record: opts.record.clone(),
             allowed: vec![None; bound.tables.len()],
-        })
+        };
+        if let Some(record) = &seeded.record {
+            record.push(seeded.seeds_sql(bound));
+        }
+        Ok(seeded)
     }
 
     async fn seed_rows(
@@ -300,13 +329,51 @@ impl Seeded {
         clear(bound, conn).await?;
         let users: Vec<&Actor> = self.actors.iter().filter(|a| a.is_user()).collect();
         let seeds = Self::seed_rows(bound, &users, conn).await?;
-        Ok(Seeded {
+        let seeded = Seeded {
             seeds,
             actors: self.actors.clone(),
             identities: self.identities.clone(),
             timeout_ms: self.timeout_ms,
+            record: self.record.clone(),
             allowed: vec![None; bound.tables.len()],
-        })
+        };
+        if let Some(record) = &seeded.record {
+            record.push(format!(
+                "{};\n{}",
+                bound
+                    .tables
+                    .iter()
+                    .rev()
+                    .map(|t| format!("delete from {}", t.qname))
+                    .collect::<Vec<_>>()
+                    .join(";\n"),
+                seeded.seeds_sql(bound)
+            ));
+        }
+        Ok(seeded)
+    }
+
+    /// The seeded rows as SQL that puts them in again exactly (same keys, same values), as
+    /// the superuser with triggers off.
+    fn seeds_sql(&self, bound: &BoundSpec) -> String {
+        let mut sql = String::from("set local session_replication_role = replica;\n");
+        for (ti, table) in bound.tables.iter().enumerate() {
+            let images: Vec<Value> = self.seeds.rows[ti]
+                .iter()
+                .map(|r| r.image.clone())
+                .collect();
+            let images = Value::Array(images).to_string();
+            let Ok(images) = harness::identity::quote_literal(&images) else {
+                continue;
+            };
+            sql.push_str(&format!(
+                "insert into {q} ({c}) overriding system value select {c} \
+                 from jsonb_populate_recordset(null::{q}, {images}::jsonb);\n",
+                q = table.qname,
+                c = table.column_list(),
+            ));
+        }
+        sql
     }
 
     /// Whether every table's expectations are kept (see [`Seeded::run`]).
@@ -346,6 +413,7 @@ impl Seeded {
             conn,
             identities: &self.identities,
             timeout_ms: self.timeout_ms,
+            record: self.record.as_ref(),
         };
         let cache = &self.allowed;
         let (tables, allowed) = matrices(
@@ -393,6 +461,7 @@ pub(crate) enum Cells<'a> {
         conn: &'a mut PgConnection,
         identities: &'a [DbIdentity],
         timeout_ms: u64,
+        record: Option<&'a Recorder>,
     },
 }
 
@@ -550,18 +619,17 @@ pub(crate) async fn run_cell(
             conn,
             identities,
             timeout_ms,
+            record,
         } => {
             // Undone by the savepoint: nothing to restore.
-            execute_rolled_back(
-                conn,
-                &identities[ai],
-                table,
-                &plan.action,
-                plan.removed.map(|r| r.pk.as_str()),
-                plan.removed.is_some() || !op.is_select(),
-                *timeout_ms,
-            )
-            .await?
+            let push = record.map(|r| move |sql: String| r.push(sql));
+            let how = RolledBack {
+                removed: plan.removed.map(|r| r.pk.as_str()),
+                read_after: plan.removed.is_some() || !op.is_select(),
+                timeout_ms: *timeout_ms,
+                record: push.as_ref().map(|p| p as &dyn Fn(String)),
+            };
+            execute_rolled_back(conn, &identities[ai], table, &plan.action, how).await?
         }
     };
     match executed.0 {

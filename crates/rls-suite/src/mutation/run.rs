@@ -371,9 +371,10 @@ async fn session(shared: &Shared<'_>, target: &harness::PgTarget) -> Result<(), 
         .map_err(sql_err("begin a mutant session"))?;
     let reseed_all = superuser_sees_policies(&mut tx).await?;
     let mut seeded = Seeded::seed(bound, &mut tx, shared.opts).await?;
+    let record = shared.opts.record.as_ref();
     let baseline = shared
         .baseline
-        .get_or_try_init(|| baseline(bound, &mut seeded, &mut tx, shared.lint))
+        .get_or_try_init(|| baseline(bound, &mut seeded, &mut tx, shared.lint, record))
         .await?;
     if !seeded.remembers() {
         savepoint(&mut tx, &format!("savepoint {MUTANT}")).await?;
@@ -389,6 +390,12 @@ async fn session(shared: &Shared<'_>, target: &harness::PgTarget) -> Result<(), 
     while let Some(i) = shared.take() {
         let mutant = &shared.mutants[i];
         let began = std::time::Instant::now();
+        if let Some(record) = record {
+            record.push(format!(
+                "-- insforge-rls: mutant {}\nsavepoint {MUTANT};\n{};",
+                mutant.id, mutant.sql
+            ));
+        }
         savepoint(&mut tx, &format!("savepoint {MUTANT}")).await?;
         let judged = judge_one(
             bound,
@@ -402,11 +409,11 @@ async fn session(shared: &Shared<'_>, target: &harness::PgTarget) -> Result<(), 
         .await;
         // Nothing of the mutant survives it; a transaction that cannot get back to the
         // savepoint is broken, and the session with it.
-        let undone = savepoint(
-            &mut tx,
-            &format!("rollback to savepoint {MUTANT}; release savepoint {MUTANT}"),
-        )
-        .await;
+        let undo = format!("rollback to savepoint {MUTANT}; release savepoint {MUTANT}");
+        if let Some(record) = record {
+            record.push(format!("{undo};"));
+        }
+        let undone = savepoint(&mut tx, &undo).await;
         let (outcome, seen) = judged.unwrap_or_else(|e| (Outcome::NotRun(e.to_string()), None));
         tracing::debug!(mutant = %mutant.id, took = ?began.elapsed(), "judged");
         shared.settle(i, outcome, seen);
@@ -426,7 +433,11 @@ async fn baseline(
     seeded: &mut Seeded,
     conn: &mut PgConnection,
     lint: &rls_lint::LintOptions,
+    record: Option<&engine::run::Recorder>,
 ) -> Result<Baseline, engine::Error> {
+    if let Some(record) = record {
+        record.push(format!("-- insforge-rls: baseline\nsavepoint {MUTANT};"));
+    }
     savepoint(conn, &format!("savepoint {MUTANT}")).await?;
     let made = async {
         let report = rls_lint::lint(&mut *conn, lint).await?;
@@ -445,11 +456,11 @@ async fn baseline(
         Ok::<_, engine::Error>(Baseline::new(lint_keys(&report), matrices))
     }
     .await;
-    savepoint(
-        conn,
-        &format!("rollback to savepoint {MUTANT}; release savepoint {MUTANT}"),
-    )
-    .await?;
+    let undo = format!("rollback to savepoint {MUTANT}; release savepoint {MUTANT}");
+    if let Some(record) = record {
+        record.push(format!("{undo};\n-- insforge-rls: end of baseline"));
+    }
+    savepoint(conn, &undo).await?;
     made
 }
 

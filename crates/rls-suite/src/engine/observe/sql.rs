@@ -217,6 +217,17 @@ pub(crate) async fn execute(
     }
 }
 
+/// How [`execute_rolled_back`] carries a cell out.
+pub(crate) struct RolledBack<'a> {
+    /// The primary key of a seed row removed first (an insert puts it back).
+    pub(crate) removed: Option<&'a str>,
+    /// Read the table's rows after the statement.
+    pub(crate) read_after: bool,
+    pub(crate) timeout_ms: u64,
+    /// Where the query is written down, as psql would send it.
+    pub(crate) record: Option<&'a dyn Fn(String)>,
+}
+
 /// A cell carried out and undone inside the open transaction of `conn` (a superuser's): in a
 /// savepoint, `removed` (a primary key) deleted first as the superuser, then the statement as
 /// `identity` with its claims and `timeout_ms` as its statement timeout (triggers firing as
@@ -228,10 +239,14 @@ pub(crate) async fn execute_rolled_back(
     identity: &DbIdentity,
     table: &Table,
     action: &Action,
-    removed: Option<&str>,
-    read_after: bool,
-    timeout_ms: u64,
+    how: RolledBack<'_>,
 ) -> Result<(Executed, Option<BTreeMap<String, Value>>), Error> {
+    let RolledBack {
+        removed,
+        read_after,
+        timeout_ms,
+        record,
+    } = how;
     const UNDO: &str = "rollback to savepoint insforge_rls_cell; \
                         release savepoint insforge_rls_cell";
     let quote = |what: &'static str, text: &str| {
@@ -270,6 +285,10 @@ pub(crate) async fn execute_rolled_back(
         parts.push(format!("select {pk}, to_jsonb(t) from {q} t"));
     }
     parts.push(UNDO.into());
+    if let Some(record) = record {
+        // As psql sends it in one query (`\;` joins).
+        record(format!("{};", parts.join("\\;\n")));
+    }
     let done = Script::run(conn, parts.join(";\n")).await;
     let after = |done: &Script| -> Result<BTreeMap<String, Value>, Error> {
         done.rows
@@ -289,6 +308,9 @@ pub(crate) async fn execute_rolled_back(
             read_after.then(|| after(&done)).transpose()?,
         )),
         Some((failed, e)) => {
+            if let Some(record) = record {
+                record(format!("{UNDO};"));
+            }
             sqlx::raw_sql(UNDO)
                 .execute(&mut *conn)
                 .await
