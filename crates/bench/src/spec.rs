@@ -4,7 +4,7 @@
 //! generated from the example's catalog (mutants per second), the mutants' growth at 100, 300
 //! and 1,000 mutants of generated tables, and **the floor** side by side: the statements the
 //! verdicts need, written down as the engine sends them (seeds, then per cell one query) and
-//! replayed by pgbench (else psql) on an open connection — no judging, no Rust — against which the engine's
+//! replayed by psql on an open connection — no judging, no Rust — against which the engine's
 //! per-cell and per-mutant costs are ratios.
 
 use std::fmt::Write as _;
@@ -86,7 +86,7 @@ pub struct MutantFigures {
 }
 
 /// The engine against the floor on the example: the same statements, the same transaction
-/// shape (one seeded transaction, one query per cell), replayed by pgbench (else psql).
+/// shape (one seeded transaction, one query per cell), replayed by psql.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FloorFigures {
     /// Cells of the unmutated run (every table).
@@ -233,7 +233,7 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
         }
     };
     ctx.progress
-        .tick("spec-floor", 1, "the floor, replayed by pgbench");
+        .tick("spec-floor", 1, "the floor, replayed by psql");
 
     let mut mutant_growth = Vec::new();
     for n in mutant_sizes(&ctx.plan) {
@@ -316,18 +316,17 @@ fn median_run(mut runs: Vec<MutantFigures>) -> Option<MutantFigures> {
     runs.into_iter().nth(mid)
 }
 
-/// The example's statements, recorded as the engine sends them, replayed by pgbench (else
-/// psql): the
+/// The example's statements, recorded as the engine sends them, replayed by psql: the
 /// unmutated run's cells (one query each), then every mutant (one session, no judging).
 async fn floor(ctx: &Ctx, example: &Subject, reps: usize) -> Result<FloorFigures> {
-    // pgbench (prints nothing per statement) where there is one, else psql.
-    let tool = ["pgbench", "psql"]
-        .into_iter()
-        .find_map(|name| {
-            let path = ctx.pg_bin.as_ref()?.join(name);
-            path.is_file().then_some((name, path))
-        })
-        .context("neither pgbench nor psql found (PostgreSQL client binaries)")?;
+    // psql, not pgbench: a refused cell is an error, after which pgbench stops its client
+    // while psql goes on (the next query rolls the savepoint back, as the engine does).
+    let psql = ctx
+        .pg_bin
+        .as_ref()
+        .map(|b| b.join("psql"))
+        .filter(|p| p.is_file())
+        .context("no psql found (PostgreSQL client binaries)")?;
     let db = TestDatabase::migrated(&example.migrations).await?;
     let mut admin = db.admin_connection().await?;
     let bound = BoundSpec::bind(&example.spec, &mut admin).await?;
@@ -420,12 +419,9 @@ async fn floor(ctx: &Ctx, example: &Subject, reps: usize) -> Result<FloorFigures
     let time = |file: &std::path::Path| -> Result<f64> {
         let t = Instant::now();
         // The password goes by environment, never on the command line.
-        let mut command = std::process::Command::new(&tool.1);
-        match tool.0 {
-            "pgbench" => command.args(["-n", "-t", "1", "-M", "simple", "-f"]),
-            _ => command.args(["-X", "-q", "-A", "-t", "-f"]),
-        };
-        let status = command
+        let status = std::process::Command::new(&psql)
+            // Unaligned, no headers, the rows thrown away: as little client work as psql does.
+            .args(["-X", "-q", "-A", "-t", "-o", "/dev/null", "-f"])
             .arg(file)
             .args([
                 "-h",
@@ -441,8 +437,8 @@ async fn floor(ctx: &Ctx, example: &Subject, reps: usize) -> Result<FloorFigures
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
-            .with_context(|| format!("cannot run {}", tool.0))?;
-        anyhow::ensure!(status.success(), "{} failed on {}", tool.0, file.display());
+            .context("cannot run psql")?;
+        anyhow::ensure!(status.success(), "psql failed on {}", file.display());
         Ok(t.elapsed().as_secs_f64() * 1000.0)
     };
     let (mut floor_cell, mut floor_mutant) = (Vec::new(), Vec::new());
@@ -466,14 +462,15 @@ async fn floor(ctx: &Ctx, example: &Subject, reps: usize) -> Result<FloorFigures
 /// The mutation run (as a check runs it: two sessions) on generated tables, cut to `n`
 /// mutants.
 async fn mutant_growth_point(ctx: &Ctx, n: usize, reps: usize) -> Result<MutantGrowthPoint> {
-    // Mutants per generated table, from one table's catalog.
-    let per_table = {
-        let (db, bound) = generated_db(ctx, 1).await?;
+    // Mutants per generated table: two tables' less one's (the function mutants are shared).
+    let mut counts = Vec::new();
+    for tables in [1, 2] {
+        let (db, bound) = generated_db(ctx, tables).await?;
         let mut admin = db.admin_connection().await?;
-        let count = mutation::generate(&bound, &mut admin).await?.len();
+        counts.push(mutation::generate(&bound, &mut admin).await?.len());
         admin.close().await.ok();
-        count.max(1)
-    };
+    }
+    let per_table = counts[1].saturating_sub(counts[0]).max(1);
     let tables = n.div_ceil(per_table);
     let (db, bound) = generated_db(ctx, tables).await?;
     let mut admin = db.admin_connection().await?;
@@ -538,7 +535,7 @@ fn floor_targets(example: &ExampleFigures, f: &FloorFigures) -> Vec<Target> {
             ),
             met: Some(tx_ratio <= TARGET_FLOOR_RATIO),
             note: format!(
-                "floor: pgbench (else psql) replaying the {} cells' statements (one query per cell) on an open \
+                "floor: psql replaying the {} cells' statements (one query per cell) on an open \
                  connection in one transaction; the check's own matrices run on the app's role \
                  and commit, so they also pay the superuser's after-image and restore round trips",
                 f.cells
@@ -698,7 +695,7 @@ pub fn markdown(s: &SpecCheck) -> String {
         let _ = writeln!(
             md,
             "\nThe floor, side by side ({} cells, {} mutants; a client replaying the statements the \
-             engine sent, one query per cell, in one transaction; pgbench, else psql): per cell {} against the \
+             engine sent, one query per cell, in one transaction): per cell {} against the \
              engine's {} in the same shape ({:.2}×) and the check's matrices' {}; per mutant {} \
              against the engine's {} ({:.2}×, one session).",
             f.cells,
