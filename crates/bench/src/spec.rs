@@ -94,8 +94,13 @@ pub struct FloorFigures {
     pub mutants: usize,
     /// The replay, per cell (less the seeds alone).
     pub floor_cell_ms: Stats,
-    /// The engine's unmutated run in one transaction (expectations, plans, judging), per cell.
+    /// The engine's unmutated run in one transaction (plans, the statements, judging), per
+    /// cell; the expectations are apart.
     pub engine_cell_ms: Stats,
+    /// The expectations of every table (the spec's rules evaluated as SQL per actor and row),
+    /// once per session: not per cell.
+    #[serde(default)]
+    pub expectations_ms: Option<Stats>,
     /// The replay, per mutant: its savepoint, DDL, the cells the engine ran for it, the rollback.
     pub floor_mutant_ms: Stats,
     /// The engine's mutation run, one session (baseline and seeding included), per mutant.
@@ -335,6 +340,7 @@ async fn floor(ctx: &Ctx, example: &Subject, reps: usize) -> Result<FloorFigures
 
     // The engine's unmutated run in one transaction, recorded.
     let (mut engine_cell, mut cells, mut cells_sql) = (Vec::new(), 0, Vec::new());
+    let mut expect_ms = Vec::new();
     for _ in 0..reps {
         let record = Recorder::default();
         let opts = RunOptions {
@@ -343,16 +349,22 @@ async fn floor(ctx: &Ctx, example: &Subject, reps: usize) -> Result<FloorFigures
         };
         let mut tx = admin.begin().await?;
         let mut seeded = Seeded::seed(&bound, &mut tx, &opts).await?;
+        // The expectations first, timed apart: they are the spec's side (what each actor
+        // may do, evaluated as SQL), not the cells' statements the floor replays.
+        let t = Instant::now();
+        seeded.remember(&bound, &mut tx).await?;
+        let expecting = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let focus = Focus {
             skip_coverage: true,
             ..Focus::default()
         };
-        let report = seeded.run(&bound, &mut tx, &focus, false, false).await?;
+        let report = seeded.run(&bound, &mut tx, &focus, true, false).await?;
         let took = t.elapsed().as_secs_f64();
         tx.rollback().await?;
         cells = report.cell_count();
         engine_cell.push(took * 1000.0 / cells.max(1) as f64);
+        expect_ms.push(expecting * 1000.0);
         cells_sql = record.take();
     }
     admin.close().await.ok();
@@ -454,6 +466,7 @@ async fn floor(ctx: &Ctx, example: &Subject, reps: usize) -> Result<FloorFigures
         mutants,
         floor_cell_ms: stats(&floor_cell)?,
         engine_cell_ms: stats(&engine_cell)?,
+        expectations_ms: Some(stats(&expect_ms)?),
         floor_mutant_ms: stats(&floor_mutant)?,
         engine_mutant_ms: stats(&engine_mutant)?,
     })
@@ -696,13 +709,16 @@ pub fn markdown(s: &SpecCheck) -> String {
             md,
             "\nThe floor, side by side ({} cells, {} mutants; a client replaying the statements the \
              engine sent, one query per cell, in one transaction): per cell {} against the \
-             engine's {} in the same shape ({:.2}×) and the check's matrices' {}; per mutant {} \
-             against the engine's {} ({:.2}×, one session).",
+             engine's {} in the same shape ({:.2}×; the expectations, once per session, {} \
+             apart) and the check's matrices' {}; per mutant {} against the engine's {} \
+             ({:.2}×, one session).",
             f.cells,
             f.mutants,
             f.floor_cell_ms.show(Unit::Ms),
             f.engine_cell_ms.show(Unit::Ms),
             f.engine_cell_ms.median / f.floor_cell_ms.median.max(f64::EPSILON),
+            f.expectations_ms
+                .map_or_else(|| "not measured".to_owned(), |e| e.show(Unit::Ms)),
             Unit::Ms.fmt(s.example.per_cell_ms.median),
             f.floor_mutant_ms.show(Unit::Ms),
             f.engine_mutant_ms.show(Unit::Ms),
