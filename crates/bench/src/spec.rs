@@ -135,13 +135,19 @@ fn sizes(plan: &Plan) -> (usize, Vec<usize>) {
     }
 }
 
-/// Mutant counts of the growth runs (1,000 only in full mode: CI's quick run stays short).
+/// Mutant counts of the growth runs (300 and 1,000 only in full mode: CI's quick run, in a
+/// debug build, stays as short as it was before the floor and the growth were measured).
 fn mutant_sizes(plan: &Plan) -> Vec<usize> {
     if plan.quick {
-        vec![100, 300]
+        vec![100]
     } else {
         vec![100, 300, 1000]
     }
+}
+
+/// Repetitions of the runs with mutants (the example's check, the floor, the growth).
+fn mutant_runs(plan: &Plan) -> usize {
+    if plan.quick { 1 } else { 5 }
 }
 
 pub fn plan(plan: &Plan) -> StagePlan {
@@ -151,7 +157,7 @@ pub fn plan(plan: &Plan) -> StagePlan {
         steps: vec![
             Step::new("spec-example", runs as u64, 2.0),
             Step::new("spec-growth", (runs * growth.len()) as u64, 3.0),
-            Step::new("spec-mutants", runs as u64, 3.0),
+            Step::new("spec-mutants", mutant_runs(plan) as u64, 3.0),
             Step::new("spec-floor", 1, 5.0),
             Step::new("spec-mutant-growth", mutant_sizes(plan).len() as u64, 5.0),
         ],
@@ -223,6 +229,7 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
     }
 
     let mut runs_of_mutants = Vec::new();
+    let runs = mutant_runs(&ctx.plan);
     for _ in 0..runs {
         runs_of_mutants.push(mutants(&example).await?);
         ctx.progress
@@ -230,7 +237,7 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
     }
     let mutants = median_run(runs_of_mutants).context("no mutant run")?;
 
-    let floor = match floor(ctx, &example, runs.max(3)).await {
+    let floor = match floor(ctx, &example, runs).await {
         Ok(f) => Some(f),
         Err(e) => {
             println!("  the floor was not measured: {e:#}");
