@@ -53,6 +53,9 @@ pub struct SpecCheck {
     pub floor: Option<FloorFigures>,
     #[serde(default)]
     pub mutant_growth: Vec<MutantGrowthPoint>,
+    /// The spread over the runs with every mutant (`mutants` is the median run).
+    #[serde(default)]
+    pub mutant_runs: Option<MutantSpread>,
     pub targets: Vec<Target>,
     pub peer: String,
 }
@@ -105,6 +108,14 @@ pub struct FloorFigures {
     pub floor_mutant_ms: Stats,
     /// The engine's mutation run, one session (baseline and seeding included), per mutant.
     pub engine_mutant_ms: Stats,
+}
+
+/// The example's check with every mutant, over several runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MutantSpread {
+    pub wall_secs: Stats,
+    pub mutation_secs: Stats,
+    pub per_second: Stats,
 }
 
 /// The mutation run on a generated schema cut to `mutants` mutants (one session per job).
@@ -235,6 +246,26 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
         ctx.progress
             .tick("spec-mutants", 1, "team-workspaces with every mutant");
     }
+    let spread = MutantSpread {
+        wall_secs: stats(
+            &runs_of_mutants
+                .iter()
+                .map(|m| m.wall_secs)
+                .collect::<Vec<_>>(),
+        )?,
+        mutation_secs: stats(
+            &runs_of_mutants
+                .iter()
+                .map(|m| m.mutation_secs)
+                .collect::<Vec<_>>(),
+        )?,
+        per_second: stats(
+            &runs_of_mutants
+                .iter()
+                .map(|m| m.per_second)
+                .collect::<Vec<_>>(),
+        )?,
+    };
     let mutants = median_run(runs_of_mutants).context("no mutant run")?;
 
     let floor = match floor(ctx, &example, runs).await {
@@ -261,8 +292,13 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
         measured: Unit::Secs.fmt(mutants.wall_secs),
         met: Some(mutants.wall_secs <= TARGET_MUTANTS_SECS),
         note: format!(
-            "median of {runs} runs; {} mutants ({} judged, {} killed, {} not run), {} at a time",
-            mutants.generated, mutants.judged, mutants.killed, mutants.not_run, mutants.jobs,
+            "{}; {} mutants ({} judged, {} killed, {} not run), {} at a time",
+            spread.wall_secs.show_range(Unit::Secs),
+            mutants.generated,
+            mutants.judged,
+            mutants.killed,
+            mutants.not_run,
+            mutants.jobs,
         ),
     });
     targets.push(Target {
@@ -271,8 +307,11 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
         measured: format!("{:.0} /s", mutants.per_second),
         met: Some(mutants.per_second >= TARGET_MUTANTS_PER_SEC),
         note: format!(
-            "mutation run {} (sessions seeded, baseline, every mutant)",
-            Unit::Secs.fmt(mutants.mutation_secs)
+            "{:.0}–{:.0} /s over {runs} runs; mutation run {} (sessions seeded, baseline, every \
+             mutant)",
+            spread.per_second.min,
+            spread.per_second.max,
+            spread.mutation_secs.show_range(Unit::Secs)
         ),
     });
     if let Some(f) = &floor {
@@ -285,6 +324,7 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
         mutants: Some(mutants),
         floor,
         mutant_growth,
+        mutant_runs: Some(spread),
         targets,
         peer: PEER.into(),
     })
@@ -710,6 +750,15 @@ pub fn markdown(s: &SpecCheck) -> String {
             Unit::Secs.fmt(m.mutation_secs),
             m.per_second
         );
+        if let Some(r) = &s.mutant_runs {
+            let _ = writeln!(
+                md,
+                "Over {} runs: whole check {}, mutation run {}.",
+                r.wall_secs.n,
+                r.wall_secs.show_range(Unit::Secs),
+                r.mutation_secs.show_range(Unit::Secs)
+            );
+        }
     }
     if let Some(f) = &s.floor {
         let _ = writeln!(
