@@ -288,9 +288,9 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
     let mut targets = targets(&figures, &growth);
     targets.push(Target {
         name: "the example's check with every generated mutant".into(),
-        goal: format!("≤ {TARGET_MUTANTS_SECS} s wall (after build)"),
-        measured: Unit::Secs.fmt(mutants.wall_secs),
-        met: Some(mutants.wall_secs <= TARGET_MUTANTS_SECS),
+        goal: format!("≤ {TARGET_MUTANTS_SECS} s wall (after build), median"),
+        measured: Unit::Secs.fmt(spread.wall_secs.median),
+        met: Some(spread.wall_secs.median <= TARGET_MUTANTS_SECS),
         note: format!(
             "{}; {} mutants ({} judged, {} killed, {} not run), {} at a time",
             spread.wall_secs.show_range(Unit::Secs),
@@ -304,8 +304,8 @@ pub async fn run(ctx: &Ctx) -> Result<SpecCheck> {
     targets.push(Target {
         name: "mutants per second (team-workspaces)".into(),
         goal: format!("≥ {TARGET_MUTANTS_PER_SEC} /s"),
-        measured: format!("{:.0} /s", mutants.per_second),
-        met: Some(mutants.per_second >= TARGET_MUTANTS_PER_SEC),
+        measured: format!("{:.0} /s median", spread.per_second.median),
+        met: Some(spread.per_second.median >= TARGET_MUTANTS_PER_SEC),
         note: format!(
             "{:.0}–{:.0} /s over {runs} runs; mutation run {} (sessions seeded, baseline, every \
              mutant)",
