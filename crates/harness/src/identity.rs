@@ -9,7 +9,9 @@ use sqlx::postgres::{PgConnection, Postgres};
 
 use crate::error::{HarnessError, Result};
 
-pub use pg_identity::{ClaimsForwarding, DbIdentity};
+pub use pg_identity::{
+    ClaimsForwarding, DbIdentity, IdentityError, IdentityTx, quote_literal, set_identity_sql,
+};
 
 /// Begins a transaction and switches identity inside it, in one round trip. Everything is
 /// `is_local`, so the connection carries no identity once the transaction ends, commit or

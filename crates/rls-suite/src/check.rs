@@ -314,9 +314,8 @@ async fn stages(
         (Some(pristine), Some(mutation)) => {
             let list = crate::mutation::generate(&bound, &mut admin).await?;
             let t = Instant::now();
-            let run =
-                crate::mutation::run(&bound, pristine, list, run_opts, &lint_opts, mutation.jobs)
-                    .await?;
+            let run = crate::mutation::run(&bound, pristine, list, run_opts, &lint_opts, mutation)
+                .await?;
             timings.mutation = Some(t.elapsed());
             Some(run)
         }

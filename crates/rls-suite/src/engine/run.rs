@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use harness::PgTarget;
+use harness::{DbIdentity, PgTarget};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 
@@ -19,6 +19,7 @@ use super::model::{
     Actor, Allowed, BoundSpec, ClaimsForwarding, Error, Observed, Op, Seeds, Table, Verdict, actor,
     sql_err,
 };
+use super::observe::sql::{RolledBack, execute_rolled_back};
 use super::observe::{Executed, HttpEndpoint, Observer, can_act};
 use super::plan::plan;
 use super::pool;
@@ -34,7 +35,37 @@ pub struct RunOptions {
     /// a spec table already has rows, because restoring between cells rewrites whole tables.
     /// A check's fresh database is its own, and rows its migrations inserted are replaced.
     pub refuse_existing_rows: bool,
+    /// The statement timeout of each cell of a run held in one transaction ([`Seeded`], the
+    /// mutants' runs): a change that makes a policy loop costs at most this per cell. `None`:
+    /// [`DEFAULT_CELL_TIMEOUT`].
+    pub cell_timeout: Option<std::time::Duration>,
+    /// Where a run held in one transaction writes down the SQL it sends for its seeds and
+    /// cells, as psql would send it (the benchmark replays it as the floor).
+    pub record: Option<Recorder>,
 }
+
+/// SQL written down as it is sent, in order (see [`RunOptions::record`]).
+#[derive(Debug, Clone, Default)]
+pub struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Recorder {
+    pub fn push(&self, sql: String) {
+        if let Ok(mut all) = self.0.lock() {
+            all.push(sql);
+        }
+    }
+
+    /// Everything written down so far, emptied.
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut all| std::mem::take(&mut *all))
+            .unwrap_or_default()
+    }
+}
+
+/// The statement timeout of a cell held in one transaction, unless [`RunOptions`] say.
+pub const DEFAULT_CELL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a mutant's run narrows itself to; the default is the whole run (every table, every
 /// cell, with the policy coverage), which is what [`run`] and [`run_via`] do.
@@ -163,66 +194,15 @@ async fn drive(
         functions: None,
         accept: bound.spec.accept.clone(),
     };
-    // Every actor's allowed rows per table (by position), for the token and pool tables.
-    let mut allowed_all: Vec<(usize, Vec<Allowed>)> = Vec::new();
     let result = async {
-        // The tables asked for, in the order asked (a mutant's own table first), else all.
-        let order: Vec<usize> = match &focus.tables {
-            Some(only) => only.iter().filter_map(|name| bound.index(name)).collect(),
-            None => (0..bound.tables.len()).collect(),
+        let mut cells = Cells::Committed {
+            observer: &mut observer,
+            admin: &mut admin,
         };
-        for ti in order {
-            let table = &bound.tables[ti];
-            let planned = std::time::Instant::now();
-            let allowed = expected(table, &seeds.rows[ti], &actors, &mut admin).await?;
-            tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");
-            allowed_all.push((ti, allowed.clone()));
-            let mut ops = Op::all(table);
-            if let Some(first) = focus.first_command {
-                // A stable sort: the command's operations first, each group in its own order.
-                ops.sort_by_key(|op| op.command() != first);
-            }
-            let mut cells = Vec::new();
-            let mut found = false;
-            'ops: for op in &ops {
-                let mut row = Vec::new();
-                for (ai, actor) in actors.iter().enumerate() {
-                    let cell = run_cell(
-                        table,
-                        ti,
-                        &seeds,
-                        &allowed[ai],
-                        (ai, actor),
-                        op,
-                        &mut observer,
-                        &mut admin,
-                        bound,
-                    )
-                    .await?;
-                    found = focus.stop_at_first_finding && cell.verdict != Verdict::Ok;
-                    row.push(cell);
-                    if found {
-                        cells.push(row);
-                        break 'ops;
-                    }
-                }
-                cells.push(row);
-            }
-            tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "matrix done");
-            report.tables.push(TableMatrix {
-                table: table.spec.name.clone(),
-                actors: actors.iter().map(|a| a.key.clone()).collect(),
-                ops: ops
-                    .iter()
-                    .take(cells.len())
-                    .map(|op| op.label(table))
-                    .collect(),
-                cells,
-            });
-            if found {
-                break;
-            }
-        }
+        // Every actor's allowed rows per table (by position), for the token and pool tables.
+        let (tables, allowed_all) =
+            matrices(bound, &seeds, &actors, focus, &mut cells, &mut |_| None).await?;
+        report.tables = tables;
         // The function cells (SQL and HTTP) and the HTTP-only upsert/embed rows: whole runs
         // only, never a mutant's (engine/functions.rs, engine/surfaces.rs).
         if focus.tables.is_none() && !focus.skip_coverage {
@@ -283,6 +263,319 @@ async fn drive(
     Ok(report)
 }
 
+/// A seeded database held in one open transaction: the mutants' way (`mutation::run`). The
+/// seeds go in once, inside the transaction of the caller's superuser connection; every run
+/// after that carries each cell out in a savepoint, as its actor (`authenticated` or `anon`
+/// with the claims a request carries, switched as `pg-identity` switches them, a statement
+/// timeout of its own), reads what changed as the superuser and rolls the savepoint back. The
+/// caller wraps its change (a mutant's DDL) and a run in a savepoint of its own and rolls that
+/// back too, so nothing of one survives into the next, and nothing is ever committed.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    seeds: Seeds,
+    actors: Vec<Actor>,
+    identities: Vec<DbIdentity>,
+    timeout_ms: u64,
+    record: Option<Recorder>,
+    /// Per table (by position): what the spec allows each actor, as the unmutated catalog
+    /// gave it (filled by a run with `remember`).
+    allowed: Vec<Option<Vec<Allowed>>>,
+}
+
+impl Seeded {
+    /// Seeds every spec table inside the open transaction of `conn` (a superuser's), which
+    /// then runs with triggers off for the superuser's own row work (removing, reading).
+    pub async fn seed(
+        bound: &BoundSpec,
+        conn: &mut PgConnection,
+        opts: &RunOptions,
+    ) -> Result<Self, Error> {
+        let cell_timeout = opts.cell_timeout.unwrap_or(DEFAULT_CELL_TIMEOUT);
+        let all_actors = actor::actors(&bound.spec);
+        let users: Vec<&Actor> = all_actors.iter().filter(|a| a.is_user()).collect();
+        let template = actor::template();
+        let identities = all_actors
+            .iter()
+            .map(|a| {
+                a.db_identity(&template, opts.forwarding)
+                    .map_err(|source| Error::Token {
+                        actor: a.key.clone(),
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let seeds = Self::seed_rows(bound, &users, conn).await?;
+        let seeded = Seeded {
+            seeds,
+            actors: all_actors.clone(),
+            identities,
+            timeout_ms: u64::try_from(cell_timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            record: opts.record.clone(),
+            allowed: vec![None; bound.tables.len()],
+        };
+        if let Some(record) = &seeded.record {
+            record.push(seeded.seeds_sql(bound));
+        }
+        Ok(seeded)
+    }
+
+    async fn seed_rows(
+        bound: &BoundSpec,
+        users: &[&Actor],
+        conn: &mut PgConnection,
+    ) -> Result<Seeds, Error> {
+        let replica = "set local session_replication_role = replica";
+        sqlx::query(replica)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err("prepare the superuser session"))?;
+        let seeds = seed(bound, users, conn).await?;
+        sqlx::query(replica)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err("prepare the superuser session"))?;
+        Ok(seeds)
+    }
+
+    /// The same actors and identities over seeds made again (inside the caller's savepoint,
+    /// after its change): for a change that may alter what seeding itself does (a function
+    /// that defaults or triggers call). Nothing is reused from the unmutated runs.
+    pub async fn reseeded(
+        &self,
+        bound: &BoundSpec,
+        conn: &mut PgConnection,
+    ) -> Result<Self, Error> {
+        sqlx::query("set local session_replication_role = replica")
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err("prepare the superuser session"))?;
+        clear(bound, conn).await?;
+        let users: Vec<&Actor> = self.actors.iter().filter(|a| a.is_user()).collect();
+        let seeds = Self::seed_rows(bound, &users, conn).await?;
+        let seeded = Seeded {
+            seeds,
+            actors: self.actors.clone(),
+            identities: self.identities.clone(),
+            timeout_ms: self.timeout_ms,
+            record: self.record.clone(),
+            allowed: vec![None; bound.tables.len()],
+        };
+        if let Some(record) = &seeded.record {
+            record.push(format!(
+                "{};\n{}",
+                bound
+                    .tables
+                    .iter()
+                    .rev()
+                    .map(|t| format!("delete from {}", t.qname))
+                    .collect::<Vec<_>>()
+                    .join(";\n"),
+                seeded.seeds_sql(bound)
+            ));
+        }
+        Ok(seeded)
+    }
+
+    /// The seeded rows as SQL that puts them in again exactly (same keys, same values), as
+    /// the superuser with triggers off.
+    fn seeds_sql(&self, bound: &BoundSpec) -> String {
+        let mut sql = String::from("set local session_replication_role = replica;\n");
+        for (ti, table) in bound.tables.iter().enumerate() {
+            let images: Vec<Value> = self.seeds.rows[ti]
+                .iter()
+                .map(|r| r.image.clone())
+                .collect();
+            let images = Value::Array(images).to_string();
+            let Ok(images) = harness::identity::quote_literal(&images) else {
+                continue;
+            };
+            sql.push_str(&format!(
+                "insert into {q} ({c}) overriding system value select {c} \
+                 from jsonb_populate_recordset(null::{q}, {images}::jsonb);\n",
+                q = table.qname,
+                c = table.column_list(),
+            ));
+        }
+        sql
+    }
+
+    /// Whether every table's expectations are kept (see [`Seeded::run`]).
+    pub fn remembers(&self) -> bool {
+        self.allowed.iter().all(Option::is_some)
+    }
+
+    /// Computes and keeps every table's expectations without running a cell (what a run
+    /// with `remember` keeps), on the catalog `conn` sees.
+    pub async fn remember(
+        &mut self,
+        bound: &BoundSpec,
+        conn: &mut PgConnection,
+    ) -> Result<(), Error> {
+        for (ti, table) in bound.tables.iter().enumerate() {
+            if self.allowed[ti].is_none() {
+                self.allowed[ti] =
+                    Some(expected(table, &self.seeds.rows[ti], &self.actors, &mut *conn).await?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQL matrices `focus` asks for (never the coverage), every cell rolled back. With
+    /// `reuse`, a table's expectations come from an earlier run with `remember` when it has
+    /// them (sound only where the change cannot alter what the superuser computes them from);
+    /// with `remember`, the ones computed here are kept for later runs.
+    pub async fn run(
+        &mut self,
+        bound: &BoundSpec,
+        conn: &mut PgConnection,
+        focus: &Focus,
+        reuse: bool,
+        remember: bool,
+    ) -> Result<CheckReport, Error> {
+        let mut cells = Cells::RolledBack {
+            conn,
+            identities: &self.identities,
+            timeout_ms: self.timeout_ms,
+            record: self.record.as_ref(),
+        };
+        let cache = &self.allowed;
+        let (tables, allowed) = matrices(
+            bound,
+            &self.seeds,
+            &self.actors,
+            focus,
+            &mut cells,
+            &mut |ti| cache.get(ti).cloned().flatten().filter(|_| reuse),
+        )
+        .await?;
+        if remember {
+            for (ti, a) in allowed {
+                if let Some(slot) = self.allowed.get_mut(ti) {
+                    *slot = Some(a);
+                }
+            }
+        }
+        Ok(CheckReport {
+            tables,
+            actors: self
+                .actors
+                .iter()
+                .map(|a| (a.key.clone(), a.id().unwrap_or("-").to_owned()))
+                .collect(),
+            hostile: Vec::new(),
+            pool: None,
+            coverage: None,
+            functions: None,
+            accept: bound.spec.accept.clone(),
+        })
+    }
+}
+
+/// How a run's cells are carried out and undone.
+pub(crate) enum Cells<'a> {
+    /// The observer acts (on its own connection, committing); `admin` removes, reads what
+    /// changed and restores the seeds, committing too.
+    Committed {
+        observer: &'a mut Observer,
+        admin: &'a mut PgConnection,
+    },
+    /// Everything inside the open transaction of `conn`, a superuser's: each cell in a
+    /// savepoint, as its actor's identity (`identities`, by actor position), rolled back.
+    RolledBack {
+        conn: &'a mut PgConnection,
+        identities: &'a [DbIdentity],
+        timeout_ms: u64,
+        record: Option<&'a Recorder>,
+    },
+}
+
+impl Cells<'_> {
+    /// The superuser's connection.
+    fn admin(&mut self) -> &mut PgConnection {
+        match self {
+            Cells::Committed { admin, .. } => admin,
+            Cells::RolledBack { conn, .. } => conn,
+        }
+    }
+}
+
+/// The matrices of the tables `focus` asks for (all, in seeding order, by default), with every
+/// actor's allowed rows per table (by position) — from `known` when it has them, else
+/// computed.
+async fn matrices(
+    bound: &BoundSpec,
+    seeds: &Seeds,
+    actors: &[Actor],
+    focus: &Focus,
+    cells: &mut Cells<'_>,
+    known: &mut dyn FnMut(usize) -> Option<Vec<Allowed>>,
+) -> Result<(Vec<TableMatrix>, Vec<(usize, Vec<Allowed>)>), Error> {
+    let mut out = Vec::new();
+    let mut allowed_all = Vec::new();
+    // The tables asked for, in the order asked (a mutant's own table first), else all.
+    let order: Vec<usize> = match &focus.tables {
+        Some(only) => only.iter().filter_map(|name| bound.index(name)).collect(),
+        None => (0..bound.tables.len()).collect(),
+    };
+    for ti in order {
+        let table = &bound.tables[ti];
+        let planned = std::time::Instant::now();
+        let allowed = match known(ti) {
+            Some(known) => known,
+            None => expected(table, &seeds.rows[ti], actors, cells.admin()).await?,
+        };
+        tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "planned");
+        allowed_all.push((ti, allowed.clone()));
+        let mut ops = Op::all(table);
+        if let Some(first) = focus.first_command {
+            // A stable sort: the command's operations first, each group in its own order.
+            ops.sort_by_key(|op| op.command() != first);
+        }
+        let mut grid = Vec::new();
+        let mut found = false;
+        'ops: for op in &ops {
+            let mut row = Vec::new();
+            for (ai, actor) in actors.iter().enumerate() {
+                let cell = run_cell(
+                    table,
+                    ti,
+                    seeds,
+                    &allowed[ai],
+                    (ai, actor),
+                    op,
+                    cells,
+                    bound,
+                )
+                .await?;
+                found = focus.stop_at_first_finding && cell.verdict != Verdict::Ok;
+                row.push(cell);
+                if found {
+                    grid.push(row);
+                    break 'ops;
+                }
+            }
+            grid.push(row);
+        }
+        tracing::debug!(table = %table.spec.name, took = ?planned.elapsed(), "matrix done");
+        out.push(TableMatrix {
+            table: table.spec.name.clone(),
+            actors: actors.iter().map(|a| a.key.clone()).collect(),
+            ops: ops
+                .iter()
+                .take(grid.len())
+                .map(|op| op.label(table))
+                .collect(),
+            cells: grid,
+        });
+        if found {
+            break;
+        }
+    }
+    Ok((out, allowed_all))
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_cell(
     table: &Table,
@@ -291,8 +584,7 @@ pub(crate) async fn run_cell(
     allowed: &Allowed,
     actor: (usize, &Actor),
     op: &Op,
-    observer: &mut Observer,
-    admin: &mut PgConnection,
+    cells: &mut Cells<'_>,
     bound: &BoundSpec,
 ) -> Result<SpecCell, Error> {
     let (ai, actor) = actor;
@@ -309,12 +601,64 @@ pub(crate) async fn run_cell(
         .map(|r| (r.pk.clone(), r.image.clone()))
         .collect();
     if let Some(r) = plan.removed {
-        remove(table, &r.pk, admin).await?;
         before.remove(&r.pk);
     }
 
     let mut o = Observed::default();
-    match observer.execute(table, rows, ai, &plan.action).await? {
+    let executed = match cells {
+        Cells::Committed { observer, admin } => {
+            if let Some(r) = plan.removed {
+                remove(table, &r.pk, admin).await?;
+            }
+            let executed = observer.execute(table, rows, ai, &plan.action).await?;
+            if let Executed::Unsupported(why) = executed {
+                if plan.removed.is_some() {
+                    restore(admin, &bound.touched[ti]).await?;
+                }
+                return Ok(SpecCell {
+                    text: why.into(),
+                    verdict: Verdict::Ok,
+                });
+            }
+            let refused = matches!(
+                &executed,
+                Executed::Done {
+                    refused: Some(_),
+                    ..
+                }
+            );
+            let dirty = plan.removed.is_some() || (!op.is_select() && !refused);
+            let after = if dirty {
+                Some(images(table, admin).await?)
+            } else {
+                None
+            };
+            let changed = after.as_ref().is_some_and(|after| {
+                plan.removed.is_some() || after.len() != before.len() || after != &before
+            });
+            if changed {
+                restore(admin, &bound.touched[ti]).await?;
+            }
+            (executed, after)
+        }
+        Cells::RolledBack {
+            conn,
+            identities,
+            timeout_ms,
+            record,
+        } => {
+            // Undone by the savepoint: nothing to restore.
+            let push = record.map(|r| move |sql: String| r.push(sql));
+            let how = RolledBack {
+                removed: plan.removed.map(|r| r.pk.as_str()),
+                read_after: plan.removed.is_some() || !op.is_select(),
+                timeout_ms: *timeout_ms,
+                record: push.as_ref().map(|p| p as &dyn Fn(String)),
+            };
+            execute_rolled_back(conn, &identities[ai], table, &plan.action, how).await?
+        }
+    };
+    match executed.0 {
         Executed::Done { seen, refused } => {
             if op.is_select() {
                 o.seen = seen;
@@ -322,18 +666,17 @@ pub(crate) async fn run_cell(
             o.refused = refused;
         }
         Executed::Unsupported(why) => {
-            if plan.removed.is_some() {
-                restore(admin, &bound.touched[ti]).await?;
-            }
             return Ok(SpecCell {
                 text: why.into(),
                 verdict: Verdict::Ok,
             });
         }
     }
-    let dirty = plan.removed.is_some() || (!op.is_select() && o.refused.is_none());
-    if dirty {
-        let after = images(table, admin).await?;
+    // What changed, as the superuser saw it (a refused statement changed nothing).
+    if let Some(after) = executed
+        .1
+        .filter(|_| o.refused.is_none() || plan.removed.is_some())
+    {
         for (k, v) in &after {
             match before.get(k) {
                 None => o.inserted.push(v.clone()),
@@ -346,13 +689,6 @@ pub(crate) async fn run_cell(
             .filter(|k| !after.contains_key(*k))
             .cloned()
             .collect();
-        let changed = plan.removed.is_some()
-            || !o.inserted.is_empty()
-            || !o.updated.is_empty()
-            || !o.deleted.is_empty();
-        if changed {
-            restore(admin, &bound.touched[ti]).await?;
-        }
     }
     let verdict = judge(table, seeds, ti, allowed, actor, op, plan.expect_row, &o);
     Ok(SpecCell {

@@ -1,10 +1,11 @@
 //! Mutants generated from the live catalog: each policy on a spec table weakened one way at a
 //! time (USING → true, WITH CHECK → true, WITH CHECK dropped, the policy dropped), and each
 //! table opened up (a permissive `anon` policy per command, RLS not forced with `authenticated`
-//! owning the table, RLS disabled). Each mutant gets a clone of the checked database of its
-//! own and is judged by the spec's matrices (of the tables whose policies can see the change)
-//! and the lint: a mutant is **killed** when either finds something the unmutated schema did
-//! not have. A survivor means the checks would not notice that weakening — unless the spec
+//! owning the table, RLS disabled). Each mutant is applied in a savepoint of a seeded session
+//! (one transaction on a database of its own, never committed; see [`run()`]), judged there by
+//! the spec's matrices (of the tables whose policies can see the change) and the lint, and
+//! rolled back: a mutant is **killed** when either finds something the unmutated schema, run
+//! the same way, did not have. A survivor means the checks would not notice that weakening — unless the spec
 //! marks it equivalent, with a reason.
 //!
 //! The operators are a type ([`Operator`], one variant per operator with its doc line), and
@@ -87,7 +88,8 @@ pub enum Outcome {
     Survived,
     /// A survivor the spec marks equivalent, with its reason.
     Equivalent(String),
-    /// It could not be judged (it did not apply, or its clone failed): never counted as killed.
+    /// It could not be judged (it did not apply, a cell ran past its statement timeout, its
+    /// session broke): never counted as killed.
     NotRun(String),
 }
 

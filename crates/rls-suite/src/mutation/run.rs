@@ -1,15 +1,16 @@
-//! Running the mutants: each on a clone of the checked database, judged by the spec's matrices
-//! (of the tables its change can reach) and then the lint.
+//! Running the mutants: each applied in a savepoint of a seeded session (one transaction on a
+//! database of its own, never committed), judged there by the spec's matrices (of the tables
+//! its change can reach) and then the lint, and rolled back.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::StreamExt as _;
 use harness::TestDatabase;
 use sqlx::{Connection, PgConnection};
 
 use super::{FUNCTIONS, Mutant, MutationReport, Outcome, Unchanged};
+use crate::check::MutationOptions;
 use crate::engine::model::Verdict;
-use crate::engine::run::{Focus, run_focused};
+use crate::engine::run::{Focus, Seeded};
 use crate::engine::{self, BoundSpec, RunOptions};
 
 /// The tables whose policies read `table` (through `pg_depend`), with `table` itself: the
@@ -185,63 +186,136 @@ fn lint_keys(report: &rls_lint::Report) -> BTreeSet<String> {
         .collect()
 }
 
-/// Runs every mutant against clones of `base` (which nobody may be connected to), `parallel` at
-/// a time. `lint` are the lint options of the check; the baseline is computed here.
+/// The savepoint a mutant's change and run live in, rolled back after it.
+const MUTANT: &str = "insforge_rls_mutant";
+
+/// Whether code the superuser runs while seeding or computing the expectations can see the
+/// policies: a SECURITY DEFINER function or a view owned by a role that does not bypass RLS.
+/// Without one, a policy or table mutant cannot change the seeds or the expectations (a
+/// superuser bypasses RLS), so they are made once per session and reused.
+async fn superuser_sees_policies(conn: &mut PgConnection) -> Result<bool, engine::Error> {
+    sqlx::query_scalar(
+        "select exists (select from pg_proc p join pg_roles r on r.oid = p.proowner \
+                        where p.prosecdef and not (r.rolsuper or r.rolbypassrls)) \
+             or exists (select from pg_class c join pg_roles r on r.oid = c.relowner \
+                        where c.relkind in ('v', 'm') and not (r.rolsuper or r.rolbypassrls))",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|source| engine::Error::Sql {
+        context: "read who owns the functions and views".into(),
+        source,
+    })
+}
+
+/// Runs `sql` (savepoint commands) on `conn`.
+async fn savepoint(conn: &mut PgConnection, sql: &str) -> Result<(), engine::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|source| engine::Error::Sql {
+            context: format!("{sql} (a mutant's savepoint)"),
+            source,
+        })
+}
+
+/// A mutant's outcome, with a survivor's matrices.
+type Judged = (Outcome, Option<engine::CheckReport>);
+
+/// What the workers share: the mutants, the next one to take, the outcomes, the baseline.
+struct Shared<'a> {
+    bound: &'a BoundSpec,
+    mutants: &'a [Mutant],
+    next: std::sync::atomic::AtomicUsize,
+    outcomes: std::sync::Mutex<Vec<Option<Judged>>>,
+    baseline: tokio::sync::OnceCell<Baseline>,
+    opts: &'a RunOptions,
+    lint: &'a rls_lint::LintOptions,
+}
+
+impl Shared<'_> {
+    /// The next mutant to judge (those known not to run are settled on the way).
+    fn take(&self) -> Option<usize> {
+        loop {
+            let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mutant = self.mutants.get(i)?;
+            match &mutant.not_run {
+                Some(why) => self.settle(i, Outcome::NotRun(why.clone()), None),
+                None => return Some(i),
+            }
+        }
+    }
+
+    fn settle(&self, i: usize, outcome: Outcome, seen: Option<engine::CheckReport>) {
+        if let Ok(mut all) = self.outcomes.lock()
+            && let Some(slot) = all.get_mut(i)
+        {
+            *slot = Some((outcome, seen));
+        }
+    }
+}
+
+/// Runs every mutant of `mutants` against `base` (which nobody may be connected to), with
+/// `mutation.jobs` sessions at a time: each a superuser connection to a database of its own
+/// (`base` itself, then clones of it made before anyone connects), seeded once inside one
+/// transaction that is never committed. A mutant is applied in a savepoint, judged there
+/// (each cell in a savepoint of its own, as its actor) and rolled back. The unmutated run that
+/// kills are judged against is made the same way, in the first session that gets to it. `lint`
+/// are the lint options of the check.
 pub async fn run(
     bound: &BoundSpec,
     base: &TestDatabase,
     mutants: Vec<Mutant>,
     opts: RunOptions,
     lint: &rls_lint::LintOptions,
-    parallel: usize,
+    mutation: &MutationOptions,
 ) -> Result<MutationReport, engine::Error> {
-    let baseline = {
-        let mut conn = base.admin_connection().await?;
-        let report = rls_lint::lint(&mut conn, lint).await?;
-        conn.close().await.ok();
-        // The unmutated matrices, to tell a survivor's cells apart from them.
-        let db = TestDatabase::clone_of(base).await?;
-        let matrices = run_focused(
-            bound,
-            db.admin_target(),
-            db.app_target(),
-            opts.clone(),
-            &Focus {
-                skip_coverage: true,
-                ..Focus::default()
-            },
-        )
-        .await?;
-        drop(db);
-        Box::new(Baseline::new(lint_keys(&report), matrices))
+    let runnable = mutants.iter().filter(|m| m.not_run.is_none()).count();
+    let jobs = mutation.jobs.clamp(1, runnable.max(1));
+    let mut clones = Vec::new();
+    for _ in 1..jobs {
+        clones.push(TestDatabase::clone_of(base).await?);
+    }
+    let targets: Vec<&harness::PgTarget> = std::iter::once(base)
+        .chain(&clones)
+        .map(TestDatabase::admin_target)
+        .collect();
+    let shared = Shared {
+        bound,
+        mutants: &mutants,
+        next: std::sync::atomic::AtomicUsize::new(0),
+        outcomes: std::sync::Mutex::new(vec![None; mutants.len()]),
+        baseline: tokio::sync::OnceCell::new(),
+        opts: &opts,
+        lint,
     };
+    let workers = targets.iter().map(|t| worker(&shared, t));
+    let failures: Vec<Option<engine::Error>> = futures_util::future::join_all(workers).await;
+    drop(clones);
+    let Some(baseline) = shared.baseline.get() else {
+        // No session got as far as the unmutated run: nothing can be judged.
+        return Err(failures
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap_or_else(|| engine::Error::Sql {
+                context: "judge the mutants".into(),
+                source: sqlx::Error::Protocol("no session ran".into()),
+            }));
+    };
+    let why_not = failures
+        .iter()
+        .flatten()
+        .next()
+        .map_or_else(|| "no session judged it".to_owned(), ToString::to_string);
+    let outcomes = shared.outcomes.into_inner().unwrap_or_default();
     let mut unchanged = BTreeMap::new();
     let equivalent = super::Equivalent::new(&bound.spec().equivalent);
     let stale = equivalent.stale(mutants.iter().map(|m| m.id.as_str()));
-    let mut results: Vec<Option<(Mutant, Outcome)>> = vec![None; mutants.len()];
-    // `parallel` mutants at a time, each cloned and judged in one future (the clone of one
-    // overlaps the judging of another).
-    let (baseline, opts) = (&*baseline, &opts);
-    let jobs = mutants
-        .into_iter()
-        .enumerate()
-        .map(|(i, mutant)| async move {
-            if let Some(why) = &mutant.not_run {
-                let why = why.clone();
-                return (i, mutant, (Outcome::NotRun(why), None));
-            }
-            let cloning = std::time::Instant::now();
-            let outcome = match TestDatabase::clone_of(base).await {
-                Ok(db) => {
-                    tracing::debug!(mutant = %mutant.id, took = ?cloning.elapsed(), "cloned");
-                    judge_one(bound, &db, &mutant, opts, lint, baseline).await
-                }
-                Err(e) => (Outcome::NotRun(format!("the clone failed: {e}")), None),
-            };
-            (i, mutant, outcome)
-        });
-    let mut done = futures_util::stream::iter(jobs).buffer_unordered(parallel.max(1));
-    while let Some((i, mutant, (outcome, seen))) = done.next().await {
+    let mut results = Vec::with_capacity(mutants.len());
+    for (mutant, done) in mutants.into_iter().zip(outcomes) {
+        let (outcome, seen) = done.unwrap_or_else(|| (Outcome::NotRun(why_not.clone()), None));
         if let (Outcome::Survived, Some(seen)) = (&outcome, seen) {
             unchanged.insert(mutant.id.clone(), compare(&baseline.matrices, &seen));
         }
@@ -249,92 +323,225 @@ pub async fn run(
             (Outcome::Survived, Some(reason)) => Outcome::Equivalent(reason.to_owned()),
             (o, _) => o,
         };
-        results[i] = Some((mutant, outcome));
+        results.push((mutant, outcome));
     }
     Ok(MutationReport {
-        results: results.into_iter().flatten().collect(),
+        results,
         unchanged,
         baseline: baseline.findings(),
         stale,
     })
 }
 
-async fn judge_one(
-    bound: &BoundSpec,
-    db: &TestDatabase,
-    mutant: &Mutant,
-    opts: &RunOptions,
-    lint: &rls_lint::LintOptions,
-    baseline: &Baseline,
-) -> (Outcome, Option<engine::CheckReport>) {
-    let started = std::time::Instant::now();
-    let result: Result<(Outcome, Option<engine::CheckReport>), engine::Error> = async {
-        let mut admin = db.admin_connection().await?;
-        // Read before the mutant applies (it may drop the policy).
-        let first_command = command_of(bound, mutant, &mut admin).await;
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(mutant.sql.clone()))
-            .execute(&mut admin)
-            .await
-        {
-            return Ok((Outcome::NotRun(format!("it does not apply: {e}")), None));
-        }
-        // Bound again when the mutant adds a reader (a view, a function): it is then probed
-        // too. (Nothing else a mutant does changes what binding reads.)
-        let rebound = if mutant.kind().is_some_and(super::Operator::adds_reader) {
-            BoundSpec::bind(bound.spec(), &mut admin).await
-        } else {
-            Ok(bound.clone())
-        };
-        let bound = match rebound {
-            Ok(b) => b,
+/// How many times a session is opened again after its transaction broke.
+const REOPEN: usize = 2;
+
+/// One session: judges mutants taken from `shared` until none is left. Returns why it stopped
+/// early, if it did (the mutants it could not take are left to the other sessions).
+async fn worker(shared: &Shared<'_>, target: &harness::PgTarget) -> Option<engine::Error> {
+    let mut last = None;
+    for _ in 0..=REOPEN {
+        match session(shared, target).await {
+            Ok(()) => return None,
             Err(e) => {
-                return Ok((
-                    Outcome::NotRun(format!("the spec no longer binds: {e}")),
-                    None,
-                ));
+                tracing::warn!(error = %e, "a mutant session broke; opening another");
+                last = Some(e);
             }
-        };
-        let tables = if mutant.table == FUNCTIONS {
-            None
-        } else {
-            Some(affected(&bound, &mutant.table, &mut admin).await?)
-        };
-        let applied = started.elapsed();
-        // The matrices first: they are the evidence a team reads. The lint runs only for a
-        // mutant they did not catch (a kill is a kill; the lint costs a catalog scan).
-        let report = run_focused(
-            &bound,
-            db.admin_target(),
-            db.app_target(),
-            opts.clone(),
-            &Focus {
-                tables,
-                skip_coverage: true,
-                // Caught is caught: a survivor runs every cell anyway (nothing stops it), and
-                // the weakened command's cells run first. Only where the unmutated run had no
-                // finding is the first finding the first cell that differs from it; else
-                // every cell runs and is compared.
-                stop_at_first_finding: baseline.verdicts.values().all(|k| *k == Kind::Ok),
-                first_command,
-            },
+        }
+        if shared.next.load(std::sync::atomic::Ordering::Relaxed) >= shared.mutants.len() {
+            break;
+        }
+    }
+    last
+}
+
+async fn session(shared: &Shared<'_>, target: &harness::PgTarget) -> Result<(), engine::Error> {
+    let bound = shared.bound;
+    let started = std::time::Instant::now();
+    let mut conn = target.connect().await?;
+    let sql_err = |context: &'static str| {
+        move |source| engine::Error::Sql {
+            context: context.into(),
+            source,
+        }
+    };
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(sql_err("begin a mutant session"))?;
+    let reseed_all = superuser_sees_policies(&mut tx).await?;
+    let mut seeded = Seeded::seed(bound, &mut tx, shared.opts).await?;
+    let record = shared.opts.record.as_ref();
+    let baseline = shared
+        .baseline
+        .get_or_try_init(|| baseline(bound, &mut seeded, &mut tx, shared.lint, record))
+        .await?;
+    if !seeded.remembers() {
+        savepoint(&mut tx, &format!("savepoint {MUTANT}")).await?;
+        let kept = seeded.remember(bound, &mut tx).await;
+        savepoint(
+            &mut tx,
+            &format!("rollback to savepoint {MUTANT}; release savepoint {MUTANT}"),
         )
         .await?;
-        let judged = started.elapsed();
-        tracing::debug!(mutant = %mutant.id, ?applied, matrices = ?(judged - applied), "judged");
-        if let Some(first) = baseline.first_difference(&report) {
-            admin.close().await.ok();
-            return Ok((Outcome::Killed(first), None));
+        kept?;
+    }
+    tracing::debug!(took = ?started.elapsed(), "mutant session seeded");
+    while let Some(i) = shared.take() {
+        let mutant = &shared.mutants[i];
+        let began = std::time::Instant::now();
+        if let Some(record) = record {
+            record.push(format!(
+                "-- insforge-rls: mutant {}\nsavepoint {MUTANT};\n{};",
+                mutant.id, mutant.sql
+            ));
         }
-        let lint_report = rls_lint::lint(&mut admin, lint).await?;
-        admin.close().await.ok();
-        tracing::debug!(mutant = %mutant.id, lint = ?(started.elapsed() - judged), "linted");
-        if let Some(new) = lint_keys(&lint_report).difference(&baseline.lint).next() {
-            return Ok((Outcome::Killed(format!("lint: {new}")), None));
+        savepoint(&mut tx, &format!("savepoint {MUTANT}")).await?;
+        let judged = judge_one(
+            bound,
+            &mut seeded,
+            &mut tx,
+            mutant,
+            shared.lint,
+            baseline,
+            reseed_all,
+        )
+        .await;
+        // Nothing of the mutant survives it; a transaction that cannot get back to the
+        // savepoint is broken, and the session with it.
+        let undo = format!("rollback to savepoint {MUTANT}; release savepoint {MUTANT}");
+        if let Some(record) = record {
+            record.push(format!("{undo};"));
         }
-        Ok((Outcome::Survived, Some(report)))
+        let undone = savepoint(&mut tx, &undo).await;
+        let (outcome, seen) = judged.unwrap_or_else(|e| (Outcome::NotRun(e.to_string()), None));
+        tracing::debug!(mutant = %mutant.id, took = ?began.elapsed(), "judged");
+        shared.settle(i, outcome, seen);
+        undone?;
+    }
+    tx.rollback()
+        .await
+        .map_err(sql_err("end a mutant session"))?;
+    conn.close().await.ok();
+    Ok(())
+}
+
+/// The unmutated run, made as every mutant's is (in a savepoint of a seeded session), keeping
+/// the expectations for the mutants of that session.
+async fn baseline(
+    bound: &BoundSpec,
+    seeded: &mut Seeded,
+    conn: &mut PgConnection,
+    lint: &rls_lint::LintOptions,
+    record: Option<&engine::run::Recorder>,
+) -> Result<Baseline, engine::Error> {
+    if let Some(record) = record {
+        record.push(format!("-- insforge-rls: baseline\nsavepoint {MUTANT};"));
+    }
+    savepoint(conn, &format!("savepoint {MUTANT}")).await?;
+    let made = async {
+        let report = rls_lint::lint(&mut *conn, lint).await?;
+        let matrices = seeded
+            .run(
+                bound,
+                conn,
+                &Focus {
+                    skip_coverage: true,
+                    ..Focus::default()
+                },
+                false,
+                true,
+            )
+            .await?;
+        Ok::<_, engine::Error>(Baseline::new(lint_keys(&report), matrices))
     }
     .await;
-    result.unwrap_or_else(|e| (Outcome::NotRun(e.to_string()), None))
+    let undo = format!("rollback to savepoint {MUTANT}; release savepoint {MUTANT}");
+    if let Some(record) = record {
+        record.push(format!("{undo};\n-- insforge-rls: end of baseline"));
+    }
+    savepoint(conn, &undo).await?;
+    made
+}
+
+/// Applies `mutant` in the open savepoint of `conn` and judges it there (the caller rolls
+/// it back).
+async fn judge_one(
+    bound: &BoundSpec,
+    seeded: &mut Seeded,
+    conn: &mut PgConnection,
+    mutant: &Mutant,
+    lint: &rls_lint::LintOptions,
+    baseline: &Baseline,
+    reseed_all: bool,
+) -> Result<(Outcome, Option<engine::CheckReport>), engine::Error> {
+    let started = std::time::Instant::now();
+    // Read before the mutant applies (it may drop the policy).
+    let first_command = command_of(bound, mutant, conn).await;
+    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(mutant.sql.clone()))
+        .execute(&mut *conn)
+        .await
+    {
+        return Ok((Outcome::NotRun(format!("it does not apply: {e}")), None));
+    }
+    // Bound again when the mutant adds a reader (a view, a function): it is then probed
+    // too. (Nothing else a mutant does changes what binding reads.)
+    let rebound = if mutant.kind().is_some_and(super::Operator::adds_reader) {
+        BoundSpec::bind(bound.spec(), conn).await
+    } else {
+        Ok(bound.clone())
+    };
+    let bound = match rebound {
+        Ok(b) => b,
+        Err(e) => {
+            return Ok((
+                Outcome::NotRun(format!("the spec no longer binds: {e}")),
+                None,
+            ));
+        }
+    };
+    let tables = if mutant.table == FUNCTIONS {
+        None
+    } else {
+        Some(affected(&bound, &mutant.table, conn).await?)
+    };
+    let applied = started.elapsed();
+    let focus = Focus {
+        tables,
+        skip_coverage: true,
+        // Caught is caught: a survivor runs every cell anyway (nothing stops it), and the
+        // weakened command's cells run first. Only where the unmutated run had no finding
+        // is the first finding the first cell that differs from it; else every cell runs
+        // and is compared.
+        stop_at_first_finding: baseline.verdicts.values().all(|k| *k == Kind::Ok),
+        first_command,
+    };
+    // The seeds and expectations made once are this mutant's own unless it may change what
+    // the superuser computes them from: a function (defaults and triggers call it), an
+    // operator this run does not know, or a schema whose superuser code sees policies.
+    let reuse = !reseed_all
+        && mutant
+            .kind()
+            .is_some_and(|k| k.family() != super::Family::Function);
+    // The matrices first: they are the evidence a team reads. The lint runs only for a
+    // mutant they did not catch (a kill is a kill; the lint costs a catalog scan).
+    let report = if reuse {
+        seeded.run(&bound, conn, &focus, true, false).await?
+    } else {
+        let mut own = seeded.reseeded(&bound, conn).await?;
+        own.run(&bound, conn, &focus, false, false).await?
+    };
+    let judged = started.elapsed();
+    tracing::debug!(mutant = %mutant.id, ?applied, matrices = ?(judged - applied), reuse, "judged");
+    if let Some(first) = baseline.first_difference(&report) {
+        return Ok((Outcome::Killed(first), None));
+    }
+    let lint_report = rls_lint::lint(&mut *conn, lint).await?;
+    tracing::debug!(mutant = %mutant.id, lint = ?(started.elapsed() - judged), "linted");
+    if let Some(new) = lint_keys(&lint_report).difference(&baseline.lint).next() {
+        return Ok((Outcome::Killed(format!("lint: {new}")), None));
+    }
+    Ok((Outcome::Survived, Some(report)))
 }
 
 /// The command a mutant weakens: its policy's (`<table>.<policy>.<operator>`), or the one an

@@ -15,6 +15,7 @@ mod matrix_sql;
 mod migration_rows;
 mod model;
 mod model_tasks;
+mod mutant_isolation;
 mod mutants;
 mod pool;
 mod real_schemas;

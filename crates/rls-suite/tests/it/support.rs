@@ -103,7 +103,8 @@ pub async fn run_mutants(
         app_role: Some(db.app_target().user.clone()),
         ..Default::default()
     };
-    mutation::run(bound, db, list, RunOptions::default(), &lint, 2)
+    let jobs = rls_suite::check::MutationOptions::default();
+    mutation::run(bound, db, list, RunOptions::default(), &lint, &jobs)
         .await
         .unwrap()
 }
