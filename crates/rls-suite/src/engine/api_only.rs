@@ -1,11 +1,11 @@
 //! The engine without a database: a table's matrix seeded, carried out and observed through the
 //! records API only, as the users themselves with their tokens (`verify --base-url` without a
-//! spec). The stages are the engine's — [`Op::all`] → [`plan`] → the HTTP observer → [`judge`]
-//! → [`describe`] — with two stand-ins for what a database gave them:
+//! spec). The stages are the engine's — `Op::all` → `plan` → the HTTP observer → `judge`
+//! → `describe` — with two stand-ins for what a database gave them:
 //!
 //! - **seeds** are what the API returned on insert: each owner POSTs its rows (the owner column
 //!   left to its default, as an app's client does) with `Prefer: return=representation`, and
-//!   the returned images are the [`Seeds`]; the rows are re-seeded after every cell that
+//!   the returned images are the `Seeds`; the rows are re-seeded after every cell that
 //!   changed anything (ids are the database's, so each seeding has its own keys);
 //! - **allowed** rows come from the spec's rules evaluated in Rust on those images, never from
 //!   what each user's own select returned: a select that leaks would otherwise define what is
