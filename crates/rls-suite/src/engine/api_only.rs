@@ -325,6 +325,17 @@ pub(crate) fn diff(before: &Images, after: &Images) -> Observed {
     o
 }
 
+/// What the judge is shown of a request that got HTTP `status`: a request the endpoint turned
+/// away before the database (401) read and wrote nothing — an empty answer, not an error the
+/// database gave (which the judge would take for a broken policy).
+pub(crate) fn as_judged(o: Observed, status: u16) -> Observed {
+    if status == 401 {
+        Observed { refused: None, ..o }
+    } else {
+        o
+    }
+}
+
 /// The matrix of `run.table`: the engine's operations down, `actors` across.
 pub async fn matrix(run: &ApiRun<'_>, actors: &[ApiActor]) -> Result<TableMatrix, Error> {
     let table = run.table.bind()?;
@@ -407,15 +418,7 @@ async fn cell(
         Some(code) if turned_away => format!("refused 401 {code}"),
         _ => describe(table, seeds, 0, op, &o, spec),
     };
-    // Turned away before the database: nothing read, nothing written, as the judge sees it.
-    let judged = if turned_away {
-        Observed {
-            refused: None,
-            ..o.clone()
-        }
-    } else {
-        o
-    };
+    let judged = as_judged(o, status);
     let verdict = judge(
         table,
         seeds,
