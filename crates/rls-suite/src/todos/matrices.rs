@@ -250,7 +250,6 @@ async fn claimless_sql(
         .commit()
         .await
         .map_err(sql_err("commit"))?;
-    let who = DbIdentity::authenticated_without_claims();
     let mut ops = Vec::new();
     let mut cells = Vec::new();
     let seeded = seed(&mut admin).await?;
@@ -261,10 +260,17 @@ async fn claimless_sql(
         &mut admin,
         Actor {
             key: WHO.into(),
-            kind: ActorKind::NoClaims,
+            kind: ActorKind::Claimless,
         },
     )
     .await?;
+    let who = judging
+        .who
+        .db_identity(&crate::engine::model::actor::template(), Default::default())
+        .map_err(|source| Error::Token {
+            actor: WHO.into(),
+            source,
+        })?;
     let key = judging.table().pk_expr("t");
     for (op, sql) in [
         (SELECT, format!("select {key} from {qualified} t")),
@@ -327,7 +333,7 @@ async fn claimless_http(
         &mut admin,
         Actor {
             key: WHO.into(),
-            kind: ActorKind::Anon,
+            kind: ActorKind::Tokenless,
         },
     )
     .await?;

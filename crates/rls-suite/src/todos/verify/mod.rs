@@ -243,7 +243,7 @@ fn actors(
         refused(
             Actor {
                 key: "anon".into(),
-                kind: ActorKind::Anon,
+                kind: ActorKind::Tokenless,
             },
             None,
         ),
