@@ -18,6 +18,7 @@
 
 pub mod model;
 
+pub mod api_only;
 pub(crate) mod bind;
 pub mod coverage;
 pub(crate) mod expect;

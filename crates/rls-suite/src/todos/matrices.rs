@@ -5,8 +5,11 @@
 //! The engine's `no_claims` carries `{"role": "authenticated"}`, as every identity InsForge
 //! forwards does (docs/fidelity.md). A session with no `request.jwt.claims` at all (a job, a
 //! gateway that forwards nothing) and a request with no `Authorization` header are probed here,
-//! judged with the engine's [`Verdict`] and reported as one more engine [`TableMatrix`]
-//! appended to the run's [`CheckReport`], so `leaks()`, `lost_access()` and `render()` count it.
+//! and judged by the engine's stages: what the spec allows them is the engine's `expect` for a
+//! caller with no identity, the verdict the engine's `judge` on the rows they read or removed
+//! (a 401 read as `api_only` reads it: a request that reached no row). The column is one more
+//! engine [`TableMatrix`] appended to the run's [`CheckReport`], so `leaks()`, `lost_access()` and
+//! `render()` count it.
 
 use std::path::PathBuf;
 
@@ -15,8 +18,14 @@ use reqwest::Method;
 use sqlx::{Connection, PgConnection};
 
 use super::fixtures::Fixtures;
+use crate::engine::api_only::as_judged;
+use crate::engine::expect::expected;
+use crate::engine::judge::judge;
+use crate::engine::model::{Actor, ActorKind, Observed, Op, SeedRow, Seeds, field};
 use crate::engine::observe::Api;
+use crate::engine::observe::http::key_of;
 use crate::engine::report::{SpecCell, TableMatrix};
+use crate::engine::seed::images;
 use crate::engine::{self, BoundSpec, CheckReport, Error, HttpEndpoint, RunOptions, Verdict, Via};
 use crate::spec::Spec;
 use uuid::Uuid;
@@ -40,8 +49,8 @@ pub async fn bind(admin: &PgTarget) -> Result<BoundSpec, Error> {
 
 /// The SQL matrix: the engine's run on the app's login role `app`, then the claimless column.
 pub async fn run_sql(admin: &PgTarget, app: &PgTarget) -> Result<CheckReport, Error> {
-    let claimless = claimless_sql(admin, app).await?;
     let bound = bind(admin).await?;
+    let claimless = claimless_sql(&bound, admin, app).await?;
     let mut report = engine::run(&bound, admin, app, RunOptions::default()).await?;
     report.tables.push(claimless);
     Ok(report)
@@ -50,8 +59,8 @@ pub async fn run_sql(admin: &PgTarget, app: &PgTarget) -> Result<CheckReport, Er
 /// The HTTP matrix: the engine's run through `endpoint` (seeded and observed through `admin`),
 /// then the requests with no `Authorization` header.
 pub async fn run_http(admin: &PgTarget, endpoint: &HttpEndpoint) -> Result<CheckReport, Error> {
-    let claimless = claimless_http(admin, &endpoint.base_url).await?;
     let bound = bind(admin).await?;
+    let claimless = claimless_http(&bound, admin, &endpoint.base_url).await?;
     let mut report =
         engine::run_via(&bound, admin, Via::Http(endpoint), RunOptions::default()).await?;
     report.tables.push(claimless);
@@ -110,25 +119,103 @@ async fn count(admin: &mut PgConnection, qualified: &str) -> Result<i64, Error> 
     .map_err(sql_err("count rows"))
 }
 
-/// Judges a claimless read: any row is a leak (the caller owns none); an error is lost access
-/// (nobody's rows is an empty answer) unless it is a 401, the API turning the caller away.
-fn judge_read(who: &str, table: &str, seen: usize, refused: Option<&str>) -> Verdict {
-    match refused {
-        Some(code) if !code.starts_with("401") => {
-            Verdict::LostAccess(format!("{who} gets an error ({code}) instead of a result"))
-        }
-        Some(_) => Verdict::Ok,
-        None if seen > 0 => Verdict::Leak(format!("{who} sees {seen} rows of {table}")),
-        None => Verdict::Ok,
-    }
+/// The seeded todos as the engine judges them: the table bound to the catalog, its rows (tagged
+/// with the fixture user who owns them) and what the spec allows `who`, a caller with no
+/// identity (the engine's `expect` stage).
+struct Judging<'a> {
+    bound: &'a BoundSpec,
+    ti: usize,
+    seeds: Seeds,
+    allowed: crate::engine::model::Allowed,
+    who: Actor,
 }
 
-/// Judges a claimless unfiltered write: any row changed is a leak; a refusal is fine.
-fn judge_write(who: &str, table: &str, changed: usize) -> Verdict {
-    if changed > 0 {
-        Verdict::Leak(format!("{who} deletes {changed} rows of {table}"))
-    } else {
-        Verdict::Ok
+impl<'a> Judging<'a> {
+    async fn new(
+        bound: &'a BoundSpec,
+        admin: &mut PgConnection,
+        who: Actor,
+    ) -> Result<Self, Error> {
+        let ti = bound
+            .index(TABLE)
+            .ok_or_else(|| Error::Endpoint(format!("the todos spec has no table {TABLE}")))?;
+        let table = &bound.tables[ti];
+        let fixtures = Fixtures::load()?;
+        let owner = table.spec.owner.as_deref().unwrap_or_default();
+        let rows: Vec<SeedRow> = images(table, admin)
+            .await?
+            .into_iter()
+            .map(|(pk, image)| {
+                let id = field(&image, owner).as_str().unwrap_or_default();
+                let tag = fixtures
+                    .users
+                    .iter()
+                    .find(|u| u.id == id)
+                    .map_or_else(|| "?".to_owned(), |u| u.key.clone());
+                SeedRow { pk, image, tag }
+            })
+            .collect();
+        let allowed = expected(table, &rows, std::slice::from_ref(&who), admin)
+            .await?
+            .remove(0);
+        let mut all = vec![Vec::new(); bound.tables.len()];
+        all[ti] = rows;
+        Ok(Self {
+            bound,
+            ti,
+            seeds: Seeds {
+                rows: all,
+                derived: Vec::new(),
+                triggers: Vec::new(),
+            },
+            allowed,
+            who,
+        })
+    }
+
+    fn table(&self) -> &crate::engine::model::Table {
+        &self.bound.tables[self.ti]
+    }
+
+    /// The engine's verdict on a select (`write` false) or an unfiltered delete that read or
+    /// removed the rows `keys` (the engine's keys), refused with `refused` (HTTP `status`, 0 in
+    /// SQL).
+    fn verdict(
+        &self,
+        write: bool,
+        keys: Vec<String>,
+        refused: Option<String>,
+        status: u16,
+    ) -> Verdict {
+        let (op, o) = if write {
+            (
+                Op::DeleteUnfiltered,
+                Observed {
+                    deleted: keys,
+                    refused,
+                    ..Observed::default()
+                },
+            )
+        } else {
+            (
+                Op::Select,
+                Observed {
+                    seen: keys,
+                    refused,
+                    ..Observed::default()
+                },
+            )
+        };
+        judge(
+            self.table(),
+            &self.seeds,
+            self.ti,
+            &self.allowed,
+            &self.who,
+            &op,
+            None,
+            &as_judged(o, status),
+        )
     }
 }
 
@@ -147,7 +234,11 @@ const DELETE: &str = "delete · no filter";
 
 /// `claimless`: `authenticated` with no claims, on a connection of the login role that served a signed-in
 /// caller first: a select and an unfiltered delete (rolled back) on the seeded todos.
-async fn claimless_sql(admin: &PgTarget, app: &PgTarget) -> Result<TableMatrix, Error> {
+async fn claimless_sql(
+    bound: &BoundSpec,
+    admin: &PgTarget,
+    app: &PgTarget,
+) -> Result<TableMatrix, Error> {
     const WHO: &str = "claimless";
     let mut admin = admin.connect().await?;
     let mut conn = app.connect().await?;
@@ -159,35 +250,43 @@ async fn claimless_sql(admin: &PgTarget, app: &PgTarget) -> Result<TableMatrix, 
         .commit()
         .await
         .map_err(sql_err("commit"))?;
-    let who = DbIdentity::authenticated_without_claims();
     let mut ops = Vec::new();
     let mut cells = Vec::new();
     let seeded = seed(&mut admin).await?;
     let (name, qualified) = (TABLE, QUALIFIED);
     let of = count(&mut admin, qualified).await?;
+    let judging = Judging::new(
+        bound,
+        &mut admin,
+        Actor {
+            key: WHO.into(),
+            kind: ActorKind::Claimless,
+        },
+    )
+    .await?;
+    let who = judging
+        .who
+        .db_identity(&crate::engine::model::actor::template(), Default::default())
+        .map_err(|source| Error::Token {
+            actor: WHO.into(),
+            source,
+        })?;
+    let key = judging.table().pk_expr("t");
     for (op, sql) in [
-        (SELECT, format!("select 1 from {qualified}")),
-        (DELETE, format!("delete from {qualified}")),
+        (SELECT, format!("select {key} from {qualified} t")),
+        (DELETE, format!("delete from {qualified} t returning {key}")),
     ] {
         let write = op == DELETE;
         let mut tx = begin_as(&mut conn, &who).await?;
-        // `sql` is one of the two constant statements above.
-        let result = if write {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *tx)
-                .await
-                .map(|done| usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
-        } else {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&mut *tx)
-                .await
-                .map(|rows| rows.len())
-        };
+        // `sql` is one of the two statements above, over a constant table and its bound key.
+        let result: Result<Vec<String>, _> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await;
         tx.rollback().await.ok();
-        let (n, refused) = match result {
-            Ok(n) => (n, None),
+        let (keys, refused) = match result {
+            Ok(keys) => (keys, None),
             Err(e) => (
-                0,
+                Vec::new(),
                 Some(
                     e.as_database_error()
                         .and_then(|d| d.code())
@@ -195,11 +294,8 @@ async fn claimless_sql(admin: &PgTarget, app: &PgTarget) -> Result<TableMatrix, 
                 ),
             ),
         };
-        let verdict = if write {
-            judge_write(WHO, name, n)
-        } else {
-            judge_read(WHO, name, n, refused.as_deref())
-        };
+        let n = keys.len();
+        let verdict = judging.verdict(write, keys, refused.clone(), 0);
         ops.push(format!("{op} {name}"));
         cells.push(vec![SpecCell {
             text: text(n, of, refused.as_deref(), write),
@@ -219,7 +315,11 @@ async fn claimless_sql(admin: &PgTarget, app: &PgTarget) -> Result<TableMatrix, 
 
 /// `tokenless`: requests with no `Authorization` header: a read and an unfiltered DELETE asking for the
 /// deleted rows back, on the seeded todos.
-async fn claimless_http(admin: &PgTarget, base_url: &str) -> Result<TableMatrix, Error> {
+async fn claimless_http(
+    bound: &BoundSpec,
+    admin: &PgTarget,
+    base_url: &str,
+) -> Result<TableMatrix, Error> {
     const WHO: &str = "tokenless";
     let api = Api::new(base_url)?;
     let mut admin = admin.connect().await?;
@@ -228,6 +328,16 @@ async fn claimless_http(admin: &PgTarget, base_url: &str) -> Result<TableMatrix,
     let seeded = seed(&mut admin).await?;
     let (name, qualified) = (TABLE, QUALIFIED);
     let of = count(&mut admin, qualified).await?;
+    let judging = Judging::new(
+        bound,
+        &mut admin,
+        Actor {
+            key: WHO.into(),
+            kind: ActorKind::Tokenless,
+        },
+    )
+    .await?;
+    let rows = &judging.seeds.rows[judging.ti];
     for (op, method, prefer) in [
         (SELECT, Method::GET, None),
         (DELETE, Method::DELETE, Some("return=representation")),
@@ -238,23 +348,27 @@ async fn claimless_http(admin: &PgTarget, base_url: &str) -> Result<TableMatrix,
             .request_with_authorization(method, name, query, None, None, prefer)
             .await?;
         let refused = (!reply.status.is_success()).then(|| reply.refusal());
-        let n = if refused.is_some() {
-            0
-        } else {
-            reply.body.as_array().map_or(0, Vec::len)
+        let mut keys: Vec<String> = match refused {
+            Some(_) => Vec::new(),
+            None => reply
+                .body
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| key_of(judging.table(), rows, r))
+                .collect(),
         };
-        let after = if write {
-            count(&mut admin, qualified).await?
-        } else {
-            of
-        };
-        // A delete that answered nothing back yet removed rows is still a leak.
-        let n = n.max(usize::try_from(of - after).unwrap_or(0));
-        let verdict = if write {
-            judge_write(WHO, name, n)
-        } else {
-            judge_read(WHO, name, n, refused.as_deref())
-        };
+        if write {
+            // A delete that answered nothing back yet removed rows is still a leak.
+            let after = images(judging.table(), &mut admin).await?;
+            for r in rows {
+                if !after.contains_key(&r.pk) && !keys.contains(&r.pk) {
+                    keys.push(r.pk.clone());
+                }
+            }
+        }
+        let n = keys.len();
+        let verdict = judging.verdict(write, keys, refused.clone(), reply.status.as_u16());
         ops.push(format!("{op} {name}"));
         cells.push(vec![SpecCell {
             text: text(n, of, refused.as_deref(), write),
@@ -269,28 +383,4 @@ async fn claimless_http(admin: &PgTarget, base_url: &str) -> Result<TableMatrix,
         ops,
         cells,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_claimless_read_tells_leaks_from_lost_access() {
-        assert!(matches!(
-            judge_read("x", "todos", 1, None),
-            Verdict::Leak(_)
-        ));
-        assert!(matches!(
-            judge_read("x", "todos", 0, Some("22P02")),
-            Verdict::LostAccess(_)
-        ));
-        assert_eq!(
-            judge_read("x", "todos", 0, Some("401 AUTH_UNAUTHORIZED")),
-            Verdict::Ok
-        );
-        assert_eq!(judge_read("x", "todos", 0, None), Verdict::Ok);
-        assert!(matches!(judge_write("x", "todos", 2), Verdict::Leak(_)));
-        assert_eq!(judge_write("x", "todos", 0), Verdict::Ok);
-    }
 }

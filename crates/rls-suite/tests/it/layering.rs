@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// The engine's modules in the order data flows through them (`run` drives them all).
-const ORDER: [&str; 15] = [
+const ORDER: [&str; 16] = [
     "model",
     "bind",
     "seed",
@@ -20,6 +20,7 @@ const ORDER: [&str; 15] = [
     "functions",
     "report",
     "surfaces",
+    "api_only",
     "run",
 ];
 

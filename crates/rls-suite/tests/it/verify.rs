@@ -64,7 +64,7 @@ async fn verify_reports_a_leak_on_a_mutant_schema() {
         report
             .leaks()
             .iter()
-            .any(|l| l.contains("update, no filter")),
+            .any(|l| l.contains("update · no filter")),
         "{:#?}",
         report.leaks()
     );

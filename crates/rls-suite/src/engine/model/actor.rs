@@ -49,6 +49,15 @@ pub enum ActorKind {
     NoClaims,
     /// The anon key: the `anon` role, no claims.
     Anon,
+    /// `authenticated` with no `request.jwt.claims` at all (not even `role`): a job, or a
+    /// gateway that forwards nothing. On a pooled connection that served a signed-in caller
+    /// first, the setting reads back as `''`, which a claims reader must survive. Not among a
+    /// spec's [`actors`]: the todos matrices probe it (`todos::matrices`).
+    Claimless,
+    /// A request with no `Authorization` header at all: over HTTP it must be turned away before
+    /// the database (InsForge: 401); were it let through, Postgres would see the `anon` role.
+    /// Not among a spec's [`actors`]: the todos matrices and `verify` probe it.
+    Tokenless,
 }
 
 /// One column of the matrices.
@@ -79,7 +88,7 @@ impl Actor {
     /// The role the database switches to.
     pub fn role(&self) -> &'static str {
         match self.kind {
-            ActorKind::Anon => "anon",
+            ActorKind::Anon | ActorKind::Tokenless => "anon",
             _ => "authenticated",
         }
     }
@@ -108,6 +117,7 @@ impl Actor {
             None if self.kind == ActorKind::NoClaims => {
                 DbIdentity::raw("authenticated", Some(r#"{"role":"authenticated"}"#))
             }
+            None if self.kind == ActorKind::Claimless => DbIdentity::authenticated_without_claims(),
             // The anon key reaches Postgres as `anon` with no `sub` (facts.md §10); which
             // claims, if any, InsForge sets for it is not recorded: none, as before.
             None => DbIdentity::anon(),
@@ -253,6 +263,27 @@ mod tests {
         };
         let identity = anon.db_identity(&t, ClaimsForwarding::InsForge23).unwrap();
         assert_eq!(identity.role, "anon");
+    }
+
+    #[test]
+    fn claimless_has_no_claims_and_tokenless_is_anon() {
+        let t = template();
+        let claimless = Actor {
+            key: "claimless".into(),
+            kind: ActorKind::Claimless,
+        };
+        let identity = claimless
+            .db_identity(&t, ClaimsForwarding::InsForge23)
+            .unwrap();
+        assert_eq!(identity.role, "authenticated");
+        assert_eq!(identity.claims, None);
+        let tokenless = Actor {
+            key: "tokenless".into(),
+            kind: ActorKind::Tokenless,
+        };
+        assert_eq!(tokenless.role(), "anon");
+        assert_eq!(tokenless.id(), None);
+        assert!(!tokenless.is_user() && !claimless.is_user());
     }
 
     #[test]

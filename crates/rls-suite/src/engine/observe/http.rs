@@ -288,6 +288,21 @@ pub(crate) async fn execute(
     seeds: &[SeedRow],
     action: &Action,
 ) -> Result<Executed, Error> {
+    Ok(execute_as(api, Some(authorization), table, seeds, action)
+        .await?
+        .0)
+}
+
+/// [`execute`] with any `Authorization` header (or none), and the HTTP status it got (0 when
+/// no request was sent): the API-only run tells a token turned away (401) from a refusal in
+/// the database.
+pub(crate) async fn execute_as(
+    api: &Api,
+    authorization: Option<&str>,
+    table: &Table,
+    seeds: &[SeedRow],
+    action: &Action,
+) -> Result<(Executed, u16), Error> {
     let name = table.spec.name.as_str();
     let (method, resource, query, body) = match action {
         Action::Select { via } => {
@@ -295,7 +310,7 @@ pub(crate) async fn execute(
                 None => name,
                 Some(i) => match &table.readers[*i].view {
                     Some(view) => view.as_str(),
-                    None => return Ok(Executed::Unsupported("n/a over HTTP (a function)")),
+                    None => return Ok((Executed::Unsupported("n/a over HTTP (a function)"), 0)),
                 },
             };
             (Method::GET, resource, select_list(table), None)
@@ -325,16 +340,20 @@ pub(crate) async fn execute(
             method,
             resource,
             &query,
-            Some(authorization),
+            authorization,
             body,
             Some("return=minimal"),
         )
         .await?;
+    let status = reply.status.as_u16();
     if !reply.status.is_success() {
-        return Ok(Executed::Done {
-            seen: Vec::new(),
-            refused: Some(refusal_code(&reply)),
-        });
+        return Ok((
+            Executed::Done {
+                seen: Vec::new(),
+                refused: Some(refusal_code(&reply)),
+            },
+            status,
+        ));
     }
     let seen = match action {
         Action::Select { .. } => match reply.body.as_array() {
@@ -349,10 +368,13 @@ pub(crate) async fn execute(
         },
         _ => Vec::new(),
     };
-    Ok(Executed::Done {
-        seen,
-        refused: None,
-    })
+    Ok((
+        Executed::Done {
+            seen,
+            refused: None,
+        },
+        status,
+    ))
 }
 
 #[cfg(test)]

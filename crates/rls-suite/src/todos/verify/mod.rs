@@ -1,31 +1,43 @@
 //! Live verification against any InsForge-compatible endpoint (the sample app, or a real
 //! InsForge project with its JWT secret) **without a database and without a spec**: the HTTP
 //! matrix and the token table, with synthetic users whose rows are removed afterwards.
-//! Everything is observed through the API itself. The report is engine types (a
-//! [`TableMatrix`] of [`Verdict`]s, the hostile-token table as [`HostileRow`]s, rendered by the
-//! engine's report); the cells are probed by the private `cells`/`probe` modules, because the
-//! engine's observers seed and observe through a database (ARCHITECTURE.md).
-
-mod cells;
-mod probe;
-
-use std::collections::BTreeMap;
+//! Everything is observed through the API itself, by the engine run without a database
+//! ([`crate::engine::api_only`]): the engine's operations, plan, HTTP observer and judge, with
+//! seeds from what the API returned and the allowed rows from the description's rules. The
+//! report is engine types (a [`TableMatrix`] of [`Verdict`]s, the hostile-token table as
+//! [`HostileRow`]s, rendered by the engine's report).
 
 use clerk_token::{ClerkTemplate, ClerkUser, Secret};
 use reqwest::Method;
-use serde_json::{Value, json};
-use uuid::Uuid;
+use serde_json::{Map, Value, json};
 
-use self::cells::{Actor, Observation, Op, Owner, Row};
-use self::probe::{Owners, Seeded, Tokens, probe};
 use crate::engine::Error;
 use crate::engine::Verdict;
+use crate::engine::api_only::{ApiActor, ApiOwner, ApiRun, ApiTable, Images, diff, matrix};
 use crate::engine::hostile::HostileRow;
-use crate::engine::observe::{Api, Reply};
-use crate::engine::report::{TableMatrix, render_hostile};
+use crate::engine::model::{Actor, ActorKind, Op, SeedRow, Seeds};
+use crate::engine::observe::Api;
+use crate::engine::report::{TableMatrix, describe, render_hostile};
+use crate::spec::Spec;
 
-/// Rows each synthetic user starts with: A and B two each, the bystander one.
-const SEED: [(Owner, usize); 3] = [(Owner::A, 2), (Owner::B, 2), (Owner::Bystander, 1)];
+/// The synthetic users' tags: the two acting users and a bystander no operation aims at.
+const USER_A: &str = "user A";
+const USER_B: &str = "user B";
+const BYSTANDER: &str = "bystander";
+
+/// What `verify` checks without a spec: rows private per user, owned through `user_id` (which
+/// defaults to the caller's id), `title` their payload, `id` their key.
+fn description(table: &str) -> Result<ApiTable, Error> {
+    let text = format!(
+        "[actors.a]\n[actors.b]\n[tables.{name}]\nowner = \"user_id\"\n\
+         payload = {{ title = \"rls-verify\" }}\nselect = \"owner\"\ninsert = \"owner\"\n\
+         update = \"owner\"\ndelete = \"owner\"\n",
+        // A TOML basic string: JSON's escapes are TOML's.
+        name = Value::from(table)
+    );
+    let spec = Spec::parse(std::path::Path::new("verify"), &text)?;
+    ApiTable::new(spec, &["id"])
+}
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -38,7 +50,8 @@ pub struct VerifyOptions {
 pub struct VerifyReport {
     pub base_url: String,
     pub table: String,
-    /// Operations down, actors across (user A, user B, no claims, anon, expired, other secret).
+    /// The engine's operations down, actors across (user A, user B, no claims, anon, expired,
+    /// other secret).
     pub matrix: TableMatrix,
     /// User A's token tampered each way of `fixtures/tokens.json`: a read and an unfiltered PATCH.
     pub tokens: Vec<HostileRow>,
@@ -69,7 +82,7 @@ impl VerifyReport {
 
     pub fn render(&self) -> String {
         let mut out = format!(
-            "verify {} (table {})\n\nHTTP (live) access matrix (A = user A, B = user B, M = bystander; n = rows)\n{}\n",
+            "verify {} (table {})\n\nHTTP (live) access matrix (the synthetic users user A, user B and a bystander; tag:n = rows)\n{}\n",
             self.base_url,
             self.table,
             self.matrix.render()
@@ -97,144 +110,49 @@ impl VerifyReport {
     }
 }
 
-struct Live {
-    api: Api,
-    table: String,
-    owners: Owners,
-    /// A long-lived token per synthetic user, for seeding, observing and cleaning up.
-    tokens: BTreeMap<Owner, String>,
-}
-
-impl Live {
-    async fn call(
-        &self,
-        method: Method,
-        query: &str,
-        owner: Owner,
-        body: Option<&Value>,
-        prefer: &str,
-    ) -> Result<Reply, Error> {
-        let auth = format!("Bearer {}", self.tokens[&owner]);
-        self.api
-            .request_with_authorization(method, &self.table, query, Some(&auth), body, Some(prefer))
-            .await
-    }
-
-    /// Each user's view of their rows, merged: the observer is the owners themselves.
-    async fn snapshot(&self) -> Result<Vec<Row>, Error> {
-        let mut rows = BTreeMap::new();
-        for owner in self.tokens.keys() {
-            let reply = self
-                .call(
-                    Method::GET,
-                    "select=id,user_id,title,is_complete&limit=1000",
-                    *owner,
-                    None,
-                    "return=minimal",
-                )
-                .await?;
-            for r in reply.body.as_array().into_iter().flatten() {
-                let user_id = r["user_id"].as_str().unwrap_or_default();
-                let Some(id) = r["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) else {
-                    continue;
-                };
-                if self.owners.knows(user_id) {
-                    rows.insert(
-                        id,
-                        Row {
-                            id,
-                            owner: self.owners.of(Some(user_id)),
-                            title: r["title"].as_str().unwrap_or_default().to_owned(),
-                            is_complete: r["is_complete"].as_bool().unwrap_or(false),
-                        },
-                    );
-                }
-            }
-        }
-        Ok(rows.into_values().collect())
-    }
-
-    /// Removes every synthetic row its owner can delete.
-    async fn clear(&self) -> Result<(), Error> {
-        for owner in self.tokens.keys() {
-            let id = self.user_id(*owner);
-            self.call(
-                Method::DELETE,
-                &format!("user_id=eq.{id}"),
-                *owner,
-                None,
-                "return=minimal",
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    fn user_id(&self, owner: Owner) -> String {
-        match owner {
-            Owner::A => self.owners.a.clone(),
-            Owner::B => self.owners.b.clone(),
-            _ => self.owners.bystander.clone(),
-        }
-    }
-
-    async fn reseed(&self) -> Result<Seeded, Error> {
-        self.clear().await?;
-        let mut first_row = std::collections::HashMap::new();
-        for (owner, n) in SEED {
-            for i in 0..n {
-                let body = json!({ "title": format!("rls-verify {owner:?} #{i}") });
-                let reply = self
-                    .call(
-                        Method::POST,
-                        "select=id",
-                        owner,
-                        Some(&body),
-                        "return=representation",
-                    )
-                    .await?;
-                let id = reply
-                    .body
-                    .get(0)
-                    .and_then(|r| r["id"].as_str())
-                    .and_then(|s| Uuid::parse_str(s).ok());
-                let Some(id) = id else {
-                    return Err(Error::Endpoint(format!(
-                        "seeding failed: POST as a synthetic user answered {} {} — the table must accept \
-                         {{\"title\": …}} with user_id defaulting to requesting_user_id()",
-                        reply.status, reply.body
-                    )));
-                };
-                first_row.entry(owner).or_insert(id);
-            }
-        }
-        Ok(Seeded { first_row })
-    }
-}
-
 /// Runs the matrix and the token table against a live endpoint, then removes the synthetic rows.
 pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
     let users: Vec<ClerkUser> = (0..3)
         .map(|_| ClerkUser::new(clerk_token::new_user_id().into_string()))
         .collect();
-    let owners = Owners::from_ids(&users[0].id, &users[1].id, &users[2].id);
     // Long-lived, so a slow endpoint cannot expire them mid-run.
     let template = ClerkTemplate::insforge(opts.secret.clone()).with_lifetime_secs(3600);
     let err = Error::from;
-    let tokens = BTreeMap::from([
-        (Owner::A, template.mint(&users[0]).map_err(err)?),
-        (Owner::B, template.mint(&users[1]).map_err(err)?),
-        (Owner::Bystander, template.mint(&users[2]).map_err(err)?),
-    ]);
-    let live = Live {
-        api: Api::new(&opts.base_url)?,
-        table: opts.table.clone(),
-        owners,
-        tokens,
+    let bearer = |u: &ClerkUser| -> Result<String, Error> {
+        Ok(format!("Bearer {}", template.mint(u).map_err(err)?))
+    };
+    let owners = [
+        (USER_A, &users[0], 2),
+        (USER_B, &users[1], 2),
+        (BYSTANDER, &users[2], 1),
+    ]
+    .into_iter()
+    .map(|(tag, u, rows)| {
+        Ok(ApiOwner {
+            tag: tag.to_owned(),
+            id: u.id.clone(),
+            authorization: bearer(u)?,
+            rows,
+        })
+    })
+    .collect::<Result<Vec<_>, Error>>()?;
+    let api = Api::new(&opts.base_url)?;
+    let table = description(&opts.table)?;
+    let run = ApiRun {
+        api: &api,
+        table: &table,
+        owners: &owners,
     };
 
-    let preflight = live
-        .call(Method::GET, "select=id&limit=1", Owner::A, None, "return=minimal")
+    let preflight = api
+        .request_with_authorization(
+            Method::GET,
+            &opts.table,
+            "select=id&limit=1",
+            Some(&owners[0].authorization),
+            None,
+            None,
+        )
         .await
         .map_err(|e| match e {
             Error::Http {
@@ -256,13 +174,13 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
         )));
     }
 
-    let actor_tokens = Tokens::mint(&opts.secret, &users[0], &users[1])?;
-    let outcome = run(&live, &actor_tokens, &opts.secret, &users[0], &users[1].id).await;
+    let actors = actors(&opts.secret, &owners, &users[0], &users[1])?;
+    let outcome = run_all(&run, &actors, &opts.secret, &users[0], &users[1].id).await;
     // Clean up whatever happened above.
-    let cleared = live.clear().await;
-    let leftovers = live.snapshot().await.map(|rows| {
+    let cleared = run.clear().await;
+    let leftovers = run.snapshot().await.map(|rows| {
         rows.iter()
-            .map(|r| format!("{} ({:?})", r.id, r.owner))
+            .map(|(pk, (_, tag))| format!("{pk} ({tag})"))
             .collect()
     });
     let (matrix, token_outcomes) = outcome?;
@@ -276,83 +194,142 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
     })
 }
 
-async fn run(
-    live: &Live,
-    actor_tokens: &Tokens,
+/// The matrix's columns: users A and B, then callers the endpoint must turn away — a token
+/// without `sub`, no token, user A's token expired by a minute, user A's claims signed with
+/// another secret.
+fn actors(
+    secret: &Secret,
+    owners: &[ApiOwner],
+    a: &ClerkUser,
+    b: &ClerkUser,
+) -> Result<Vec<ApiActor>, Error> {
+    let err = Error::from;
+    let template = ClerkTemplate::insforge(secret.clone());
+    let user = |key: &str, u: &ClerkUser| Actor {
+        key: key.to_owned(),
+        kind: ActorKind::User {
+            id: u.id.clone(),
+            email: None,
+            claims: Map::new(),
+        },
+    };
+    let refused = |actor: Actor, token: Option<String>| ApiActor {
+        actor,
+        authorization: token.map(|t| format!("Bearer {t}")),
+        accepted: false,
+    };
+    let mut no_sub = template.claims_for(a).map_err(err)?;
+    no_sub.remove("sub");
+    let expired = ClerkTemplate::insforge(secret.clone())
+        .with_clock(clerk_token::FixedClock::new(template.now() - 61));
+    Ok(vec![
+        ApiActor {
+            actor: user(USER_A, a),
+            authorization: Some(owners[0].authorization.clone()),
+            accepted: true,
+        },
+        ApiActor {
+            actor: user(USER_B, b),
+            authorization: Some(owners[1].authorization.clone()),
+            accepted: true,
+        },
+        refused(
+            Actor {
+                key: "no claims".into(),
+                kind: ActorKind::NoClaims,
+            },
+            Some(template.sign_claims(&Value::Object(no_sub)).map_err(err)?),
+        ),
+        refused(
+            Actor {
+                key: "anon".into(),
+                kind: ActorKind::Tokenless,
+            },
+            None,
+        ),
+        refused(user("expired", a), Some(expired.mint(a).map_err(err)?)),
+        refused(
+            user("other secret", a),
+            Some(
+                ClerkTemplate::insforge(Secret::generate())
+                    .mint(a)
+                    .map_err(err)?,
+            ),
+        ),
+    ])
+}
+
+/// `before` as seeds, so the engine's words can describe a change to it.
+fn as_seeds(before: &Images) -> Seeds {
+    Seeds {
+        rows: vec![
+            before
+                .iter()
+                .map(|(pk, (image, tag))| SeedRow {
+                    pk: pk.clone(),
+                    image: image.clone(),
+                    tag: tag.clone(),
+                })
+                .collect(),
+        ],
+        derived: Vec::new(),
+        triggers: Vec::new(),
+    }
+}
+
+async fn run_all(
+    run: &ApiRun<'_>,
+    actors: &[ApiActor],
     secret: &Secret,
     a: &ClerkUser,
     b_id: &str,
 ) -> Result<(TableMatrix, Vec<HostileRow>), Error> {
-    let matrix = cells::build(
-        &live.table,
-        Actor::HTTP.to_vec(),
-        Op::all(&[]),
-        |actor| {
-            SEED.iter()
-                .find(|(o, _)| Some(*o) == actor.own())
-                .map_or(0, |(_, n)| *n)
-        },
-        async |actor, op| {
-            let seeded = live.reseed().await?;
-            let before = live.snapshot().await?;
-            let probed = probe(
-                &live.api,
-                &live.table,
-                actor_tokens.for_actor(actor),
-                &live.owners,
-                &seeded,
-                actor,
-                op,
-            )
-            .await?;
-            probed
-                .observe(&before, async || live.snapshot().await)
-                .await
-        },
-    )
-    .await?;
+    let matrix = matrix(run, actors).await?;
+    let table = run.table.bind()?;
 
     let mut outcomes = Vec::new();
     let mut seeded_clean = false;
     for case in crate::engine::tokens::cases()? {
         if !seeded_clean {
-            live.reseed().await?;
+            run.seed().await?;
         }
         let authorization = case.authorization(secret, a, b_id)?;
-        let before = live.snapshot().await?;
-        let read = live
+        let before = run.snapshot().await?;
+        let read = run
             .api
             .request_with_authorization(
                 Method::GET,
-                &live.table,
+                run.table.name(),
                 "select=user_id",
                 Some(&authorization),
                 None,
                 None,
             )
             .await?;
-        live.api
+        run.api
             .request_with_authorization(
                 Method::PATCH,
-                &live.table,
+                run.table.name(),
                 "",
                 Some(&authorization),
                 Some(&json!({ "title": "rls-verify: tampered" })),
                 None,
             )
             .await?;
-        let after = live.snapshot().await?;
-        let changed = Observation::from_diff(&before, &after);
-        seeded_clean = changed == Observation::default();
+        let after = run.snapshot().await?;
+        let changed = diff(&before, &after);
+        seeded_clean =
+            changed.inserted.is_empty() && changed.updated.is_empty() && changed.deleted.is_empty();
         let foreign_seen = read.body.as_array().map_or(0, |rows| {
             rows.iter()
                 .filter(|r| r["user_id"].as_str() != Some(a.id.as_str()))
                 .count()
         });
+        let tag = |pk: &String| before.get(pk).map_or("?", |(_, t)| t.as_str());
         let foreign_changed = changed
             .updated
             .iter()
-            .any(|(b, a)| *b != Owner::A || *a != Owner::A);
+            .any(|(pk, old, new)| tag(pk) != USER_A || old.get("user_id") != new.get("user_id"));
         let verdict = if foreign_seen > 0 {
             Verdict::Leak(format!("reads {foreign_seen} rows of other users"))
         } else if foreign_changed {
@@ -372,16 +349,21 @@ async fn run(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
+        let patched = describe(
+            &table,
+            &as_seeds(&before),
+            0,
+            &Op::UpdateUnfiltered,
+            &changed,
+            run.table.spec(),
+        );
         outcomes.push(HostileRow {
-            table: live.table.clone(),
+            table: run.table.name().to_owned(),
             case: case.case,
             status: read.status.as_u16(),
             error,
             contract: case.expect.status,
-            observed: format!(
-                "others' rows seen: {foreign_seen}, unfiltered PATCH: {}",
-                changed.describe(&Op::UpdateUnfiltered)
-            ),
+            observed: format!("others' rows seen: {foreign_seen}, unfiltered PATCH: {patched}"),
             verdict,
         });
     }
