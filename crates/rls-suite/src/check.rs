@@ -134,7 +134,8 @@ pub struct Timings {
     pub matrices: Duration,
     pub http: Option<Duration>,
     pub lint: Duration,
-    /// The mutation run (baseline, clones, judging); generating the mutants is not in it.
+    /// The mutation run (the seeded sessions, the baseline, judging); generating the mutants
+    /// is not in it.
     pub mutation: Option<Duration>,
 }
 
@@ -232,7 +233,8 @@ pub async fn check(subject: &Subject, opts: &CheckOptions) -> Result<CheckOutcom
     let db = TestDatabase::migrated(&subject.migrations)
         .await
         .map_err(CheckError::FreshDatabase)?;
-    // The mutants are cloned from this copy, made before anything is seeded.
+    // The mutants' seeded sessions run on this copy (and clones of it), made before anything
+    // is seeded.
     let pristine = match &opts.mutation {
         Some(_) => Some(TestDatabase::clone_of(&db).await?),
         None => None,

@@ -60,7 +60,7 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = Forwarding::Insforge)]
     claims_forwarding: Forwarding,
     /// Skip the mutants generated from the catalog (each policy weakened one way at a time,
-    /// each judged on a clone by the matrices and the lint).
+    /// each judged in a savepoint of one seeded session by the matrices and the lint).
     #[arg(long)]
     no_mutants: bool,
     /// How many mutants run at once.
