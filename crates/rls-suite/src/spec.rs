@@ -89,6 +89,9 @@ impl Command {
         Command::Delete,
     ];
 
+    /// The write commands that get a cell per membership role (`insert · as <role>`).
+    pub const ROLE_CELLS: [Command; 3] = [Command::Insert, Command::Update, Command::Delete];
+
     pub fn key(self) -> &'static str {
         match self {
             Command::Select => "select",
@@ -269,7 +272,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 
 /// The operations of a table as `[accept]` keys (besides `select_via_<reader>`, known once the
 /// spec is bound): the labels of `engine::model::Op`.
-fn operation_keys(t: &TableSpec) -> Vec<String> {
+fn operation_keys(spec: &Spec, t: &TableSpec) -> Vec<String> {
     let mut ops: Vec<String> = [
         "select",
         "insert.allowed_row",
@@ -293,6 +296,11 @@ fn operation_keys(t: &TableSpec) -> Vec<String> {
     for c in &t.immutable {
         ops.push(format!("hand_over_{c}.own_row"));
         ops.push(format!("hand_over_{c}.no_filter"));
+    }
+    for role in spec.role_cells(t) {
+        for command in Command::ROLE_CELLS {
+            ops.push(format!("{command}.as_{role}"));
+        }
     }
     ops
 }
@@ -615,6 +623,37 @@ impl Spec {
         self.tables.iter().find(|t| t.name == name)
     }
 
+    /// The membership roles `t`'s write cells are tried with one at a time (`insert · as
+    /// <role>`, …): the `roles` of the membership that grants `t`'s rows (its own `members`,
+    /// else its parent's, up the chain), where some rule of `t` names a role (`member:<role>`,
+    /// also inside an `all`). Empty otherwise.
+    pub fn role_cells(&self, t: &TableSpec) -> Vec<String> {
+        let names_a_role = t
+            .rules
+            .values()
+            .flatten()
+            .flat_map(Rule::flatten)
+            .any(|r| matches!(r, Rule::Member(Some(_))));
+        if !names_a_role {
+            return Vec::new();
+        }
+        let mut at = t;
+        for _ in 0..16 {
+            if let Some(m) = &at.members {
+                return m
+                    .role
+                    .as_ref()
+                    .map(|(_, roles)| roles.clone())
+                    .unwrap_or_default();
+            }
+            match at.parent.as_ref().and_then(|p| self.table(&p.table)) {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        Vec::new()
+    }
+
     /// An `[accept]` entry checked against the spec: a reason, and a table, an operation and
     /// an actor that exist.
     fn accept_entry(
@@ -647,7 +686,7 @@ impl Spec {
         let known_op = operation.starts_with("select_via_")
             || tables
                 .iter()
-                .flat_map(|t| operation_keys(t))
+                .flat_map(|t| operation_keys(self, t))
                 .any(|op| glob(operation, &op));
         if !known_op {
             return Err(fail(format!(
@@ -657,7 +696,7 @@ impl Spec {
                     .map(|t| t.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                operation_keys(tables[0]).join(", ") + ", select_via_<reader>"
+                operation_keys(self, tables[0]).join(", ") + ", select_via_<reader>"
             )));
         }
         let actors: Vec<String> = crate::engine::model::actor::actors(self)

@@ -444,9 +444,24 @@ async fn bind_table(
         (Some(p), false) => p.on.iter().map(|(mine, _)| mine.clone()).collect(),
         _ => Vec::new(),
     };
+    let role_preds = spec
+        .role_cells(t)
+        .into_iter()
+        .map(|role| {
+            let sql = member(spec, t, "t", Some(std::slice::from_ref(&role)), 0);
+            (role, Predicate(format!("coalesce({sql}, false)")))
+        })
+        .collect();
     Ok(Table {
         variants,
         movable,
+        role_preds,
+        member_user: spec
+            .tables
+            .iter()
+            .filter_map(|o| o.members.as_ref())
+            .find(|m| m.table == t.name)
+            .map(|m| m.user.clone()),
         combos: Vec::new(),
         readers,
         qname: format!("{}.{}", quote_ident(&spec.schema), quote_ident(&t.name)),

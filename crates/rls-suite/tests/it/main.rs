@@ -18,6 +18,7 @@ mod model_tasks;
 mod mutants;
 mod pool;
 mod real_schemas;
+mod roles;
 mod rules;
 mod spec_check;
 mod spec_http;
