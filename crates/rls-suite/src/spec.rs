@@ -166,6 +166,8 @@ pub struct TableSpec {
     /// The users this table's seed rows are made for (`seed_for`): a shape no policy reveals,
     /// such as a user with no role. `None`: every user, the look-alikes included.
     pub seed_for: Option<Vec<String>>,
+    /// Seed rows the team declares (`[[tables.<t>.rows]]`), for shapes no policy reveals.
+    pub rows: Vec<DeclaredRow>,
     pub members: Option<Members>,
     pub parent: Option<Parent>,
     pub predicates: BTreeMap<String, String>,
@@ -174,6 +176,18 @@ pub struct TableSpec {
     pub line: usize,
     /// The line of each key that has one (`select`, `parent`, `members`, …).
     pub key_lines: BTreeMap<&'static str, usize>,
+}
+
+/// One `[[tables.<t>.rows]]` entry: one more seed row of the table, a copy of the first seed row
+/// made for `user` (its owner, parent and membership columns) with `values` set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredRow {
+    /// A user of `[actors]`: whose row it is.
+    pub user: String,
+    /// Column → value (at least one).
+    pub values: Map<String, Value>,
+    /// The line of the entry, for errors found against the catalog or when seeding.
+    pub line: usize,
 }
 
 impl TableSpec {
@@ -353,6 +367,8 @@ struct RawTable {
     change: Option<Spanned<String>>,
     triggers: Option<Spanned<bool>>,
     seed_for: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    rows: Vec<Spanned<RawRow>>,
     immutable: Option<Vec<Spanned<String>>>,
     members: Option<Spanned<RawMembers>>,
     parent: Option<Spanned<RawParent>>,
@@ -362,6 +378,15 @@ struct RawTable {
     insert: Option<Spanned<OneOrMany>>,
     update: Option<Spanned<OneOrMany>>,
     delete: Option<Spanned<OneOrMany>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRow {
+    #[serde(rename = "for")]
+    user: String,
+    #[serde(default)]
+    values: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -547,6 +572,37 @@ impl Spec {
                     return Err(fail(format!(
                         "`{unknown}` is not a user of [actors] (they are {})",
                         user_keys.join(", ")
+                    )));
+                }
+            }
+            for row in &t.rows {
+                let fail = |what: String| SpecError::Invalid {
+                    path: path.to_owned(),
+                    line: row.line,
+                    key: format!("tables.{name}.rows"),
+                    message: what,
+                };
+                if !user_keys.contains(&row.user.as_str()) {
+                    return Err(fail(format!(
+                        "`for = \"{}\"`: not a user of [actors] (they are {})",
+                        row.user,
+                        user_keys.join(", ")
+                    )));
+                }
+                if row.values.is_empty() {
+                    return Err(fail(
+                        "give the row's `values` (column = value): what makes it differ from \
+                         the user's other seed rows"
+                            .into(),
+                    ));
+                }
+                if let Some(only) = &t.seed_for
+                    && !only.contains(&row.user)
+                {
+                    return Err(fail(format!(
+                        "`{}` is not in this table's `seed_for`: the row is a copy of their \
+                         seed row, and they have none",
+                        row.user
                     )));
                 }
             }
@@ -1031,6 +1087,19 @@ fn table(
         immutable,
         immutable_explicit,
         seed_for: raw.seed_for.map(Spanned::into_inner),
+        rows: raw
+            .rows
+            .into_iter()
+            .map(|r| {
+                let line = src.line(r.span().start);
+                let r = r.into_inner();
+                DeclaredRow {
+                    user: r.user,
+                    values: toml_to_json(r.values),
+                    line,
+                }
+            })
+            .collect(),
         members,
         parent,
         predicates,

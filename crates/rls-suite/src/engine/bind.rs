@@ -317,6 +317,20 @@ async fn bind_table(
             return Err(missing("immutable", col));
         }
     }
+    for row in &t.rows {
+        if let Some(col) = row.values.keys().find(|c| !has(c)) {
+            return Err(Error::Spec(SpecError::Invalid {
+                path: spec.path.clone(),
+                line: row.line,
+                key: format!("tables.{}.rows", t.name),
+                message: format!(
+                    "`{}` has no column `{col}` (its columns: {})",
+                    t.name,
+                    names.join(", ")
+                ),
+            }));
+        }
+    }
     // Rows are told apart by the primary key; without one, by the first unique key whose
     // columns are all NOT NULL; without that, by all of their columns.
     let not_null = |c: &String| cat.columns.iter().any(|col| &col.0 == c && col.2);
