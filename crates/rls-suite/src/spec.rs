@@ -89,6 +89,9 @@ impl Command {
         Command::Delete,
     ];
 
+    /// The write commands that get a cell per membership role (`insert · as <role>`).
+    pub const ROLE_CELLS: [Command; 3] = [Command::Insert, Command::Update, Command::Delete];
+
     pub fn key(self) -> &'static str {
         match self {
             Command::Select => "select",
@@ -163,6 +166,8 @@ pub struct TableSpec {
     /// The users this table's seed rows are made for (`seed_for`): a shape no policy reveals,
     /// such as a user with no role. `None`: every user, the look-alikes included.
     pub seed_for: Option<Vec<String>>,
+    /// Seed rows the team declares (`[[tables.<t>.rows]]`), for shapes no policy reveals.
+    pub rows: Vec<DeclaredRow>,
     pub members: Option<Members>,
     pub parent: Option<Parent>,
     pub predicates: BTreeMap<String, String>,
@@ -171,6 +176,18 @@ pub struct TableSpec {
     pub line: usize,
     /// The line of each key that has one (`select`, `parent`, `members`, …).
     pub key_lines: BTreeMap<&'static str, usize>,
+}
+
+/// One `[[tables.<t>.rows]]` entry: one more seed row of the table, a copy of the first seed row
+/// made for `user` (its owner, parent and membership columns) with `values` set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredRow {
+    /// A user of `[actors]`: whose row it is.
+    pub user: String,
+    /// Column → value (at least one).
+    pub values: Map<String, Value>,
+    /// The line of the entry, for errors found against the catalog or when seeding.
+    pub line: usize,
 }
 
 impl TableSpec {
@@ -269,7 +286,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 
 /// The operations of a table as `[accept]` keys (besides `select_via_<reader>`, known once the
 /// spec is bound): the labels of `engine::model::Op`.
-fn operation_keys(t: &TableSpec) -> Vec<String> {
+fn operation_keys(spec: &Spec, t: &TableSpec) -> Vec<String> {
     let mut ops: Vec<String> = [
         "select",
         "insert.allowed_row",
@@ -293,6 +310,11 @@ fn operation_keys(t: &TableSpec) -> Vec<String> {
     for c in &t.immutable {
         ops.push(format!("hand_over_{c}.own_row"));
         ops.push(format!("hand_over_{c}.no_filter"));
+    }
+    for role in spec.role_cells(t) {
+        for command in Command::ROLE_CELLS {
+            ops.push(format!("{command}.as_{role}"));
+        }
     }
     ops
 }
@@ -345,6 +367,8 @@ struct RawTable {
     change: Option<Spanned<String>>,
     triggers: Option<Spanned<bool>>,
     seed_for: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    rows: Vec<Spanned<RawRow>>,
     immutable: Option<Vec<Spanned<String>>>,
     members: Option<Spanned<RawMembers>>,
     parent: Option<Spanned<RawParent>>,
@@ -354,6 +378,15 @@ struct RawTable {
     insert: Option<Spanned<OneOrMany>>,
     update: Option<Spanned<OneOrMany>>,
     delete: Option<Spanned<OneOrMany>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRow {
+    #[serde(rename = "for")]
+    user: String,
+    #[serde(default)]
+    values: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -542,6 +575,37 @@ impl Spec {
                     )));
                 }
             }
+            for row in &t.rows {
+                let fail = |what: String| SpecError::Invalid {
+                    path: path.to_owned(),
+                    line: row.line,
+                    key: format!("tables.{name}.rows"),
+                    message: what,
+                };
+                if !user_keys.contains(&row.user.as_str()) {
+                    return Err(fail(format!(
+                        "`for = \"{}\"`: not a user of [actors] (they are {})",
+                        row.user,
+                        user_keys.join(", ")
+                    )));
+                }
+                if row.values.is_empty() {
+                    return Err(fail(
+                        "give the row's `values` (column = value): what makes it differ from \
+                         the user's other seed rows"
+                            .into(),
+                    ));
+                }
+                if let Some(only) = &t.seed_for
+                    && !only.contains(&row.user)
+                {
+                    return Err(fail(format!(
+                        "`{}` is not in this table's `seed_for`: the row is a copy of their \
+                         seed row, and they have none",
+                        row.user
+                    )));
+                }
+            }
             tables.push(t);
         }
         if tables.is_empty() {
@@ -615,6 +679,37 @@ impl Spec {
         self.tables.iter().find(|t| t.name == name)
     }
 
+    /// The membership roles `t`'s write cells are tried with one at a time (`insert · as
+    /// <role>`, …): the `roles` of the membership that grants `t`'s rows (its own `members`,
+    /// else its parent's, up the chain), where some rule of `t` names a role (`member:<role>`,
+    /// also inside an `all`). Empty otherwise.
+    pub fn role_cells(&self, t: &TableSpec) -> Vec<String> {
+        let names_a_role = t
+            .rules
+            .values()
+            .flatten()
+            .flat_map(Rule::flatten)
+            .any(|r| matches!(r, Rule::Member(Some(_))));
+        if !names_a_role {
+            return Vec::new();
+        }
+        let mut at = t;
+        for _ in 0..16 {
+            if let Some(m) = &at.members {
+                return m
+                    .role
+                    .as_ref()
+                    .map(|(_, roles)| roles.clone())
+                    .unwrap_or_default();
+            }
+            match at.parent.as_ref().and_then(|p| self.table(&p.table)) {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        Vec::new()
+    }
+
     /// An `[accept]` entry checked against the spec: a reason, and a table, an operation and
     /// an actor that exist.
     fn accept_entry(
@@ -647,7 +742,7 @@ impl Spec {
         let known_op = operation.starts_with("select_via_")
             || tables
                 .iter()
-                .flat_map(|t| operation_keys(t))
+                .flat_map(|t| operation_keys(self, t))
                 .any(|op| glob(operation, &op));
         if !known_op {
             return Err(fail(format!(
@@ -657,7 +752,7 @@ impl Spec {
                     .map(|t| t.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                operation_keys(tables[0]).join(", ") + ", select_via_<reader>"
+                operation_keys(self, tables[0]).join(", ") + ", select_via_<reader>"
             )));
         }
         let actors: Vec<String> = crate::engine::model::actor::actors(self)
@@ -992,6 +1087,19 @@ fn table(
         immutable,
         immutable_explicit,
         seed_for: raw.seed_for.map(Spanned::into_inner),
+        rows: raw
+            .rows
+            .into_iter()
+            .map(|r| {
+                let line = src.line(r.span().start);
+                let r = r.into_inner();
+                DeclaredRow {
+                    user: r.user,
+                    values: toml_to_json(r.values),
+                    line,
+                }
+            })
+            .collect(),
         members,
         parent,
         predicates,

@@ -317,6 +317,20 @@ async fn bind_table(
             return Err(missing("immutable", col));
         }
     }
+    for row in &t.rows {
+        if let Some(col) = row.values.keys().find(|c| !has(c)) {
+            return Err(Error::Spec(SpecError::Invalid {
+                path: spec.path.clone(),
+                line: row.line,
+                key: format!("tables.{}.rows", t.name),
+                message: format!(
+                    "`{}` has no column `{col}` (its columns: {})",
+                    t.name,
+                    names.join(", ")
+                ),
+            }));
+        }
+    }
     // Rows are told apart by the primary key; without one, by the first unique key whose
     // columns are all NOT NULL; without that, by all of their columns.
     let not_null = |c: &String| cat.columns.iter().any(|col| &col.0 == c && col.2);
@@ -444,9 +458,24 @@ async fn bind_table(
         (Some(p), false) => p.on.iter().map(|(mine, _)| mine.clone()).collect(),
         _ => Vec::new(),
     };
+    let role_preds = spec
+        .role_cells(t)
+        .into_iter()
+        .map(|role| {
+            let sql = member(spec, t, "t", Some(std::slice::from_ref(&role)), 0);
+            (role, Predicate(format!("coalesce({sql}, false)")))
+        })
+        .collect();
     Ok(Table {
         variants,
         movable,
+        role_preds,
+        member_user: spec
+            .tables
+            .iter()
+            .filter_map(|o| o.members.as_ref())
+            .find(|m| m.table == t.name)
+            .map(|m| m.user.clone()),
         combos: Vec::new(),
         readers,
         qname: format!("{}.{}", quote_ident(&spec.schema), quote_ident(&t.name)),

@@ -18,26 +18,43 @@ pub(crate) async fn expected(
     let roles: Vec<&str> = actors.iter().map(|a| a.role()).collect();
     let emails: Vec<Option<&str>> = actors.iter().map(|a| a.email()).collect();
     let p = |c: Command| table.preds[&c].render("a.id", "a.role", "a.email");
+    // Per role the table's write cells try one at a time: whether the actor holds it on the
+    // row's granting row.
+    let as_role: Vec<String> = table
+        .role_preds
+        .iter()
+        .map(|(_, pred)| pred.render("a.id", "a.role", "a.email"))
+        .collect();
     let sql = format!(
-        "select a.n::int4 - 1, {pk}, {s}, {u}, {d} \
+        "select a.n::int4 - 1, {pk}, {s}, {u}, {d}, array[{r}]::bool[] \
          from unnest($1::text[], $2::text[], $3::text[]) with ordinality a(id, role, email, n) \
          cross join {q} t",
         pk = table.pk_expr("t"),
         s = p(Command::Select),
         u = p(Command::Update),
         d = p(Command::Delete),
+        r = as_role.join(", "),
         q = table.qname,
     );
-    let rows: Vec<(i32, String, bool, bool, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&ids)
-        .bind(&roles)
-        .bind(&emails)
-        .fetch_all(&mut *admin)
-        .await
-        .map_err(|e| predicate_err(table, e))?;
+    let rows: Vec<(i32, String, bool, bool, bool, Vec<bool>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&ids)
+            .bind(&roles)
+            .bind(&emails)
+            .fetch_all(&mut *admin)
+            .await
+            .map_err(|e| predicate_err(table, e))?;
     let mut out = vec![Allowed::default(); actors.len()];
-    for (n, pk, s, u, d) in rows {
+    for (n, pk, s, u, d, r) in rows {
         let a = &mut out[usize::try_from(n).unwrap_or(0)];
+        for ((role, _), holds) in table.role_preds.iter().zip(r) {
+            if holds {
+                a.as_role
+                    .entry(role.clone())
+                    .or_default()
+                    .insert(pk.clone());
+            }
+        }
         if s {
             a.select.insert(pk.clone());
         }

@@ -123,6 +123,16 @@ pub(crate) fn judge(
         Op::DeleteAllowed if o.deleted.is_empty() => {
             lost("cannot delete a row the spec allows".into())
         }
+        Op::AsRole(command, role)
+            if expect_row == Some(true)
+                && o.inserted.is_empty()
+                && o.updated.is_empty()
+                && o.deleted.is_empty() =>
+        {
+            lost(format!(
+                "cannot {command} as {role} where the spec allows it"
+            ))
+        }
         Op::UpdateUnfiltered => {
             let done: BTreeSet<&String> = o.updated.iter().map(|(pk, _, _)| pk).collect();
             // The statement sets the change column to one value (see `plan`): a row that holds

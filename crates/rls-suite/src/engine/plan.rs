@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::model::{Action, Allowed, Op, SeedRow, Table, field, hand_over};
 use super::seed::candidate;
+use crate::spec::Command;
 
 pub(crate) use super::model::pick;
 
@@ -157,5 +158,80 @@ pub(crate) fn plan<'a>(
             }
         }
         Op::DeleteUnfiltered => plain(Action::Delete { target: None }),
+        Op::AsRole(command, role) => as_role(table, rows, allowed, *command, role, caller?)?,
+    })
+}
+
+/// A write as a member holding exactly `role` on the row's granting row: only the role
+/// varies. An insert re-inserts a row there under the actor's own id (their own row where
+/// there is one); in a membership table, another user's membership there (the actor adds
+/// someone). An update or delete aims at another's row there where there is one (an owner
+/// rule would grant the actor's own whatever their role).
+fn as_role<'a>(
+    table: &Table,
+    rows: &'a [SeedRow],
+    allowed: &Allowed,
+    command: Command,
+    role: &str,
+    me: &str,
+) -> Option<Plan<'a>> {
+    let held = allowed.as_role.get(role)?;
+    let of = |r: &SeedRow, col: &Option<String>| {
+        col.as_ref()
+            .is_some_and(|c| field(&r.image, c).as_str() == Some(me))
+    };
+    let mine = |r: &SeedRow| of(r, &table.spec.owner) || of(r, &table.member_user);
+    let there: Vec<&SeedRow> = rows.iter().filter(|r| held.contains(&r.pk)).collect();
+    let others = || there.iter().copied().filter(|r| !mine(r));
+    if command == Command::Insert {
+        if table.member_user.is_some() {
+            let r = others().next()?;
+            return Some(Plan {
+                action: Action::Insert {
+                    row: candidate(table, r),
+                },
+                expect_row: Some(allowed.insert.contains(&r.pk)),
+                removed: Some(r),
+            });
+        }
+        let r = there
+            .iter()
+            .copied()
+            .find(|r| mine(r))
+            .or_else(|| there.first().copied())?;
+        let mut row = candidate(table, r);
+        let expect = match &table.spec.owner {
+            Some(owner) if !mine(r) => {
+                row[owner] = json!(me);
+                allowed.insert_as_self.contains(&r.pk)
+            }
+            _ => allowed.insert.contains(&r.pk),
+        };
+        return Some(Plan {
+            action: Action::Insert { row },
+            expect_row: Some(expect),
+            removed: Some(r),
+        });
+    }
+    let r = others()
+        .find(|r| allowed.select.contains(&r.pk))
+        .or_else(|| others().next())
+        .or_else(|| there.first().copied())?;
+    let target = Some(r.pk.clone());
+    Some(if command == Command::Delete {
+        Plan {
+            action: Action::Delete { target },
+            expect_row: Some(allowed.delete.contains(&r.pk)),
+            removed: None,
+        }
+    } else {
+        Plan {
+            action: Action::Update {
+                target,
+                set: json!({ &table.change: changed(table, rows, &table.change, field(&r.image, &table.change)) }),
+            },
+            expect_row: Some(allowed.update.contains(&r.pk)),
+            removed: None,
+        }
     })
 }

@@ -120,7 +120,17 @@ pub(crate) async fn seed(
         // the policies read set to one value worth trying (see `Table::variants`), where no
         // seed row has it yet.
         let template = planned.first().cloned();
-        let base = planned.len();
+        // The rows the spec declares (`[[tables.<t>.rows]]`): a copy of the user's first seed
+        // row with the declared values set.
+        let mut declared: Vec<(Map<String, Value>, usize, usize)> = Vec::new();
+        for d in &t.rows {
+            let Some((values, u)) = planned.iter().find(|(_, u)| users[*u].key == d.user) else {
+                continue;
+            };
+            let mut values = values.clone();
+            values.extend(d.values.clone());
+            declared.push((values, *u, d.line));
+        }
         for (n, (mut values, u)) in planned.into_iter().enumerate() {
             fill_payload(t, table, &mut values, n);
             let row = insert_row(&mut tx, table, &values)
@@ -132,6 +142,31 @@ pub(crate) async fn seed(
                 tag: users[u].key.clone(),
             });
         }
+        for (mut values, u, line) in declared {
+            let n = rows[ti].len();
+            fill_payload(t, table, &mut values, n);
+            match try_insert(&mut tx, table, &values).await? {
+                Ok(row) => rows[ti].push(SeedRow {
+                    pk: row.0,
+                    image: row.1,
+                    tag: users[u].key.clone(),
+                }),
+                Err(why) => {
+                    return Err(Error::Spec(crate::spec::SpecError::Invalid {
+                        path: spec.path.clone(),
+                        line,
+                        key: format!("tables.{}.rows", t.name),
+                        message: format!(
+                            "the table refuses this declared row (for {}) {}: {why}; give it \
+                             `values` this table accepts",
+                            users[u].key,
+                            Value::Object(values)
+                        ),
+                    }));
+                }
+            }
+        }
+        let base = rows[ti].len();
         if let Some((template, u)) = template {
             // One column at a time, then each policy branch's values together.
             let mut wanted: Vec<Vec<(String, Value)>> = Vec::new();

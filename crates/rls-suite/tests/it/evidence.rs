@@ -438,3 +438,79 @@ async fn seed_for_seeds_a_table_for_the_users_it_names() {
         "{err}"
     );
 }
+
+/// `[[tables.<t>.rows]]` declares a seed row for a shape no policy reveals: a policy that
+/// grants by `length(body)` gets no derived row (no constant is compared with the column), so
+/// only a declared long note shows that it leaks. A declared row naming no user or no column,
+/// or one the table refuses, is `file:line: tables.<t>.rows: what`.
+#[tokio::test]
+async fn a_declared_row_reveals_a_shape_no_policy_constant_does() {
+    let db = scratch(&format!(
+        "{NOTES} create policy notes_long on public.notes for select using (length(body) > 20);"
+    ))
+    .await;
+    let report = check(&spec(NOTES_SPEC), &db).await;
+    assert!(report.leaks().is_empty(), "{}", report.render());
+
+    let declared = format!(
+        "{NOTES_SPEC}\n[[tables.notes.rows]]\nfor = \"ada\"\nvalues = {{ body = \"a note longer than twenty characters\" }}\n"
+    );
+    let report = check(&spec(&declared), &db).await;
+    assert!(
+        report
+            .leaks()
+            .iter()
+            .any(|l| l.starts_with("[notes] select") && l.contains("sees a row of ada")),
+        "{}",
+        report.render()
+    );
+
+    let err = Spec::parse(
+        Path::new("evidence.access.toml"),
+        &declared.replace("for = \"ada\"", "for = \"zed\""),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("evidence.access.toml:12: tables.notes.rows: `for = \"zed\"`: not a user"),
+        "{err}"
+    );
+
+    let mut admin = db.admin_connection().await.unwrap();
+    let err = BoundSpec::bind(
+        &spec(&declared.replace("values = { body =", "values = { bodyy =")),
+        &mut admin,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(
+            "evidence.access.toml:12: tables.notes.rows: `notes` has no column `bodyy`"
+        ),
+        "{err}"
+    );
+    let bound = BoundSpec::bind(
+        &spec(&declared.replace(
+            "values = { body =",
+            "values = { is_complete = \"maybe\", body =",
+        )),
+        &mut admin,
+    )
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+    let err = engine::run(
+        &bound,
+        db.admin_target(),
+        db.app_target(),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("evidence.access.toml:12: tables.notes.rows: the table refuses this declared row (for ada)"),
+        "{err}"
+    );
+}

@@ -19,6 +19,7 @@ mod mutant_isolation;
 mod mutants;
 mod pool;
 mod real_schemas;
+mod roles;
 mod rules;
 mod spec_check;
 mod spec_http;

@@ -89,6 +89,12 @@ pub(crate) struct Table {
     /// Per policy branch that compares several of those columns with constants, the values
     /// that make it true together (`Expr::assignments`): one seed row each.
     pub(crate) combos: Vec<Vec<(String, Value)>>,
+    /// Per membership role the table's rules name (`Spec::role_cells`), in the spec's order:
+    /// the caller holds exactly that role on the row's granting row (its own, or a parent's up
+    /// the chain). Each gives the write cells `insert/update/delete · as <role>`.
+    pub(crate) role_preds: Vec<(String, Predicate)>,
+    /// For a membership table (some spec table's `members.table`), its member column.
+    pub(crate) member_user: Option<String>,
 }
 
 impl Table {
@@ -225,6 +231,9 @@ pub(crate) struct Allowed {
     /// Columns of `Table::movable` whose hand-over (see [`hand_over`]) the actor may make: the
     /// moved row is one they may insert.
     pub(crate) may_move: BTreeSet<String>,
+    /// Per role of `Table::role_preds`: the seed rows whose granting row the actor is a member
+    /// of with that role.
+    pub(crate) as_role: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The row an operation aims at: one the actor may (or may not) do a command to (`set`: the
@@ -285,6 +294,10 @@ pub(crate) enum Op {
     DeleteAllowed,
     DeleteForbidden,
     DeleteUnfiltered,
+    /// One role at a time: the command on a row whose granting row the actor is a member of
+    /// with exactly this role (an insert of a row there under the actor's own id; an update or
+    /// delete of another's row there where there is one), judged by the spec's rules.
+    AsRole(Command, String),
 }
 
 impl Op {
@@ -305,6 +318,14 @@ impl Op {
             ops.push(Op::HandOverUnfiltered(col.clone()));
         }
         ops.extend([Op::DeleteAllowed, Op::DeleteForbidden, Op::DeleteUnfiltered]);
+        for command in Command::ROLE_CELLS {
+            ops.extend(
+                table
+                    .role_preds
+                    .iter()
+                    .map(|(role, _)| Op::AsRole(command, role.clone())),
+            );
+        }
         ops
     }
 
@@ -323,6 +344,7 @@ impl Op {
             | Op::HandOver(_)
             | Op::HandOverUnfiltered(_) => Command::Update,
             Op::DeleteAllowed | Op::DeleteForbidden | Op::DeleteUnfiltered => Command::Delete,
+            Op::AsRole(command, _) => *command,
         }
     }
 
@@ -347,6 +369,7 @@ impl Op {
             Op::DeleteAllowed => "delete · allowed row".into(),
             Op::DeleteForbidden => "delete · forbidden row".into(),
             Op::DeleteUnfiltered => "delete · no filter".into(),
+            Op::AsRole(command, role) => format!("{command} · as {role}"),
         }
     }
 }
