@@ -120,6 +120,9 @@ impl ApiTable {
             variants: Vec::new(),
             movable: Vec::new(),
             combos: Vec::new(),
+            // The one table of a check without a database has an owner rule only: no roles.
+            role_preds: Vec::new(),
+            member_user: None,
         })
     }
 }
