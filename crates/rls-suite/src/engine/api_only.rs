@@ -312,19 +312,13 @@ pub(crate) fn allowed(
 
 /// What changed between two views.
 pub(crate) fn diff(before: &Images, after: &Images) -> Observed {
+    let images = |all: &Images| -> BTreeMap<String, Value> {
+        all.iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
+    };
     let mut o = Observed::default();
-    for (k, (v, _)) in after {
-        match before.get(k) {
-            None => o.inserted.push(v.clone()),
-            Some((old, _)) if old != v => o.updated.push((k.clone(), old.clone(), v.clone())),
-            Some(_) => {}
-        }
-    }
-    o.deleted = before
-        .keys()
-        .filter(|k| !after.contains_key(*k))
-        .cloned()
-        .collect();
+    o.record_changes(&images(before), &images(after));
     o
 }
 

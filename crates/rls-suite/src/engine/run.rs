@@ -677,18 +677,7 @@ pub(crate) async fn run_cell(
         .1
         .filter(|_| o.refused.is_none() || plan.removed.is_some())
     {
-        for (k, v) in &after {
-            match before.get(k) {
-                None => o.inserted.push(v.clone()),
-                Some(old) if old != v => o.updated.push((k.clone(), old.clone(), v.clone())),
-                Some(_) => {}
-            }
-        }
-        o.deleted = before
-            .keys()
-            .filter(|k| !after.contains_key(*k))
-            .cloned()
-            .collect();
+        o.record_changes(&before, &after);
     }
     let verdict = judge(table, seeds, ti, allowed, actor, op, plan.expect_row, &o);
     Ok(SpecCell {

@@ -355,18 +355,7 @@ async fn upsert(
         before.remove(&row.pk);
     }
     let after = images(table, admin).await?;
-    for (k, v) in &after {
-        match before.get(k) {
-            None => o.inserted.push(v.clone()),
-            Some(old) if old != v => o.updated.push((k.clone(), old.clone(), v.clone())),
-            Some(_) => {}
-        }
-    }
-    o.deleted = before
-        .keys()
-        .filter(|k| !after.contains_key(*k))
-        .cloned()
-        .collect();
+    o.record_changes(&before, &after);
     if removed || !o.inserted.is_empty() || !o.updated.is_empty() || !o.deleted.is_empty() {
         restore(admin, &ctx.bound.touched[ti]).await?;
     }

@@ -398,6 +398,30 @@ pub(crate) struct Observed {
     pub(crate) refused: Option<String>,
 }
 
+impl Observed {
+    /// Records what changed between two images of a table (by row key): rows only `after`
+    /// has were inserted, rows whose image moved were updated, rows only `before` has were
+    /// deleted.
+    pub(crate) fn record_changes(
+        &mut self,
+        before: &BTreeMap<String, Value>,
+        after: &BTreeMap<String, Value>,
+    ) {
+        for (k, v) in after {
+            match before.get(k) {
+                None => self.inserted.push(v.clone()),
+                Some(old) if old != v => self.updated.push((k.clone(), old.clone(), v.clone())),
+                Some(_) => {}
+            }
+        }
+        self.deleted = before
+            .keys()
+            .filter(|k| !after.contains_key(*k))
+            .cloned()
+            .collect();
+    }
+}
+
 /// What a cell asks for, whoever carries it out: the identity transaction in SQL, or the
 /// records API over HTTP ([`super::observe`]).
 #[derive(Debug, Clone, PartialEq)]
