@@ -2,6 +2,7 @@
 //! rules evaluated as SQL over the seeded table, per actor (and, for inserts, each seed row as a
 //! candidate with that row removed). Hands one [`Allowed`] per actor to the plan stage.
 
+use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 
 use super::model::{Actor, Allowed, Error, SeedRow, Table, db_message, hand_over, sql_err};
@@ -167,4 +168,27 @@ fn predicate_err(table: &Table, e: sqlx::Error) -> Error {
             db_message(&e)
         ),
     })
+}
+
+/// Whether `actor` may insert `row` into `table`, as the spec's insert rule says.
+pub(crate) async fn may_insert(
+    table: &Table,
+    actor: &Actor,
+    row: &Value,
+    admin: &mut PgConnection,
+) -> Result<bool, Error> {
+    let sql = format!(
+        "select coalesce(({}), false) from (select $1::text as id, $2::text as role, \
+         $4::text as email) a, jsonb_populate_record(null::{}, $3) t",
+        table.preds[&Command::Insert].render("a.id", "a.role", "a.email"),
+        table.qname
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(actor.id())
+        .bind(actor.role())
+        .bind(row)
+        .bind(actor.email())
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(sql_err("judge a row against the insert rule"))
 }

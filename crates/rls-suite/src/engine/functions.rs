@@ -23,6 +23,7 @@ use harness::target::quote_ident;
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 
+use super::expect::may_insert;
 use super::judge::moved_columns;
 use super::model::{Actor, Allowed, BoundSpec, Error, Seeds, Table, Verdict, field, sql_err};
 use super::observe::{Observer, http};
@@ -577,20 +578,7 @@ async fn judge_insert(
         .await
         .map_err(sql_err("judge a call's insert"))?;
     remove(table, pk, &mut tx).await?;
-    let sql = format!(
-        "select coalesce(({}), false) from (select $1::text as id, $2::text as role, \
-         $4::text as email) a, jsonb_populate_record(null::{}, $3) t",
-        table.preds[&Command::Insert].render("a.id", "a.role", "a.email"),
-        table.qname
-    );
-    let by_rule = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(actor.id())
-        .bind(actor.role())
-        .bind(image)
-        .bind(actor.email())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(sql_err("judge a call's insert"))?;
+    let by_rule = may_insert(table, actor, image, &mut tx).await?;
     tx.rollback()
         .await
         .map_err(sql_err("judge a call's insert"))?;

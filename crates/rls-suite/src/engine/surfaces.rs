@@ -22,6 +22,7 @@ use reqwest::Method;
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 
+use super::expect::may_insert;
 use super::judge::{is_privilege_refusal, judge};
 use super::model::{
     Actor, Allowed, BoundSpec, Error, Observed, Op, Seeds, Table, Verdict, field, sql_err,
@@ -31,7 +32,6 @@ use super::observe::http::{Api, key_of, refusal_code};
 use super::plan::{changed, pick};
 use super::report::{SpecCell, TableMatrix, describe};
 use super::seed::{candidate, images, remove, restore};
-use crate::spec::Command;
 
 /// A foreign key between two spec tables (positions), the only one between them.
 struct Relation {
@@ -216,29 +216,6 @@ impl Upsert {
             Upsert::NewKey => "upsert · new key",
         }
     }
-}
-
-/// Whether `actor` may insert `row` into `table`, as the spec's insert rule says.
-async fn may_insert(
-    table: &Table,
-    actor: &Actor,
-    row: &Value,
-    admin: &mut PgConnection,
-) -> Result<bool, Error> {
-    let sql = format!(
-        "select coalesce(({}), false) from (select $1::text as id, $2::text as role, \
-         $4::text as email) a, jsonb_populate_record(null::{}, $3) t",
-        table.preds[&Command::Insert].render("a.id", "a.role", "a.email"),
-        table.qname
-    );
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(actor.id())
-        .bind(actor.role())
-        .bind(row)
-        .bind(actor.email())
-        .fetch_one(&mut *admin)
-        .await
-        .map_err(sql_err("judge an upsert's row"))
 }
 
 async fn upsert(
