@@ -400,11 +400,7 @@ impl From<&rls_suite::engine::CheckReport> for CheckInput {
                 cov.unexercised()
                     .into_iter()
                     .filter_map(|u| {
-                        // `what` starts with `table.policy`, then a space or the end.
-                        let p = cov.policies.iter().find(|p| {
-                            let name = format!("{}.{}", p.table, p.policy);
-                            u.what == name || u.what.starts_with(&format!("{name} "))
-                        })?;
+                        let p = cov.policies.iter().find(|p| u.is_of(&p.table, &p.policy))?;
                         Some(Untested {
                             table: p.table.clone(),
                             policy: p.policy.clone(),

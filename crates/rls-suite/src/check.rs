@@ -507,11 +507,10 @@ fn never_granted(report: &CheckReport, table: &str, policy: &str) -> bool {
     let Some(coverage) = &report.coverage else {
         return false;
     };
-    let name = format!("{table}.{policy}");
-    coverage.untested().iter().any(|u| {
-        (u.what == name || u.what.starts_with(&format!("{name} ")))
-            && matches!(u.missing, "grant" | "anything")
-    })
+    coverage
+        .untested()
+        .iter()
+        .any(|u| u.is_of(table, policy) && matches!(u.missing, "grant" | "anything"))
 }
 
 pub fn contradicted(

@@ -91,6 +91,18 @@ pub struct Untested {
     pub hint: String,
 }
 
+impl Untested {
+    /// Whether this is (a clause or branch of) `table.policy`: `what` starts with that name,
+    /// then a space or the end.
+    pub fn is_of(&self, table: &str, policy: &str) -> bool {
+        self.what
+            .strip_prefix(table)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.strip_prefix(policy))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct PolicyRow {
     table: String,
